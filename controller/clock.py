@@ -1,0 +1,105 @@
+"""Time, injected.
+
+Every component that waits or measures durations takes a ``Clock`` so that tests
+drive time with ``FakeClock`` instead of sleeping.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Monotonic seconds, for deadlines and durations."""
+
+    def wall(self) -> float:
+        """Seconds since the epoch, for timestamps shown to users."""
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds``."""
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        """``condition.wait(timeout)`` measured on this clock (caller holds the lock)."""
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        return condition.wait(timeout)
+
+
+class FakeClock:
+    """A clock that only moves when a test calls ``step``.
+
+    Threads blocked in ``sleep`` or ``wait`` wake when the fake time passes their
+    deadline, so code under test runs exactly as with real time, minus the waiting.
+    """
+
+    def __init__(self, start: float = 1_000.0, wall_offset: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._wall_offset = wall_offset
+        self._lock = threading.Condition()
+        self._waiters: list[threading.Condition] = []
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def wall(self) -> float:
+        return self.now() + self._wall_offset
+
+    def step(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+            waiters = list(self._waiters)
+            self._lock.notify_all()
+        for condition in waiters:
+            with condition:
+                condition.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            deadline = self._now + seconds
+            while self._now < deadline:
+                self._lock.wait(0.05)
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        """Wait on ``condition`` until notified or fake ``timeout`` elapsed.
+
+        Returns False when the fake deadline passed, True when notified.
+        """
+        if timeout is None:
+            with self._lock:
+                self._waiters.append(condition)
+            try:
+                return condition.wait()
+            finally:
+                with self._lock:
+                    self._waiters.remove(condition)
+        deadline = self.now() + timeout
+        with self._lock:
+            self._waiters.append(condition)
+        try:
+            if self.now() >= deadline:
+                return False
+            notified = condition.wait()
+            return notified and self.now() < deadline
+        finally:
+            with self._lock:
+                self._waiters.remove(condition)
+
+    @property
+    def has_waiters(self) -> bool:
+        with self._lock:
+            return bool(self._waiters)
