@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for protos/ensemble-service.proto (hack/gen_protos.sh)."""
