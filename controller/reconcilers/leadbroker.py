@@ -1,0 +1,125 @@
+"""Find the lead broker (index 0) of a MiniCluster among its pods.
+
+A MiniCluster runs as an Indexed Job, so the pod of completion index 0 hosts the
+lead broker and its status endpoint. Pods are recreated with new names and IPs, so
+the operator re-derives the lead broker from the pod cache on every reconcile.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+JOB_NAME_LABEL = "job-name"
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+JOB_INDEX_LABEL = "job-index"
+MINICLUSTER_INDEX = "minicluster"
+LEAD_BROKER_INDEX = 0
+
+# `<mc>-<index>-<suffix>`: the Job controller's name for an indexed pod.
+_INDEXED_POD_NAME = re.compile(r"^(?P<mc>.+)-(?P<index>\d+)-(?P<suffix>[a-z0-9]+)$")
+
+
+@dataclass(frozen=True)
+class LeadBroker:
+    """The pod chosen as lead broker; ``ip`` is None until the pod is scheduled."""
+
+    pod: str
+    ip: str | None
+    phase: str
+
+    @property
+    def reachable(self) -> bool:
+        """True when the status endpoint can be dialled (Running with an IP)."""
+        return self.phase == "Running" and bool(self.ip)
+
+
+def _labels(pod: dict) -> dict:
+    return (pod.get("metadata") or {}).get("labels") or {}
+
+
+def _parse_index(value: object, pod_name: str, source: str) -> int | None:
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    log.debug("pod %s: ignoring %s=%r (not a non-negative integer)", pod_name, source, value)
+    return None
+
+
+def minicluster_of(pod: dict) -> str | None:
+    """The MiniCluster a pod belongs to: its Job name (Job and MiniCluster share it)."""
+    return _labels(pod).get(JOB_NAME_LABEL) or None
+
+
+def pod_index(pod: dict) -> int | None:
+    """The completion index of a pod, or None when nothing tells it.
+
+    Sources in order of trust: the Job controller's completion-index label, the Flux
+    Operator's ``job-index`` label, then the pod name. A malformed label falls through
+    to the next source instead of failing, because one odd pod must not hide the others.
+    """
+    labels = _labels(pod)
+    name = (pod.get("metadata") or {}).get("name") or ""
+    for label in (COMPLETION_INDEX_LABEL, JOB_INDEX_LABEL):
+        if label in labels:
+            index = _parse_index(labels[label], name, f"label {label}")
+            if index is not None:
+                return index
+    match = _INDEXED_POD_NAME.match(name)
+    if match is None:
+        return None
+    owner = minicluster_of(pod)
+    if owner is not None and match.group("mc") != owner:
+        return None
+    return int(match.group("index"))
+
+
+def index_by_minicluster(pod: dict) -> list[str]:
+    """Informer index function (register under ``MINICLUSTER_INDEX``): pod -> [MiniCluster name].
+
+    Values are bare names, so callers filter by namespace (``lead_broker(..., namespace=)``)
+    when the cache spans namespaces.
+    """
+    owner = minicluster_of(pod)
+    return [owner] if owner else []
+
+
+def _is_deleting(pod: dict) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _rank(pod: dict) -> tuple[bool, bool, str, str]:
+    metadata = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    serving = status.get("phase") == "Running" and bool(status.get("podIP")) and not _is_deleting(pod)
+    # RFC 3339 timestamps in UTC compare correctly as strings.
+    return (serving, not _is_deleting(pod), metadata.get("creationTimestamp") or "", metadata.get("name") or "")
+
+
+def lead_broker(
+    pods: Iterable[dict], *, minicluster: str | None = None, namespace: str | None = None
+) -> LeadBroker | None:
+    """Choose the index-0 pod: a Running pod with an IP first, then the newest.
+
+    During a restart the old and new index-0 pods can coexist; the serving one wins,
+    and among equals the newest, since the older one is on its way out.
+    """
+    candidates = [
+        pod
+        for pod in pods
+        if pod_index(pod) == LEAD_BROKER_INDEX
+        and (minicluster is None or minicluster_of(pod) == minicluster)
+        and (namespace is None or (pod.get("metadata") or {}).get("namespace") == namespace)
+    ]
+    if not candidates:
+        return None
+    chosen = max(candidates, key=_rank)
+    status = chosen.get("status") or {}
+    return LeadBroker(
+        pod=(chosen.get("metadata") or {}).get("name") or "",
+        ip=status.get("podIP") or None,
+        phase=status.get("phase") or "Unknown",
+    )

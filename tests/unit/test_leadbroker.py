@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+
+from controller.reconcilers.leadbroker import (
+    LeadBroker,
+    index_by_minicluster,
+    lead_broker,
+    minicluster_of,
+    pod_index,
+)
+
+
+def pod(
+    name: str,
+    *,
+    labels: dict | None = None,
+    phase: str = "Running",
+    ip: str | None = "10.0.0.1",
+    created: str = "2024-01-01T00:00:00Z",
+    namespace: str = "default",
+    deleting: bool = False,
+) -> dict:
+    metadata: dict = {"name": name, "namespace": namespace, "creationTimestamp": created}
+    if labels is not None:
+        metadata["labels"] = labels
+    if deleting:
+        metadata["deletionTimestamp"] = "2024-01-01T00:10:00Z"
+    status: dict = {"phase": phase}
+    if ip:
+        status["podIP"] = ip
+    return {"metadata": metadata, "status": status}
+
+
+def indexed(mc: str, index: int, suffix: str = "abcde", **kwargs: object) -> dict:
+    labels = {
+        "job-name": mc,
+        "batch.kubernetes.io/job-completion-index": str(index),
+        "job-index": str(index),
+        "hpa-selector": mc,
+    }
+    return pod(f"{mc}-{index}-{suffix}", labels=labels, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "expected"),
+    [
+        ("completion index label wins", pod("e-0-7-x", labels={"job-name": "e-0", "batch.kubernetes.io/job-completion-index": "3", "job-index": "5"}), 3),
+        ("job-index when completion index missing", pod("odd", labels={"job-name": "e-0", "job-index": "2"}), 2),
+        ("malformed completion index falls through", pod("odd", labels={"job-name": "e-0", "batch.kubernetes.io/job-completion-index": "x", "job-index": "4"}), 4),
+        ("name pattern when no labels", pod("lammps-0-12-q8z2x"), 12),
+        ("name pattern checked against job-name", pod("other-1-q8z2x", labels={"job-name": "lammps-0"}), None),
+        ("name pattern with matching job-name", pod("lammps-0-1-q8z2x", labels={"job-name": "lammps-0"}), 1),
+        ("negative label is not an index", pod("p", labels={"job-index": "-1"}), None),
+        ("nothing tells", pod("plain"), None),
+        ("no metadata at all", {}, None),
+    ],
+)
+def test_pod_index(case: str, given: dict, expected: int | None) -> None:
+    assert pod_index(given) == expected, case
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (indexed("ens-1", 0), ["ens-1"]),
+        (pod("loose"), []),
+        (pod("empty", labels={"job-name": ""}), []),
+    ],
+)
+def test_index_by_minicluster(given: dict, expected: list[str]) -> None:
+    assert index_by_minicluster(given) == expected
+    assert minicluster_of(given) == (expected[0] if expected else None)
+
+
+@pytest.mark.parametrize(
+    ("case", "pods", "kwargs", "expected"),
+    [
+        ("no pods", [], {}, None),
+        ("only workers", [indexed("e-0", 1), indexed("e-0", 2)], {}, None),
+        (
+            "index 0 among workers",
+            [indexed("e-0", 1, ip="10.0.0.2"), indexed("e-0", 0, ip="10.0.0.9")],
+            {},
+            LeadBroker(pod="e-0-0-abcde", ip="10.0.0.9", phase="Running"),
+        ),
+        (
+            "running with IP beats newer pending",
+            [
+                indexed("e-0", 0, suffix="old", ip="10.0.0.3", created="2024-01-01T00:00:00Z"),
+                indexed("e-0", 0, suffix="new", phase="Pending", ip=None, created="2024-01-02T00:00:00Z"),
+            ],
+            {},
+            LeadBroker(pod="e-0-0-old", ip="10.0.0.3", phase="Running"),
+        ),
+        (
+            "newest among running",
+            [
+                indexed("e-0", 0, suffix="old", ip="10.0.0.3", created="2024-01-01T00:00:00Z"),
+                indexed("e-0", 0, suffix="new", ip="10.0.0.4", created="2024-01-02T00:00:00Z"),
+            ],
+            {},
+            LeadBroker(pod="e-0-0-new", ip="10.0.0.4", phase="Running"),
+        ),
+        (
+            "terminating pod loses to its pending replacement",
+            [
+                indexed("e-0", 0, suffix="old", ip="10.0.0.3", deleting=True),
+                indexed("e-0", 0, suffix="new", phase="Pending", ip=None, created="2023-01-01T00:00:00Z"),
+            ],
+            {},
+            LeadBroker(pod="e-0-0-new", ip=None, phase="Pending"),
+        ),
+        (
+            "filter by minicluster",
+            [indexed("e-0", 0, ip="10.0.0.1"), indexed("e-1", 0, ip="10.0.0.2")],
+            {"minicluster": "e-1"},
+            LeadBroker(pod="e-1-0-abcde", ip="10.0.0.2", phase="Running"),
+        ),
+        (
+            "filter by namespace",
+            [indexed("e-0", 0, ip="10.0.0.1", namespace="a"), indexed("e-0", 0, ip="10.0.0.2", namespace="b", created="2020-01-01T00:00:00Z")],
+            {"namespace": "b"},
+            LeadBroker(pod="e-0-0-abcde", ip="10.0.0.2", phase="Running"),
+        ),
+        (
+            "missing phase reads Unknown",
+            [{"metadata": {"name": "e-0-0-z", "labels": {"job-index": "0"}}}],
+            {},
+            LeadBroker(pod="e-0-0-z", ip=None, phase="Unknown"),
+        ),
+    ],
+)
+def test_lead_broker(case: str, pods: list[dict], kwargs: dict, expected: LeadBroker | None) -> None:
+    assert lead_broker(pods, **kwargs) == expected, case
+
+
+@pytest.mark.parametrize(
+    ("broker", "reachable"),
+    [
+        (LeadBroker(pod="p", ip="10.0.0.1", phase="Running"), True),
+        (LeadBroker(pod="p", ip=None, phase="Running"), False),
+        (LeadBroker(pod="p", ip="10.0.0.1", phase="Succeeded"), False),
+    ],
+)
+def test_reachable(broker: LeadBroker, reachable: bool) -> None:
+    assert broker.reachable is reachable
