@@ -1,0 +1,122 @@
+"""A watch response as an iterator of event dicts, parsed as the bytes arrive.
+
+The API server sends one JSON event per line over a chunked response that stays open
+for minutes; chunk boundaries do not respect lines. A read timeout turns a stream that
+went silent (a dead peer behind a NAT, a hung proxy) into an error, so the caller can
+reconnect instead of waiting forever on a zombie watch.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
+
+from controller.kube.errors import KubeError
+
+READ_SIZE = 64 * 1024
+
+
+class WatchStalled(KubeError):
+    """No byte arrived within the read timeout: the stream is presumed dead."""
+
+
+class WatchBroken(KubeError):
+    """The connection failed mid-stream (reset, truncated chunk, server went away)."""
+
+
+class LineParser:
+    """Splits a byte stream into complete lines, keeping a partial tail across chunks."""
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            if chunk:
+                self._pending.append(chunk)
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            chunk = b"".join(self._pending)
+            self._pending = []
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self._pending.append(tail)
+        return lines
+
+    @property
+    def leftover(self) -> bytes:
+        return b"".join(self._pending)
+
+
+def parse_events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """Watch events from raw chunks; blank lines (keep-alives) are skipped."""
+    parser = LineParser()
+    loads = json.loads
+    for chunk in chunks:
+        for line in parser.feed(chunk):
+            if line.strip():
+                yield loads(line)
+    tail = parser.leftover
+    if tail.strip():
+        yield loads(tail)
+
+
+class WatchStream:
+    """An open watch: iterate for event dicts; close (or leave the ``with``) to release it.
+
+    Iteration ends when the server closes the stream (its ``timeoutSeconds`` passed);
+    it raises ``WatchStalled`` on a read timeout and ``WatchBroken`` on a broken connection.
+    """
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+        self._response = response
+        self.url = url
+        self._closed = False
+
+    def _chunks(self) -> Iterator[bytes]:
+        read1 = self._response.read1
+        while True:
+            try:
+                chunk = read1(READ_SIZE)
+            except ReadTimeoutError as err:
+                if self._closed:
+                    return
+                raise WatchStalled(f"watch {self.url}: no data within the read timeout") from err
+            except (Urllib3Error, OSError, ValueError) as err:
+                if self._closed:
+                    return
+                raise WatchBroken(f"watch {self.url}: connection broken: {err}") from err
+            if not chunk:
+                return
+            yield chunk
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from parse_events(self._chunks())
+        except json.JSONDecodeError as err:
+            if self._closed:
+                return
+            raise WatchBroken(f"watch {self.url}: malformed event: {err}") from err
+
+    def close(self) -> None:
+        """Release the connection; safe from another thread to unblock a reader."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._response.shutdown()
+        except (ValueError, RuntimeError, OSError):
+            pass  # already released or never had a socket: nothing is blocked on it
+        self._response.close()
+        self._response.release_conn()
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
