@@ -1,0 +1,61 @@
+# Ensemble Operator: every entry point a developer or CI needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+STAMP := $(VENV)/.installed
+
+.PHONY: help run test unit integration e2e bench cluster-build cluster-up cluster-down manifests protos clean
+
+help:
+	@echo "make run            local demo: control plane + operator + example ensemble"
+	@echo "make test           unit and integration tests (builds the control plane when missing)"
+	@echo "make e2e            end-to-end suite (E2E_CLUSTER=local|kind|existing)"
+	@echo "make bench          benchmarks with baselines measured in the same run"
+	@echo "make cluster-up     start a detached local control plane (prints its kubeconfig)"
+	@echo "make cluster-down   stop it"
+	@echo "make manifests      regenerate manifests/crd.yaml and docs/api-reference.md"
+	@echo "make protos         regenerate the gRPC stubs in controller/proto"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+cluster-build:
+	@bash hack/build-k8s.sh >/dev/null
+
+run: $(STAMP) cluster-build
+	$(PY) hack/demo.py
+
+test: $(STAMP) cluster-build
+	$(PYTEST) tests/unit tests/integration
+
+unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+integration: $(STAMP) cluster-build
+	$(PYTEST) tests/integration
+
+e2e: $(STAMP) cluster-build
+	$(PYTEST) tests/e2e -p no:cacheprovider
+
+bench: $(STAMP) cluster-build
+	@for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b || exit 1; done
+
+cluster-up: $(STAMP) cluster-build
+	@$(PY) hack/localcluster.py up
+
+cluster-down:
+	@$(PYTHON) hack/localcluster.py down
+
+manifests: $(STAMP)
+	$(PY) hack/gen_manifests.py
+
+protos: $(STAMP)
+	bash hack/gen_protos.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""A real, local Kubernetes control plane for tests, benchmarks and the demo.
+
+etcd + kube-apiserver (and, on request, kube-controller-manager and kube-scheduler)
+built from their Go modules by ``hack/build-k8s.sh``, listening on 127.0.0.1 only,
+with their own CA, serving certificates, an admin identity, ServiceAccount token
+signing and RBAC: what envtest does for Go operators, without Docker.
+
+Used three ways:
+- ``with LocalCluster.start() as cluster:`` (pytest session fixture, benchmarks);
+- ``python hack/localcluster.py up|down|status`` (``make cluster-up`` / ``cluster-down``),
+  which keeps the cluster running detached and records it in a state directory;
+- ``python hack/localcluster.py env`` prints the kubeconfig path of a running cluster.
+
+Processes started by a fixture die with the Python process that started them
+(PR_SET_PDEATHSIG), so even a crashed test run leaves no server behind.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+HACK_DIR = Path(__file__).resolve().parent
+K8S_VERSION = os.environ.get("K8S_VERSION", "v1.37.2")
+CACHE_ROOT = Path(os.environ.get("ENSEMBLE_CACHE")
+                  or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ensemble-operator")
+DEFAULT_BIN_DIR = CACHE_ROOT / "k8s" / K8S_VERSION / "bin"
+STATE_DIR = Path(os.environ.get("ENSEMBLE_CLUSTER_STATE", CACHE_ROOT / "cluster"))
+SERVICE_CIDR = "10.96.0.0/16"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# Controllers the operator's tests rely on: garbage collection of owned objects,
+# Deployments, Jobs, ServiceAccounts and their tokens, namespace deletion.
+CONTROLLERS = ",".join([
+    "garbage-collector-controller", "deployment-controller", "replicaset-controller",
+    "job-controller", "serviceaccount-controller", "serviceaccount-token-controller",
+    "namespace-controller", "pod-garbage-collector-controller",
+])
+
+
+class ClusterError(RuntimeError):
+    """The local control plane could not be built, started or reached; the message names the fix."""
+
+
+def log(msg: str) -> None:
+    print(f"[localcluster {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the kernel picks; we release it for the server)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    except OSError as err:
+        raise ClusterError(f"no free TCP port on 127.0.0.1: {err}; stop other servers or free ports") from err
+
+
+def ensure_binaries(bin_dir: Path = DEFAULT_BIN_DIR, build: bool = True) -> Path:
+    """Return the directory with the control-plane binaries, building them when missing."""
+    missing = [b for b in BINARIES if not (bin_dir / b).exists()]
+    if not missing:
+        return bin_dir
+    if not build:
+        raise ClusterError(
+            f"control-plane binaries missing in {bin_dir}: {', '.join(missing)}. "
+            "Run `make cluster-build` (or hack/build-k8s.sh) first.")
+    log(f"building missing binaries ({', '.join(missing)}); the first build takes 10-25 minutes")
+    env = dict(os.environ, K8S_VERSION=K8S_VERSION)
+    proc = subprocess.run(["bash", str(HACK_DIR / "build-k8s.sh")], env=env, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise ClusterError("hack/build-k8s.sh failed (its output above names the cause)")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask the kernel to kill this child when the process that started it dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setpgrp()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    if shutil.which("openssl") is None:
+        raise ClusterError("openssl is not installed: apt-get install openssl")
+    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ClusterError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
+
+
+def make_pki(pki: Path) -> None:
+    """A CA, the apiserver's serving certificate, an admin client cert, the SA signing key."""
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "30", "-subj", "/CN=ensemble-operator-local-ca", cwd=pki)
+    (pki / "server.ext").write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n")
+    (pki / "client.ext").write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n")
+    for name, subject, ext in (("server", "/CN=kube-apiserver", "server.ext"),
+                               ("admin", "/O=system:masters/CN=admin", "client.ext")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", subject, cwd=pki)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "30", "-extfile", ext, cwd=pki)
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def _b64file(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
+    """An admin kubeconfig with the certificate data embedded (portable, one file)."""
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "local",
+        "clusters": [{"name": "local", "cluster": {
+            "server": server, "certificate-authority-data": _b64file(pki / "ca.crt")}}],
+        "users": [{"name": "admin", "user": {
+            "client-certificate-data": _b64file(pki / "admin.crt"),
+            "client-key-data": _b64file(pki / "admin.key")}}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+    }
+    path.write_text(json.dumps(config, indent=2))
+
+
+@dataclass
+class LocalCluster:
+    """A running control plane; start it with :meth:`start` (a context manager)."""
+
+    bin_dir: Path
+    data_dir: Path
+    detached: bool = False
+    etcd_port: int = 0
+    etcd_peer_port: int = 0
+    apiserver_port: int = 0
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+
+    # ---- addresses and identities -------------------------------------------------
+    @property
+    def pki(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def etcd_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.data_dir / "kubeconfig")
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.pki / "ca.crt")
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        proc = subprocess.run([str(self.bin_dir / "kubectl"), "--kubeconfig", self.kubeconfig, *args],
+                              input=input, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def admin_client(self):  # -> controller.kube.client.KubeClient
+        from controller.kube.client import KubeClient
+        return KubeClient.from_kubeconfig(self.kubeconfig)
+
+    # ---- lifecycle ----------------------------------------------------------------
+    @classmethod
+    @contextlib.contextmanager
+    def start(cls, *, controller_manager: bool = False, scheduler: bool = False,
+              bin_dir: Path | None = None) -> Iterator["LocalCluster"]:
+        cluster = cls.launch(controller_manager=controller_manager, scheduler=scheduler, bin_dir=bin_dir)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+    @classmethod
+    def launch(cls, *, controller_manager: bool = False, scheduler: bool = False,
+               bin_dir: Path | None = None, detached: bool = False,
+               data_dir: Path | None = None) -> "LocalCluster":
+        bins = ensure_binaries(bin_dir or DEFAULT_BIN_DIR, build=detached)
+        data = data_dir or Path(tempfile.mkdtemp(prefix="ensemble-k8s-"))
+        data.mkdir(parents=True, exist_ok=True)
+        cluster = cls(bin_dir=bins, data_dir=data, detached=detached)
+        try:
+            t0 = time.monotonic()
+            make_pki(cluster.pki)
+            cluster._start_etcd()
+            cluster._start_apiserver()
+            write_kubeconfig(Path(cluster.kubeconfig), cluster.server, cluster.pki)
+            if controller_manager:
+                cluster.start_controller_manager()
+            if scheduler:
+                cluster.start_scheduler()
+            log(f"control plane ready at {cluster.server} in {time.monotonic() - t0:.1f}s "
+                f"(kubeconfig {cluster.kubeconfig})")
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        logfile = open(self.data_dir / f"{name}.log", "ab")
+        preexec = os.setpgrp if self.detached else _die_with_parent
+        proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=preexec, close_fds=True)
+        logfile.close()
+        self.procs[name] = proc
+        self.pids[name] = proc.pid
+
+    def _log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.data_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait_until(self, name: str, check, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise ClusterError(f"{name} exited with code {proc.returncode}:\n{self._log_tail(name)}")
+            if check():
+                return
+            time.sleep(0.1)
+        raise ClusterError(f"{name} not ready after {timeout:.0f}s:\n{self._log_tail(name)}")
+
+    def _start_etcd(self) -> None:
+        self.etcd_port, self.etcd_peer_port = free_port(), free_port()
+        peer = f"http://127.0.0.1:{self.etcd_peer_port}"
+        self._spawn("etcd", [
+            str(self.bin_dir / "etcd"), "--name", "local", "--data-dir", str(self.data_dir / "etcd"),
+            "--listen-client-urls", self.etcd_endpoint, "--advertise-client-urls", self.etcd_endpoint,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"local={peer}", "--unsafe-no-fsync", "--log-level", "warn",
+            "--quota-backend-bytes", str(4 * 1024**3),
+        ])
+        self._wait_until("etcd", lambda: _http_ok(f"{self.etcd_endpoint}/health"), 30)
+
+    def _start_apiserver(self) -> None:
+        if not self.apiserver_port:
+            self.apiserver_port = free_port()
+        pki = self.pki
+        self._spawn("kube-apiserver", [
+            str(self.bin_dir / "kube-apiserver"),
+            f"--etcd-servers={self.etcd_endpoint}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--api-audiences=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            # The kubernetes Service endpoint cannot be a loopback address; nothing here needs it.
+            "--endpoint-reconciler-type=none",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            f"--cert-dir={self.data_dir / 'apiserver-certs'}",
+            "--v=1",
+        ])
+        self._wait_until("kube-apiserver", self._apiserver_ready, 90)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
+    def _apiserver_ready(self) -> bool:
+        return _http_ok(f"{self.server}/readyz", self._tls_context())
+
+    def readyz(self) -> str:
+        with urllib.request.urlopen(f"{self.server}/readyz", context=self._tls_context(), timeout=5) as r:
+            return r.read().decode()
+
+    def start_controller_manager(self) -> None:
+        """Garbage collection, Deployments, Jobs, ServiceAccount tokens, namespace deletion."""
+        if "kube-controller-manager" in self.procs:
+            return
+        pki = self.pki
+        self._spawn("kube-controller-manager", [
+            str(self.bin_dir / "kube-controller-manager"),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+            "--leader-elect=false",
+            f"--controllers={CONTROLLERS}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--concurrent-gc-syncs=5",
+            f"--cert-dir={self.data_dir / 'kcm-certs'}",
+            "--v=1",
+        ])
+        self._wait_until("kube-controller-manager", lambda: True, 1)
+
+    def start_scheduler(self) -> None:
+        if "kube-scheduler" in self.procs:
+            return
+        self._spawn("kube-scheduler", [
+            str(self.bin_dir / "kube-scheduler"),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+            "--leader-elect=false", f"--cert-dir={self.data_dir / 'scheduler-certs'}", "--v=1",
+        ])
+        self._wait_until("kube-scheduler", lambda: True, 1)
+
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port (clients see a disconnect)."""
+        _terminate(self.procs.pop("kube-apiserver"))
+        self._start_apiserver()
+
+    def etcd_revision(self) -> int:
+        body = _post_json(f"{self.etcd_endpoint}/v3/kv/range", {"key": base64.b64encode(b"/").decode()})
+        return int(body["header"]["revision"])
+
+    def compact_etcd(self) -> int:
+        """Compact etcd up to its current revision; watches from older versions then get 410 Gone."""
+        revision = self.etcd_revision()
+        _post_json(f"{self.etcd_endpoint}/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+    def stop(self) -> None:
+        """Stop every process (reverse start order) and delete the data directory."""
+        for name in reversed(list(self.procs)):
+            _terminate(self.procs.pop(name))
+        for name, pid in list(self.pids.items()):
+            _kill_pid(pid)
+            self.pids.pop(name)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # ---- detached mode (make cluster-up / cluster-down) -------------------------------
+    def save_state(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "state.json").write_text(json.dumps({
+            "data_dir": str(self.data_dir), "bin_dir": str(self.bin_dir), "pids": self.pids,
+            "server": self.server, "kubeconfig": self.kubeconfig, "etcd_port": self.etcd_port,
+            "apiserver_port": self.apiserver_port}, indent=2))
+
+
+def _terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _kill_pid(pid: int, timeout: float = 10) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def _post_json(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+# ---- command line ---------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    state = STATE_DIR / "state.json"
+    if state.exists():
+        info = json.loads(state.read_text())
+        if all(_alive(pid) for pid in info["pids"].values()):
+            log("a local cluster is already running")
+            print(info["kubeconfig"])
+            return 0
+        cmd_down(args)
+    data_dir = STATE_DIR / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    cluster = LocalCluster.launch(controller_manager=not args.no_controller_manager,
+                                  scheduler=args.scheduler, detached=True, data_dir=data_dir)
+    cluster.save_state(STATE_DIR)
+    print(cluster.kubeconfig)
+    log(f"kubectl: {cluster.bin_dir / 'kubectl'} --kubeconfig {cluster.kubeconfig} get --raw /readyz")
+    log("stop it with: make cluster-down")
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    state = STATE_DIR / "state.json"
+    if not state.exists():
+        log("no local cluster is running")
+        return 0
+    info = json.loads(state.read_text())
+    for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+        if name in info["pids"]:
+            _kill_pid(info["pids"][name])
+    shutil.rmtree(info["data_dir"], ignore_errors=True)
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    log("local cluster stopped")
+    return 0
+
+
+def cmd_env(_: argparse.Namespace) -> int:
+    state = STATE_DIR / "state.json"
+    if not state.exists():
+        print("no local cluster is running: make cluster-up", file=sys.stderr)
+        return 1
+    print(json.loads(state.read_text())["kubeconfig"])
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a detached local control plane and print its kubeconfig")
+    up.add_argument("--no-controller-manager", action="store_true")
+    up.add_argument("--scheduler", action="store_true")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the detached control plane").set_defaults(func=cmd_down)
+    sub.add_parser("env", help="print the kubeconfig of the running control plane").set_defaults(func=cmd_env)
+    sub.add_parser("build", help="build missing binaries").set_defaults(
+        func=lambda a: print(ensure_binaries()) or 0)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ClusterError as err:
+        print(f"localcluster: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
