@@ -103,3 +103,9 @@ class FakeClock:
     def has_waiters(self) -> bool:
         with self._lock:
             return bool(self._waiters)
+
+    @property
+    def waiter_count(self) -> int:
+        """Threads parked in ``wait``, so a test can step time only once they are all parked."""
+        with self._lock:
+            return len(self._waiters)
