@@ -1,0 +1,37 @@
+"""Does a cached object already hold what we would apply?
+
+Server-side apply is idempotent, but a write per object per reconcile is still a
+write: the reconciler asks this first. Desired is compared as a subset of the cached
+object, because the API server adds defaults, status and metadata we never declare.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# Identity and bookkeeping: never drift, or not ours to compare.
+_IGNORED_METADATA = ("name", "namespace")
+
+
+def _matches(desired: Any, actual: Any) -> bool:
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and _matches(value, actual[key]) for key, value in desired.items())
+    if isinstance(desired, list):
+        return (isinstance(actual, list) and len(desired) == len(actual)
+                and all(_matches(d, a) for d, a in zip(desired, actual)))
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return desired is actual
+    if isinstance(desired, (int, float, str)) and isinstance(actual, (int, float, str)):
+        # Int-or-string fields (ports, quantities) come back in either form.
+        return desired == actual or str(desired) == str(actual)
+    return desired == actual
+
+
+def differs(desired: dict, cached: dict | None) -> bool:
+    """True when applying ``desired`` would change ``cached`` (or create it)."""
+    if cached is None:
+        return True
+    body = {key: value for key, value in desired.items() if key not in ("apiVersion", "kind")}
+    metadata = {key: value for key, value in (body.pop("metadata", None) or {}).items()
+                if key not in _IGNORED_METADATA}
+    return not (_matches(metadata, cached.get("metadata") or {}) and _matches(body, cached))

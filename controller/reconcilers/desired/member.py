@@ -1,0 +1,106 @@
+"""The objects of one ensemble member ``i``: ConfigMap ``<e>-<i>`` and MiniCluster ``<e>-<i>``.
+
+The MiniCluster is the member's embedded spec plus what makes it an ensemble member:
+ensemble-python installed and run by the lead broker against the ensemble service,
+its ensemble.yaml mounted from the ConfigMap, and a status endpoint sidecar the
+operator polls (see docs/member-status.md for why a sidecar).
+"""
+from __future__ import annotations
+
+import copy
+import shlex
+
+from controller.reconcilers.desired.meta import (
+    ensemble_name, grpc_service_host, member_name, object_meta)
+from controller.reconcilers.desired.service import service_port
+from controller.reconcilers.desired.settings import DesiredSettings
+
+ENSEMBLE_YAML = "ensemble.yaml"
+ENTRYPOINT_DIR = "/ensemble-entrypoint"
+ENTRYPOINT_VOLUME = "ensemble-entrypoint"
+STATUS_CONTAINER = "ensemble-member-status"
+# The wire version the operator is tested against (tests install the same pin).
+ENSEMBLE_PYTHON_VERSION = "0.0.16"
+ENSEMBLE_PYTHON_REPO = "https://github.com/converged-computing/ensemble-python"
+
+
+def members(ensemble: dict) -> list[dict]:
+    return list((ensemble.get("spec") or {}).get("members") or [])
+
+
+def config_map(ensemble: dict, index: int) -> dict:
+    member = members(ensemble)[index]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(ensemble, member_name(ensemble, index), member_index=index),
+        "data": {ENSEMBLE_YAML: member.get("ensemble") or ""},
+    }
+
+
+def install_command(branch: str | None) -> str:
+    """Shell for ``commands.pre``: ensemble-python from PyPI, or from a git branch."""
+    if not branch:
+        return f"python3 -m pip install ensemble-python=={ENSEMBLE_PYTHON_VERSION}"
+    checkout = "/tmp/ensemble-python"
+    return (f"git clone --depth 1 -b {shlex.quote(branch)} {ENSEMBLE_PYTHON_REPO} {checkout}"
+            f" && python3 -m pip install {checkout}")
+
+
+def run_command(ensemble: dict, index: int) -> str:
+    """The lead broker's command: ensemble-python talking to the service by DNS name."""
+    return " ".join([
+        "ensemble run --kubernetes --executor minicluster",
+        "--host", grpc_service_host(ensemble),
+        "--port", str(service_port(ensemble)),
+        "--name", member_name(ensemble, index),
+        f"{ENTRYPOINT_DIR}/{ENSEMBLE_YAML}",
+    ])
+
+
+def status_container(settings: DesiredSettings) -> dict:
+    """The lead-broker status endpoint, next to the broker and sharing its Flux view.
+
+    The Flux Operator wraps a non-Flux container's command in a script that waits for
+    the broker's socket and sets ``$fluxsocket``.
+    """
+    return {
+        "name": STATUS_CONTAINER,
+        "image": settings.operator_image,
+        "runFlux": False,
+        "command": ("ensemble-operator member-status --host 0.0.0.0"
+                    f" --port {settings.member_status_port} --flux-uri \"$fluxsocket\""),
+    }
+
+
+def _runner_container(ensemble: dict, index: int, container: dict, branch: str | None) -> dict:
+    runner = copy.deepcopy(container)
+    volumes = dict(runner.get("volumes") or {})
+    volumes[ENTRYPOINT_VOLUME] = {
+        "configMapName": member_name(ensemble, index),
+        "path": ENTRYPOINT_DIR,
+        "items": {ENSEMBLE_YAML: ENSEMBLE_YAML},
+    }
+    commands = dict(runner.get("commands") or {})
+    user_pre = commands.get("pre")
+    commands["pre"] = install_command(branch) + (f"\n{user_pre}" if user_pre else "")
+    runner.update(volumes=volumes, commands=commands, runFlux=True, launcher=True,
+                  command=run_command(ensemble, index))
+    return runner
+
+
+def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
+    """The member's MiniCluster; ``spec.size`` is only for creation (see the reconciler)."""
+    member = members(ensemble)[index]
+    spec = copy.deepcopy((member.get("minicluster") or {}).get("spec") or {})
+    spec.setdefault("size", 1)
+    spec["network"] = {**(spec.get("network") or {}), "headlessName": ensemble_name(ensemble)}
+    containers = list(spec.get("containers") or [])
+    containers[0] = _runner_container(ensemble, index, containers[0], member.get("branch"))
+    spec["containers"] = containers + [status_container(settings)]
+    return {
+        "apiVersion": "flux-framework.org/v1alpha2",
+        "kind": "MiniCluster",
+        "metadata": object_meta(ensemble, member_name(ensemble, index), member_index=index),
+        "spec": spec,
+    }

@@ -1,0 +1,148 @@
+"""The ensemble service of one Ensemble: ServiceAccount, Role, RoleBinding, Service, Deployment.
+
+Members reach the service over gRPC to ask for grow/shrink; the service patches their
+MiniClusters, so its account gets exactly those rights in its own namespace.
+"""
+from __future__ import annotations
+
+from controller.reconcilers.desired.meta import (
+    ensemble_name, ensemble_namespace, grpc_service_name, object_meta, service_selector)
+from controller.reconcilers.desired.settings import (
+    DEFAULT_SERVICE_PORT, DEFAULT_SERVICE_WORKERS, UPSTREAM_SERVICE_REPOSITORIES,
+    DesiredSettings, image_repository)
+
+SERVICE_CONTAINER = "ensemble-service"
+SERVICE_USER_ID = 65532
+
+
+def service_port(ensemble: dict) -> int:
+    """``spec.sidecar.port`` is a string upstream (default "50051"); Kubernetes wants an int."""
+    value = ((ensemble.get("spec") or {}).get("sidecar") or {}).get("port")
+    return int(value) if value not in (None, "") else DEFAULT_SERVICE_PORT
+
+
+def service_workers(ensemble: dict) -> int:
+    value = ((ensemble.get("spec") or {}).get("sidecar") or {}).get("workers")
+    return int(value) if value not in (None, "") else DEFAULT_SERVICE_WORKERS
+
+
+def service_image(ensemble: dict, settings: DesiredSettings) -> tuple[str, str | None]:
+    """(image, pull policy) of the service container.
+
+    The default is our operator image. An upstream ensemble-python image is replaced by
+    ours, pull policy included, because it has no ``ensemble-operator`` command.
+    """
+    sidecar = (ensemble.get("spec") or {}).get("sidecar") or {}
+    image = sidecar.get("image") or ""
+    if not image or image_repository(image) in UPSTREAM_SERVICE_REPOSITORIES:
+        return settings.operator_image, None
+    return image, sidecar.get("imagePullPolicy") or None
+
+
+def service_account(ensemble: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": object_meta(ensemble, ensemble_name(ensemble))}
+
+
+def role(ensemble: dict) -> dict:
+    """Least privilege for grow/shrink: patch MiniClusters (or their scale), read the Ensemble."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": object_meta(ensemble, ensemble_name(ensemble)),
+        "rules": [
+            {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
+             "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters/scale"],
+             "verbs": ["get", "patch", "update"]},
+            {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
+             "verbs": ["get"]},
+        ],
+    }
+
+
+def role_binding(ensemble: dict) -> dict:
+    name = ensemble_name(ensemble)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": object_meta(ensemble, name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name,
+                      "namespace": ensemble_namespace(ensemble)}],
+    }
+
+
+def grpc_service(ensemble: dict) -> dict:
+    port = service_port(ensemble)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(ensemble, grpc_service_name(ensemble)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": service_selector(ensemble),
+            "ports": [{"name": "grpc", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def service_command(ensemble: dict) -> list[str]:
+    return ["ensemble-operator", "service", "--kubernetes",
+            "--host", "0.0.0.0", "--port", str(service_port(ensemble)),
+            "--workers", str(service_workers(ensemble)),
+            "--ensemble", ensemble_name(ensemble),
+            "--namespace", ensemble_namespace(ensemble)]
+
+
+def _grpc_probe(port: int, *, period: int, failures: int) -> dict:
+    return {"grpc": {"port": port}, "periodSeconds": period, "failureThreshold": failures,
+            "timeoutSeconds": 1}
+
+
+def _container(ensemble: dict, settings: DesiredSettings) -> dict:
+    port = service_port(ensemble)
+    image, pull_policy = service_image(ensemble, settings)
+    container = {
+        "name": SERVICE_CONTAINER,
+        "image": image,
+        "command": service_command(ensemble),
+        "ports": [{"name": "grpc", "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": _grpc_probe(port, period=5, failures=3),
+        "livenessProbe": _grpc_probe(port, period=10, failures=6),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                      "limits": {"memory": "256Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    return container
+
+
+def deployment(ensemble: dict, settings: DesiredSettings) -> dict:
+    selector = service_selector(ensemble)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(ensemble, ensemble_name(ensemble), extra_labels=selector),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": dict(selector)},
+            "template": {
+                "metadata": {"labels": dict(selector)},
+                "spec": {
+                    "serviceAccountName": ensemble_name(ensemble),
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": SERVICE_USER_ID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(ensemble, settings)],
+                },
+            },
+        },
+    }

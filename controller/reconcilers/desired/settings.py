@@ -1,0 +1,28 @@
+"""What the builders need besides the Ensemble: the operator's own image and ports."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Our operator image: it carries both the ensemble service and the member status endpoint.
+DEFAULT_OPERATOR_IMAGE = "ghcr.io/converged-computing/ensemble-operator-python:latest"
+DEFAULT_SERVICE_PORT = 50051
+DEFAULT_SERVICE_WORKERS = 10
+DEFAULT_MEMBER_STATUS_PORT = 50052
+
+# Images of upstream's ensemble-python server: they cannot run our service (no
+# `ensemble-operator` command), yet upstream examples name them in spec.sidecar.image.
+UPSTREAM_SERVICE_REPOSITORIES = ("ghcr.io/converged-computing/ensemble-python",)
+
+
+@dataclass(frozen=True)
+class DesiredSettings:
+    operator_image: str = DEFAULT_OPERATOR_IMAGE
+    member_status_port: int = DEFAULT_MEMBER_STATUS_PORT
+
+
+def image_repository(image: str) -> str:
+    """``registry/name`` without ``:tag`` or ``@digest`` (a registry port is kept)."""
+    without_digest = image.split("@", 1)[0]
+    slash = without_digest.rfind("/")
+    colon = without_digest.rfind(":")
+    return without_digest[:colon] if colon > slash else without_digest

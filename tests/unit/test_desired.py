@@ -1,0 +1,191 @@
+"""Golden-field checks of the objects an Ensemble owns (pure builders, no cluster)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from controller.reconcilers.desired import DesiredSettings, desired_objects
+from controller.reconcilers.desired.compare import differs
+from controller.reconcilers.desired.member import config_map, install_command, minicluster
+from controller.reconcilers.desired.meta import member_index_of
+from controller.reconcilers.desired.service import (
+    deployment, grpc_service, role, role_binding, service_account)
+
+SETTINGS = DesiredSettings(operator_image="registry.local/ensemble-operator:dev",
+                           member_status_port=50099)
+
+
+def make_ensemble(**spec_overrides) -> dict:
+    spec = {
+        "sidecar": {"port": "50051", "workers": 10},
+        "members": [
+            {"ensemble": "jobs: []\n",
+             "minicluster": {"spec": {"size": 2, "maxSize": 4,
+                                      "containers": [{"image": "app:1", "workingDir": "/w"}]}}},
+            {"ensemble": "jobs: [{name: a}]\n", "branch": "dev; rm -rf /",
+             "minicluster": {"spec": {"containers": [{"image": "app:2",
+                                                      "commands": {"pre": "echo user"}}]}}},
+        ],
+    }
+    spec.update(spec_overrides)
+    return {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
+            "metadata": {"name": "demo", "namespace": "ns1", "uid": "uid-1", "generation": 3},
+            "spec": spec}
+
+
+def test_every_object_is_owned_and_labelled() -> None:
+    objects = desired_objects(make_ensemble(), SETTINGS)
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert kinds == [("ServiceAccount", "demo"), ("Role", "demo"), ("RoleBinding", "demo"),
+                     ("Service", "demo-grpc"), ("Deployment", "demo"),
+                     ("ConfigMap", "demo-0"), ("MiniCluster", "demo-0"),
+                     ("ConfigMap", "demo-1"), ("MiniCluster", "demo-1")]
+    for obj in objects:
+        meta = obj["metadata"]
+        assert meta["namespace"] == "ns1"
+        assert meta["ownerReferences"] == [{
+            "apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
+            "name": "demo", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "ensemble-operator"
+        assert meta["labels"]["ensemble.flux-framework.org/name"] == "demo"
+    assert [member_index_of(o) for o in objects] == [None] * 5 + [0, 0, 1, 1]
+
+
+def test_role_grants_only_what_the_service_needs() -> None:
+    rules = role(make_ensemble())["rules"]
+    assert rules == [
+        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
+         "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters/scale"],
+         "verbs": ["get", "patch", "update"]},
+        {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"], "verbs": ["get"]},
+    ]
+    binding = role_binding(make_ensemble())
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo", "namespace": "ns1"}]
+    assert service_account(make_ensemble())["metadata"]["name"] == "demo"
+
+
+def test_grpc_service_selects_the_service_pods_on_the_sidecar_port() -> None:
+    service = grpc_service(make_ensemble(sidecar={"port": "6000"}))
+    assert service["metadata"]["name"] == "demo-grpc"
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == {"app": "demo", "operator": "ensemble-operator"}
+    assert service["spec"]["ports"] == [{"name": "grpc", "port": 6000, "targetPort": 6000,
+                                         "protocol": "TCP"}]
+
+
+def test_deployment_runs_our_service_with_grpc_probes_as_non_root() -> None:
+    dep = deployment(make_ensemble(sidecar={"port": "6000", "workers": 3}), SETTINGS)
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["selector"]["matchLabels"] == {"app": "demo", "operator": "ensemble-operator"}
+    pod = dep["spec"]["template"]
+    assert pod["metadata"]["labels"] == {"app": "demo", "operator": "ensemble-operator"}
+    assert pod["spec"]["serviceAccountName"] == "demo"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["spec"]["containers"]
+    assert container["name"] == "ensemble-service"
+    assert container["image"] == "registry.local/ensemble-operator:dev"
+    assert container["command"] == [
+        "ensemble-operator", "service", "--kubernetes", "--host", "0.0.0.0", "--port", "6000",
+        "--workers", "3", "--ensemble", "demo", "--namespace", "ns1"]
+    assert container["readinessProbe"]["grpc"] == {"port": 6000}
+    assert container["livenessProbe"]["grpc"] == {"port": 6000}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "imagePullPolicy" not in container
+
+
+@pytest.mark.parametrize("sidecar, image, policy", [
+    ({}, "registry.local/ensemble-operator:dev", None),
+    ({"image": "me/custom:1", "imagePullPolicy": "Always"}, "me/custom:1", "Always"),
+    # Upstream examples name the ensemble-python image, which cannot run our service.
+    ({"image": "ghcr.io/converged-computing/ensemble-python:latest", "imagePullPolicy": "Never"},
+     "registry.local/ensemble-operator:dev", None),
+])
+def test_service_image_defaults_to_the_operator_image(sidecar, image, policy) -> None:
+    (container,) = deployment(make_ensemble(sidecar=sidecar), SETTINGS)["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
+    assert container.get("imagePullPolicy") == policy
+    assert container["command"][container["command"].index("--port") + 1] == "50051"
+
+
+def test_config_map_carries_the_member_ensemble_yaml() -> None:
+    cm = config_map(make_ensemble(), 1)
+    assert cm["metadata"]["name"] == "demo-1"
+    assert cm["metadata"]["labels"]["ensemble.flux-framework.org/member"] == "1"
+    assert cm["data"] == {"ensemble.yaml": "jobs: [{name: a}]\n"}
+
+
+def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None:
+    ensemble = make_ensemble()
+    mc = minicluster(ensemble, 0, SETTINGS)
+    assert mc["apiVersion"] == "flux-framework.org/v1alpha2"
+    assert mc["metadata"]["name"] == "demo-0"
+    spec = mc["spec"]
+    assert spec["size"] == 2 and spec["maxSize"] == 4
+    assert spec["network"] == {"headlessName": "demo"}
+    runner, sidecar = spec["containers"]
+    assert runner["image"] == "app:1" and runner["workingDir"] == "/w"
+    assert runner["runFlux"] is True and runner["launcher"] is True
+    assert runner["volumes"] == {"ensemble-entrypoint": {
+        "configMapName": "demo-0", "path": "/ensemble-entrypoint",
+        "items": {"ensemble.yaml": "ensemble.yaml"}}}
+    assert runner["command"] == ("ensemble run --kubernetes --executor minicluster "
+                                 "--host demo-grpc.ns1.svc --port 50051 --name demo-0 "
+                                 "/ensemble-entrypoint/ensemble.yaml")
+    assert runner["commands"]["pre"] == "python3 -m pip install ensemble-python==0.0.16"
+    assert sidecar["name"] == "ensemble-member-status"
+    assert sidecar["image"] == "registry.local/ensemble-operator:dev"
+    assert sidecar["runFlux"] is False
+    assert "--port 50099" in sidecar["command"]
+    # The builder must not mutate the Ensemble it reads.
+    assert ensemble == make_ensemble()
+
+
+def test_minicluster_defaults_size_and_keeps_user_pre_after_the_install() -> None:
+    mc = minicluster(make_ensemble(), 1, SETTINGS)
+    assert mc["spec"]["size"] == 1
+    pre = mc["spec"]["containers"][0]["commands"]["pre"]
+    assert pre.splitlines()[-1] == "echo user"
+    # The branch is shell-quoted: a branch name cannot inject commands.
+    assert "-b 'dev; rm -rf /'" in pre
+
+
+def test_install_command_from_a_branch_clones_and_installs_it() -> None:
+    command = install_command("main")
+    assert command.startswith("git clone --depth 1 -b main https://github.com/converged-computing/ensemble-python")
+    assert command.endswith("python3 -m pip install /tmp/ensemble-python")
+
+
+def _as_stored(obj: dict) -> dict:
+    """What the API server returns: our fields plus defaults, status and bookkeeping."""
+    stored = copy.deepcopy(obj)
+    stored["metadata"].update(resourceVersion="7", uid="x", creationTimestamp="t",
+                              managedFields=[{"manager": "ensemble-operator"}])
+    stored["metadata"]["labels"]["extra"] = "added-by-someone"
+    stored.setdefault("spec", {})["defaulted"] = True
+    stored["status"] = {"observed": 1}
+    return stored
+
+
+def test_compare_ignores_server_additions_and_sees_drift() -> None:
+    for obj in desired_objects(make_ensemble(), SETTINGS):
+        assert not differs(obj, _as_stored(obj)), obj["kind"]
+    assert differs(role(make_ensemble()), None)
+    dep = deployment(make_ensemble(), SETTINGS)
+    edited = _as_stored(dep)
+    edited["spec"]["replicas"] = 3
+    assert differs(dep, edited)
+    relabelled = _as_stored(dep)
+    del relabelled["metadata"]["labels"]["ensemble.flux-framework.org/name"]
+    assert differs(dep, relabelled)
+    extra_container = _as_stored(dep)
+    extra_container["spec"]["template"]["spec"]["containers"].append({"name": "x"})
+    assert differs(dep, extra_container)
+
+
+def test_compare_accepts_int_or_string_forms_but_not_bool_for_int() -> None:
+    cm = {"metadata": {}, "spec": {"port": 80, "flag": True}}
+    assert not differs(cm, {"metadata": {}, "spec": {"port": "80", "flag": True}})
+    assert differs(cm, {"metadata": {}, "spec": {"port": 80, "flag": 1}})
