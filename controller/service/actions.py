@@ -1,0 +1,111 @@
+"""Parsing grow/shrink requests from members and sizing MiniClusters (pure, no I/O).
+
+Kept apart from the Kubernetes side so the upstream semantics can be tested as a table.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+MINICLUSTER_MEMBER = "miniclusters"
+MINICLUSTER_GROUP = "flux-framework.org"
+MINICLUSTER_VERSION = "v1alpha2"
+DEFAULT_MIN_SIZE = 1
+
+
+class ActionError(ValueError):
+    """A request the service cannot act on; the message names the field and the cause."""
+
+
+@dataclass(frozen=True)
+class ScaleRequest:
+    """A validated request to change one MiniCluster's size by ``delta`` nodes."""
+
+    action: str
+    name: str
+    delta: int
+
+
+def parse_scale_request(member: str, name: str, action: str, payload: str) -> ScaleRequest:
+    """Validate an ActionRequest for grow/shrink.
+
+    Upstream semantics: grow by ``payload.grow`` (default 1), which must be > 0; shrink by
+    ``payload.shrink`` (default 1) with the sign ignored. An explicit 0 is refused for both:
+    a member asking to change by nothing is a bug worth reporting, not a silent step of 1.
+    """
+    if member not in ("", MINICLUSTER_MEMBER):
+        raise ActionError(f"member: unsupported member type {member!r} (only {MINICLUSTER_MEMBER!r})")
+    if not name:
+        raise ActionError("name: the MiniCluster name is empty")
+    if action not in ("grow", "shrink"):
+        raise ActionError(f"action: unknown action {action!r} (expected 'grow' or 'shrink')")
+    body = _parse_payload(payload)
+    amount = _optional_int(body, action)
+    if amount is None:
+        amount = 1
+    if amount == 0:
+        raise ActionError(f"payload.{action}: 0 is not a change; use a non-zero count")
+    if action == "grow":
+        if amount < 0:
+            raise ActionError(f"payload.grow: must be > 0, got {amount}")
+        return ScaleRequest(action, name, amount)
+    return ScaleRequest(action, name, -abs(amount))
+
+
+def _parse_payload(payload: str) -> dict:
+    if not payload.strip():
+        return {}
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as err:
+        raise ActionError(f"payload: malformed JSON ({err.msg} at position {err.pos})") from None
+    if not isinstance(body, dict):
+        raise ActionError(f"payload: expected a JSON object, got {type(body).__name__}")
+    for field, expected in (("group", MINICLUSTER_GROUP), ("version", MINICLUSTER_VERSION)):
+        if field in body and body[field] != expected:
+            raise ActionError(f"payload.{field}: {body[field]!r} is not supported (expected {expected!r})")
+    return body
+
+
+def _optional_int(body: dict, field: str) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ActionError(f"payload.{field}: expected an integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SizeBounds:
+    minimum: int
+    maximum: int
+
+
+def size_bounds(minicluster: dict) -> SizeBounds:
+    """``[spec.minSize, spec.maxSize]`` with upstream defaults (min 1, max = current size)."""
+    spec = minicluster.get("spec") or {}
+    size = current_size(minicluster)
+    minimum = spec.get("minSize", DEFAULT_MIN_SIZE)
+    maximum = spec.get("maxSize", size)
+    for field, value in (("spec.minSize", minimum), ("spec.maxSize", maximum)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ActionError(f"MiniCluster {_name(minicluster)}: {field} is not an integer ({value!r})")
+    if minimum > maximum:
+        raise ActionError(f"MiniCluster {_name(minicluster)}: spec.minSize {minimum} > spec.maxSize {maximum}")
+    return SizeBounds(minimum, maximum)
+
+
+def current_size(minicluster: dict) -> int:
+    size = (minicluster.get("spec") or {}).get("size", 1)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise ActionError(f"MiniCluster {_name(minicluster)}: spec.size is not an integer ({size!r})")
+    return size
+
+
+def clamp(size: int, bounds: SizeBounds) -> int:
+    return max(bounds.minimum, min(bounds.maximum, size))
+
+
+def _name(obj: dict) -> str:
+    return (obj.get("metadata") or {}).get("name", "<unnamed>")

@@ -1,0 +1,235 @@
+"""Applying grow/shrink to MiniClusters of one Ensemble, safely under concurrency.
+
+Every write carries the resourceVersion it was computed from, so the API server rejects
+a write based on stale data (409) and the request is recomputed from a fresh read. The
+last object seen (usually our own patch's answer) is cached, so a steady stream of
+requests costs one PATCH each; the resourceVersion guard makes the cache safe.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+
+import cachetools
+import tenacity
+
+from controller.clock import Clock
+from controller.kube.errors import KubeError, is_conflict, is_not_found
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS
+from controller.service.actions import ActionError, ScaleRequest, clamp, current_size, size_bounds
+from controller.service.fair_share import grant_growth, waiting_demand
+from controller.service.kubeapi import KubeApi
+from controller.service.ownership import describe_owner, owned_by
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "ensemble-service"
+
+
+class Outcome(enum.Enum):
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    DENIED = "DENIED"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    payload: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Conflict retries: full-jitter exponential backoff between ``attempts`` tries."""
+
+    attempts: int = 30
+    base_delay: float = 0.005
+    max_delay: float = 0.2
+
+
+class ConflictsExhausted(Exception):
+    pass
+
+
+class EnsembleScaler:
+    """Grows and shrinks the MiniClusters that the Ensemble ``name`` controls."""
+
+    def __init__(self, api: KubeApi, ensemble: str, namespace: str, *, clock: Clock,
+                 rng: random.Random | None = None, retry: RetryPolicy = RetryPolicy(),
+                 ensemble_ttl: float = 2.0, cache_ttl: float = 60.0) -> None:
+        self.api = api
+        self.ensemble = ensemble
+        self.namespace = namespace
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._retry = retry
+        self._lock = threading.Lock()
+        self._budget_lock = threading.Lock()
+        self._miniclusters: cachetools.TTLCache = cachetools.TTLCache(1024, cache_ttl, timer=clock.now)
+        self._ensemble_cache: cachetools.TTLCache = cachetools.TTLCache(1, ensemble_ttl, timer=clock.now)
+
+    def scale(self, request: ScaleRequest) -> Decision:
+        try:
+            return self._scale_with_retries(request)
+        except ActionError as err:
+            return Decision(Outcome.ERROR, {"error": str(err)})
+        except ConflictsExhausted:
+            return Decision(Outcome.ERROR, {"error": f"MiniCluster {self._key(request.name)}: still "
+                                                     f"conflicting after {self._retry.attempts} attempts"})
+        except KubeError as err:
+            if is_not_found(err):
+                self._forget(request.name)
+            return Decision(Outcome.ERROR, {"error": f"MiniCluster {self._key(request.name)}: {err}"})
+
+    def _scale_with_retries(self, request: ScaleRequest) -> Decision:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(is_conflict),
+            stop=tenacity.stop_after_attempt(self._retry.attempts),
+            wait=self._backoff,
+            sleep=self._clock.sleep,
+            retry_error_callback=self._give_up,
+        )
+        return retrying(self._attempt, request)
+
+    def _backoff(self, state: tenacity.RetryCallState) -> float:
+        ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (state.attempt_number - 1))
+        with self._lock:
+            return self._rng.uniform(0, ceiling)
+
+    def _give_up(self, state: tenacity.RetryCallState) -> Decision:
+        raise ConflictsExhausted()
+
+    def _attempt(self, request: ScaleRequest) -> Decision:
+        minicluster = self._get_minicluster(request.name)
+        ensemble = self._get_ensemble()
+        if ensemble is None:
+            return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
+        if not owned_by(minicluster, self.ensemble, _uid(ensemble)):
+            return Decision(Outcome.DENIED, {
+                "error": f"MiniCluster {self._key(request.name)} is not a member of Ensemble "
+                         f"{self.ensemble!r}: {describe_owner(minicluster)}"})
+        size = current_size(minicluster)
+        target = clamp(size + request.delta, size_bounds(minicluster))
+        reply = {"action": request.action, "name": request.name, "from": size,
+                 "requested": size + request.delta}
+        budget = (ensemble.get("spec") or {}).get("budget")
+        if target > size and budget is not None:
+            with self._budget_lock:
+                return self._grow_within_budget(minicluster, ensemble, size, target, budget, reply)
+        return self._write_size(minicluster, size, target, reply)
+
+    def _grow_within_budget(self, minicluster: dict, ensemble: dict, size: int, target: int,
+                            budget: object, reply: dict) -> Decision:
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise ActionError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
+                              f"non-negative integer, got {budget!r}")
+        name = minicluster["metadata"]["name"]
+        sizes = self._member_sizes(_uid(ensemble))
+        sizes[name] = size
+        demand = {member: waiting_demand((poll or {}).get("waiting"))
+                  for member, poll in last_polls(ensemble).items()}
+        grant = grant_growth(name, target - size, budget, sizes, demand)
+        reply["budget"] = grant.reason
+        if grant.granted == 0:
+            reply.update({"to": size, "error": f"no nodes granted: {grant.reason}"})
+            return Decision(Outcome.DENIED, reply)
+        return self._write_size(minicluster, size, size + grant.granted, reply)
+
+    def _write_size(self, minicluster: dict, size: int, target: int, reply: dict) -> Decision:
+        reply["to"] = target
+        if target != reply["requested"]:
+            reply["clamped"] = True
+        if target == size:
+            return Decision(Outcome.SUCCESS, reply)
+        metadata = minicluster["metadata"]
+        patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "spec": {"size": target}}
+        try:
+            updated = self.api.patch(MINICLUSTERS, metadata["name"], patch, namespace=self.namespace,
+                                     field_manager=FIELD_MANAGER)
+        except KubeError as err:
+            if is_conflict(err):
+                self._forget(metadata["name"])
+            raise
+        self._remember(updated)
+        return Decision(Outcome.SUCCESS, reply)
+
+    def _member_sizes(self, ensemble_uid: str | None) -> dict[str, int]:
+        items = self.api.list(MINICLUSTERS, self.namespace).get("items") or []
+        return {mc["metadata"]["name"]: current_size(mc) for mc in items
+                if owned_by(mc, self.ensemble, ensemble_uid)}
+
+    def _get_minicluster(self, name: str) -> dict:
+        with self._lock:
+            cached = self._miniclusters.get(name)
+        if cached is not None:
+            return cached
+        obj = self.api.get(MINICLUSTERS, name, self.namespace)
+        self._remember(obj)
+        return obj
+
+    def _get_ensemble(self) -> dict | None:
+        with self._lock:
+            cached = self._ensemble_cache.get(self.ensemble)
+        if cached is not None:
+            return cached
+        try:
+            obj = self.api.get(ENSEMBLES, self.ensemble, self.namespace)
+        except KubeError as err:
+            if is_not_found(err):
+                return None
+            raise
+        with self._lock:
+            self._ensemble_cache[self.ensemble] = obj
+        return obj
+
+    def _remember(self, minicluster: dict) -> None:
+        with self._lock:
+            self._miniclusters[minicluster["metadata"]["name"]] = minicluster
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._miniclusters.pop(name, None)
+
+    def view(self, member: str = "") -> Decision:
+        """The ensemble as this service sees it: members, sizes, bounds, last polled status."""
+        try:
+            ensemble = self._get_ensemble()
+            if ensemble is None:
+                return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
+            items = self.api.list(MINICLUSTERS, self.namespace).get("items") or []
+        except KubeError as err:
+            return Decision(Outcome.ERROR, {"error": f"reading Ensemble {self._key(self.ensemble)}: {err}"})
+        polls = last_polls(ensemble)
+        members = []
+        for mc in sorted(items, key=lambda obj: obj["metadata"]["name"]):
+            name = mc["metadata"]["name"]
+            if not owned_by(mc, self.ensemble, _uid(ensemble)) or member not in ("", name):
+                continue
+            spec = mc.get("spec") or {}
+            members.append({"name": name, "size": spec.get("size", 1), "minSize": spec.get("minSize"),
+                            "maxSize": spec.get("maxSize"), "lastPoll": polls.get(name)})
+        if member and not members:
+            return Decision(Outcome.ERROR, {"error": f"MiniCluster {self._key(member)} is not a "
+                                                    f"member of Ensemble {self.ensemble!r}"})
+        return Decision(Outcome.SUCCESS, {"ensemble": self.ensemble, "namespace": self.namespace,
+                                          "budget": (ensemble.get("spec") or {}).get("budget"),
+                                          "members": members})
+
+    def _key(self, name: str) -> str:
+        return f"{self.namespace}/{name}"
+
+
+def last_polls(ensemble: dict) -> dict[str, dict]:
+    """``status.members[].lastPoll`` by member (MiniCluster) name."""
+    polls = {}
+    for entry in (ensemble.get("status") or {}).get("members") or []:
+        if isinstance(entry, dict) and entry.get("name") and isinstance(entry.get("lastPoll"), dict):
+            polls[entry["name"]] = entry["lastPoll"]
+    return polls
+
+
+def _uid(obj: dict) -> str | None:
+    return (obj.get("metadata") or {}).get("uid")
