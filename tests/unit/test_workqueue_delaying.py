@@ -1,0 +1,140 @@
+"""DelayingQueue: add_after on the injected clock, one heap, one timer thread."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.workqueue import DelayingQueue
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Bounded polling for a condition the timer thread will make true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.001)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def queue(clock: FakeClock) -> Iterator[DelayingQueue]:
+    queue: DelayingQueue = DelayingQueue("delaying", clock=clock)
+    wait_for(lambda: clock.waiter_count == 1)  # the timer thread is parked
+    yield queue
+    queue.shutdown()
+
+
+def drain(queue: DelayingQueue) -> list[object]:
+    items = []
+    while (got := queue.get(timeout=0))[0] is not None:
+        items.append(got[0])
+        queue.done(got[0])
+    return items
+
+
+def test_item_is_added_only_once_its_delay_has_passed(queue: DelayingQueue, clock: FakeClock) -> None:
+    queue.add_after("a", 5)
+    queue.add_after("marker", 4.9)
+    clock.step(4.9)
+    # Deadlines fire in order: had "a" been due, it would be queued before "marker".
+    wait_for(lambda: len(queue) == 1)
+    assert drain(queue) == ["marker"]
+    assert queue.waiting_count() == 1
+    clock.step(0.1)
+    wait_for(lambda: len(queue) == 1)
+    assert queue.waiting_count() == 0
+    assert queue.get() == ("a", False)
+
+
+def test_items_become_ready_in_deadline_order(queue: DelayingQueue, clock: FakeClock) -> None:
+    queue.add_after("late", 3)
+    queue.add_after("early", 1)
+    queue.add_after("middle", 2)
+    queue.add_after("middle-too", 2)
+    clock.step(3)
+    wait_for(lambda: len(queue) == 4)
+    assert drain(queue) == ["early", "middle", "middle-too", "late"]
+
+
+def test_timer_fires_each_deadline_as_time_advances(queue: DelayingQueue, clock: FakeClock) -> None:
+    queue.add_after("b", 2)
+    queue.add_after("a", 1)
+    clock.step(1)
+    wait_for(lambda: len(queue) == 1)
+    assert drain(queue) == ["a"]
+    clock.step(1)
+    wait_for(lambda: len(queue) == 1)
+    assert drain(queue) == ["b"]
+
+
+def test_earlier_deadline_wins_for_a_waiting_item(queue: DelayingQueue, clock: FakeClock) -> None:
+    queue.add_after("a", 10)
+    queue.add_after("a", 2)
+    queue.add_after("marker", 10)
+    assert queue.waiting_count() == 2
+    clock.step(2)
+    wait_for(lambda: len(queue) == 1)
+    assert drain(queue) == ["a"]
+    clock.step(8)
+    # The superseded 10 s entry for "a" sits before "marker" in the heap: had it fired,
+    # "a" would be queued ahead of "marker".
+    wait_for(lambda: len(queue) == 1)
+    assert drain(queue) == ["marker"]
+
+
+def test_later_deadline_does_not_postpone_a_waiting_item(queue: DelayingQueue, clock: FakeClock) -> None:
+    queue.add_after("a", 2)
+    queue.add_after("a", 10)
+    clock.step(2)
+    wait_for(lambda: len(queue) == 1)
+    assert queue.waiting_count() == 0
+
+
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_non_positive_delay_adds_immediately(queue: DelayingQueue, seconds: float) -> None:
+    queue.add_after("a", seconds)
+    assert len(queue) == 1
+    assert queue.waiting_count() == 0
+
+
+def test_delayed_item_already_queued_is_not_duplicated(queue: DelayingQueue, clock: FakeClock) -> None:
+    queue.add("a")
+    queue.add_after("a", 1)
+    clock.step(1)
+    wait_for(lambda: queue.waiting_count() == 0)
+    assert drain(queue) == ["a"]
+
+
+def test_many_delayed_items_share_one_timer_thread(queue: DelayingQueue, clock: FakeClock) -> None:
+    threads_before = threading.active_count()
+    for index in range(200):
+        queue.add_after(index, 1 + index % 7)
+    assert threading.active_count() == threads_before
+    clock.step(7)
+    wait_for(lambda: len(queue) == 200)
+    assert sorted(drain(queue)) == list(range(200))
+
+
+def test_shutdown_stops_the_timer_and_drops_waiting_items(clock: FakeClock) -> None:
+    queue: DelayingQueue = DelayingQueue("stopping", clock=clock)
+    queue.add_after("a", 1)
+    queue.shutdown()
+    assert not any(thread.name == "workqueue-timer-stopping" for thread in threading.enumerate())
+    queue.add_after("b", 0)
+    clock.step(1)
+    assert queue.get() == (None, True)
+
+
+def test_shutdown_with_drain_stops_the_timer(clock: FakeClock) -> None:
+    queue: DelayingQueue = DelayingQueue("draining", clock=clock)
+    queue.shutdown_with_drain()
+    assert not any(thread.name == "workqueue-timer-draining" for thread in threading.enumerate())
