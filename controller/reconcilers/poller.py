@@ -1,0 +1,399 @@
+"""Poll the status endpoint of every ensemble member's lead broker.
+
+Reconcilers must not block on the network, so polling runs on its own bounded
+thread pool: once per heartbeat per member, each call under a deadline, results
+handed to a callback that stores them and enqueues the ensemble. An unreachable
+member backs off exponentially instead of occupying workers every heartbeat.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from controller.algorithms.status import StatusError, parse_status
+from controller.clock import Clock
+from controller.proto import ensemble_service_pb2 as pb
+from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+PollKey = tuple[str, str, str]
+"""(namespace, ensemble, member name)."""
+
+STATUS_REQUEST_MEMBER = "miniclusters"
+"""``StatusRequest.member``: the member kind, as members use it in their action requests."""
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True)
+class PollTarget:
+    key: PollKey
+    address: str
+    heartbeat: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.heartbeat <= 0:
+            raise ValueError(f"poll target {self.key}: heartbeat must be > 0, got {self.heartbeat}")
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"poll target {self.key}: address must be host:port, got {self.address!r}")
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """One poll's outcome; ``time`` is wall-clock seconds, ``latency`` covers retries."""
+
+    ok: bool
+    time: float
+    address: str
+    latency: float
+    consecutive_failures: int
+    status: dict | None = None
+    error: str | None = None
+
+
+class _PollFailure(Exception):
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class _Slot:
+    channel: grpc.Channel
+    stub: pb_grpc.EnsembleOperatorStub
+    last_used: float
+    leases: int = 0
+    retired: bool = False
+
+
+class ChannelCache:
+    """One gRPC channel per address, closed once idle or once known broken.
+
+    A channel in use is never closed under a call: closing waits for the last lease.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        idle_seconds: float,
+        factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+    ) -> None:
+        self._clock = clock
+        self._idle_seconds = idle_seconds
+        self._factory = factory
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._slots)
+
+    @contextmanager
+    def lease(self, address: str) -> Iterator[pb_grpc.EnsembleOperatorStub]:
+        with self._lock:
+            slot = self._slots.get(address)
+            if slot is None:
+                channel = self._factory(address)
+                slot = _Slot(channel, pb_grpc.EnsembleOperatorStub(channel), self._clock.now())
+                self._slots[address] = slot
+            slot.leases += 1
+        try:
+            yield slot.stub
+        finally:
+            with self._lock:
+                slot.leases -= 1
+                slot.last_used = self._clock.now()
+                close = slot.retired and slot.leases == 0
+            if close:
+                slot.channel.close()
+
+    def invalidate(self, address: str) -> None:
+        """Drop the channel to ``address`` so the next call dials afresh.
+
+        A channel that failed to connect stays in gRPC's reconnect backoff and would fail
+        the next calls fast; a new channel connects as soon as the peer is back.
+        """
+        with self._lock:
+            slot = self._slots.pop(address, None)
+            if slot is None:
+                return
+            slot.retired = True
+            close = slot.leases == 0
+        if close:
+            slot.channel.close()
+
+    def sweep(self) -> int:
+        """Close channels unused for ``idle_seconds``; returns how many were closed."""
+        now = self._clock.now()
+        with self._lock:
+            idle = [
+                address
+                for address, slot in self._slots.items()
+                if slot.leases == 0 and now - slot.last_used >= self._idle_seconds
+            ]
+            closing = [self._slots.pop(address) for address in idle]
+        for slot in closing:
+            slot.channel.close()
+        return len(closing)
+
+    def close(self) -> None:
+        with self._lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            slot.retired = True
+            if slot.leases == 0:
+                slot.channel.close()
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@dataclass
+class _Schedule:
+    target: PollTarget
+    due: float
+    last_start: float = 0.0
+    in_flight: bool = False
+
+
+class StatusPoller:
+    """RequestStatus to many lead brokers, on demand (``poll``) or every heartbeat.
+
+    Background mode: ``register`` targets (idempotent; a new address re-targets at
+    once), ``start``, and receive every result through ``on_result(key, result)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        on_result: Callable[[PollKey, PollResult], None] | None = None,
+        registry: CollectorRegistry | None = None,
+        max_workers: int = 64,
+        call_timeout: float = 2.0,
+        attempts: int = 2,
+        retry_backoff: float = 0.05,
+        max_backoff: float = 300.0,
+        channel_idle_seconds: float = 300.0,
+        channel_factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+    ) -> None:
+        if max_workers < 1 or attempts < 1 or call_timeout <= 0:
+            raise ValueError("StatusPoller: max_workers and attempts must be >= 1, call_timeout > 0")
+        self._clock = clock
+        self._on_result = on_result
+        self._call_timeout = call_timeout
+        self._attempts = attempts
+        self._retry_backoff = retry_backoff
+        self._max_backoff = max_backoff
+        self._sweep_interval = channel_idle_seconds / 2
+        self.channels = ChannelCache(clock, channel_idle_seconds, channel_factory)
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="status-poll")
+        registry = registry if registry is not None else CollectorRegistry()
+        self._polls = Counter(
+            "ensemble_member_polls_total", "Status polls of member lead brokers, by result.",
+            ["result"], registry=registry,
+        )
+        self._latency = Histogram(
+            "ensemble_member_poll_latency_seconds", "Duration of one status poll, retries included.",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self._cond = threading.Condition()
+        self._schedules: dict[PollKey, _Schedule] = {}
+        self._heap: list[tuple[float, int, PollKey]] = []
+        self._sequence = itertools.count()
+        self._failures: dict[PollKey, int] = {}
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- on demand ---------------------------------------------------------------
+
+    def poll(self, targets: list[PollTarget]) -> dict[PollKey, PollResult]:
+        """Poll all ``targets`` concurrently (bounded by the pool) and wait for every result."""
+        futures = {target.key: self._pool.submit(self._poll_counted, target) for target in targets}
+        return {key: future.result() for key, future in futures.items()}
+
+    def _poll_counted(self, target: PollTarget) -> PollResult:
+        with self._cond:
+            failures = self._failures.get(target.key, 0)
+        result = self._poll_once(target, failures)
+        with self._cond:
+            self._failures[target.key] = result.consecutive_failures
+        return result
+
+    # -- one poll ----------------------------------------------------------------
+
+    def _poll_once(self, target: PollTarget, failures_before: int) -> PollResult:
+        started = self._clock.now()
+        try:
+            status = self._request_status(target)
+        except _PollFailure as failure:
+            return self._finish(target, started, failures_before + 1, outcome=failure.outcome,
+                                error=str(failure))
+        return self._finish(target, started, 0, outcome="ok", status=status)
+
+    def _finish(self, target: PollTarget, started: float, failures: int, *,
+                outcome: str, status: dict | None = None, error: str | None = None) -> PollResult:
+        latency = max(0.0, self._clock.now() - started)
+        self._polls.labels(result=outcome).inc()
+        self._latency.observe(latency)
+        return PollResult(
+            ok=status is not None, time=self._clock.wall(), address=target.address, latency=latency,
+            consecutive_failures=failures, status=status, error=error,
+        )
+
+    def _request_status(self, target: PollTarget) -> dict:
+        request = pb.StatusRequest(member=STATUS_REQUEST_MEMBER, name=target.key[2])
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._retry_backoff, max=self._retry_backoff * 4),
+            retry=retry_if_exception(_is_unavailable),
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
+        try:
+            response = retrying(self._call, target.address, request)
+        except grpc.RpcError as error:
+            code = error.code()
+            outcome = {
+                grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
+                grpc.StatusCode.UNAVAILABLE: "unreachable",
+            }.get(code, "error")
+            raise _PollFailure(outcome, f"{target.address}: {code.name}: {error.details()}") from error
+        if response.status != pb.Response.SUCCESS:
+            status_name = pb.Response.ResultType.Name(response.status)
+            raise _PollFailure("error", f"{target.address}: member answered {status_name}: {response.payload!r}")
+        try:
+            return parse_status(response.payload)
+        except StatusError as error:
+            raise _PollFailure("invalid", f"{target.address}: {error}") from error
+
+    def _call(self, address: str, request: pb.StatusRequest) -> pb.Response:
+        try:
+            with self.channels.lease(address) as stub:
+                return stub.RequestStatus(request, timeout=self._call_timeout)
+        except grpc.RpcError as error:
+            if _is_unavailable(error):
+                self.channels.invalidate(address)
+            raise
+
+    # -- background mode ---------------------------------------------------------
+
+    def register(self, target: PollTarget) -> None:
+        """Poll ``target`` every heartbeat; re-registering the same target changes nothing."""
+        with self._cond:
+            schedule = self._schedules.get(target.key)
+            now = self._clock.now()
+            if schedule is None:
+                self._schedules[target.key] = _Schedule(target, due=now)
+                self._push(target.key, now)
+            elif schedule.target.address != target.address:
+                schedule.target = target
+                self._failures.pop(target.key, None)
+                if not schedule.in_flight:
+                    self._push(target.key, now)
+            else:
+                schedule.target = target  # a new heartbeat applies from the next poll on
+            self._cond.notify_all()
+
+    def unregister(self, key: PollKey) -> None:
+        with self._cond:
+            self._schedules.pop(key, None)
+            self._failures.pop(key, None)
+            self._cond.notify_all()
+
+    def next_poll_at(self, key: PollKey) -> float | None:
+        """Monotonic time of the next scheduled poll of ``key`` (None if unknown or in flight)."""
+        with self._cond:
+            schedule = self._schedules.get(key)
+            return None if schedule is None or schedule.in_flight else schedule.due
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop scheduling, wait for calls in flight (each bounded by its deadline), close channels."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.channels.close()
+
+    def _push(self, key: PollKey, due: float) -> None:
+        self._schedules[key].due = due
+        heapq.heappush(self._heap, (due, next(self._sequence), key))
+
+    def _run(self) -> None:
+        next_sweep = self._clock.now() + self._sweep_interval
+        with self._cond:
+            while not self._stopping:
+                now = self._clock.now()
+                self._dispatch_due(now)
+                if now >= next_sweep:
+                    self.channels.sweep()
+                    next_sweep = now + self._sweep_interval
+                wake_at = min(self._heap[0][0], next_sweep) if self._heap else next_sweep
+                self._clock.wait(self._cond, max(0.0, wake_at - now))
+
+    def _dispatch_due(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            due, _, key = heapq.heappop(self._heap)
+            schedule = self._schedules.get(key)
+            if schedule is None or schedule.in_flight or schedule.due != due:
+                continue  # unregistered, or superseded by a newer schedule entry
+            schedule.in_flight = True
+            schedule.last_start = now
+            self._pool.submit(self._poll_scheduled, schedule.target, self._failures.get(key, 0))
+
+    def _poll_scheduled(self, target: PollTarget, failures: int) -> None:
+        result = self._poll_once(target, failures)
+        with self._cond:
+            schedule = self._schedules.get(target.key)
+            if schedule is None:
+                return
+            schedule.in_flight = False
+            now = self._clock.now()
+            if schedule.target.address != target.address:
+                self._push(target.key, now)  # re-targeted while in flight: this result is stale
+                self._cond.notify_all()
+                return
+            self._failures[target.key] = result.consecutive_failures
+            self._push(target.key, self._next_due(schedule, result.consecutive_failures, now))
+            self._cond.notify_all()
+        self._deliver(target.key, result)
+
+    def _next_due(self, schedule: _Schedule, failures: int, now: float) -> float:
+        """Next heartbeat after the last start; after failures, 2x, 4x, ... the heartbeat, capped."""
+        heartbeat = schedule.target.heartbeat
+        if failures == 0:
+            return max(now, schedule.last_start + heartbeat)
+        backoff = heartbeat * 2 ** min(failures, 16)
+        return now + min(backoff, max(self._max_backoff, heartbeat))
+
+    def _deliver(self, key: PollKey, result: PollResult) -> None:
+        if self._on_result is None:
+            return
+        try:
+            self._on_result(key, result)
+        except Exception:  # a faulty callback must not kill a poll worker
+            log.exception("on_result callback failed for %s", "/".join(key))

@@ -1,0 +1,350 @@
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from prometheus_client import CollectorRegistry
+
+from controller.clock import FakeClock
+from controller.proto import ensemble_service_pb2 as pb
+from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+from controller.reconcilers.poller import ChannelCache, PollKey, PollResult, PollTarget, StatusPoller
+
+STATUS = {
+    "nodes": {"node_cores_free": 4, "node_cores_up": 8, "node_up_count": 2, "node_free_count": 1},
+    "queue": {"new": 0, "depend": 0, "priority": 0, "sched": 3, "run": 1, "cleanup": 0, "inactive": 5},
+    "waiting": {"2": 3},
+    "nextJobs": [],
+}
+WAIT = 5.0  # real-time bound on waiting for a background result
+
+
+class Member(pb_grpc.EnsembleOperatorServicer):
+    """A lead broker stand-in that counts calls and can hold them or fail them."""
+
+    def __init__(self, payload: str = json.dumps(STATUS), status: int = pb.Response.SUCCESS) -> None:
+        self.payload = payload
+        self.status = status
+        self.names: list[str] = []
+        self.gate: threading.Event | None = None
+        self.unavailable_first = 0
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+
+    def RequestStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.Response:
+        with self._lock:
+            self.names.append(request.name)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            fail = self.unavailable_first > 0
+            self.unavailable_first -= 1
+        try:
+            if fail:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+            if self.gate is not None:
+                self.gate.wait(WAIT)
+            return pb.Response(payload=self.payload, status=self.status)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., str]]:
+    servers: list[grpc.Server] = []
+
+    def start(member: Member, port: int = 0) -> str:
+        server = grpc.server(ThreadPoolExecutor(max_workers=16))
+        pb_grpc.add_EnsembleOperatorServicer_to_server(member, server)
+        bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{bound}"
+
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+class Results:
+    """Collects on_result callbacks so a test can wait for the next one."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[PollKey, PollResult]] = queue.Queue()
+
+    def __call__(self, key: PollKey, result: PollResult) -> None:
+        self._queue.put((key, result))
+
+    def next(self) -> tuple[PollKey, PollResult]:
+        return self._queue.get(timeout=WAIT)
+
+
+@pytest.fixture
+def make_poller(clock: FakeClock, registry: CollectorRegistry) -> Iterator[Callable[..., StatusPoller]]:
+    pollers: list[StatusPoller] = []
+
+    def make(**kwargs: object) -> StatusPoller:
+        options: dict = {"clock": clock, "registry": registry, "retry_backoff": 0.0, "call_timeout": 2.0}
+        options.update(kwargs)
+        poller = StatusPoller(**options)
+        pollers.append(poller)
+        return poller
+
+    yield make
+    for poller in pollers:
+        poller.stop()
+
+
+KEY: PollKey = ("ns", "ens", "ens-0")
+
+
+def polls(registry: CollectorRegistry, result: str) -> float:
+    return registry.get_sample_value("ensemble_member_polls_total", {"result": result}) or 0.0
+
+
+def test_success_returns_status_and_counts(make_poller, serve, registry, clock) -> None:
+    member = Member()
+    address = serve(member)
+    results = make_poller().poll([PollTarget(KEY, address)])
+    result = results[KEY]
+    assert result.ok and result.status == STATUS and result.error is None
+    assert result.consecutive_failures == 0 and result.address == address
+    assert result.time == clock.wall()
+    assert member.names == ["ens-0"]
+    assert polls(registry, "ok") == 1
+    assert registry.get_sample_value("ensemble_member_poll_latency_seconds_count") == 1
+
+
+@pytest.mark.parametrize(
+    ("member", "outcome", "message"),
+    [
+        (Member(status=pb.Response.ERROR, payload="no flux"), "error", "member answered ERROR"),
+        (Member(payload="{not json"), "invalid", "not valid JSON"),
+        (Member(payload=json.dumps({"queue": {"sched": -1}})), "invalid", "status.queue.sched"),
+    ],
+)
+def test_bad_answers_are_failures(make_poller, serve, registry, member, outcome, message) -> None:
+    result = make_poller().poll([PollTarget(KEY, serve(member))])[KEY]
+    assert not result.ok and result.status is None
+    assert message in (result.error or "")
+    assert result.consecutive_failures == 1
+    assert polls(registry, outcome) == 1
+
+
+def test_deadline_exceeded_frees_the_worker(make_poller, serve, registry) -> None:
+    slow, fast = Member(), Member()
+    slow.gate = threading.Event()
+    poller = make_poller(max_workers=1, call_timeout=0.2)
+    try:
+        slow_result = poller.poll([PollTarget(KEY, serve(slow))])[KEY]
+    finally:
+        slow.gate.set()
+    assert not slow_result.ok and "DEADLINE_EXCEEDED" in (slow_result.error or "")
+    assert polls(registry, "timeout") == 1
+    other = ("ns", "ens", "ens-1")
+    assert poller.poll([PollTarget(other, serve(fast))])[other].ok
+
+
+def test_unavailable_is_retried_within_one_poll(make_poller, serve) -> None:
+    member = Member()
+    member.unavailable_first = 1
+    result = make_poller(attempts=2).poll([PollTarget(KEY, serve(member))])[KEY]
+    assert result.ok
+    assert member.names == ["ens-0", "ens-0"]
+
+
+def test_consecutive_failures_accumulate_and_reset(make_poller, serve) -> None:
+    port = free_port()
+    poller = make_poller(attempts=1)
+    target = PollTarget(KEY, f"127.0.0.1:{port}")
+    assert [poller.poll([target])[KEY].consecutive_failures for _ in range(3)] == [1, 2, 3]
+    serve(Member(), port)
+    recovered = poller.poll([target])[KEY]
+    assert recovered.ok and recovered.consecutive_failures == 0
+
+
+def test_background_polls_once_per_heartbeat(make_poller, serve, clock) -> None:
+    member = Member()
+    results = Results()
+    poller = make_poller(on_result=results)
+    poller.register(PollTarget(KEY, serve(member), heartbeat=10))
+    start = clock.now()
+    poller.start()
+    key, first = results.next()
+    assert key == KEY and first.ok
+    assert poller.next_poll_at(KEY) == start + 10
+    poller.register(PollTarget(KEY, first.address, heartbeat=10))  # idempotent: no extra poll
+    assert poller.next_poll_at(KEY) == start + 10
+    clock.step(10)
+    assert results.next()[1].ok
+    assert member.names == ["ens-0", "ens-0"]
+    poller.unregister(KEY)
+    assert poller.next_poll_at(KEY) is None
+
+
+def test_unreachable_backs_off_then_recovers(make_poller, serve, clock) -> None:
+    port = free_port()
+    results = Results()
+    poller = make_poller(on_result=results, attempts=1)
+    poller.register(PollTarget(KEY, f"127.0.0.1:{port}", heartbeat=10))
+    poller.start()
+    _, first = results.next()
+    assert not first.ok and "UNAVAILABLE" in (first.error or "") and first.consecutive_failures == 1
+    assert poller.next_poll_at(KEY) == clock.now() + 20
+    clock.step(20)
+    _, second = results.next()
+    assert not second.ok and second.consecutive_failures == 2
+    assert poller.next_poll_at(KEY) == clock.now() + 40
+    serve(Member(), port)
+    clock.step(40)
+    _, recovered = results.next()
+    assert recovered.ok and recovered.consecutive_failures == 0
+    assert poller.next_poll_at(KEY) == clock.now() + 10
+
+
+def test_backoff_is_capped(make_poller, clock) -> None:
+    results = Results()
+    poller = make_poller(on_result=results, attempts=1, max_backoff=30)
+    poller.register(PollTarget(KEY, f"127.0.0.1:{free_port()}", heartbeat=10))
+    poller.start()
+    results.next()
+    clock.step(20)
+    results.next()
+    assert poller.next_poll_at(KEY) == clock.now() + 30
+
+
+def test_ip_change_retargets_at_once(make_poller, serve, clock) -> None:
+    old, new = Member(), Member()
+    results = Results()
+    poller = make_poller(on_result=results)
+    old_address, new_address = serve(old), serve(new)
+    poller.register(PollTarget(KEY, old_address, heartbeat=10))
+    poller.start()
+    assert results.next()[1].address == old_address
+    poller.register(PollTarget(KEY, new_address, heartbeat=10))
+    _, moved = results.next()
+    assert moved.ok and moved.address == new_address
+    assert (old.names, new.names) == (["ens-0"], ["ens-0"])
+
+
+def test_callback_errors_do_not_stop_polling(make_poller, serve, clock) -> None:
+    results = Results()
+    calls = 0
+
+    def flaky(key: PollKey, result: PollResult) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("store unavailable")
+        results(key, result)
+
+    poller = make_poller(on_result=flaky)
+    poller.register(PollTarget(KEY, serve(Member()), heartbeat=5))
+    poller.start()
+    clock.step(5)
+    assert results.next()[1].ok
+
+
+class RecordingChannels:
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    def __call__(self, address: str) -> grpc.Channel:
+        channel = grpc.insecure_channel(address)
+        original_close = channel.close
+
+        def close() -> None:
+            self.closed.append(address)
+            original_close()
+
+        channel.close = close  # type: ignore[method-assign]
+        return channel
+
+
+def test_idle_channel_is_closed(make_poller, serve, clock) -> None:
+    factory = RecordingChannels()
+    poller = make_poller(channel_idle_seconds=60, channel_factory=factory)
+    address = serve(Member())
+    poller.poll([PollTarget(KEY, address)])
+    assert len(poller.channels) == 1
+    clock.step(59)
+    assert poller.channels.sweep() == 0 and factory.closed == []
+    clock.step(1)
+    assert poller.channels.sweep() == 1 and factory.closed == [address]
+    assert poller.poll([PollTarget(KEY, address)])[KEY].ok  # dials afresh
+
+
+def test_channel_in_use_is_not_closed_under_a_call(clock) -> None:
+    factory = RecordingChannels()
+    cache = ChannelCache(clock, idle_seconds=10, factory=factory)
+    with cache.lease("127.0.0.1:1"):
+        clock.step(100)
+        assert cache.sweep() == 0
+        cache.invalidate("127.0.0.1:1")
+        assert factory.closed == []
+    assert factory.closed == ["127.0.0.1:1"]
+    assert len(cache) == 0
+
+
+def test_channels_are_shared_per_address(make_poller, serve) -> None:
+    factory = RecordingChannels()
+    poller = make_poller(channel_factory=factory)
+    address = serve(Member())
+    targets = [PollTarget(("ns", "ens", f"ens-{i}"), address) for i in range(5)]
+    assert all(result.ok for result in poller.poll(targets).values())
+    assert len(poller.channels) == 1
+
+
+def test_concurrency_is_bounded_by_the_pool(make_poller, serve) -> None:
+    member = Member()
+    member.gate = threading.Event()
+    address = serve(member)
+    poller = make_poller(max_workers=3)
+    targets = [PollTarget(("ns", "ens", f"ens-{i}"), address) for i in range(8)]
+    outcome: dict[PollKey, PollResult] = {}
+    runner = threading.Thread(target=lambda: outcome.update(poller.poll(targets)))
+    runner.start()
+    deadline = time.monotonic() + WAIT
+    while member.active < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    member.gate.set()
+    runner.join(WAIT)
+    assert len(outcome) == 8 and all(result.ok for result in outcome.values())
+    assert member.max_active == 3
+
+
+@pytest.mark.parametrize(
+    ("address", "heartbeat", "message"),
+    [
+        ("10.0.0.1", 10, "address must be host:port"),
+        ("10.0.0.1:http", 10, "address must be host:port"),
+        ("10.0.0.1:50051", 0, "heartbeat must be > 0"),
+    ],
+)
+def test_target_validation(address: str, heartbeat: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PollTarget(KEY, address, heartbeat)
