@@ -223,11 +223,14 @@ class EnsembleScaler:
 
 
 def last_polls(ensemble: dict) -> dict[str, dict]:
-    """``status.members[].lastPoll`` by member (MiniCluster) name."""
+    """``status.members[].lastPoll`` by MiniCluster name (``minicluster``, else the member ``name``)."""
     polls = {}
     for entry in (ensemble.get("status") or {}).get("members") or []:
-        if isinstance(entry, dict) and entry.get("name") and isinstance(entry.get("lastPoll"), dict):
-            polls[entry["name"]] = entry["lastPoll"]
+        if not isinstance(entry, dict) or not isinstance(entry.get("lastPoll"), dict):
+            continue
+        minicluster = entry.get("minicluster") or entry.get("name")
+        if minicluster:
+            polls[minicluster] = entry["lastPoll"]
     return polls
 
 

@@ -12,7 +12,7 @@ from controller.clock import FakeClock
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.service.actions import ScaleRequest
-from controller.service.scaler import EnsembleScaler, Outcome, RetryPolicy
+from controller.service.scaler import EnsembleScaler, Outcome, RetryPolicy, last_polls
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
@@ -258,3 +258,12 @@ def test_update_requests_are_refused_with_a_reason() -> None:
     response = Setup().servicer.RequestUpdate(pb2.UpdateRequest(member="miniclusters"), None)
     assert response.status == pb2.Response.ERROR
     assert "not supported" in json.loads(response.payload)["error"]
+
+
+def test_last_polls_prefer_the_minicluster_name() -> None:
+    ensemble = {"status": {"members": [
+        {"name": "ens-0", "minicluster": "renamed", "lastPoll": {"waiting": {"1": 2}}},
+        {"name": "ens-1", "lastPoll": {"waiting": {}}},
+        {"name": "ens-2"},
+    ]}}
+    assert last_polls(ensemble) == {"renamed": {"waiting": {"1": 2}}, "ens-1": {"waiting": {}}}
