@@ -1,0 +1,25 @@
+"""controller-runtime's core, in Python: requests, builder, controllers and the manager."""
+from controller.runtime.builder import ControllerBuilder
+from controller.runtime.cache import ObjectCache
+from controller.runtime.controller import Controller
+from controller.runtime.events import EventRecorder
+from controller.runtime.handlers import Mapper
+from controller.runtime.manager import LeaderElectionLost, Manager
+from controller.runtime.predicates import Predicate, PredicateFuncs, generation_changed
+from controller.runtime.reconcile import Reconciler, Request, Result
+
+__all__ = [
+    "Controller",
+    "ControllerBuilder",
+    "EventRecorder",
+    "LeaderElectionLost",
+    "Manager",
+    "Mapper",
+    "ObjectCache",
+    "Predicate",
+    "PredicateFuncs",
+    "Reconciler",
+    "Request",
+    "Result",
+    "generation_changed",
+]
