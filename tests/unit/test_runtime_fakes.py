@@ -1,4 +1,4 @@
-"""Small fakes of a manager and its informers for runtime unit tests."""
+"""Small fakes of a manager and its informers, shared by the runtime unit tests (no tests here)."""
 from __future__ import annotations
 
 from typing import Any
