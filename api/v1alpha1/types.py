@@ -1,0 +1,257 @@
+"""The Ensemble API (ensemble.flux-framework.org/v1alpha1) as dataclasses.
+
+These classes are the one source of the API: the CRD schema (``crd.py``), the
+decoder's defaults (``codec.py``) and docs/api-reference.md are generated from
+them. Wire names are the Python names in lowerCamelCase.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from api.v1alpha1.codec import decode, encode
+from api.v1alpha1.markers import CelRule, api_field
+
+GROUP = "ensemble.flux-framework.org"
+VERSION = "v1alpha1"
+KIND = "Ensemble"
+PLURAL = "ensembles"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DEFAULT_SIDECAR_IMAGE = "ghcr.io/converged-computing/ensemble-python:latest"
+DEFAULT_SIDECAR_PORT = "50051"
+DEFAULT_SIDECAR_WORKERS = 10
+DEFAULT_HEARTBEAT_SECONDS = 10
+DEFAULT_MEMBER_SIZE = 1
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+# A size of 0 means "unset" upstream (the Go zero value), so the rules read an
+# effective size: size when positive, else the default of 1.
+_EFFECTIVE_SIZE = "((has(self.size) && self.size > 0) ? self.size : 1)"
+_HAS_MAX = "(has(self.maxSize) && self.maxSize > 0)"
+
+
+# ---- the embedded MiniCluster: only the fields this operator relies on are typed ----
+
+@dataclass
+class ContainerShape:
+    """A MiniCluster container. Only `image` is checked here; the Flux Operator validates the rest."""
+
+    API_OPEN: ClassVar[bool] = True
+
+    image: str = api_field("Container image that runs the member's jobs (Flux is added to it on the fly).",
+                           required=True, min_length=1)
+
+
+@dataclass
+class MiniClusterSpecShape:
+    """The MiniCluster spec (flux-framework.org/v1alpha2), as the Flux Operator documents it."""
+
+    API_OPEN: ClassVar[bool] = True
+    API_RULES: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(f"!has(self.minSize) || !{_HAS_MAX} || self.minSize <= self.maxSize",
+                "minSize must not exceed maxSize", ".minSize"),
+        CelRule(f"!has(self.minSize) || self.minSize <= {_EFFECTIVE_SIZE}",
+                "size must be at least minSize", ".size"),
+        CelRule(f"!{_HAS_MAX} || {_EFFECTIVE_SIZE} <= self.maxSize",
+                "size must not exceed maxSize", ".size"),
+    )
+
+    containers: list[ContainerShape] = api_field(
+        "Containers of each pod; the first one runs Flux and the member's ensemble.",
+        default_factory=list, required=True, min_items=1)
+    size: int = api_field("Number of pods (Flux brokers) the MiniCluster starts with; 0 means 1.",
+                          default=DEFAULT_MEMBER_SIZE, minimum=0)
+    min_size: int | None = api_field("Smallest size a shrink may reach. Unset: 1.", default=None, minimum=0)
+    max_size: int | None = api_field("Largest size a grow may reach. Unset or 0: the initial size.",
+                                     default=None, minimum=0)
+
+
+@dataclass
+class MiniClusterShape:
+    """An embedded MiniCluster; the operator names it and wires it to the ensemble service."""
+
+    API_OPEN: ClassVar[bool] = True
+
+    spec: MiniClusterSpecShape = api_field("The MiniCluster spec, as the Flux Operator documents it.",
+                                           required=True)
+
+
+# ---- spec ----
+
+@dataclass
+class Sidecar:
+    """Settings of the ensemble gRPC service Deployment (named "sidecar" upstream, kept for compatibility)."""
+
+    image: str = api_field("Image of the ensemble service (ensemble-server).", default=DEFAULT_SIDECAR_IMAGE)
+    image_pull_policy: str | None = api_field("Pull policy of the service image.", default=None,
+                                              enum=PULL_POLICIES)
+    port: str = api_field("Port the service listens on, as a string (upstream type).",
+                          default=DEFAULT_SIDECAR_PORT, pattern=r"^[0-9]{1,5}$", max_length=5,
+                          rules=(CelRule("int(self) >= 1 && int(self) <= 65535",
+                                         "port must be between 1 and 65535"),))
+    workers: int = api_field("Worker threads of the gRPC server.", default=DEFAULT_SIDECAR_WORKERS,
+                             minimum=1)
+
+
+@dataclass
+class AlgorithmSpec:
+    """An operator-side algorithm that reads members' status and acts (scale, terminate, refill)."""
+
+    name: str = api_field("Registered algorithm name.", required=True, min_length=1)
+    options: dict[str, Any] = api_field("Algorithm options; the named algorithm documents its keys.",
+                                        default_factory=dict)
+
+
+@dataclass
+class Member:
+    """One ensemble member: a MiniCluster whose lead broker runs ensemble-python on `ensemble`."""
+
+    minicluster: dict[str, Any] = api_field("The member's MiniCluster (`{spec: {...}}`).",
+                                            required=True, shape=MiniClusterShape)
+    ensemble: str = api_field("The member's ensemble.yaml: jobs, rules and logging for ensemble-python.",
+                              required=True, min_length=1)
+    branch: str | None = api_field("Install ensemble-python from this git branch instead of PyPI.",
+                                   default=None)
+
+    def __post_init__(self) -> None:
+        """Apply the upstream size defaults to a private copy of the MiniCluster."""
+        self.minicluster = copy.deepcopy(self.minicluster)
+        if not self.branch:
+            self.branch = None
+        spec = self.minicluster.setdefault("spec", {})
+        if not spec.get("size"):
+            spec["size"] = DEFAULT_MEMBER_SIZE
+        if not spec.get("maxSize"):
+            spec["maxSize"] = spec["size"]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.minicluster["spec"]
+
+    @property
+    def size(self) -> int:
+        return int(self.spec["size"])
+
+    @property
+    def min_size(self) -> int:
+        """The floor for shrinking: upstream leaves it unset, and a MiniCluster needs one pod."""
+        return int(self.spec.get("minSize") or 1)
+
+    @property
+    def max_size(self) -> int:
+        return int(self.spec["maxSize"])
+
+    @property
+    def containers(self) -> list[dict[str, Any]]:
+        return self.spec.get("containers") or []
+
+
+@dataclass
+class EnsembleSpec:
+    """The desired ensemble: its members, the shared gRPC service, and optional operator-side policy."""
+
+    members: list[Member] = api_field("The ensemble's members, each one MiniCluster.",
+                                      default_factory=list, required=True, min_items=1)
+    sidecar: Sidecar = api_field("The ensemble gRPC service the members call to grow and shrink.",
+                                 default_factory=Sidecar, schema_default={})
+    algorithm: AlgorithmSpec | None = api_field("Operator-side algorithm; unset means none runs.",
+                                                default=None)
+    heartbeat: int = api_field("Seconds between status polls of each member's lead broker.",
+                               default=DEFAULT_HEARTBEAT_SECONDS, minimum=1)
+    budget: int | None = api_field("Total nodes across all members, shared fairly when members grow.",
+                                   default=None, minimum=1)
+
+
+# ---- status ----
+
+@dataclass
+class Condition:
+    """A standard Kubernetes condition (metav1.Condition's fields)."""
+
+    type: str = api_field("Condition type, e.g. Ready or Valid.", required=True, min_length=1)
+    status: str = api_field("True, False or Unknown.", required=True, enum=("True", "False", "Unknown"))
+    reason: str | None = api_field("CamelCase reason for the last transition.", default=None)
+    message: str | None = api_field("Human-readable detail.", default=None)
+    last_transition_time: str | None = api_field("When status last changed (RFC 3339).", default=None,
+                                                 format="date-time")
+    observed_generation: int | None = api_field("metadata.generation the condition was computed from.",
+                                                default=None, minimum=0)
+
+
+@dataclass
+class LeadBroker:
+    """The pod at index 0 of a MiniCluster, where ensemble-python runs."""
+
+    pod: str | None = api_field("Pod name.", default=None)
+    ip: str | None = api_field("Pod IP.", default=None)
+
+
+@dataclass
+class MemberStatus:
+    """What the operator last observed of one member."""
+
+    name: str = api_field("Member name, `<ensemble>-<index>` (also its ConfigMap).", required=True)
+    minicluster: str | None = api_field("Name of the member's MiniCluster.", default=None)
+    phase: str | None = api_field("Member phase, e.g. Pending, Running, Scaling, Finished, Failed.",
+                                  default=None)
+    desired_size: int | None = api_field("spec.size of the MiniCluster.", default=None, minimum=0)
+    current_size: int | None = api_field("Pods of the MiniCluster that are running.", default=None, minimum=0)
+    min_size: int | None = api_field("Effective minimum size.", default=None, minimum=0)
+    max_size: int | None = api_field("Effective maximum size.", default=None, minimum=0)
+    lead_broker: LeadBroker | None = api_field("The lead broker pod, once it exists.", default=None)
+    last_poll_time: str | None = api_field("When the lead broker was last polled (RFC 3339).",
+                                           default=None, format="date-time")
+    last_poll: dict[str, Any] | None = api_field("The lead broker's last status report (nodes, queue, ...).",
+                                                 default=None)
+
+
+@dataclass
+class StatusSummary:
+    """Counts shown by `kubectl get ensembles`."""
+
+    members: int = api_field("Number of members.", default=0, minimum=0)
+    ready: int = api_field("Members whose lead broker answered the last poll.", default=0, minimum=0)
+
+
+@dataclass
+class EnsembleStatus:
+    """The observed state of an Ensemble, written by the operator through the status subresource."""
+
+    API_OPEN: ClassVar[bool] = True
+
+    observed_generation: int | None = api_field("metadata.generation this status describes.", default=None,
+                                                minimum=0)
+    phase: str | None = api_field("Ensemble phase, e.g. Pending, Running, Finished, Failed, Invalid.",
+                                  default=None)
+    conditions: list[Condition] = api_field("Standard conditions.", default_factory=list)
+    members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list)
+    summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)
+
+
+@dataclass
+class Ensemble:
+    """An ensemble of HPC jobs run by ensemble-python in Flux MiniClusters."""
+
+    spec: EnsembleSpec = api_field("Desired state.", required=True)
+    metadata: dict[str, Any] = api_field("Standard object metadata.", default_factory=dict)
+    status: EnsembleStatus = api_field("Observed state.", default_factory=EnsembleStatus)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name", "")
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.get("namespace", "")
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Ensemble:
+        """Decode an Ensemble object, applying defaults; raises InvalidObjectError naming each bad field."""
+        return decode(cls, obj, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as the API server stores it, defaults included."""
+        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": copy.deepcopy(self.metadata),
+                "spec": encode(self.spec), "status": encode(self.status)}

@@ -1,0 +1,76 @@
+"""validate(): every problem with an Ensemble object, each with its field path.
+
+It repeats what the CRD schema and its CEL rules check, because objects stored
+before a rule existed (or written with validation off) reach the operator too,
+and adds what the API server cannot check: each member's ensemble.yaml.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from api.v1alpha1.codec import check
+from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
+from api.v1alpha1.errors import FieldError
+from api.v1alpha1.types import API_VERSION, DEFAULT_MEMBER_SIZE, KIND, Ensemble
+
+
+def validate(obj: Any) -> list[FieldError]:
+    """All field errors of an Ensemble object (a plain dict); empty when it is valid."""
+    if not isinstance(obj, dict):
+        return [FieldError("", f"an {KIND} must be an object, got {type(obj).__name__}")]
+    errors = _type_meta(obj) + check(Ensemble, obj)
+    spec = obj.get("spec")
+    members = spec.get("members") if isinstance(spec, dict) else None
+    for index, member in enumerate(members if isinstance(members, list) else []):
+        if isinstance(member, dict):
+            errors += _member(member, f"spec.members[{index}]")
+    sidecar = spec.get("sidecar") if isinstance(spec, dict) else None
+    if isinstance(sidecar, dict):
+        errors += _port(sidecar.get("port"), "spec.sidecar.port")
+    return errors
+
+
+def _type_meta(obj: dict) -> list[FieldError]:
+    errors = []
+    if "apiVersion" in obj and obj["apiVersion"] != API_VERSION:
+        errors.append(FieldError("apiVersion", f"must be {API_VERSION}, got {obj['apiVersion']!r}"))
+    if "kind" in obj and obj["kind"] != KIND:
+        errors.append(FieldError("kind", f"must be {KIND}, got {obj['kind']!r}"))
+    return errors
+
+
+def _member(member: dict, path: str) -> list[FieldError]:
+    errors = []
+    minicluster = member.get("minicluster")
+    spec = minicluster.get("spec") if isinstance(minicluster, dict) else None
+    if isinstance(spec, dict):
+        errors += _sizes(spec, f"{path}.minicluster.spec")
+    ensemble = member.get("ensemble")
+    if isinstance(ensemble, str) and ensemble:
+        errors += check_ensemble_yaml(ensemble, f"{path}.ensemble")
+    return errors
+
+
+def _sizes(spec: dict, path: str) -> list[FieldError]:
+    """The CEL size rules of MiniClusterSpecShape: 0 means unset, as upstream."""
+    def integer(key: str) -> int | None:
+        value = spec.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    size = integer("size") or DEFAULT_MEMBER_SIZE
+    min_size, max_size = integer("minSize"), integer("maxSize") or None
+    errors = []
+    if min_size is not None and max_size is not None and min_size > max_size:
+        errors.append(FieldError(f"{path}.minSize", f"minSize ({min_size}) must not exceed maxSize ({max_size})"))
+    if min_size is not None and size < min_size:
+        errors.append(FieldError(f"{path}.size", f"size ({size}) must be at least minSize ({min_size})"))
+    if max_size is not None and size > max_size:
+        errors.append(FieldError(f"{path}.size", f"size ({size}) must not exceed maxSize ({max_size})"))
+    return errors
+
+
+def _port(port: Any, path: str) -> list[FieldError]:
+    """The CEL range rule of Sidecar.port (its digits-only pattern is checked by the codec)."""
+    if isinstance(port, str) and port.isdigit() and not 1 <= int(port) <= 65535:
+        return [FieldError(path, f"port must be between 1 and 65535, got {port!r}")]
+    return []
