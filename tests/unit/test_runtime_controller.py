@@ -1,0 +1,227 @@
+"""Controller workers: what each reconcile outcome does to the queue, and metrics."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from controller.clock import FakeClock
+from controller.runtime.controller import Controller
+from controller.runtime.metrics import ControllerMetrics
+from controller.runtime.reconcile import Request, Result
+from controller.workqueue import ItemExponentialFailureRateLimiter, RateLimitingQueue
+
+REQUEST = Request("ns", "e")
+
+
+class RecordingQueue(RateLimitingQueue):
+    """The real queue, also noting which scheduling calls the controller made."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(ItemExponentialFailureRateLimiter(base_delay=1.0), "test", clock=clock)
+        self.calls: list[tuple] = []
+        self._inside_rate_limited = False
+
+    def add_rate_limited(self, item) -> None:
+        self.calls.append(("add_rate_limited", item))
+        self._inside_rate_limited = True
+        try:
+            super().add_rate_limited(item)
+        finally:
+            self._inside_rate_limited = False
+
+    def forget(self, item) -> None:
+        self.calls.append(("forget", item))
+        super().forget(item)
+
+    def add_after(self, item, seconds: float) -> None:
+        if not self._inside_rate_limited:
+            self.calls.append(("add_after", item, seconds))
+        super().add_after(item, seconds)
+
+
+class ScriptedReconciler:
+    """Returns (or raises) the scripted outcomes in order, recording each request."""
+
+    def __init__(self, *outcomes) -> None:
+        self.outcomes = list(outcomes)
+        self.requests: list[Request] = []
+
+    def reconcile(self, request: Request):
+        self.requests.append(request)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+def make(reconciler, clock, registry, workers: int = 1) -> tuple[Controller, RecordingQueue]:
+    queue = RecordingQueue(clock)
+    controller = Controller("ensemble", reconciler, queue, metrics=ControllerMetrics(registry),
+                            clock=clock, workers=workers, object_key="ensemble")
+    return controller, queue
+
+
+def total(registry: CollectorRegistry, result: str) -> float:
+    return registry.get_sample_value("controller_runtime_reconcile_total",
+                                     {"controller": "ensemble", "result": result})
+
+
+def run_one(controller: Controller, queue: RecordingQueue) -> None:
+    queue.add(REQUEST)
+    assert controller.process_next_work_item()
+    queue.shutdown()
+
+
+def test_success_forgets_the_request_and_counts_success(clock, registry):
+    controller, queue = make(ScriptedReconciler(Result()), clock, registry)
+    run_one(controller, queue)
+    assert queue.calls == [("forget", REQUEST)]
+    assert total(registry, "success") == 1
+    assert total(registry, "error") == 0
+
+
+def test_exception_requeues_with_backoff_and_logs_the_traceback(clock, registry, caplog):
+    controller, queue = make(ScriptedReconciler(RuntimeError("apply failed")), clock, registry)
+    with caplog.at_level(logging.ERROR):
+        run_one(controller, queue)
+    assert queue.calls == [("add_rate_limited", REQUEST)]
+    assert queue.num_requeues(REQUEST) == 1
+    assert total(registry, "error") == 1
+    assert registry.get_sample_value("controller_runtime_reconcile_errors_total",
+                                     {"controller": "ensemble"}) == 1
+    [record] = [r for r in caplog.records if r.getMessage() == "Reconciler error"]
+    assert "apply failed" in str(record.exc_info[1])
+
+
+def test_a_non_result_return_is_an_error(clock, registry, caplog):
+    controller, queue = make(ScriptedReconciler(None), clock, registry)
+    run_one(controller, queue)
+    assert queue.calls == [("add_rate_limited", REQUEST)]
+    assert "expected Result" in caplog.text
+
+
+def test_requeue_after_forgets_backoff_and_readds_after_the_delay(clock, registry):
+    controller, queue = make(ScriptedReconciler(Result(requeue_after=30)), clock, registry)
+    queue.add(REQUEST)
+    controller.process_next_work_item()
+    assert queue.calls == [("forget", REQUEST), ("add_after", REQUEST, 30)]
+    assert total(registry, "requeue_after") == 1
+    assert len(queue) == 0
+    clock.step(30)
+    item, shutdown = queue.get(timeout=5)
+    assert (item, shutdown) == (REQUEST, False)
+    queue.shutdown()
+
+
+def test_requeue_goes_through_the_rate_limiter(clock, registry):
+    controller, queue = make(ScriptedReconciler(Result(requeue=True), Result(requeue=True)),
+                             clock, registry)
+    queue.add(REQUEST)
+    controller.process_next_work_item()
+    clock.step(1)   # first retry after base_delay
+    controller.process_next_work_item()
+    assert queue.calls == [("add_rate_limited", REQUEST)] * 2
+    assert queue.num_requeues(REQUEST) == 2
+    assert total(registry, "requeue") == 2
+    queue.shutdown()
+
+
+def test_negative_requeue_after_is_rejected():
+    with pytest.raises(ValueError, match="requeue_after"):
+        Result(requeue_after=-1)
+
+
+def test_exceptions_do_not_kill_workers(clock, registry):
+    second_done = threading.Event()
+
+    class FailsFirst:
+        def reconcile(self, request: Request) -> Result:
+            if request.name == "bad":
+                raise ValueError("boom")
+            second_done.set()
+            return Result()
+
+    controller, queue = make(FailsFirst(), clock, registry, workers=1)
+    controller.start()
+    queue.add(Request("ns", "bad"))
+    queue.add(Request("ns", "good"))
+    assert second_done.wait(5), "the worker died on the first exception"
+    controller.shutdown(timeout=5)
+    assert total(registry, "error") == 1 and total(registry, "success") == 1
+
+
+def test_metrics_report_concurrency_and_active_workers(clock, registry):
+    inside = threading.Event()
+    release = threading.Event()
+
+    class Blocking:
+        def reconcile(self, request: Request) -> Result:
+            inside.set()
+            release.wait(5)
+            return Result()
+
+    controller, queue = make(Blocking(), clock, registry, workers=3)
+    labels = {"controller": "ensemble"}
+    assert registry.get_sample_value("controller_runtime_max_concurrent_reconciles", labels) == 3
+    controller.start()
+    queue.add(REQUEST)
+    assert inside.wait(5)
+    assert registry.get_sample_value("controller_runtime_active_workers", labels) == 1
+    release.set()
+    controller.shutdown(timeout=5)
+    assert registry.get_sample_value("controller_runtime_active_workers", labels) == 0
+    assert registry.get_sample_value("controller_runtime_reconcile_time_seconds_count", labels) == 1
+
+
+def test_shutdown_with_drain_waits_for_the_reconcile_in_flight(clock, registry):
+    inside = threading.Event()
+    release = threading.Event()
+    finished: list[Request] = []
+
+    class Slow:
+        def reconcile(self, request: Request) -> Result:
+            inside.set()
+            release.wait(5)
+            finished.append(request)
+            return Result()
+
+    controller, queue = make(Slow(), clock, registry)
+    controller.start()
+    queue.add(REQUEST)
+    assert inside.wait(5)
+    stopper = threading.Thread(target=controller.shutdown, kwargs={"timeout": 5})
+    stopper.start()
+    assert wait_until(queue.shutting_down)
+    assert stopper.is_alive() and finished == []
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive() and finished == [REQUEST]
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    """Bounded polling of a condition another thread makes true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_workers_must_be_positive(clock, registry):
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        make(ScriptedReconciler(), clock, registry, workers=0)
