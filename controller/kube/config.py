@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+import yaml
+
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.incluster_config import (
@@ -136,7 +138,8 @@ def _load_kubeconfig_configuration(path: str | None, context: str | None) -> k8s
     try:
         k8s_config.load_kube_config(config_file=path, context=context,
                                     client_configuration=configuration, persist_config=False)
-    except (OSError, k8s_config.ConfigException, ValueError, TypeError, KeyError) as err:
+    except (OSError, yaml.YAMLError, k8s_config.ConfigException, ValueError, TypeError,
+            KeyError, AttributeError) as err:
         raise KubeError(f"cannot load kubeconfig {shown}: {err}") from err
     if not configuration.host:
         raise KubeError(f"kubeconfig {shown}: the cluster has no server address")

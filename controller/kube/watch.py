@@ -83,14 +83,14 @@ class WatchStream:
         while True:
             try:
                 chunk = read1(READ_SIZE)
-            except ReadTimeoutError as err:
+            except Exception as err:  # close() from another thread surfaces as any error
                 if self._closed:
                     return
-                raise WatchStalled(f"watch {self.url}: no data within the read timeout") from err
-            except (Urllib3Error, OSError, ValueError) as err:
-                if self._closed:
-                    return
-                raise WatchBroken(f"watch {self.url}: connection broken: {err}") from err
+                if isinstance(err, ReadTimeoutError):
+                    raise WatchStalled(f"watch {self.url}: no data within the read timeout") from err
+                if isinstance(err, (Urllib3Error, OSError, ValueError)):
+                    raise WatchBroken(f"watch {self.url}: connection broken: {err}") from err
+                raise
             if not chunk:
                 return
             yield chunk

@@ -80,7 +80,7 @@ class ScriptedApiServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def on(self, method: str, path: str, *answers: Answer, watch: bool = False) -> None:
@@ -175,3 +175,54 @@ class ScriptedApiServer:
                 handler.close_connection = True
         except OSError:
             handler.close_connection = True  # the client went away first: fine
+
+
+class RecordingHandler:
+    """An informer event handler that records events and lets tests wait for them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, Any]] = []
+        self._cond = threading.Condition()
+
+    def _record(self, *event: Any) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def on_add(self, obj: dict[str, Any], is_in_initial_list: bool) -> None:
+        self._record("add", obj, is_in_initial_list)
+
+    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self._record("update", old, new)
+
+    def on_delete(self, obj: Any) -> None:
+        self._record("delete", obj, None)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[str, Any, Any]]:
+        """The first ``count`` events, waiting for them at most ``timeout`` seconds."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.events) >= count, timeout):
+                raise AssertionError(f"expected {count} events, got {len(self.events)}: {self.events}")
+            return list(self.events)
+
+
+def obj(name: str, rv: str, namespace: str = "ns", **extra: Any) -> dict[str, Any]:
+    """A minimal ConfigMap with a name and resourceVersion."""
+    return {"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv}, **extra}
+
+
+def list_of(items: list[dict[str, Any]], rv: str, continue_: str | None = None) -> Json:
+    metadata: dict[str, Any] = {"resourceVersion": rv}
+    if continue_:
+        metadata["continue"] = continue_
+    return Json(200, {"kind": "ConfigMapList", "apiVersion": "v1", "metadata": metadata, "items": items})
+
+
+def event(type_: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": type_, "object": item}
+
+
+def bookmark(rv: str) -> dict[str, Any]:
+    return {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "apiVersion": "v1",
+                                           "metadata": {"resourceVersion": rv}}}

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Iterator
+
+import pytest
+
+from controller.kube.client import KubeClient
+from controller.kube.config import Endpoint
+from controller.kube.resources import CONFIGMAPS
+from controller.kube.watch import LineParser, WatchBroken, WatchStalled, parse_events
+from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
+
+PATH = "/api/v1/namespaces/ns/configmaps"
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedApiServer]:
+    s = ScriptedApiServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(server: ScriptedApiServer) -> KubeClient:
+    return KubeClient(Endpoint(server.url))
+
+
+def test_line_parser_keeps_partial_lines_across_chunks() -> None:
+    parser = LineParser()
+    assert parser.feed(b'{"a"') == []
+    assert parser.feed(b': 1}\n{"b": 2') == [b'{"a": 1}']
+    assert parser.feed(b"}\n\n") == [b'{"b": 2}', b""]
+    assert parser.leftover == b""
+
+
+def test_parse_events_byte_by_byte_equals_whole() -> None:
+    lines = [json.dumps(event("ADDED", obj(f"cm{i}", str(i)))).encode() for i in range(5)]
+    data = b"\n".join(lines) + b"\n\n"
+    one_byte_chunks = [data[i:i + 1] for i in range(len(data))]
+    assert list(parse_events(one_byte_chunks)) == [json.loads(line) for line in lines]
+
+
+def test_parse_events_accepts_a_final_line_without_newline() -> None:
+    assert list(parse_events([b'{"type": "BOOKMARK"}'])) == [{"type": "BOOKMARK"}]
+
+
+def test_watch_request_and_events_split_mid_line(server: ScriptedApiServer, client: KubeClient) -> None:
+    events = [event("ADDED", obj("a", "2")), event("MODIFIED", obj("a", "3"))]
+    server.on_watch(PATH, Stream(events, chunk_size=7))
+    with client.watch(CONFIGMAPS, "ns", resource_version="1", timeout_seconds=42) as stream:
+        assert list(stream) == events
+    query = server.requests_to(PATH, watch=True)[0].query
+    assert query == {"watch": "1", "resourceVersion": "1", "allowWatchBookmarks": "true",
+                     "timeoutSeconds": "42"}
+    assert client.request_count == 1 and client.write_count == 0
+
+
+def test_abrupt_disconnect_raises_watch_broken(server: ScriptedApiServer, client: KubeClient) -> None:
+    server.on_watch(PATH, Stream([event("ADDED", obj("a", "2"))], end="abort"))
+    seen = []
+    with pytest.raises(WatchBroken, match="connection broken"):
+        with client.watch(CONFIGMAPS, "ns", resource_version="1") as stream:
+            seen.extend(stream)
+    assert [e["object"]["metadata"]["name"] for e in seen] == ["a"]
+
+
+def test_silent_stream_raises_after_read_timeout(server: ScriptedApiServer, client: KubeClient) -> None:
+    server.on_watch(PATH, Stream([event("ADDED", obj("a", "2"))], end="silent"))
+    with client.watch(CONFIGMAPS, "ns", resource_version="1", read_timeout=0.3) as stream:
+        iterator = iter(stream)
+        assert next(iterator)["type"] == "ADDED"
+        with pytest.raises(WatchStalled, match="no data within the read timeout"):
+            next(iterator)
+
+
+def test_close_from_another_thread_ends_a_blocked_read(server: ScriptedApiServer,
+                                                        client: KubeClient) -> None:
+    server.on_watch(PATH, Stream([], end="silent"))
+    stream = client.watch(CONFIGMAPS, "ns", resource_version="1", read_timeout=30)
+    result: list[object] = []
+    reader = threading.Thread(target=lambda: result.append(list(stream)))
+    reader.start()
+    started = time.monotonic()
+    stream.close()
+    reader.join(5)
+    assert not reader.is_alive() and result == [[]]
+    assert time.monotonic() - started < 5
