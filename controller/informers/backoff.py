@@ -1,0 +1,65 @@
+"""Reconnect delays that grow on repeated failures and are jittered, so that many
+informers (or many operator replicas) do not hammer a recovering API server in step."""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from controller.clock import Clock
+
+
+class Backoff:
+    def __init__(self, random: Callable[[], float], *, initial: float = 0.8, maximum: float = 30.0,
+                 factor: float = 2.0, jitter: float = 1.0) -> None:
+        self._random = random
+        self._initial = initial
+        self._maximum = maximum
+        self._factor = factor
+        self._jitter = jitter
+        self._current = initial
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt: current step times (1 + jitter * random)."""
+        delay = self._current * (1.0 + self._jitter * self._random())
+        self._current = min(self._current * self._factor, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._current = self._initial
+
+
+class Stopper:
+    """A stop flag whose waits end early when stop() is called (time from the injected clock)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._woken = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """End the current (or next) wait early without stopping: what it waited for changed."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
+    def wait(self, seconds: float | None) -> bool:
+        """Wait ``seconds`` (None: until woken) unless woken or stopped; True when stopped."""
+        with self._cond:
+            deadline = None if seconds is None else self._clock.now() + seconds
+            while not self._stopped and not self._woken:
+                remaining = None if deadline is None else deadline - self._clock.now()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._clock.wait(self._cond, remaining)
+            self._woken = False
+            return self._stopped

@@ -1,0 +1,85 @@
+"""One handler's private queue and thread, so a slow handler delays only itself.
+
+Notifications reach each handler in the order the informer saw them; the buffer is
+unbounded, as a bounded one would make the informer (and every other handler) wait.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+from controller.informers.handlers import ResourceEventHandler
+
+log = logging.getLogger(__name__)
+
+ADD, UPDATE, DELETE, SYNCED = "add", "update", "delete", "synced"
+Notification = tuple[str, Any, Any]
+
+
+class ProcessorListener:
+    """Feeds one handler; also the registration ``add_event_handler`` returns."""
+
+    def __init__(self, handler: ResourceEventHandler, resync_period: float, name: str) -> None:
+        self.handler = handler
+        self.resync_period = resync_period
+        self.next_resync = 0.0
+        self._name = name
+        self._buffer: deque[Notification] = deque()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._synced = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"handler-{name}", daemon=True)
+        self._thread.start()
+
+    def push(self, kind: str, first: Any, second: Any = None) -> None:
+        with self._cond:
+            self._buffer.append((kind, first, second))
+            self._cond.notify()
+
+    def push_many(self, notifications: list[Notification]) -> None:
+        with self._cond:
+            self._buffer.extend(notifications)
+            self._cond.notify()
+
+    def has_synced(self) -> bool:
+        """True once this handler has processed every add of the informer's first list."""
+        return self._synced.is_set()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._buffer)
+
+    def stop(self) -> None:
+        """Stop promptly: undelivered notifications are dropped."""
+        with self._cond:
+            self._stopped = True
+            self._buffer.clear()
+            self._cond.notify()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buffer and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                kind, first, second = self._buffer.popleft()
+            self._dispatch(kind, first, second)
+
+    def _dispatch(self, kind: str, first: Any, second: Any) -> None:
+        try:
+            if kind == ADD:
+                self.handler.on_add(first, second)
+            elif kind == UPDATE:
+                self.handler.on_update(first, second)
+            elif kind == DELETE:
+                self.handler.on_delete(first)
+            else:
+                self._synced.set()
+        except Exception:  # a handler bug must not kill its feed: log it and go on
+            log.exception("event handler %s failed on %s", self._name, kind)

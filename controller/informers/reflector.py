@@ -1,0 +1,235 @@
+"""List, then watch from the list's resourceVersion, forever: the informer's feed.
+
+Resumes a broken or expired watch from the last resourceVersion it saw (bookmarks
+included) so reconnects cost nothing; relists only when the server says that version
+is gone (410). Failures are logged once each, naming the resource, and retried with
+jittered backoff: a reflector never stops on its own.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from controller.clock import Clock, RealClock
+from controller.informers.backoff import Backoff, Stopper
+from controller.kube.client import KubeClient
+from controller.kube.errors import ApiError, KubeError, is_gone, is_unauthorized
+from controller.kube.resources import Resource
+from controller.kube.watch import WatchStalled, WatchStream
+
+log = logging.getLogger(__name__)
+
+
+# A watch that ends sooner than this without a single event is treated as a failure
+# (backoff), so a server that closes every watch at once cannot cause a hot loop.
+MIN_HEALTHY_WATCH_SECONDS = 1.0
+
+
+class ReflectorStore(Protocol):
+    """Where a reflector delivers what it learns (the shared informer)."""
+
+    def replace(self, objects: list[dict[str, Any]], resource_version: str) -> None: ...
+
+    def upsert(self, obj: dict[str, Any]) -> None: ...
+
+    def delete(self, obj: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReflectorOptions:
+    page_size: int = 500
+    # The server ends each watch after a random 5-10 minutes, spreading reconnects.
+    min_watch_seconds: int = 300
+    # A stream silent for this long past its timeoutSeconds is dead.
+    read_timeout_grace: float = 30.0
+    # Overrides the computed read timeout (tests of silent streams).
+    read_timeout: float | None = None
+    initial_backoff: float = 0.8
+    max_backoff: float = 30.0
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion was compacted: relist."""
+
+
+class Reflector:
+    def __init__(self, client: KubeClient, resource: Resource, store: ReflectorStore, *,
+                 namespace: str | None = None, label_selector: str | None = None,
+                 field_selector: str | None = None, options: ReflectorOptions | None = None,
+                 clock: Clock | None = None, rand: Callable[[], float] | None = None) -> None:
+        self._client = client
+        self._resource = resource
+        self._store = store
+        self._namespace = namespace
+        self._label_selector = label_selector
+        self._field_selector = field_selector
+        self._options = options or ReflectorOptions()
+        self._random = rand or random.random
+        self._clock = clock or RealClock()
+        self._stopper = Stopper(self._clock)
+        self._backoff = Backoff(self._random, initial=self._options.initial_backoff,
+                                maximum=self._options.max_backoff)
+        self._stream_lock = threading.Lock()
+        self._stream: WatchStream | None = None
+        self.name = describe(resource, namespace, label_selector, field_selector)
+        self.last_resource_version = ""
+        self.list_count = 0      # complete lists delivered to the store
+        self.relist_count = 0    # lists caused by 410 Gone
+        self.watch_count = 0     # watch requests opened
+        self.error_count = 0     # failures that led to a backoff
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """List and watch until stop(); blocks the calling thread."""
+        need_list = True
+        while not self._stopper.stopped:
+            try:
+                if need_list:
+                    self._list_and_replace()
+                    need_list = False
+                self._watch()
+            except _Gone as gone:
+                log.info("%s: %s; relisting", self.name, gone)
+                self.relist_count += 1
+                need_list = True
+            except WatchStalled as err:
+                log.info("%s: %s; reconnecting from resourceVersion %s",
+                         self.name, err, self.last_resource_version)
+            except Exception as err:  # every failure is retried: a reflector never stops by itself
+                self._fail(err)
+
+    def stop(self) -> None:
+        self._stopper.stop()
+        with self._stream_lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    # -- list -----------------------------------------------------------------------
+
+    def _list_and_replace(self) -> None:
+        objects, resource_version = self._list_all()
+        if self._stopper.stopped:
+            return
+        self._store.replace(objects, resource_version)
+        self.last_resource_version = resource_version
+        self.list_count += 1
+
+    def _list_all(self) -> tuple[list[dict[str, Any]], str]:
+        """All pages of a consistent list; restarts when a continue token expires."""
+        objects: list[dict[str, Any]] = []
+        continue_token: str | None = None
+        while True:
+            try:
+                page = self._client.list(self._resource, self._namespace,
+                                         label_selector=self._label_selector,
+                                         field_selector=self._field_selector,
+                                         limit=self._options.page_size, continue_=continue_token)
+            except ApiError as err:
+                if is_gone(err) and continue_token:
+                    log.info("%s: list continue token expired; restarting the list", self.name)
+                    objects, continue_token = [], None
+                    continue
+                raise
+            kind, api_version = self._resource.kind, self._resource.api_version
+            for item in page.get("items") or ():
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", api_version)
+                objects.append(item)
+            metadata = page.get("metadata") or {}
+            continue_token = metadata.get("continue") or None
+            if not continue_token:
+                return objects, metadata.get("resourceVersion", "")
+
+    # -- watch ----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        options = self._options
+        timeout_seconds = int(options.min_watch_seconds * (1.0 + self._random()))
+        read_timeout = options.read_timeout or timeout_seconds + options.read_timeout_grace
+        try:
+            stream = self._client.watch(
+                self._resource, self._namespace, resource_version=self.last_resource_version,
+                label_selector=self._label_selector, field_selector=self._field_selector,
+                timeout_seconds=timeout_seconds, read_timeout=read_timeout)
+        except ApiError as err:
+            if is_gone(err):
+                raise _Gone(f"watch from resourceVersion {self.last_resource_version} is gone") from err
+            raise
+        self.watch_count += 1
+        with self._stream_lock:
+            self._stream = stream
+        started = self._clock.now()
+        try:
+            delivered = 0 if self._stopper.stopped else self._consume(stream)
+        finally:
+            with self._stream_lock:
+                self._stream = None
+            stream.close()
+        if not delivered and not self._stopper.stopped \
+                and self._clock.now() - started < MIN_HEALTHY_WATCH_SECONDS:
+            raise KubeError(f"watch {stream.url} ended at once without events")
+
+    def _consume(self, stream: WatchStream) -> int:
+        """Deliver events until the stream ends; returns how many were delivered."""
+        store = self._store
+        delivered = 0
+        for event in stream:
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                self._raise_watch_error(obj)
+            elif kind in ("ADDED", "MODIFIED"):
+                store.upsert(obj)
+            elif kind == "DELETED":
+                store.delete(obj)
+            elif kind != "BOOKMARK":
+                log.warning("%s: ignoring watch event of unknown type %r", self.name, kind)
+                continue
+            resource_version = (obj.get("metadata") or {}).get("resourceVersion")
+            if resource_version:
+                self.last_resource_version = resource_version
+            delivered += 1
+            if delivered == 1:
+                self._backoff.reset()
+            if self._stopper.stopped:
+                break
+        return delivered
+
+    def _raise_watch_error(self, status: dict[str, Any]) -> None:
+        code = int(status.get("code") or 500)
+        if code == 410:
+            raise _Gone(f"watch from resourceVersion {self.last_resource_version} expired "
+                        f"({status.get('message', 'Gone')})")
+        raise ApiError.from_status(code, status, method="WATCH", path=self._resource.path(self._namespace))
+
+    # -- failures -------------------------------------------------------------------
+
+    def _fail(self, err: Exception) -> None:
+        self.error_count += 1
+        delay = self._backoff.next_delay()
+        if isinstance(err, KubeError):
+            log.warning("%s: %s; retrying in %.1fs", self.name, err, delay)
+        else:
+            log.exception("%s: unexpected failure; retrying in %.1fs", self.name, delay)
+        if is_unauthorized(err):
+            try:
+                self._client.refresh_credentials()
+            except KubeError as refresh_err:
+                log.warning("%s: cannot re-read credentials: %s", self.name, refresh_err)
+        self._stopper.wait(delay)
+
+
+def describe(resource: Resource, namespace: str | None, label_selector: str | None,
+             field_selector: str | None) -> str:
+    """A reflector's name for logs: the resource and what it is narrowed to."""
+    parts = [str(resource), f"in namespace {namespace}" if namespace else "in all namespaces"]
+    if label_selector:
+        parts.append(f"labels {label_selector!r}")
+    if field_selector:
+        parts.append(f"fields {field_selector!r}")
+    return " ".join(parts)
