@@ -1,0 +1,64 @@
+"""The status endpoint's view of a real Flux instance, through the flux Python bindings.
+
+The bindings exist only where flux-core is installed (inside a MiniCluster), so they are
+imported when the backend is created, with an error that says what is missing.
+"""
+from __future__ import annotations
+
+import importlib
+import shlex
+from collections import Counter
+from types import ModuleType
+
+from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendError
+from controller.member.jobgroups import JobGroup
+
+PENDING_STATES = ("DEPEND", "PRIORITY", "SCHED")
+
+
+def _import_flux() -> ModuleType:
+    try:
+        flux = importlib.import_module("flux")
+        for submodule in ("flux.job", "flux.resource"):
+            importlib.import_module(submodule)
+    except ImportError as err:
+        raise BackendError(
+            f"backend 'flux' needs the `flux` Python module (the flux-core bindings), which cannot be "
+            f"imported here ({err}); run inside a Flux instance or use --backend simulated") from err
+    return flux
+
+
+class FluxBackend:
+    """Reads queue and resources from the local Flux broker; submits job groups to it."""
+
+    def __init__(self, groups: dict[str, JobGroup]) -> None:
+        self._flux = _import_flux()
+        self._handle = self._flux.Flux()
+        self._groups = groups
+
+    def status(self) -> dict:
+        resources = self._flux.resource.list.resource_list(self._handle).get()
+        jobs = self._flux.job.job_list(self._handle).get().get("jobs", [])
+        states = Counter(self._flux.job.info.statetostr(job["state"]).lower() for job in jobs)
+        pending = sorted((job for job in jobs if self._flux.job.info.statetostr(job["state"]) in PENDING_STATES),
+                         key=lambda job: job["t_submit"])
+        waiting = Counter(str(job["nnodes"]) for job in pending if job.get("nnodes"))
+        return {
+            "nodes": {"node_cores_free": resources.free.ncores, "node_cores_up": resources.up.ncores,
+                      "node_up_count": len(resources.up.nodelist),
+                      "node_free_count": len(resources.free.nodelist)},
+            "queue": {state: states.get(state, 0) for state in QUEUE_STATES},
+            "waiting": dict(waiting),
+            "nextJobs": [int(job["id"]) for job in pending[:NEXT_JOBS_SHOWN]],
+        }
+
+    def submit(self, group: str, count: int) -> list[int]:
+        if group not in self._groups:
+            raise BackendError(f"group: unknown job group {group!r} (known: {sorted(self._groups)})")
+        spec = self._groups[group]
+        jobspec = self._flux.job.JobspecV1.from_command(command=shlex.split(spec.command), num_nodes=spec.nodes,
+                                                         num_tasks=spec.nodes)
+        return [int(self._flux.job.submit(self._handle, jobspec)) for _ in range(count)]
+
+    def resize(self, nodes: int) -> None:
+        """Nothing to do: Flux learns of brokers joining or leaving by itself."""

@@ -1,0 +1,60 @@
+"""``ensemble-operator member-status``: the status endpoint of one member's lead broker."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from controller.clock import RealClock
+from controller.member.backend import BackendError, MemberBackend
+from controller.member.flux_backend import FluxBackend
+from controller.member.jobgroups import JobGroup, load_job_groups
+from controller.member.servicer import MemberServicer
+from controller.member.simulator import SimulatedFlux
+from controller.service.server import GrpcServer
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
+    parser.add_argument("--backend", choices=("flux", "simulated"), default="flux",
+                        help="flux: the local Flux broker; simulated: a deterministic in-process queue")
+    parser.add_argument("--ensemble-yaml", type=Path, default=None,
+                        help="the member's ensemble.yaml (its jobs are the groups that can be submitted)")
+    parser.add_argument("--nodes", type=int, default=1, help="simulated backend: nodes at start (default 1)")
+    parser.add_argument("--workers", type=int, default=4, help="gRPC worker threads (default 4)")
+    parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
+
+
+def build_backend(args: argparse.Namespace) -> MemberBackend:
+    """The chosen backend; the simulated one starts by submitting every group's ``count`` jobs."""
+    groups = _groups(args.ensemble_yaml)
+    if args.backend == "flux":
+        return FluxBackend(groups)
+    simulated = SimulatedFlux(groups, args.nodes, RealClock())
+    for group in groups.values():
+        simulated.submit(group.name, group.count)
+    return simulated
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        backend = build_backend(args)
+        server = GrpcServer(MemberServicer(backend), args.host, args.port, args.workers)
+    except (BackendError, ValueError, OSError) as err:
+        log.error("%s", err)
+        return 1
+    server.serve_until_signal(args.grace)
+    return 0
+
+
+def _groups(path: Path | None) -> dict[str, JobGroup]:
+    if path is None:
+        return {}
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"--ensemble-yaml {path}: {err.strerror}") from None
+    return load_job_groups(text, str(path))

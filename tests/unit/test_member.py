@@ -1,0 +1,145 @@
+"""The lead-broker status endpoint: job groups, the gRPC server, backend selection."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controller.algorithms.status import parse_status
+from controller.clock import FakeClock
+from controller.member import main as member_main
+from controller.member.backend import BackendError
+from controller.member.flux_backend import FluxBackend
+from controller.member.jobgroups import DEFAULT_DURATION, load_job_groups, sleep_duration
+from controller.member.servicer import MemberServicer
+from controller.member.simulator import SimulatedFlux
+from controller.proto import ensemble_service_pb2 as pb2
+from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.service.server import GrpcServer
+
+ENSEMBLE_YAML = """
+logging: {debug: false}
+jobs:
+  - name: lammps
+    command: sleep 30
+    count: 4
+    nodes: 2
+  - name: hello
+    command: echo hello
+rules:
+  - trigger: start
+    action: {name: submit, label: lammps}
+"""
+
+
+def test_job_groups_from_ensemble_yaml() -> None:
+    groups = load_job_groups(ENSEMBLE_YAML)
+    assert (groups["lammps"].count, groups["lammps"].nodes, groups["lammps"].duration) == (4, 2, 30.0)
+    assert (groups["hello"].count, groups["hello"].nodes, groups["hello"].duration) == (1, 1, DEFAULT_DURATION)
+
+
+@pytest.mark.parametrize("command, seconds", [
+    ("sleep 5", 5.0), ("/bin/sleep 2.5", 2.5), ("sleep 5 && echo", DEFAULT_DURATION),
+    ("sleep forever", DEFAULT_DURATION), ("python run.py", DEFAULT_DURATION), ("sleep 'unclosed", DEFAULT_DURATION),
+])
+def test_duration_comes_from_sleep_commands(command: str, seconds: float) -> None:
+    assert sleep_duration(command) == seconds
+
+
+@pytest.mark.parametrize("text, message", [
+    ("jobs: [", "not valid YAML"),
+    ("- a", "expected a mapping at the top level"),
+    ("jobs: {a: 1}", "jobs: expected a list"),
+    ("jobs: [{command: sleep 1}]", r"jobs\[0\]\.name: required string"),
+    ("jobs: [{name: a}]", r"jobs\[0\]\.command: required string"),
+    ("jobs: [{name: a, command: x, nodes: 0}]", r"jobs\[0\]\.nodes: expected a positive integer"),
+    ("jobs: [{name: a, command: x, count: -1}]", r"jobs\[0\]\.count: expected a positive integer"),
+    ("jobs: [{name: a, command: x}, {name: a, command: y}]", r"jobs\[1\]\.name: duplicate group 'a'"),
+])
+def test_bad_ensemble_yaml_names_the_field(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"my.yaml: {message}"):
+        load_job_groups(text, "my.yaml")
+
+
+@pytest.fixture
+def member() -> Iterator[tuple[pb2_grpc.EnsembleOperatorStub, SimulatedFlux, FakeClock]]:
+    clock = FakeClock(start=0.0)
+    flux = SimulatedFlux(load_job_groups(ENSEMBLE_YAML), 4, clock)
+    server = GrpcServer(MemberServicer(flux), "127.0.0.1", 0, 2)
+    server.start()
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb2_grpc.EnsembleOperatorStub(channel), flux, clock
+    server.stop(grace=1)
+
+
+def action(stub: pb2_grpc.EnsembleOperatorStub, name: str, payload: str) -> tuple[int, dict]:
+    response = stub.RequestAction(pb2.ActionRequest(action=name, payload=payload), timeout=5)
+    return response.status, json.loads(response.payload)
+
+
+def test_status_over_grpc_has_the_agreed_shape(member) -> None:
+    stub, flux, _ = member
+    flux.submit("lammps", 3)
+    response = stub.RequestStatus(pb2.StatusRequest(member="miniclusters", name="ens-0"), timeout=5)
+    assert response.status == pb2.Response.SUCCESS
+    status = parse_status(response.payload)          # the operator's poller validation accepts it
+    assert status["queue"]["run"] == 2 and status["queue"]["sched"] == 1
+    assert status["waiting"] == {"2": 1} and status["nextJobs"] == [3]
+    assert status["nodes"]["node_free_count"] == 0
+
+
+def test_submit_and_resize_over_grpc(member) -> None:
+    stub, flux, clock = member
+    assert action(stub, "submit", '{"group": "hello", "count": 2}') == (pb2.Response.SUCCESS, {"submitted": [1, 2]})
+    assert action(stub, "resize", '{"nodes": 1}') == (pb2.Response.SUCCESS, {"nodes": 1})
+    clock.step(DEFAULT_DURATION)
+    assert flux.status()["queue"]["inactive"] == 2
+    assert flux.status()["nodes"]["node_up_count"] == 1
+
+
+@pytest.mark.parametrize("name, payload, message", [
+    ("submit", '{"group": "ghost", "count": 1}', "group: unknown job group 'ghost'"),
+    ("submit", '{"group": "hello"}', "payload.count: expected int"),
+    ("submit", '{"group": 3, "count": 1}', "payload.group: expected str"),
+    ("submit", "{nope", "payload: malformed JSON"),
+    ("resize", '{"nodes": "4"}', "payload.nodes: expected int"),
+    ("terminate", "{}", "action: unknown action 'terminate'"),
+])
+def test_bad_actions_are_errors_with_the_reason(member, name: str, payload: str, message: str) -> None:
+    stub, _, _ = member
+    status, body = action(stub, name, payload)
+    assert status == pb2.Response.ERROR and message in body["error"]
+
+
+def test_flux_backend_says_the_flux_module_is_missing() -> None:
+    # flux-core's bindings are not installable from PyPI and are absent here, as on any non-Flux host
+    with pytest.raises(BackendError, match=r"needs the `flux` Python module .*No module named 'flux'"):
+        FluxBackend({})
+
+
+def parse_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    member_main.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_simulated_backend_submits_every_group_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "ensemble.yaml"
+    path.write_text(ENSEMBLE_YAML)
+    backend = member_main.build_backend(parse_args("--backend", "simulated", "--nodes", "8",
+                                                   "--ensemble-yaml", str(path)))
+    queue = backend.status()["queue"]
+    assert queue["run"] + queue["sched"] + queue["inactive"] == 5
+
+
+def test_run_fails_cleanly_without_flux_or_with_a_missing_file(caplog: pytest.LogCaptureFixture,
+                                                              tmp_path: Path) -> None:
+    assert member_main.run(parse_args("--backend", "flux", "--port", "0")) == 1
+    assert "`flux` Python module" in caplog.text
+    missing = tmp_path / "absent.yaml"
+    assert member_main.run(parse_args("--backend", "simulated", "--ensemble-yaml", str(missing))) == 1
+    assert f"--ensemble-yaml {missing}" in caplog.text
