@@ -1,0 +1,192 @@
+"""The reflector against a scripted API server on 127.0.0.1: lists, watches, failures."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator
+
+import pytest
+
+from controller.informers import DeletedFinalStateUnknown, ReflectorOptions, SharedInformer
+from controller.kube.client import KubeClient
+from controller.kube.config import Endpoint
+from controller.kube.resources import CONFIGMAPS
+from tests.unit.scripted_apiserver import (
+    Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
+)
+
+PATH = "/api/v1/namespaces/ns/configmaps"
+FAST = ReflectorOptions(initial_backoff=0.01, max_backoff=0.05, min_watch_seconds=300)
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedApiServer]:
+    s = ScriptedApiServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def informer(server: ScriptedApiServer) -> Iterator[SharedInformer]:
+    inf = SharedInformer(KubeClient(Endpoint(server.url)), CONFIGMAPS, namespace="ns",
+                         rand=lambda: 0.0, reflector_options=FAST)
+    yield inf
+    inf.stop()
+
+
+def names(informer: SharedInformer) -> dict[str, str]:
+    return {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in informer.get_indexer().list()}
+
+
+def test_paginated_list_then_watch_from_its_resource_version(server, informer) -> None:
+    server.on_list(PATH, list_of([obj("a", "1")], "10", continue_="page2"),
+                   list_of([obj("b", "2")], "10"))
+    server.on_watch(PATH, Stream([event("ADDED", obj("c", "11"))], end="silent"))
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    informer.start()
+    events = handler.wait_for(3)
+    assert [(kind, o["metadata"]["name"], flag) for kind, o, flag in events] == [
+        ("add", "a", True), ("add", "b", True), ("add", "c", False)]
+    lists = server.requests_to(PATH, watch=False)
+    assert [r.query for r in lists] == [{"limit": "500"}, {"limit": "500", "continue": "page2"}]
+    watch = server.requests_to(PATH, watch=True)[0].query
+    assert watch["resourceVersion"] == "10" and watch["allowWatchBookmarks"] == "true"
+    assert watch["timeoutSeconds"] == "300"
+    assert informer.has_synced() and names(informer) == {"a": "1", "b": "2", "c": "11"}
+    assert events[0][1]["kind"] == "ConfigMap"  # listed items get their kind back
+
+
+def test_disconnect_resumes_from_the_last_bookmark_without_relisting(server, informer) -> None:
+    server.on_list(PATH, list_of([], "10"))
+    server.on_watch(PATH, Stream([event("ADDED", obj("a", "11")), bookmark("15")], end="abort"),
+                    Stream([event("MODIFIED", obj("a", "16"))], end="silent"))
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    informer.start()
+    events = handler.wait_for(2)
+    assert [e[0] for e in events] == ["add", "update"]
+    watches = server.wait_for_requests(2, PATH, watch=True)
+    assert [w.query["resourceVersion"] for w in watches[:2]] == ["10", "15"]
+    assert len(server.requests_to(PATH, watch=False)) == 1
+    assert informer.reflector.relist_count == 0 and informer.last_sync_resource_version() == "16"
+
+
+def test_server_timeout_end_resumes_immediately(server, informer) -> None:
+    server.on_list(PATH, list_of([], "10"))
+    server.on_watch(PATH, Stream([event("ADDED", obj("a", "11"))], end="close"),
+                    Stream([event("ADDED", obj("b", "12"))], end="silent"))
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    informer.start()
+    handler.wait_for(2)
+    assert [w.query["resourceVersion"] for w in server.requests_to(PATH, watch=True)[:2]] == ["10", "11"]
+    assert informer.reflector.error_count == 0
+
+
+@pytest.mark.parametrize("gone", [
+    Json(410, status_body(410, "Expired", "too old resource version: 10 (20)")),
+    Stream([event("ERROR", status_body(410, "Expired", "too old resource version"))]),
+], ids=["http-status", "error-event"])
+def test_gone_relists_and_emits_the_differences(server, informer, gone) -> None:
+    server.on_list(PATH, list_of([obj("keep", "1"), obj("change", "2"), obj("vanish", "3")], "10"),
+                   list_of([obj("keep", "1"), obj("change", "7"), obj("new", "8")], "20"))
+    server.on_watch(PATH, gone, Stream([], end="silent"))
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    informer.start()
+    events = handler.wait_for(6)
+    after_relist = events[3:]
+    assert {(kind, first.key if kind == "delete" else first["metadata"]["name"]) for kind, first, _ in after_relist} \
+        == {("update", "change"), ("add", "new"), ("delete", "ns/vanish")}
+    tombstone = next(first for kind, first, _ in after_relist if kind == "delete")
+    assert isinstance(tombstone, DeletedFinalStateUnknown) and tombstone.obj["metadata"]["resourceVersion"] == "3"
+    assert informer.reflector.relist_count == 1
+    assert names(informer) == {"keep": "1", "change": "7", "new": "8"}
+    assert server.wait_for_requests(2, PATH, watch=True)[1].query["resourceVersion"] == "20"
+
+
+def test_expired_continue_token_restarts_the_list(server, informer) -> None:
+    server.on_list(PATH, list_of([obj("a", "1")], "10", continue_="old"),
+                   Json(410, status_body(410, "Expired", "continue token expired")),
+                   list_of([obj("a", "1")], "12", continue_="new"),
+                   list_of([obj("b", "2")], "12"))
+    informer.start()
+    assert informer.wait_for_sync(5)
+    assert names(informer) == {"a": "1", "b": "2"}
+    assert [r.query.get("continue") for r in server.requests_to(PATH, watch=False)] == [None, "old", None, "new"]
+    assert server.wait_for_requests(1, PATH, watch=True)[0].query["resourceVersion"] == "12"
+
+
+def test_silent_stream_is_restarted_after_the_read_timeout(server) -> None:
+    options = ReflectorOptions(initial_backoff=0.01, read_timeout=0.3)
+    informer = SharedInformer(KubeClient(Endpoint(server.url)), CONFIGMAPS, namespace="ns",
+                              rand=lambda: 0.0, reflector_options=options)
+    server.on_list(PATH, list_of([], "10"))
+    server.on_watch(PATH, Stream([event("ADDED", obj("a", "11"))], end="silent"),
+                    Stream([event("ADDED", obj("b", "12"))], end="silent"))
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    informer.start()
+    try:
+        handler.wait_for(2)
+        assert [w.query["resourceVersion"] for w in server.requests_to(PATH, watch=True)[:2]] == ["10", "11"]
+    finally:
+        informer.stop()
+
+
+def test_forbidden_is_logged_naming_the_resource_then_retried(server, informer, caplog) -> None:
+    server.on_list(PATH, Json(403, status_body(403, "Forbidden", "configmaps is forbidden: User x")),
+                   list_of([obj("a", "1")], "10"))
+    with caplog.at_level(logging.WARNING, logger="controller.informers.reflector"):
+        informer.start()
+        assert informer.wait_for_sync(5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "configmaps in namespace ns" in lines[0] and "403" in lines[0] and "retrying in" in lines[0]
+
+
+def test_unauthorized_rereads_credentials_before_retrying(server) -> None:
+    refreshed = threading.Event()
+
+    class CountingClient(KubeClient):
+        def refresh_credentials(self) -> None:
+            refreshed.set()
+
+    informer = SharedInformer(CountingClient(Endpoint(server.url)), CONFIGMAPS, namespace="ns",
+                              reflector_options=FAST)
+    unauthorized = Json(401, status_body(401, "Unauthorized", ""))
+    server.on_list(PATH, unauthorized, unauthorized, list_of([], "10"))
+    informer.start()
+    try:
+        assert informer.wait_for_sync(5) and refreshed.is_set()
+    finally:
+        informer.stop()
+
+
+def test_unreachable_server_keeps_retrying_until_stopped(caplog) -> None:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    informer = SharedInformer(KubeClient(Endpoint(f"http://127.0.0.1:{port}")), CONFIGMAPS,
+                              namespace="ns", reflector_options=FAST)
+    with caplog.at_level(logging.WARNING, logger="controller.informers.reflector"):
+        informer.start()
+        deadline = threading.Event()
+        while informer.reflector.error_count < 3 and not deadline.wait(0.01):
+            pass
+        informer.stop()
+    assert informer.reflector.error_count >= 3 and not informer.has_synced()
+    assert "cannot reach the API server" in caplog.records[0].getMessage()
+
+
+def test_stop_ends_a_blocked_watch_promptly(server, informer) -> None:
+    server.on_list(PATH, list_of([], "10"))
+    informer.start()
+    server.wait_for_requests(1, PATH, watch=True)
+    stopper = threading.Thread(target=informer.stop)
+    stopper.start()
+    stopper.join(2)
+    assert not stopper.is_alive()
+    assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("reflector-"))
