@@ -1,0 +1,61 @@
+"""GrpcServer lifecycle: serving, and a graceful stop on SIGTERM in a real process."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from controller.proto import ensemble_service_pb2 as pb2
+from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+
+CHILD = """
+import sys, time
+from controller.proto import ensemble_service_pb2 as pb2, ensemble_service_pb2_grpc as pb2_grpc
+from controller.service.server import GrpcServer
+
+class Slow(pb2_grpc.EnsembleOperatorServicer):
+    def RequestStatus(self, request, context):
+        print("received", flush=True)
+        time.sleep(float(request.name))
+        return pb2.Response(payload="done", status=pb2.Response.SUCCESS)
+
+server = GrpcServer(Slow(), "127.0.0.1", 0, 2)
+print(server.address, flush=True)
+server.serve_until_signal(grace=5)
+print("stopped", flush=True)
+"""
+
+
+def wait_serving(address: str, deadline: float) -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
+                        health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+
+
+def test_sigterm_lets_the_in_flight_request_finish() -> None:
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        address = child.stdout.readline().strip()
+        wait_serving(address, time.monotonic() + 10)
+        with grpc.insecure_channel(address) as channel:
+            call = pb2_grpc.EnsembleOperatorStub(channel).RequestStatus.future(
+                pb2.StatusRequest(name="0.5"), timeout=10)
+            assert child.stdout.readline().strip() == "received"
+            child.send_signal(signal.SIGTERM)
+            assert call.result().payload == "done"
+        assert child.wait(timeout=10) == 0
+        assert child.stdout.read().strip() == "stopped"
+    finally:
+        if child.poll() is None:
+            child.kill()
