@@ -11,7 +11,7 @@ import copy
 import shlex
 
 from controller.reconcilers.desired.meta import (
-    ensemble_name, grpc_service_host, member_name, object_meta)
+    ensemble_name, grpc_service_host, member_name, object_meta, ownership_labels)
 from controller.reconcilers.desired.service import service_port
 from controller.reconcilers.desired.settings import DesiredSettings
 
@@ -95,6 +95,9 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     spec = copy.deepcopy((member.get("minicluster") or {}).get("spec") or {})
     spec.setdefault("size", 1)
     spec["network"] = {**(spec.get("network") or {}), "headlessName": ensemble_name(ensemble)}
+    # Labelled pods let the operator watch only its members' pods and map them back.
+    pod = spec.get("pod") or {}
+    spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
     containers = list(spec.get("containers") or [])
     containers[0] = _runner_container(ensemble, index, containers[0], member.get("branch"))
     spec["containers"] = containers + [status_container(settings)]

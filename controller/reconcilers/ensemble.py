@@ -1,0 +1,250 @@
+"""The Ensemble reconciler: desired objects applied, removed members deleted, status written.
+
+Level-triggered: every reconcile recomputes everything from the informer caches and
+writes only what differs, so a reconcile with nothing to do sends no request at all.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from api.v1alpha1 import Ensemble, FieldError, validate
+from controller.clock import Clock
+from controller.informers import CONTROLLER_UID_INDEX
+from controller.kube.errors import is_conflict, is_not_found
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, Resource,
+                                       for_object)
+from controller.reconcilers.desired import DesiredSettings, desired_objects
+from controller.reconcilers.desired.compare import differs
+from controller.reconcilers.desired.meta import member_index_of, member_name
+from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, lead_broker
+from controller.reconcilers.poller import PollKey, PollResult, PollTarget
+from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, MemberObservation,
+                                           invalid_status, member_phase, status_changed,
+                                           valid_status)
+from controller.runtime.reconcile import Request, Result
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "ensemble-operator"
+# Owns a MiniCluster's spec.size next to whoever scales it, so that our main apply can
+# leave size out without server-side apply deleting it (see _apply_minicluster).
+SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
+# Member objects whose removal from the spec means deletion.
+MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
+
+
+class Cache(Protocol):
+    def get(self, name: str, namespace: str | None = None) -> dict | None: ...
+
+    def by_index(self, index_name: str, value: str) -> list[dict]: ...
+
+
+class Writer(Protocol):
+    def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
+              subresource: str | None = None) -> dict: ...
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+               propagation_policy: str | None = "Background",
+               preconditions: dict | None = None) -> dict | None: ...
+
+
+class Recorder(Protocol):
+    def event(self, obj: dict, type_: str, reason: str, message: str) -> None: ...
+
+
+class Poller(Protocol):
+    def register(self, target: PollTarget) -> None: ...
+
+    def unregister(self, key: PollKey) -> None: ...
+
+
+@dataclass
+class EnsembleCaches:
+    """The informer caches the reconciler reads (owned ones indexed by controller UID)."""
+
+    ensembles: Cache
+    owned: dict[Resource, Cache]
+    pods: Cache
+
+
+class EnsembleReconciler:
+    def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder, clock: Clock,
+                 settings: DesiredSettings = DesiredSettings(), poller: Poller | None = None,
+                 validator: Callable[[dict], list[FieldError]] = validate) -> None:
+        self._client = client
+        self._caches = caches
+        self._events = events
+        self._clock = clock
+        self._settings = settings
+        self._poller = poller
+        self._validate = validator
+        self._lock = threading.Lock()
+        self._poll_results: dict[PollKey, PollResult] = {}
+        self._poll_keys: dict[tuple[str, str], set[PollKey]] = {}
+
+    # -- poller feedback ----------------------------------------------------------
+
+    def record_poll(self, key: PollKey, result: PollResult) -> Request:
+        """Keep a poll result for the next status; returns the Request to enqueue."""
+        with self._lock:
+            if key in self._poll_keys.get((key[0], key[1]), set()):
+                self._poll_results[key] = result
+        return Request(key[0], key[1])
+
+    # -- reconcile ------------------------------------------------------------------
+
+    def reconcile(self, request: Request) -> Result:
+        ensemble = self._caches.ensembles.get(request.name, request.namespace)
+        if ensemble is None or ensemble["metadata"].get("deletionTimestamp"):
+            # Owned objects go with the Ensemble through their owner references.
+            self._set_poll_targets(request, {})
+            return Result()
+        errors = self._validate(ensemble)
+        if errors:
+            self._report_invalid(ensemble, errors)
+            return Result()
+        typed = Ensemble.from_dict(ensemble)
+        for obj in desired_objects(typed.to_dict(), self._settings):
+            self._apply(ensemble, obj)
+        self._delete_removed_members(ensemble, len(typed.spec.members))
+        observations = self._observe_members(ensemble, typed)
+        deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
+        self._write_status(ensemble, valid_status(ensemble, observations, deployment, self._clock.wall()))
+        if any(_needs_polling(o) for o in observations):
+            return Result(requeue_after=float(typed.spec.heartbeat))
+        return Result()
+
+    # -- owned objects ----------------------------------------------------------------
+
+    def _apply(self, ensemble: dict, desired: dict) -> None:
+        resource = for_object(desired)
+        meta = desired["metadata"]
+        cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
+        if resource == MINICLUSTERS and cached is not None:
+            desired = _without_size(desired)
+        if not differs(desired, cached):
+            return
+        if resource == MINICLUSTERS and cached is not None:
+            self._pin_size(cached)
+        log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
+        self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
+        if cached is None:
+            self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
+
+    def _pin_size(self, cached: dict) -> None:
+        """Co-own spec.size under a second manager before our main apply drops it.
+
+        Without a conflict the size stays as it is; a conflict means the scaling path
+        already owns it, which is just as good.
+        """
+        meta = cached["metadata"]
+        size = (cached.get("spec") or {}).get("size")
+        if size is None:
+            return
+        pin = {"apiVersion": MINICLUSTERS.api_version, "kind": MINICLUSTERS.kind,
+               "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+               "spec": {"size": size}}
+        try:
+            self._client.apply(MINICLUSTERS, pin, field_manager=SIZE_FIELD_MANAGER, force=False)
+        except Exception as error:
+            if not is_conflict(error):
+                raise
+
+    def _delete_removed_members(self, ensemble: dict, member_count: int) -> None:
+        uid = ensemble["metadata"]["uid"]
+        for resource in MEMBER_RESOURCES:
+            for obj in self._caches.owned[resource].by_index(CONTROLLER_UID_INDEX, uid):
+                index = member_index_of(obj)
+                if index is None or index < member_count:
+                    continue
+                meta = obj["metadata"]
+                try:
+                    self._client.delete(resource, meta["name"], meta["namespace"],
+                                        preconditions={"uid": meta["uid"]})
+                except Exception as error:
+                    if not is_not_found(error):
+                        raise
+                self._events.event(ensemble, "Normal", "Deleted",
+                                   f"Deleted {obj.get('kind', resource.kind)} {meta['name']} "
+                                   f"(member {index} removed from the spec)")
+
+    # -- members and polling --------------------------------------------------------------
+
+    def _observe_members(self, ensemble: dict, typed: Ensemble) -> list[MemberObservation]:
+        request = _request_of(ensemble)
+        namespace = request.namespace
+        targets: dict[PollKey, PollTarget] = {}
+        heartbeat = float(typed.spec.heartbeat)
+        pod_lists = []
+        for index, member in enumerate(typed.spec.members):
+            name = member_name(ensemble, index)
+            pods = [pod for pod in self._caches.pods.by_index(MINICLUSTER_INDEX, name)
+                    if pod["metadata"].get("namespace") == namespace]
+            pod_lists.append((name, member, pods))
+            lead = lead_broker(pods, minicluster=name)
+            if lead is not None and lead.reachable:
+                key = (namespace, request.name, name)
+                address = f"{lead.ip}:{self._settings.member_status_port}"
+                targets[key] = PollTarget(key, address, heartbeat)
+        self._set_poll_targets(request, targets)
+        with self._lock:
+            results = dict(self._poll_results)
+        return [MemberObservation(
+                    name=name, spec_size=member.size, min_size=member.min_size,
+                    max_size=member.max_size,
+                    minicluster=self._caches.owned[MINICLUSTERS].get(name, namespace),
+                    pods=pods, poll=results.get((namespace, request.name, name)))
+                for name, member, pods in pod_lists]
+
+    def _set_poll_targets(self, request: Request, targets: dict[PollKey, PollTarget]) -> None:
+        with self._lock:
+            previous = self._poll_keys.pop((request.namespace, request.name), set())
+            if targets:
+                self._poll_keys[(request.namespace, request.name)] = set(targets)
+            for key in previous - set(targets):
+                self._poll_results.pop(key, None)
+        if self._poller is None:
+            return
+        for key in previous - set(targets):
+            self._poller.unregister(key)
+        for target in targets.values():
+            self._poller.register(target)
+
+    # -- status ------------------------------------------------------------------------
+
+    def _report_invalid(self, ensemble: dict, errors: list[FieldError]) -> None:
+        self._set_poll_targets(_request_of(ensemble), {})
+        status = invalid_status(ensemble, errors, self._clock.wall())
+        if self._write_status(ensemble, status):
+            self._events.event(ensemble, "Warning", "InvalidSpec", "; ".join(str(e) for e in errors))
+
+    def _write_status(self, ensemble: dict, status: dict) -> bool:
+        if not status_changed(status, ensemble.get("status")):
+            return False
+        meta = ensemble["metadata"]
+        body = {"apiVersion": ENSEMBLES.api_version, "kind": ENSEMBLES.kind,
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "status": {key: status[key] for key in OWNED_FIELDS if key in status}}
+        self._client.apply(ENSEMBLES, body, field_manager=FIELD_MANAGER, force=True, subresource="status")
+        return True
+
+
+def _needs_polling(observation: MemberObservation) -> bool:
+    """A member whose lead broker serves and whose work is not over."""
+    lead = lead_broker(observation.pods, minicluster=observation.name)
+    return (lead is not None and lead.reachable
+            and member_phase(observation) not in (COMPLETED, FAILED))
+
+
+def _without_size(minicluster: dict) -> dict:
+    """The MiniCluster minus spec.size: after creation the size belongs to grow/shrink."""
+    spec = {key: value for key, value in minicluster["spec"].items() if key != "size"}
+    return {**minicluster, "spec": spec}
+
+
+def _request_of(ensemble: dict) -> Request:
+    return Request(ensemble["metadata"]["namespace"], ensemble["metadata"]["name"])

@@ -1,0 +1,191 @@
+"""The Ensemble's status, computed from what the caches and the poller observed.
+
+Pure functions: the reconciler gathers observations, this module turns them into the
+status dict the CRD schema describes, and says whether it differs from the stored one
+(so an unchanged ensemble costs no write).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from api.v1alpha1.errors import FieldError
+from controller.reconcilers.leadbroker import lead_broker
+from controller.reconcilers.poller import PollResult
+
+READY = "Ready"
+SERVICE_READY = "ServiceReady"
+MEMBERS_READY = "MembersReady"
+INVALID_SPEC = "InvalidSpec"
+
+PENDING, RUNNING, COMPLETED, FAILED, INVALID = "Pending", "Running", "Completed", "Failed", "Invalid"
+
+# The Flux Operator's MiniCluster condition once its Job is done.
+MINICLUSTER_FINISHED = "JobFinished"
+# Changes every heartbeat without meaning anything changed: never a reason to write.
+_CHURNING_MEMBER_FIELDS = ("lastPollTime",)
+# The status fields this module computes; written by server-side apply, so others' stay.
+OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary")
+
+
+@dataclass(frozen=True)
+class MemberObservation:
+    """One member as the caches and the poller see it right now."""
+
+    name: str
+    spec_size: int
+    min_size: int
+    max_size: int
+    minicluster: dict | None = None
+    pods: list[dict] = field(default_factory=list)
+    poll: PollResult | None = None
+
+
+def rfc3339(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _has_true_condition(obj: dict | None, type_: str) -> bool:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def member_phase(observation: MemberObservation) -> str:
+    """Completed/Failed from the MiniCluster and its lead pod; Running once the broker answers."""
+    if observation.minicluster is None:
+        return PENDING
+    if _has_true_condition(observation.minicluster, MINICLUSTER_FINISHED):
+        return COMPLETED
+    lead = lead_broker(observation.pods, minicluster=observation.name)
+    if lead is not None and lead.phase == "Succeeded":
+        return COMPLETED
+    if lead is not None and lead.phase == "Failed":
+        return FAILED
+    if (lead is not None and lead.reachable) or (observation.poll is not None and observation.poll.ok):
+        return RUNNING
+    return PENDING
+
+
+def _running_pods(pods: list[dict]) -> int:
+    return sum(1 for pod in pods
+               if (pod.get("status") or {}).get("phase") == "Running"
+               and not (pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def member_status(observation: MemberObservation) -> dict:
+    minicluster_spec = (observation.minicluster or {}).get("spec") or {}
+    status: dict = {
+        "name": observation.name,
+        "minicluster": observation.name,
+        "phase": member_phase(observation),
+        "desiredSize": int(minicluster_spec.get("size") or observation.spec_size),
+        "currentSize": _running_pods(observation.pods),
+        "minSize": observation.min_size,
+        "maxSize": observation.max_size,
+    }
+    lead = lead_broker(observation.pods, minicluster=observation.name)
+    if lead is not None:
+        status["leadBroker"] = {"pod": lead.pod, **({"ip": lead.ip} if lead.ip else {})}
+    poll = observation.poll
+    if poll is not None:
+        status["lastPollTime"] = rfc3339(poll.time)
+        if poll.ok and poll.status is not None:
+            status["lastPoll"] = poll.status
+    return status
+
+
+def set_condition(conditions: list[dict], type_: str, status: str, reason: str, message: str,
+                  generation: int | None, now: str) -> list[dict]:
+    """Replace condition ``type_``; its lastTransitionTime moves only when ``status`` does."""
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    transition = previous.get("lastTransitionTime") if previous and previous.get("status") == status else None
+    updated = {"type": type_, "status": status, "reason": reason, "message": message,
+               "lastTransitionTime": transition or now}
+    if generation is not None:
+        updated["observedGeneration"] = generation
+    return [c for c in conditions if c.get("type") != type_] + [updated]
+
+
+def _deployment_available(deployment: dict | None) -> bool:
+    return int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0) >= 1
+
+
+def _ensemble_phase(member_phases: list[str]) -> str:
+    if any(phase == FAILED for phase in member_phases):
+        return FAILED
+    if member_phases and all(phase == COMPLETED for phase in member_phases):
+        return COMPLETED
+    if any(phase in (RUNNING, COMPLETED) for phase in member_phases):
+        return RUNNING
+    return PENDING
+
+
+def valid_status(ensemble: dict, members: list[MemberObservation], deployment: dict | None,
+                 now: float) -> dict:
+    """Status of a valid Ensemble whose owned objects were applied."""
+    old = ensemble.get("status") or {}
+    generation = ensemble["metadata"].get("generation")
+    stamp = rfc3339(now)
+    member_statuses = [member_status(m) for m in members]
+    phases = [m["phase"] for m in member_statuses]
+    not_ready = [m["name"] for m in member_statuses if m["phase"] not in (RUNNING, COMPLETED)]
+    service_ok = _deployment_available(deployment)
+    conditions = list(old.get("conditions") or [])
+    conditions = set_condition(conditions, INVALID_SPEC, "False", "SpecValid", "The spec is valid.",
+                               generation, stamp)
+    conditions = set_condition(
+        conditions, SERVICE_READY, "True" if service_ok else "False",
+        "DeploymentAvailable" if service_ok else "DeploymentUnavailable",
+        "The ensemble service has an available replica." if service_ok
+        else "The ensemble service Deployment has no available replica yet.", generation, stamp)
+    conditions = set_condition(
+        conditions, MEMBERS_READY, "False" if not_ready else "True",
+        "MembersNotReady" if not_ready else "MembersReady",
+        f"Members not running yet: {', '.join(not_ready)}." if not_ready
+        else "Every member is running or completed.", generation, stamp)
+    ready = service_ok and not not_ready
+    conditions = set_condition(
+        conditions, READY, "True" if ready else "False", "Ready" if ready else "NotReady",
+        "The service and every member are ready." if ready
+        else "Waiting for the ensemble service and members.", generation, stamp)
+    answered = sum(1 for m in members if m.poll is not None and m.poll.ok)
+    return {
+        "observedGeneration": generation,
+        "phase": _ensemble_phase(phases),
+        "conditions": conditions,
+        "members": member_statuses,
+        "summary": {"members": len(members), "ready": answered},
+    }
+
+
+def invalid_status(ensemble: dict, errors: list[FieldError], now: float) -> dict:
+    """Status of an invalid Ensemble: the field errors, and everything else as it was."""
+    old = ensemble.get("status") or {}
+    generation = ensemble["metadata"].get("generation")
+    stamp = rfc3339(now)
+    message = "; ".join(str(error) for error in errors)
+    conditions = list(old.get("conditions") or [])
+    conditions = set_condition(conditions, INVALID_SPEC, "True", INVALID_SPEC, message, generation, stamp)
+    conditions = set_condition(conditions, READY, "False", INVALID_SPEC, message, generation, stamp)
+    status = {"observedGeneration": generation, "phase": INVALID, "conditions": conditions}
+    for key in ("members", "summary"):
+        if key in old:
+            status[key] = old[key]
+    return status
+
+
+def _without_churn(status: dict) -> dict:
+    stripped = {key: copy.deepcopy(status[key]) for key in OWNED_FIELDS if key in status}
+    for member in stripped.get("members") or []:
+        for key in _CHURNING_MEMBER_FIELDS:
+            member.pop(key, None)
+    return stripped
+
+
+def status_changed(new: dict, old: dict | None) -> bool:
+    """True when our fields differ (poll timestamps alone do not count).
+
+    Fields other writers keep in the status (the schema preserves unknown ones) are theirs.
+    """
+    return _without_churn(new) != _without_churn(old or {})

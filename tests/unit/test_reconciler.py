@@ -1,0 +1,322 @@
+"""EnsembleReconciler against an in-memory API (caches always in sync) counting writes."""
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.informers import CONTROLLER_UID_INDEX
+from controller.kube.errors import ApiError
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, ROLEBINDINGS,
+                                       ROLES, SERVICEACCOUNTS, SERVICES, Resource)
+from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers.ensemble import (FIELD_MANAGER, SIZE_FIELD_MANAGER, EnsembleCaches,
+                                             EnsembleReconciler)
+from controller.reconcilers.leadbroker import MINICLUSTER_INDEX
+from controller.reconcilers.poller import PollResult
+from controller.runtime.reconcile import Request, Result
+
+OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
+ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
+
+
+def merge(base: dict, patch: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+class FakeApi:
+    """Stores objects; apply merges (enough for these tests); every write is logged."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[Resource, str, str], dict] = {}
+        self.writes: list[tuple] = []
+        self._uids = itertools.count(1)
+        self.size_owner_conflict = False
+
+    def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
+              subresource: str | None = None) -> dict:
+        meta = obj["metadata"]
+        key = (res, meta["namespace"], meta["name"])
+        self.writes.append(("apply", res.kind, meta["name"], field_manager, force, subresource,
+                            copy.deepcopy(obj)))
+        if field_manager == SIZE_FIELD_MANAGER and self.size_owner_conflict:
+            raise ApiError(409, "Conflict", "spec.size is owned by ensemble-service")
+        current = self.objects.get(key)
+        if current is None:
+            stored = merge({"metadata": {"uid": f"uid-{next(self._uids)}"}}, obj)
+        elif subresource == "status":
+            stored = {**current, "status": copy.deepcopy(obj["status"])}
+        else:
+            stored = merge(current, obj)
+        self.objects[key] = stored
+        return stored
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+               propagation_policy: str | None = "Background", preconditions: dict | None = None):
+        self.writes.append(("delete", res.kind, name))
+        self.objects.pop((res, namespace, name))
+
+    def put(self, res: Resource, obj: dict) -> dict:
+        self.objects[(res, obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+        return obj
+
+    def kinds_written(self) -> list[tuple[str, str]]:
+        return [(w[1], w[2]) for w in self.writes]
+
+
+class FakeCache:
+    def __init__(self, api: FakeApi, res: Resource) -> None:
+        self._api, self._res = api, res
+
+    def _all(self) -> list[dict]:
+        return [obj for (res, _, _), obj in self._api.objects.items() if res == self._res]
+
+    def get(self, name: str, namespace: str | None = None) -> dict | None:
+        obj = self._api.objects.get((self._res, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def by_index(self, index_name: str, value: str) -> list[dict]:
+        if index_name == CONTROLLER_UID_INDEX:
+            return [o for o in self._all() if any(r.get("controller") and r["uid"] == value
+                                                  for r in o["metadata"].get("ownerReferences", []))]
+        assert index_name == MINICLUSTER_INDEX
+        return [o for o in self._all() if o["metadata"].get("labels", {}).get("job-name") == value]
+
+
+class FakeRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+
+class FakePoller:
+    def __init__(self) -> None:
+        self.targets: dict = {}
+
+    def register(self, target) -> None:
+        self.targets[target.key] = target
+
+    def unregister(self, key) -> None:
+        self.targets.pop(key, None)
+
+
+def member(size: int = 1, **spec) -> dict:
+    return {"ensemble": ENSEMBLE_YAML,
+            "minicluster": {"spec": {"size": size, "containers": [{"image": "app:1"}], **spec}}}
+
+
+def make_ensemble(members: list[dict] | None = None, name: str = "e1", namespace: str = "ns") -> dict:
+    return {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1},
+            "spec": {"heartbeat": 7, "members": members if members is not None else [member(2), member()]}}
+
+
+@pytest.fixture
+def env():
+    api = FakeApi()
+    recorder = FakeRecorder()
+    poller = FakePoller()
+    clock = FakeClock()
+    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
+                            owned={res: FakeCache(api, res) for res in OWNED},
+                            pods=FakeCache(api, PODS))
+    reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
+                                    settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
+                                    poller=poller)
+    return api, recorder, poller, clock, reconciler
+
+
+def stored_ensemble(api: FakeApi, name: str = "e1", namespace: str = "ns") -> dict:
+    return api.objects[(ENSEMBLES, namespace, name)]
+
+
+def conditions(api: FakeApi, name: str = "e1") -> dict[str, dict]:
+    return {c["type"]: c for c in stored_ensemble(api, name)["status"]["conditions"]}
+
+
+def test_first_reconcile_creates_everything_and_a_second_writes_nothing(env) -> None:
+    api, recorder, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    assert reconciler.reconcile(Request("ns", "e1")) == Result()
+    assert api.kinds_written() == [
+        ("ServiceAccount", "e1"), ("Role", "e1"), ("RoleBinding", "e1"), ("Service", "e1-grpc"),
+        ("Deployment", "e1"), ("ConfigMap", "e1-0"), ("MiniCluster", "e1-0"), ("ConfigMap", "e1-1"),
+        ("MiniCluster", "e1-1"), ("Ensemble", "e1")]
+    assert all(w[3] == FIELD_MANAGER and w[4] is True for w in api.writes)
+    assert api.writes[-1][5] == "status"
+    assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 2
+    assert [e[:2] for e in recorder.events] == [("Normal", "Created")] * 9
+    status = stored_ensemble(api)["status"]
+    assert status["observedGeneration"] == 1
+    assert status["phase"] == "Pending"
+    assert status["summary"] == {"members": 2, "ready": 0}
+    assert conditions(api)["Ready"]["status"] == "False"
+    assert conditions(api)["InvalidSpec"]["status"] == "False"
+
+    before = len(api.writes)
+    assert reconciler.reconcile(Request("ns", "e1")) == Result()
+    assert len(api.writes) == before
+    assert len(recorder.events) == 9
+
+
+def test_missing_ensemble_is_nothing_to_do(env) -> None:
+    api, recorder, _, _, reconciler = env
+    assert reconciler.reconcile(Request("ns", "gone")) == Result()
+    assert api.writes == [] and recorder.events == []
+
+
+def test_drift_is_repaired_with_one_write_per_drifted_object(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    del api.objects[(CONFIGMAPS, "ns", "e1-1")]
+    api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["replicas"] = 5
+    api.writes.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.kinds_written() == [("Deployment", "e1"), ("ConfigMap", "e1-1")]
+    assert api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["replicas"] == 1
+
+
+def test_existing_minicluster_is_updated_without_touching_its_size(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] = 3  # grown by the service
+    ensemble = stored_ensemble(api)
+    ensemble["spec"]["members"][0]["minicluster"]["spec"]["containers"][0]["image"] = "app:2"
+    ensemble["metadata"]["generation"] = 2
+    api.writes.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    mc_writes = [w for w in api.writes if w[1] == "MiniCluster"]
+    pin, main = mc_writes
+    assert (pin[3], pin[4], pin[6]["spec"]) == (SIZE_FIELD_MANAGER, False, {"size": 3})
+    assert main[3] == FIELD_MANAGER and "size" not in main[6]["spec"]
+    assert main[6]["spec"]["containers"][0]["image"] == "app:2"
+    assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 3
+
+
+def test_a_size_conflict_means_the_scaler_owns_it_and_the_apply_proceeds(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["network"] = {}  # drift
+    api.size_owner_conflict = True
+    api.writes.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    assert [(w[1], w[3]) for w in api.writes] == [("MiniCluster", SIZE_FIELD_MANAGER),
+                                                  ("MiniCluster", FIELD_MANAGER)]
+
+
+def test_removed_member_objects_are_deleted(env) -> None:
+    api, recorder, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    ensemble = stored_ensemble(api)
+    ensemble["spec"]["members"] = ensemble["spec"]["members"][:1]
+    api.writes.clear()
+    recorder.events.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    deletes = sorted(w[1:] for w in api.writes if w[0] == "delete")
+    assert deletes == [("ConfigMap", "e1-1"), ("MiniCluster", "e1-1")]
+    assert [e[1] for e in recorder.events] == ["Deleted", "Deleted"]
+    assert (MINICLUSTERS, "ns", "e1-0") in api.objects
+    assert stored_ensemble(api)["status"]["summary"]["members"] == 1
+
+
+def test_invalid_spec_creates_nothing_reports_once_and_recovers(env) -> None:
+    api, recorder, _, clock, reconciler = env
+    bad = make_ensemble([{"ensemble": ENSEMBLE_YAML, "minicluster": {"spec": {"containers": []}}}])
+    api.put(ENSEMBLES, bad)
+    api.put(ENSEMBLES, make_ensemble(name="other"))
+    assert reconciler.reconcile(Request("ns", "e1")) == Result()
+    assert api.kinds_written() == [("Ensemble", "e1")]
+    ready = conditions(api)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.members[0].minicluster.spec.containers" in ready["message"]
+    assert conditions(api)["InvalidSpec"]["status"] == "True"
+    assert stored_ensemble(api)["status"]["phase"] == "Invalid"
+    (warning,) = recorder.events
+    assert warning[:2] == ("Warning", "InvalidSpec") and "containers" in warning[2]
+
+    reconciler.reconcile(Request("ns", "e1"))
+    assert len(api.writes) == 1 and len(recorder.events) == 1
+
+    reconciler.reconcile(Request("ns", "other"))  # other ensembles are unaffected
+    assert ("MiniCluster", "other-0") in api.kinds_written()
+
+    clock.step(30)
+    stored_ensemble(api)["spec"]["members"][0]["minicluster"]["spec"]["containers"] = [{"image": "a"}]
+    reconciler.reconcile(Request("ns", "e1"))
+    assert ("MiniCluster", "e1-0") in api.kinds_written()
+    assert conditions(api)["InvalidSpec"]["status"] == "False"
+    assert conditions(api)["Ready"]["reason"] == "NotReady"
+
+
+def lead_pod(mc: str, ip: str = "10.0.0.5", phase: str = "Running") -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{mc}-0-abcde", "namespace": "ns", "creationTimestamp": "2024-01-01T00:00:00Z",
+                         "labels": {"job-name": mc, "batch.kubernetes.io/job-completion-index": "0"}},
+            "status": {"phase": phase, "podIP": ip}}
+
+
+def test_members_with_a_serving_lead_broker_are_polled_each_heartbeat(env) -> None:
+    api, _, poller, clock, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    api.put(PODS, lead_pod("e1-0"))
+    assert reconciler.reconcile(Request("ns", "e1")) == Result(requeue_after=7.0)
+    (target,) = poller.targets.values()
+    assert (target.key, target.address, target.heartbeat) == (("ns", "e1", "e1-0"), "10.0.0.5:7000", 7.0)
+    members = stored_ensemble(api)["status"]["members"]
+    assert members[0]["leadBroker"] == {"pod": "e1-0-0-abcde", "ip": "10.0.0.5"}
+    assert members[0]["phase"] == "Running" and members[0]["currentSize"] == 1
+    assert members[1]["phase"] == "Pending"
+
+    report = {"nodes": {"node_up_count": 2}, "queue": {"run": 1}}
+    request = reconciler.record_poll(target.key, PollResult(True, clock.wall(), target.address, 0.01, 0, report))
+    assert request == Request("ns", "e1")
+    reconciler.reconcile(request)
+    status = stored_ensemble(api)["status"]
+    assert status["members"][0]["lastPoll"] == report
+    assert status["members"][0]["lastPollTime"] == "2023-11-14T22:30:00Z"
+    assert status["summary"]["ready"] == 1
+
+    writes = len(api.writes)
+    clock.step(7)  # same report, later: only the timestamp changed, so no status write
+    reconciler.record_poll(target.key, PollResult(True, clock.wall(), target.address, 0.01, 0, report))
+    reconciler.reconcile(request)
+    assert len(api.writes) == writes
+
+    del api.objects[(PODS, "ns", "e1-0-0-abcde")]
+    assert reconciler.reconcile(request) == Result()
+    assert poller.targets == {}
+
+
+def test_finished_members_stop_the_heartbeat(env) -> None:
+    api, _, poller, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble([member()]))
+    reconciler.reconcile(Request("ns", "e1"))
+    api.put(PODS, lead_pod("e1-0", phase="Succeeded"))
+    assert reconciler.reconcile(Request("ns", "e1")) == Result()
+    assert stored_ensemble(api)["status"]["phase"] == "Completed"
+    assert poller.targets == {}
+
+
+def test_write_errors_raise_for_a_rate_limited_retry(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+
+    def failing_apply(*args, **kwargs):
+        raise ApiError(500, "InternalError", "etcd down")
+
+    api.apply = failing_apply
+    with pytest.raises(ApiError):
+        reconciler.reconcile(Request("ns", "e1"))

@@ -1,0 +1,82 @@
+"""Status computation: member phases, condition transitions, change detection."""
+from __future__ import annotations
+
+from controller.reconcilers.poller import PollResult
+from controller.reconcilers.status import (MemberObservation, invalid_status, member_phase, set_condition,
+                                           status_changed, valid_status)
+from api.v1alpha1 import FieldError
+
+
+def pod(phase: str, index: int = 0, ip: str | None = "10.1.1.1") -> dict:
+    return {"metadata": {"name": f"m-{index}-xyz", "namespace": "ns",
+                         "labels": {"job-name": "m", "batch.kubernetes.io/job-completion-index": str(index)}},
+            "status": {"phase": phase, **({"podIP": ip} if ip else {})}}
+
+
+def observation(**kwargs) -> MemberObservation:
+    defaults = dict(name="m", spec_size=2, min_size=1, max_size=4, minicluster={"spec": {"size": 3}})
+    return MemberObservation(**{**defaults, **kwargs})
+
+
+def ok_poll(time: float = 1_700_000_000.0, status: dict | None = None) -> PollResult:
+    return PollResult(True, time, "10.1.1.1:1", 0.01, 0, status or {"queue": {"run": 1}})
+
+
+def test_member_phase_follows_minicluster_pods_and_poller() -> None:
+    assert member_phase(observation(minicluster=None)) == "Pending"
+    assert member_phase(observation(pods=[pod("Pending", ip=None)])) == "Pending"
+    assert member_phase(observation(pods=[pod("Running")])) == "Running"
+    assert member_phase(observation(pods=[pod("Running", ip=None)], poll=ok_poll())) == "Running"
+    assert member_phase(observation(pods=[pod("Succeeded")])) == "Completed"
+    assert member_phase(observation(pods=[pod("Failed")])) == "Failed"
+    finished = {"spec": {}, "status": {"conditions": [{"type": "JobFinished", "status": "True"}]}}
+    assert member_phase(observation(minicluster=finished)) == "Completed"
+
+
+def ensemble(status: dict | None = None, generation: int = 4) -> dict:
+    return {"metadata": {"name": "e", "namespace": "ns", "generation": generation}, "status": status or {}}
+
+
+def test_valid_status_reports_sizes_lead_broker_and_conditions() -> None:
+    obs = observation(pods=[pod("Running"), pod("Running", 1), pod("Pending", 2, ip=None)], poll=ok_poll())
+    status = valid_status(ensemble(), [obs], {"status": {"availableReplicas": 1}}, now=1_700_000_100.0)
+    (member,) = status["members"]
+    assert member == {"name": "m", "minicluster": "m", "phase": "Running", "desiredSize": 3,
+                      "currentSize": 2, "minSize": 1, "maxSize": 4,
+                      "leadBroker": {"pod": "m-0-xyz", "ip": "10.1.1.1"},
+                      "lastPollTime": "2023-11-14T22:13:20Z", "lastPoll": {"queue": {"run": 1}}}
+    assert status["observedGeneration"] == 4 and status["phase"] == "Running"
+    assert status["summary"] == {"members": 1, "ready": 1}
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert {t: c["status"] for t, c in by_type.items()} == {
+        "InvalidSpec": "False", "ServiceReady": "True", "MembersReady": "True", "Ready": "True"}
+    assert all(c["observedGeneration"] == 4 and c["lastTransitionTime"] == "2023-11-14T22:15:00Z"
+               for c in by_type.values())
+
+
+def test_last_transition_time_moves_only_when_the_status_does() -> None:
+    first = set_condition([], "Ready", "False", "NotReady", "waiting", 1, "T1")
+    same = set_condition(first, "Ready", "False", "NotReady", "still waiting", 2, "T2")
+    assert same[0]["lastTransitionTime"] == "T1" and same[0]["message"] == "still waiting"
+    flipped = set_condition(same, "Ready", "True", "Ready", "ok", 2, "T3")
+    assert flipped[0]["lastTransitionTime"] == "T3"
+    assert len(flipped) == 1
+
+
+def test_invalid_status_keeps_members_and_names_the_field() -> None:
+    old = {"members": [{"name": "m"}], "summary": {"members": 1, "ready": 0}, "phase": "Running"}
+    status = invalid_status(ensemble(old), [FieldError("spec.members[0].ensemble", "bad yaml")], 1_700_000_000.0)
+    assert status["phase"] == "Invalid" and status["members"] == [{"name": "m"}]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["reason"], ready["message"]) == ("InvalidSpec", "spec.members[0].ensemble: bad yaml")
+
+
+def test_status_changed_ignores_poll_timestamps_and_foreign_fields_only() -> None:
+    earlier = valid_status(ensemble(), [observation(poll=ok_poll(1_700_000_000.0))], None, 1_700_000_000.0)
+    later = valid_status(ensemble(earlier), [observation(poll=ok_poll(1_700_000_050.0))], None, 1_700_000_050.0)
+    assert later["members"][0]["lastPollTime"] != earlier["members"][0]["lastPollTime"]
+    assert not status_changed(later, {**earlier, "algorithm": {"set": "by someone else"}})
+    busier = valid_status(ensemble(earlier), [observation(poll=ok_poll(status={"queue": {"run": 2}}))],
+                          None, 1_700_000_060.0)
+    assert status_changed(busier, earlier)
+    assert status_changed(earlier, None)
