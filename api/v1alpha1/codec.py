@@ -93,7 +93,21 @@ class _Walker:
             return self.fail(path, f"must have at most {info.max_items} item(s), got {len(data)}")
         items = [self.value(item_hint, _NO_INFO, item, f"{path}[{index}]", as_dict)
                  for index, item in enumerate(data)]
-        return _INVALID if any(item is _INVALID for item in items) else items
+        if any(item is _INVALID for item in items):
+            return _INVALID
+        if info.list_map_keys:
+            return self.unique_keys(data, info.list_map_keys, path, items)
+        return items
+
+    def unique_keys(self, data: list, keys: tuple[str, ...], path: str, items: list) -> Any:
+        """List-map semantics (x-kubernetes-list-map-keys): no two items share a key."""
+        seen: set[tuple] = set()
+        for index, item in enumerate(data):
+            key = tuple(item.get(name) for name in keys)
+            if key in seen:
+                return self.fail(f"{path}[{index}]", f"duplicate entry with {', '.join(keys)} {key!r}")
+            seen.add(key)
+        return items
 
     def scalar(self, hint: Any, info: FieldInfo, data: Any, path: str) -> Any:
         if hint is Any:

@@ -42,6 +42,7 @@ class _Checker:
     def __init__(self, path: str) -> None:
         self.path = path
         self.errors: list[FieldError] = []
+        self.custom_unreadable = False  # then its function names are unknown, and labels go unchecked
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
@@ -125,11 +126,13 @@ class _Checker:
             return None
         if not isinstance(data, str):
             self.fail(path, f"must be a string of Python source, got {type_name(data)}")
+            self.custom_unreadable = True
             return set()
         try:
             module = ast.parse(data)
         except SyntaxError as err:
             self.fail(path, f"is not valid Python (line {err.lineno}): {err.msg}")
+            self.custom_unreadable = True
             return set()
         return {node.name for node in module.body if isinstance(node, ast.FunctionDef)}
 
@@ -213,6 +216,8 @@ class _Checker:
     def custom_label(self, label: str | None, path: str, functions: set[str] | None) -> None:
         if label is None:
             self.fail(path, "required for custom: the name of a function in custom")
+        elif self.custom_unreadable:
+            return
         elif functions is None:
             self.fail(path, f"custom action {label!r} needs a top-level custom: block defining it")
         elif label not in functions:

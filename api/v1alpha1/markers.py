@@ -45,6 +45,7 @@ class FieldInfo:
     pattern: str | None = None
     enum: tuple[str, ...] = ()
     format: str | None = None
+    list_map_keys: tuple[str, ...] = ()
     shape: type | None = None
     schema_default: Any = None
     rules: tuple[CelRule, ...] = ()

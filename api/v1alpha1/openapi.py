@@ -52,6 +52,9 @@ def type_schema(hint: Any, info: FieldInfo, description: str) -> dict[str, Any]:
     if origin is list:
         item_hint = typing.get_args(hint)[0]
         schema: dict[str, Any] = {"type": "array", "items": type_schema(item_hint, FieldInfo(""), "")}
+        if info.list_map_keys:
+            schema["x-kubernetes-list-type"] = "map"
+            schema["x-kubernetes-list-map-keys"] = list(info.list_map_keys)
         return _with_constraints(schema, info)
     if origin is dict:
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}

@@ -194,7 +194,7 @@ class MemberStatus:
 
     name: str = api_field("Member name, `<ensemble>-<index>` (also its ConfigMap).", required=True)
     minicluster: str | None = api_field("Name of the member's MiniCluster.", default=None)
-    phase: str | None = api_field("Member phase, e.g. Pending, Running, Scaling, Finished, Failed.",
+    phase: str | None = api_field("Member phase: Pending, Running, Completed or Failed.",
                                   default=None)
     desired_size: int | None = api_field("spec.size of the MiniCluster.", default=None, minimum=0)
     current_size: int | None = api_field("Pods of the MiniCluster that are running.", default=None, minimum=0)
@@ -223,10 +223,12 @@ class EnsembleStatus:
 
     observed_generation: int | None = api_field("metadata.generation this status describes.", default=None,
                                                 minimum=0)
-    phase: str | None = api_field("Ensemble phase, e.g. Pending, Running, Finished, Failed, Invalid.",
+    phase: str | None = api_field("Ensemble phase: Pending, Running, Completed, Failed or Invalid.",
                                   default=None)
-    conditions: list[Condition] = api_field("Standard conditions.", default_factory=list)
-    members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list)
+    conditions: list[Condition] = api_field("Standard conditions: Ready, ServiceReady, MembersReady, InvalidSpec.",
+                                            default_factory=list, list_map_keys=("type",))
+    members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
+                                            list_map_keys=("name",))
     summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)
 
 

@@ -1,0 +1,143 @@
+"""validate(): upstream examples and ours pass; schema and CEL-equivalent rules fail with field paths."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from api.v1alpha1 import Ensemble, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_EXAMPLES = sorted((ROOT.parent / "shared" / "compat" / "upstream-examples").glob("*.yaml"))
+OUR_EXAMPLES = sorted((ROOT / "examples").glob("*/ensemble.yaml"))
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_example_sets_are_present() -> None:
+    assert [p.name for p in UPSTREAM_EXAMPLES] == ["grow-shrink.yaml", "hello-world.yaml"]
+    assert [p.parent.name for p in OUR_EXAMPLES] == ["algorithm-scale", "grow-shrink", "hello-world"]
+
+
+@pytest.mark.parametrize("path", UPSTREAM_EXAMPLES + OUR_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_examples_are_valid(path: Path) -> None:
+    obj = load(path)
+    assert validate(obj) == []
+    assert Ensemble.from_dict(obj).spec.members
+
+
+def valid() -> dict:
+    return load(OUR_EXAMPLES[1])
+
+
+def paths(obj: dict) -> dict[str, str]:
+    return {error.path: error.message for error in validate(obj)}
+
+
+def test_not_an_object() -> None:
+    assert [str(e) for e in validate(["x"])] == ["an Ensemble must be an object, got list"]
+
+
+def test_wrong_api_version_and_kind() -> None:
+    obj = valid()
+    obj.update(apiVersion="ensemble.flux-framework.org/v1", kind="MiniCluster")
+    assert set(paths(obj)) == {"apiVersion", "kind"}
+
+
+def test_members_required_and_non_empty() -> None:
+    obj = valid()
+    obj["spec"]["members"] = []
+    assert paths(obj) == {"spec.members": "must have at least 1 item(s), got 0"}
+    del obj["spec"]["members"]
+    assert paths(obj) == {"spec.members": "required field is missing"}
+
+
+def test_member_needs_ensemble_minicluster_and_container_image() -> None:
+    obj = valid()
+    member = obj["spec"]["members"][0]
+    del member["ensemble"]
+    member["minicluster"]["spec"]["containers"] = [{"workingDir": "/"}, {"image": ""}]
+    assert paths(obj) == {
+        "spec.members[0].ensemble": "required field is missing",
+        "spec.members[0].minicluster.spec.containers[0].image": "required field is missing",
+        "spec.members[0].minicluster.spec.containers[1].image": "must not be empty",
+    }
+    member["minicluster"]["spec"]["containers"] = []
+    assert paths(obj)["spec.members[0].minicluster.spec.containers"] == "must have at least 1 item(s), got 0"
+    del member["minicluster"]
+    assert paths(obj)["spec.members[0].minicluster"] == "required field is missing"
+
+
+@pytest.mark.parametrize("sizes, expected", [
+    ({"size": 2, "minSize": 5, "maxSize": 4}, {
+        "spec.members[0].minicluster.spec.minSize": "minSize (5) must not exceed maxSize (4)",
+        "spec.members[0].minicluster.spec.size": "size (2) must be at least minSize (5)"}),
+    ({"size": 6, "minSize": 1, "maxSize": 4}, {
+        "spec.members[0].minicluster.spec.size": "size (6) must not exceed maxSize (4)"}),
+    ({"size": 1, "minSize": 2}, {
+        "spec.members[0].minicluster.spec.size": "size (1) must be at least minSize (2)"}),
+    ({"size": 0, "minSize": 2, "maxSize": 3}, {
+        "spec.members[0].minicluster.spec.size": "size (1) must be at least minSize (2)"}),
+    ({"size": -1}, {"spec.members[0].minicluster.spec.size": "must be at least 0, got -1"}),
+    ({"size": 3, "maxSize": 0}, {}),
+    ({"size": 3, "minSize": 0, "maxSize": 3}, {}),
+])
+def test_size_rules_match_the_crd(sizes: dict, expected: dict) -> None:
+    obj = valid()
+    spec = obj["spec"]["members"][0]["minicluster"]["spec"]
+    for key in ("size", "minSize", "maxSize"):
+        spec.pop(key, None)
+    spec.update(sizes)
+    assert paths(obj) == expected
+
+
+@pytest.mark.parametrize("port, message", [
+    ("0", "port must be between 1 and 65535, got '0'"),
+    ("70000", "port must be between 1 and 65535, got '70000'"),
+    ("http", "must match ^[0-9]{1,5}$, got 'http'"),
+    (50051, "must be a string, got integer 50051"),
+])
+def test_sidecar_port(port: object, message: str) -> None:
+    obj = valid()
+    obj["spec"]["sidecar"]["port"] = port
+    assert paths(obj) == {"spec.sidecar.port": message}
+
+
+def test_new_fields_are_checked() -> None:
+    obj = valid()
+    obj["spec"].update(heartbeat=0, budget=0, algorithm={"options": []})
+    assert paths(obj) == {
+        "spec.heartbeat": "must be at least 1, got 0",
+        "spec.budget": "must be at least 1, got 0",
+        "spec.algorithm.name": "required field is missing",
+        "spec.algorithm.options": "must be an object, got array",
+    }
+
+
+def test_ensemble_yaml_errors_are_nested_under_the_member() -> None:
+    obj = valid()
+    members = obj["spec"]["members"]
+    members.append(copy.deepcopy(members[0]))
+    members[1]["ensemble"] = members[1]["ensemble"].replace('when: "> 10"', 'when: "about 10"')
+    assert list(paths(obj)) == ["spec.members[1].ensemble.rules[1].when"]
+
+
+def test_unknown_fields_are_not_errors() -> None:
+    obj = valid()
+    obj["spec"]["sidecar"]["pullAlways"] = True
+    obj["spec"]["members"][0]["minicluster"]["spec"]["interactive"] = True
+    obj["spec"]["futureField"] = 1
+    assert validate(obj) == []
+
+
+def test_status_is_checked_too() -> None:
+    obj = valid()
+    obj["status"] = {"conditions": [{"type": "Ready", "status": "Maybe"}, {"type": "Ready", "status": "True"}]}
+    assert paths(obj) == {
+        "status.conditions[0].status": "must be one of True, False, Unknown, got 'Maybe'"}
+    obj["status"]["conditions"][0]["status"] = "False"
+    assert paths(obj) == {"status.conditions[1]": "duplicate entry with type ('Ready',)"}

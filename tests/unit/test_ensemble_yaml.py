@@ -1,0 +1,182 @@
+"""check_ensemble_yaml: the ensemble-python format, with exact field paths."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
+
+BASE = "spec.members[0].ensemble"
+
+
+def errors_of(text: str) -> dict[str, str]:
+    return {error.path: error.message for error in check_ensemble_yaml(textwrap.dedent(text), BASE)}
+
+
+VALID = """
+logging:
+  debug: true
+  heartbeat: 3
+jobs:
+  - name: sim
+    command: sleep 1
+    count: 2
+    nodes: 1
+    tasks: 4
+    duration: 30
+    workdir: /tmp
+rules:
+  - trigger: start
+    action: {name: submit, label: sim}
+  - trigger: metric
+    name: mean.sim-pending
+    when: "> 5.5"
+    action: {name: grow, value: 2, repetitions: 3, backoff: 0}
+  - trigger: metric
+    name: count.sim.success
+    when: 2
+    action: {name: custom, label: refill}
+  - trigger: job-finish
+    name: sim
+    action: {name: shrink}
+  - trigger: job-jobspec-update
+    name: sim
+    when: "!= 0"
+    action: {name: terminate}
+custom: |
+  def refill(*args, **kwargs):
+      return None
+"""
+
+
+def test_a_complete_valid_file_has_no_errors() -> None:
+    assert errors_of(VALID) == {}
+
+
+@pytest.mark.parametrize("when", [3, 2.5, -1, "> 5", "<= 2", ">=0.5", "== 4", "!= 1", "7", " < 10 "])
+def test_when_accepts_numbers_and_comparisons(when: object) -> None:
+    text = f"jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: {when!r}\n" \
+           "    action: {name: terminate}\n"
+    assert errors_of(text) == {}
+
+
+@pytest.mark.parametrize("when", ["=> 3", "> five", "<>", "", "true", "[1]"])
+def test_when_rejects_other_strings(when: str) -> None:
+    text = f"jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: {when!r}\n" \
+           "    action: {name: terminate}\n"
+    assert list(errors_of(text)) == [f"{BASE}.rules[0].when"]
+
+
+def test_invalid_yaml_reports_line_and_column() -> None:
+    errors = errors_of("jobs: [\nrules: x: y\n")
+    assert list(errors) == [BASE]
+    assert errors[BASE].startswith("is not valid YAML (line 2")
+
+
+def test_document_must_be_a_mapping() -> None:
+    assert errors_of("- a\n- b\n") == {BASE: "must be a YAML mapping with jobs and rules, got array"}
+
+
+def test_jobs_and_rules_are_required_and_unknown_top_level_keys_rejected() -> None:
+    errors = errors_of("logging: {debug: false}\nrule: []\n")
+    assert set(errors) == {f"{BASE}.jobs", f"{BASE}.rules", f"{BASE}.rule"}
+    assert "unknown field" in errors[f"{BASE}.rule"]
+
+
+def test_logging_fields() -> None:
+    errors = errors_of("logging: {debug: 'no', heartbeat: -2, colour: red}\njobs: []\nrules: []\n")
+    assert set(errors) == {f"{BASE}.logging.debug", f"{BASE}.logging.heartbeat", f"{BASE}.logging.colour"}
+
+
+def test_job_fields() -> None:
+    errors = errors_of("""
+        jobs:
+          - name: a
+            command: run
+            count: 0
+            nodes: 1.5
+            tasks: true
+            duration: -1
+            gpus: 1
+          - command: run
+          - name: a
+            command: ""
+        rules: []
+        """)
+    assert errors == {
+        f"{BASE}.jobs[0].count": "must be a positive integer, got 0",
+        f"{BASE}.jobs[0].nodes": "must be a positive integer, got 1.5",
+        f"{BASE}.jobs[0].tasks": "must be a positive integer, got True",
+        f"{BASE}.jobs[0].duration": "must be a number of seconds >= 0, got -1",
+        f"{BASE}.jobs[0].gpus": "unknown field (allowed: name, command, workdir, count, nodes, tasks, duration)",
+        f"{BASE}.jobs[1].name": "required field is missing",
+        f"{BASE}.jobs[2].command": "must be a non-empty string, got ''",
+        f"{BASE}.jobs[2].name": "duplicate job name 'a'",
+    }
+
+
+def test_rule_triggers() -> None:
+    errors = errors_of("""
+        jobs: []
+        rules:
+          - action: {name: terminate}
+          - trigger: Job-Finish
+            action: {name: terminate}
+          - trigger: interval
+            action: {name: terminate}
+          - trigger: metric
+            action: {name: terminate}
+          - trigger: job-finish
+            action: {name: terminate}
+          - trigger: metric
+            name: total.a
+            action: {name: terminate}
+        """)
+    assert set(errors) == {f"{BASE}.rules[0].trigger", f"{BASE}.rules[1].trigger", f"{BASE}.rules[2].trigger",
+                           f"{BASE}.rules[3].name", f"{BASE}.rules[4].name", f"{BASE}.rules[5].name"}
+    assert "metric name" in errors[f"{BASE}.rules[3].name"]
+    assert "must start with one of count, mean" in errors[f"{BASE}.rules[5].name"]
+
+
+def test_actions() -> None:
+    errors = errors_of("""
+        jobs:
+          - {name: a, command: run}
+        rules:
+          - trigger: start
+          - trigger: start
+            action: {name: explode}
+          - trigger: start
+            action: {name: submit}
+          - trigger: start
+            action: {name: submit, label: b}
+          - trigger: start
+            action: {name: grow, value: 0, repetitions: -1, backoff: 1.5, when: 1}
+          - trigger: start
+            action: {name: submit, label: a, value: -3}
+          - trigger: start
+            action: submit
+        """)
+    assert errors == {
+        f"{BASE}.rules[0].action": "required field is missing",
+        f"{BASE}.rules[1].action.name": "must be one of submit, custom, terminate, grow, shrink, got 'explode'",
+        f"{BASE}.rules[2].action.label": "required for submit: the name of the job to submit",
+        f"{BASE}.rules[3].action.label": "names no defined job: 'b' (jobs: a)",
+        f"{BASE}.rules[4].action.value": "must be a positive integer (nodes to grow or shrink by), got 0",
+        f"{BASE}.rules[4].action.repetitions": "must be an integer >= 0, got -1",
+        f"{BASE}.rules[4].action.backoff": "must be an integer >= 0, got 1.5",
+        f"{BASE}.rules[4].action.when": "unknown field (allowed: name, label, value, repetitions, backoff)",
+        f"{BASE}.rules[5].action.value": "must be a positive number, got -3",
+        f"{BASE}.rules[6].action": "must be a mapping with a name, got string",
+    }
+
+
+def test_custom_actions_need_a_defined_function() -> None:
+    rule = "jobs: []\nrules:\n  - trigger: start\n    action: {name: custom, label: go}\n"
+    assert "needs a top-level custom: block" in errors_of(rule)[f"{BASE}.rules[0].action.label"]
+    other = errors_of(rule + "custom: |\n  def stop():\n      pass\n")
+    assert other == {f"{BASE}.rules[0].action.label": "names no function defined in custom: 'go'"}
+    broken = errors_of(rule + "custom: |\n  def go(:\n")
+    assert list(broken) == [f"{BASE}.custom"]
+    assert broken[f"{BASE}.custom"].startswith("is not valid Python (line 1)")
