@@ -1,0 +1,171 @@
+"""EventRecorder: events.k8s.io/v1 bodies, aggregation into series, never blocking reconciles."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.kube.errors import ApiError
+from controller.kube.resources import EVENTS
+from controller.runtime.events import EventRecorder
+
+ENSEMBLE = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
+            "metadata": {"name": "e", "namespace": "ns", "uid": "u-1", "resourceVersion": "9"}}
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.created: list[tuple[dict, str]] = []
+        self.patched: list[tuple[str, dict, str]] = []
+        self.create_error: Exception | None = None
+        self.patch_error: Exception | None = None
+
+    def create(self, res, obj, namespace=None):
+        assert res == EVENTS
+        if self.create_error:
+            raise self.create_error
+        self.created.append((obj, namespace))
+        return obj
+
+    def patch(self, res, name, patch, *, namespace=None, patch_type="merge", **_):
+        assert res == EVENTS and patch_type == "merge"
+        if self.patch_error:
+            raise self.patch_error
+        self.patched.append((name, patch, namespace))
+        return patch
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client() -> FakeClient:
+    return FakeClient()
+
+
+@pytest.fixture
+def recorder(client, clock) -> EventRecorder:
+    return EventRecorder(client, clock, reporting_instance="pod-1", window=60)
+
+
+def test_an_event_is_an_events_k8s_io_v1_event_about_the_object(recorder, client, clock):
+    recorder.event(ENSEMBLE, "Warning", "InvalidSpec", "spec.members[0].ensemble: required",
+                   action="Validate")
+    assert recorder.write_pending() == 1
+    [(body, namespace)] = client.created
+    assert namespace == "ns"
+    assert body["apiVersion"] == "events.k8s.io/v1" and body["kind"] == "Event"
+    assert body["metadata"]["namespace"] == "ns"
+    assert body["metadata"]["name"].startswith("e.")
+    assert body["reportingController"] == "ensemble-operator"
+    assert body["reportingInstance"] == "pod-1"
+    assert (body["type"], body["reason"], body["action"]) == ("Warning", "InvalidSpec", "Validate")
+    assert body["note"] == "spec.members[0].ensemble: required"
+    assert body["regarding"] == {"apiVersion": "ensemble.flux-framework.org/v1alpha1",
+                                 "kind": "Ensemble", "name": "e", "namespace": "ns",
+                                 "uid": "u-1", "resourceVersion": "9"}
+    assert body["eventTime"].endswith("Z") and "series" not in body
+
+
+def test_repeats_within_the_window_become_one_event_with_a_series_count(recorder, client, clock):
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "member 0 grew to 3")
+    recorder.write_pending()
+    clock.step(10)
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "member 0 grew to 3")
+    recorder.write_pending()
+    assert len(client.created) == 1
+    name = client.created[0][0]["metadata"]["name"]
+    [(patched_name, patch, namespace)] = client.patched
+    assert (patched_name, namespace) == (name, "ns")
+    assert patch["series"]["count"] == 2
+    assert patch["series"]["lastObservedTime"].endswith("Z")
+
+
+def test_queued_repeats_are_written_as_one_patch_with_the_latest_count(recorder, client):
+    for _ in range(5):
+        recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
+    recorder.write_pending()
+    assert len(client.created) == 1
+    assert [p["series"]["count"] for _, p, _ in client.patched] == [5]
+
+
+def test_a_repeat_after_the_window_starts_a_new_event(recorder, client, clock):
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
+    clock.step(61)
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
+    recorder.write_pending()
+    names = [body["metadata"]["name"] for body, _ in client.created]
+    assert len(names) == 2 and names[0] != names[1]
+    assert client.patched == []
+
+
+def test_different_messages_or_objects_are_different_events(recorder, client):
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "grew to 3")
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "grew to 4")
+    other = {**ENSEMBLE, "metadata": {**ENSEMBLE["metadata"], "name": "f", "uid": "u-2"}}
+    recorder.event(other, "Normal", "Scaled", "grew to 3")
+    recorder.write_pending()
+    assert len(client.created) == 3
+    assert len({body["metadata"]["name"] for body, _ in client.created}) == 3
+
+
+def test_a_failed_write_is_logged_and_the_next_repeat_creates_afresh(recorder, client, caplog):
+    client.create_error = ApiError(403, "Forbidden", "cannot create events")
+    recorder.event(ENSEMBLE, "Warning", "Failed", "x")   # never raises into the reconcile
+    recorder.write_pending()
+    assert "could not write event" in caplog.text
+    client.create_error = None
+    recorder.event(ENSEMBLE, "Warning", "Failed", "x")
+    recorder.write_pending()
+    assert len(client.created) == 1 and client.patched == []
+
+
+def test_a_vanished_event_makes_the_next_repeat_create_a_new_one(recorder, client):
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "x")
+    recorder.write_pending()
+    client.patch_error = ApiError(404, "NotFound", "events not found")
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "x")
+    recorder.write_pending()
+    client.patch_error = None
+    recorder.event(ENSEMBLE, "Normal", "Scaled", "x")
+    recorder.write_pending()
+    assert len(client.created) == 2
+
+
+def test_event_does_not_wait_for_a_slow_api_server(client, clock):
+    entered, release = threading.Event(), threading.Event()
+    real_create = client.create
+
+    def slow_create(res, obj, namespace=None):
+        entered.set()
+        release.wait(5)
+        return real_create(res, obj, namespace)
+
+    client.create = slow_create
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1")
+    recorder.start()
+    recorder.event(ENSEMBLE, "Normal", "First", "a")
+    assert entered.wait(5)
+    recorder.event(ENSEMBLE, "Normal", "Second", "b")   # returns while the writer is blocked
+    assert client.created == []
+    release.set()
+    recorder.stop()
+    assert [body["reason"] for body, _ in client.created] == ["First", "Second"]
+
+
+def test_cluster_scoped_objects_get_events_in_default_and_long_notes_are_cut(recorder, client):
+    node = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
+    recorder.event(node, "Normal", "Seen", "x" * 5000)
+    recorder.write_pending()
+    [(body, namespace)] = client.created
+    assert namespace == "default" and len(body["note"]) == 1024
+
+
+def test_bad_event_arguments_are_rejected(recorder):
+    with pytest.raises(ValueError, match="event type"):
+        recorder.event(ENSEMBLE, "Error", "Failed", "x")
+    with pytest.raises(ValueError, match="reason"):
+        recorder.event(ENSEMBLE, "Normal", "", "x")
