@@ -89,6 +89,21 @@ def ensure_binaries(bin_dir: Path = DEFAULT_BIN_DIR, build: bool = True) -> Path
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
+DATA_PREFIX = "ensemble-k8s-"
+
+
+def sweep_stale_data_dirs() -> None:
+    """Remove data directories left by runs that were killed (their owner process is gone)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{DATA_PREFIX}*"):
+        owner = path / "owner.pid"
+        try:
+            pid = int(owner.read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _die_with_parent() -> None:
     """preexec_fn: ask the kernel to kill this child when the process that started it dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -205,8 +220,10 @@ class LocalCluster:
                bin_dir: Path | None = None, detached: bool = False,
                data_dir: Path | None = None) -> "LocalCluster":
         bins = ensure_binaries(bin_dir or DEFAULT_BIN_DIR, build=detached)
-        data = data_dir or Path(tempfile.mkdtemp(prefix="ensemble-k8s-"))
+        sweep_stale_data_dirs()
+        data = data_dir or Path(tempfile.mkdtemp(prefix=DATA_PREFIX))
         data.mkdir(parents=True, exist_ok=True)
+        (data / "owner.pid").write_text(str(os.getpid()))
         cluster = cls(bin_dir=bins, data_dir=data, detached=detached)
         try:
             t0 = time.monotonic()
