@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 
 import grpc
@@ -91,3 +96,47 @@ def test_missing_minicluster_is_an_error(kube: KubeClient, namespace: str,
     response = grow(service, "ghost")
     assert response.status == pb2.Response.ERROR
     assert f"MiniCluster {namespace}/ghost" in json.loads(response.payload)["error"]
+
+
+SERVICE_PROCESS = """
+import argparse, logging, sys
+from controller.service import main
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+parser = argparse.ArgumentParser()
+main.add_arguments(parser)
+sys.exit(main.run(parser.parse_args(sys.argv[1:])))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_service_command_serves_counts_and_stops_on_sigterm(kube: KubeClient, kube_cluster, namespace: str,
+                                                            minicluster_crd: str, ensemble_crd: str) -> None:
+    make_minicluster(kube, namespace, "ens-0", make_ensemble(kube, namespace, "ens"))
+    metrics_port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVICE_PROCESS, "--host", "127.0.0.1", "--port", "0", "--workers", "2",
+         "--ensemble", "ens", "--namespace", namespace, "--kubeconfig", str(kube_cluster.kubeconfig),
+         "--metrics-port", str(metrics_port)], stderr=subprocess.PIPE, text=True)
+    try:
+        address = ""
+        while not address:
+            line = child.stderr.readline()
+            assert line, "service exited before listening"
+            if line.startswith("gRPC server listening on "):
+                address = line.rsplit(" ", 1)[-1].strip()
+        with grpc.insecure_channel(address) as channel:
+            assert grow(pb2_grpc.EnsembleOperatorStub(channel), "ens-0").status == pb2.Response.SUCCESS
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'ensemble_service_actions_total{action="grow",result="SUCCESS"} 1.0' in metrics
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 2
+

@@ -1,6 +1,7 @@
 """GrpcServer lifecycle: serving, and a graceful stop on SIGTERM in a real process."""
 from __future__ import annotations
 
+import argparse
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.service import main as service_main
 
 CHILD = """
 import sys, time
@@ -59,3 +61,12 @@ def test_sigterm_lets_the_in_flight_request_finish() -> None:
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_service_command_requires_ensemble_and_namespace(caplog) -> None:
+    parser = argparse.ArgumentParser()
+    service_main.add_arguments(parser)
+    assert service_main.run(parser.parse_args(["--namespace", "ns", "--ensemble", ""])) == 2
+    assert "--ensemble: required" in caplog.text
+    assert service_main.run(parser.parse_args(["--namespace", "", "--ensemble", "ens"])) == 2
+    assert "--namespace: required" in caplog.text
