@@ -1,0 +1,73 @@
+"""Reconcilers; ``setup`` registers the Ensemble controller with a Manager."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, ROLEBINDINGS,
+                                       ROLES, SERVICEACCOUNTS, SERVICES, Resource)
+from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
+from controller.reconcilers.desired.settings import DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE
+from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
+from controller.reconcilers.poller import StatusPoller
+from controller.runtime.builder import ControllerBuilder
+from controller.runtime.cache import ObjectCache
+from controller.runtime.controller import Controller
+from controller.runtime.handlers import controller_owner_mapper
+from controller.runtime.predicates import generation_changed
+from controller.runtime.reconcile import Request
+
+OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
+OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
+# Member pods carry our labels (set through the MiniCluster's spec.pod.labels).
+MEMBER_POD_SELECTOR = f"{MANAGED_SELECTOR},{MEMBER_LABEL}"
+
+
+def _selected_cache(manager: Any, resource: Resource, selector: str) -> ObjectCache:
+    """A cache over only the objects matching ``selector`` (the informers the controller watches)."""
+    informers = manager.informers_for(resource, label_selector=selector)
+    namespaces = manager.namespaces if manager.namespaces is not None else [None]
+    return ObjectCache(resource, dict(zip(namespaces, informers)))
+
+
+def _ensemble_of_pod(pod: dict) -> list[Request]:
+    meta = pod.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(ENSEMBLE_LABEL)
+    return [Request(meta.get("namespace", ""), name)] if name else []
+
+
+def settings_from(args: Any) -> DesiredSettings:
+    """Operator image: ``--operator-image``, else $ENSEMBLE_OPERATOR_IMAGE, else the default."""
+    return DesiredSettings(
+        operator_image=(getattr(args, "operator_image", None) or os.environ.get(OPERATOR_IMAGE_ENV)
+                        or DEFAULT_OPERATOR_IMAGE),
+        member_status_port=getattr(args, "member_status_port", None) or DEFAULT_MEMBER_STATUS_PORT)
+
+
+def setup(manager: Any, args: Any) -> Controller:
+    """Wire the Ensemble controller: owned objects and member pods watched by label only."""
+    owned = {res: _selected_cache(manager, res, MANAGED_SELECTOR) for res in OWNED_RESOURCES}
+    for res in (CONFIGMAPS, MINICLUSTERS):
+        owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
+    pods = _selected_cache(manager, PODS, MEMBER_POD_SELECTOR)
+    pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
+    caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods)
+
+    def on_poll(key, result) -> None:
+        # Called from poll threads, which start below once `controller` exists.
+        controller.queue.add(reconciler.record_poll(key, result))
+
+    poller = StatusPoller(clock=manager.clock, registry=manager.registry, on_result=on_poll)
+    reconciler = EnsembleReconciler(client=manager.client, caches=caches, events=manager.events,
+                                    clock=manager.clock, settings=settings_from(args), poller=poller)
+    builder = ControllerBuilder(manager).named("ensemble").for_(ENSEMBLES, predicates=[generation_changed])
+    owner_mapper = controller_owner_mapper(ENSEMBLES)
+    for res in OWNED_RESOURCES:
+        builder.watches(res, owner_mapper, label_selector=MANAGED_SELECTOR)
+    builder.watches(PODS, _ensemble_of_pod, label_selector=MEMBER_POD_SELECTOR)
+    controller = builder.with_workers(getattr(args, "workers", None) or 4).complete(reconciler)
+    poller.start()
+    return controller
