@@ -74,16 +74,20 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _ConfiguredHandler(logging.StreamHandler):
+    """Marks the handler ``configure`` installed, so reconfiguring replaces only it."""
+
+
 def configure(log_format: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
-    """Replace the root handlers with one writing ``log_format`` lines at ``level``."""
+    """Send root logging to one handler writing ``log_format`` lines at ``level``."""
     if log_format not in ("json", "text"):
         raise ValueError(f"--log-format must be json or text, got {log_format!r}")
     if level.lower() not in LEVELS:
         raise ValueError(f"--log-level must be one of {', '.join(LEVELS)}, got {level!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _ConfiguredHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, _ConfiguredHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())

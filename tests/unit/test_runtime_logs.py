@@ -101,21 +101,29 @@ def test_text_format_appends_context_as_key_values():
     assert "INFO" in line and line.endswith("hello ensemble=ns/e")
 
 
-def test_configure_installs_one_root_handler_and_validates_arguments():
+@pytest.fixture
+def root_logger():
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    stream = io.StringIO()
-    try:
-        configure("json", "debug", stream)
-        logging.getLogger("test.configure").debug("visible")
-        assert json.loads(stream.getvalue())["msg"] == "visible"
-        assert root.level == logging.DEBUG
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
+    yield root
+    for handler in [h for h in root.handlers if h not in saved_handlers]:
+        root.removeHandler(handler)
+    root.setLevel(saved_level)
+
+
+def test_configure_replaces_its_own_handler_and_keeps_others(root_logger):
+    other = logging.NullHandler()
+    root_logger.addHandler(other)
+    first, second = io.StringIO(), io.StringIO()
+    configure("text", "info", first)
+    configure("json", "debug", second)
+    logging.getLogger("test.configure").debug("visible")
+    assert first.getvalue() == ""
+    assert json.loads(second.getvalue())["msg"] == "visible"
+    assert other in root_logger.handlers and root_logger.level == logging.DEBUG
+
+
+def test_configure_validates_its_arguments():
     with pytest.raises(ValueError, match="--log-format"):
         configure("yaml")
     with pytest.raises(ValueError, match="--log-level"):

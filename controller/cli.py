@@ -1,0 +1,185 @@
+"""``ensemble-operator``: run the controller, the ensemble service, or a member's status endpoint.
+
+``service`` and ``member-status`` delegate to modules that expose
+``add_arguments(parser)`` and ``run(args) -> int``; they and the reconcilers are
+imported only when their subcommand runs, so one missing piece never breaks the others.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from controller.logs import LEVELS, configure
+
+log = logging.getLogger("controller.cli")
+
+DELEGATED = {
+    "service": ("controller.service.main", "run the gRPC ensemble service for one Ensemble"),
+    "member-status": ("controller.member.main", "serve a lead broker's queue and node status"),
+}
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+class CliError(Exception):
+    """A usage or setup problem, reported as one line and exit status 2."""
+
+
+def parse_bind_address(flag: str, value: str) -> tuple[str, int] | None:
+    """``:8080`` (all interfaces), ``127.0.0.1:8080``, or ``0`` to disable the server."""
+    if value == "0":
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CliError(f"{flag}: expected [host]:port or 0, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_namespaces(value: str) -> list[str] | None:
+    """``a,b`` -> [a, b]; empty means every namespace."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
+def in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.exists()
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", help="kubeconfig path (default: $KUBECONFIG, "
+                        "~/.kube/config, else the pod's ServiceAccount)")
+    parser.add_argument("--namespaces", default="",
+                        help="comma-separated namespaces to watch (default: all)")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="concurrent reconciles of the Ensemble controller (default 4)")
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=None,
+                        help="elect a leader on a Lease so only one replica reconciles "
+                             "(default: on when running in a cluster)")
+    parser.add_argument("--leader-election-id", default="ensemble-operator",
+                        help="name of the Lease (default ensemble-operator)")
+    parser.add_argument("--leader-election-namespace",
+                        help="namespace of the Lease (default: $POD_NAMESPACE, the pod's, else default)")
+    parser.add_argument("--metrics-bind-address", default=":8080",
+                        help="[host]:port of /metrics, 0 to disable (default :8080)")
+    parser.add_argument("--health-probe-bind-address", default=":8081",
+                        help="[host]:port of /healthz and /readyz, 0 to disable (default :8081)")
+    parser.add_argument("--operator-image",
+                        help="image of the ensemble service Deployment (default $ENSEMBLE_OPERATOR_IMAGE)")
+    parser.add_argument("--member-status-port", type=int,
+                        help="port of the member status endpoint in lead brokers")
+    add_log_arguments(parser)
+
+
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=("json", "text"), default="json",
+                        help="log line format (default json)")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", help="(default info)")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the delegated module of ``command`` is imported, to add its flags."""
+    parser = argparse.ArgumentParser(
+        prog="ensemble-operator",
+        description="Run the Ensemble operator, its ensemble service, or a member's status endpoint.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the Ensemble controller",
+                              description="Run the Ensemble controller manager.")
+    add_run_arguments(run)
+    run.set_defaults(handler=run_manager)
+    for name, (module_name, help_text) in DELEGATED.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = import_delegate(name, module_name)
+            module.add_arguments(sub)
+            if not any("--log-format" in action.option_strings for action in sub._actions):
+                add_log_arguments(sub)
+            sub.set_defaults(handler=module.run)
+    return parser
+
+
+def import_delegate(command: str, module_name: str) -> ModuleType:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise CliError(f"{command}: cannot import {module_name}: {err}") from err
+    for attribute in ("add_arguments", "run"):
+        if not callable(getattr(module, attribute, None)):
+            raise CliError(f"{command}: {module_name} has no {attribute}()")
+    return module
+
+
+def load_setup() -> Callable[[Any, argparse.Namespace], Any]:
+    """``controller.reconcilers.setup``, which registers the Ensemble controller."""
+    try:
+        module = importlib.import_module("controller.reconcilers")
+    except ImportError as err:
+        raise CliError(f"run: cannot import controller.reconcilers: {err}") from err
+    setup = getattr(module, "setup", None)
+    if not callable(setup):
+        raise CliError("run: controller.reconcilers has no setup(manager, args); "
+                       "the Ensemble controller is not available in this build")
+    return setup
+
+
+def run_manager(args: argparse.Namespace) -> int:
+    """Build the Manager, register the Ensemble controller, run until SIGTERM/SIGINT."""
+    from controller.kube.client import KubeClient
+    from controller.kube.errors import KubeError
+    from controller.runtime.manager import LeaderElectionLost, Manager
+
+    if args.workers < 1:
+        raise CliError(f"--workers: must be >= 1, got {args.workers}")
+    metrics_address = parse_bind_address("--metrics-bind-address", args.metrics_bind_address)
+    health_address = parse_bind_address("--health-probe-bind-address", args.health_probe_bind_address)
+    setup = load_setup()
+    try:
+        client = KubeClient.load(args.kubeconfig)
+    except KubeError as err:
+        raise CliError(f"run: cannot configure API access: {err}") from err
+    leader_elect = in_cluster() if args.leader_elect is None else args.leader_elect
+    manager = Manager(
+        client, namespaces=parse_namespaces(args.namespaces),
+        metrics_host=metrics_address[0] if metrics_address else "0.0.0.0",
+        metrics_port=metrics_address[1] if metrics_address else None,
+        health_host=health_address[0] if health_address else "0.0.0.0",
+        health_port=health_address[1] if health_address else None,
+        leader_election=leader_elect, leader_election_id=args.leader_election_id,
+        leader_election_namespace=args.leader_election_namespace)
+    setup(manager, args)
+    stop_on_signals(manager.stop)
+    log.info("starting manager", extra={"namespaces": args.namespaces or "all",
+                                        "leaderElection": leader_elect, "identity": manager.identity})
+    try:
+        manager.start()
+    except LeaderElectionLost as err:
+        log.error("%s; exiting so another replica can lead", err)
+        return 1
+    return 0
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    def handle(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    try:
+        args = build_parser(command).parse_args(argv)
+        configure(getattr(args, "log_format", "json"), getattr(args, "log_level", "info"))
+        return args.handler(args)
+    except CliError as err:
+        print(f"ensemble-operator: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,116 @@
+"""The ensemble-operator command line: parsing, delegation, and clear failures."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+
+import pytest
+
+from controller import cli
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger():
+    """cli.main configures root logging; undo it so later tests log as before."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in saved_handlers]:
+        root.removeHandler(handler)
+    root.setLevel(saved_level)
+
+
+def test_run_defaults_match_the_documented_flags():
+    args = cli.build_parser("run").parse_args(["run"])
+    assert (args.workers, args.namespaces, args.leader_elect) == (4, "", None)
+    assert (args.metrics_bind_address, args.health_probe_bind_address) == (":8080", ":8081")
+    assert (args.log_format, args.log_level) == ("json", "info")
+    args = cli.build_parser("run").parse_args(
+        ["run", "--namespaces", "a,b", "--workers", "8", "--no-leader-elect", "--log-format", "text"])
+    assert (cli.parse_namespaces(args.namespaces), args.workers, args.leader_elect,
+            args.log_format) == (["a", "b"], 8, False, "text")
+
+
+@pytest.mark.parametrize("value, expected", [
+    (":8080", ("0.0.0.0", 8080)), ("127.0.0.1:9090", ("127.0.0.1", 9090)),
+    ("[::1]:8081", ("::1", 8081)), ("0", None)])
+def test_bind_addresses(value, expected):
+    assert cli.parse_bind_address("--metrics-bind-address", value) == expected
+
+
+@pytest.mark.parametrize("value", ["8080", ":http", "host:70000", ""])
+def test_bad_bind_addresses_name_the_flag(value):
+    with pytest.raises(cli.CliError, match="--health-probe-bind-address: expected"):
+        cli.parse_bind_address("--health-probe-bind-address", value)
+
+
+def test_empty_namespaces_mean_all():
+    assert cli.parse_namespaces("") is None
+    assert cli.parse_namespaces(" a , ,b") == ["a", "b"]
+
+
+def fake_module(monkeypatch, name: str, **attributes) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for key, value in attributes.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+def test_service_delegates_arguments_and_exit_status(monkeypatch):
+    seen: list[argparse.Namespace] = []
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--port", type=int, default=50051)
+
+    fake_module(monkeypatch, "controller.service.main", add_arguments=add_arguments,
+                run=lambda args: seen.append(args) or 7)
+    assert cli.main(["service", "--port", "6000", "--log-level", "warning"]) == 7
+    assert seen[0].port == 6000 and seen[0].log_level == "warning"
+
+
+def test_a_delegate_without_run_is_a_clear_error(monkeypatch, capsys):
+    fake_module(monkeypatch, "controller.member.main", add_arguments=lambda parser: None)
+    assert cli.main(["member-status"]) == 2
+    assert "member-status: controller.member.main has no run()" in capsys.readouterr().err
+
+
+def test_other_subcommands_do_not_import_a_broken_delegate(monkeypatch):
+    monkeypatch.setitem(sys.modules, "controller.service.main", None)   # import raises
+    args = cli.build_parser("run").parse_args(["run"])
+    assert args.handler is cli.run_manager
+    with pytest.raises(cli.CliError, match="service: cannot import controller.service.main"):
+        cli.build_parser("service")
+
+
+def test_run_without_reconcilers_setup_fails_clearly(monkeypatch, capsys):
+    fake_module(monkeypatch, "controller.reconcilers")
+    assert cli.main(["run", "--log-level", "error"]) == 2
+    assert "controller.reconcilers has no setup(manager, args)" in capsys.readouterr().err
+
+
+def test_run_rejects_bad_flags_before_touching_the_cluster(capsys):
+    assert cli.main(["run", "--workers", "0", "--log-level", "error"]) == 2
+    assert "--workers: must be >= 1" in capsys.readouterr().err
+    assert cli.main(["run", "--metrics-bind-address", "nope", "--log-level", "error"]) == 2
+    assert "--metrics-bind-address: expected" in capsys.readouterr().err
+
+
+def test_leader_election_defaults_on_only_in_a_cluster(monkeypatch, tmp_path):
+    token = tmp_path / "token"
+    monkeypatch.setattr(cli, "SERVICE_ACCOUNT_TOKEN", token)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert not cli.in_cluster()
+    token.write_text("t")
+    assert cli.in_cluster()
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert not cli.in_cluster()
+
+
+def test_unknown_commands_exit_with_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
