@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from api.v1alpha1 import validate
 from controller.kube.errors import ApiError
 from controller.kube.resources import CRDS, ENSEMBLES
 
@@ -159,3 +160,30 @@ def test_status_subresource_keeps_our_status(kube, crd_installed: str, namespace
     updated = kube.patch(ENSEMBLES, created["metadata"]["name"], {"status": status}, namespace=namespace,
                          subresource="status")
     assert updated["status"] == status
+
+
+SIZE_CASES = [
+    {"size": 2, "minSize": 1, "maxSize": 4},
+    {"size": 4, "minSize": 4, "maxSize": 4},
+    {"size": 0, "minSize": 1},
+    {"size": 0, "minSize": 2},
+    {"minSize": 2},
+    {"size": 3, "minSize": 0, "maxSize": 0},
+    {"size": 5, "maxSize": 4},
+    {"size": 2, "minSize": 3, "maxSize": 2},
+    {"size": 1, "minSize": 0, "maxSize": 1},
+]
+
+
+@pytest.mark.parametrize("sizes", SIZE_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_server_and_validate_agree_on_sizes(kube, crd_installed: str, namespace: str, sizes: dict) -> None:
+    """The CEL rules and validate() are two spellings of one rule; they must agree."""
+    obj = ensemble("sizes", {**sizes, "containers": [{"image": "app:1"}]})
+    local = sorted({error.path for error in validate(obj)})
+    try:
+        create(kube, namespace, copy.deepcopy(obj))
+        server: list[str] = []
+    except ApiError as err:
+        assert err.status == 422, err
+        server = sorted({cause["field"] for cause in err.body["details"]["causes"]})
+    assert server == local
