@@ -1,0 +1,192 @@
+"""Benchmark: can one StatusPoller poll 1,000 members within one 10 s heartbeat?
+
+A child process serves the simulated member endpoint (controller.member) on 1,000
+ports of 127.0.0.1 through a handful of gRPC servers, so every member has its own
+address and channel, as in a cluster, and the servers do not share the poller's GIL.
+The same run measures the naive baseline: sequential calls, a fresh channel each.
+A second round adds a few hung members (they answer after the deadline), the case
+that makes sequential polling miss its heartbeat.
+
+    .venv/bin/python bench/bench_poller.py [--members 1000] [--servers 4] [--workers 64] [--hung 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import grpc  # noqa: E402
+
+from controller.clock import RealClock  # noqa: E402
+from controller.member.jobgroups import JobGroup  # noqa: E402
+from controller.member.servicer import MemberServicer  # noqa: E402
+from controller.member.simulator import SimulatedFlux  # noqa: E402
+from controller.proto import ensemble_service_pb2 as pb  # noqa: E402
+from controller.proto import ensemble_service_pb2_grpc as pb_grpc  # noqa: E402
+from controller.reconcilers.poller import PollKey, PollResult, PollTarget, StatusPoller  # noqa: E402
+
+
+class HungMember(pb_grpc.EnsembleOperatorServicer):
+    """A lead broker that stopped answering: replies only after the caller gave up."""
+
+    def RequestStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.Response:
+        time.sleep((context.time_remaining() or 0) + 0.1)
+        return pb.Response(status=pb.Response.SUCCESS, payload="{}")
+
+
+def serve(members: int, servers: int, hung: int, ready: Connection) -> None:
+    """Child process: ``servers`` gRPC servers sharing ``members`` ports plus ``hung`` hung ones."""
+    flux = SimulatedFlux({"sim": JobGroup("sim", "sleep 30", 200, 1, 30.0)}, nodes=4, clock=RealClock())
+    flux.submit("sim", 200)
+    running, ports = [], []
+    for index in range(servers):
+        server = grpc.server(ThreadPoolExecutor(max_workers=8))
+        pb_grpc.add_EnsembleOperatorServicer_to_server(MemberServicer(flux), server)
+        for _ in range(index, members, servers):
+            ports.append(server.add_insecure_port("127.0.0.1:0"))
+        server.start()
+        running.append(server)
+    hung_server = grpc.server(ThreadPoolExecutor(max_workers=max(1, hung)))
+    pb_grpc.add_EnsembleOperatorServicer_to_server(HungMember(), hung_server)
+    hung_ports = [hung_server.add_insecure_port("127.0.0.1:0") for _ in range(hung)]
+    hung_server.start()
+    running.append(hung_server)
+    ready.send((ports, hung_ports))
+    ready.recv()  # block until the parent is done
+    for server in running:
+        server.stop(None)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summarize(label: str, latencies: list[float], elapsed: float, failures: int) -> dict:
+    row = {
+        "mode": label,
+        "polls": len(latencies),
+        "failures": failures,
+        "seconds": round(elapsed, 3),
+        "polls_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+    }
+    print(f"{label:<34} {row['polls']:>6} polls {row['seconds']:>7.2f}s {row['polls_per_s']:>8.1f}/s "
+          f"p50 {row['p50_ms']:>7.2f}ms p99 {row['p99_ms']:>7.2f}ms failures {failures}")
+    return row
+
+
+def baseline(targets: list[PollTarget], timeout: float, label: str = "baseline: sequential, fresh channel") -> dict:
+    """Sequential RequestStatus with a new channel per call: what a naive reconciler does."""
+    latencies, failures = [], 0
+    started = time.perf_counter()
+    for target in targets:
+        call_started = time.perf_counter()
+        with grpc.insecure_channel(target.address) as channel:
+            try:
+                pb_grpc.EnsembleOperatorStub(channel).RequestStatus(
+                    pb.StatusRequest(member="miniclusters", name=target.key[2]), timeout=timeout)
+            except grpc.RpcError:
+                failures += 1
+        latencies.append(time.perf_counter() - call_started)
+    return summarize(label, latencies, time.perf_counter() - started, failures)
+
+
+def pooled(poller: StatusPoller, targets: list[PollTarget], label: str) -> dict:
+    started = time.perf_counter()
+    results = poller.poll(targets)
+    elapsed = time.perf_counter() - started
+    return summarize(label, [r.latency for r in results.values()], elapsed,
+                     sum(not r.ok for r in results.values()))
+
+
+def background(poller: StatusPoller, targets: list[PollTarget], seconds: float, received: list[PollResult]) -> dict:
+    """Registered targets on their heartbeat; counts results delivered within ``seconds``."""
+    received.clear()
+    started = time.perf_counter()
+    for target in targets:
+        poller.register(target)
+    poller.start()
+    time.sleep(seconds)  # the benchmark's measuring window, not a wait for behaviour
+    snapshot = list(received)
+    return summarize(f"background, heartbeat {targets[0].heartbeat:g}s, {seconds:g}s",
+                     [r.latency for r in snapshot], time.perf_counter() - started,
+                     sum(not r.ok for r in snapshot))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--servers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--heartbeat", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--background-seconds", type=float, default=6.0)
+    parser.add_argument("--hung", type=int, default=10, help="members that never answer in time")
+    args = parser.parse_args()
+
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=serve, args=(args.members, args.servers, args.hung, child),
+                                     daemon=True)
+    server.start()
+    ports, hung_ports = parent.recv()
+    targets = [PollTarget(("bench", "ens", f"ens-{i}"), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
+               for i, port in enumerate(ports)]
+    # the hung members replace healthy ones, so the round still has ``members`` polls
+    with_hung = targets[len(hung_ports):] + [
+        PollTarget(("bench", "ens", f"hung-{i}"), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
+        for i, port in enumerate(hung_ports)]
+    print(f"{args.members} members on {len(set(ports))} ports, {args.servers} servers, "
+          f"{args.workers} poll workers, heartbeat {args.heartbeat:g}s")
+    received: list[PollResult] = []
+
+    def on_result(key: PollKey, result: PollResult) -> None:
+        received.append(result)
+
+    poller = StatusPoller(clock=RealClock(), on_result=on_result, max_workers=args.workers,
+                          call_timeout=args.timeout)
+    try:
+        rows = [baseline(targets, args.timeout)]
+        rows.append(pooled(poller, targets, "pooled, cold channels"))
+        rows.append(pooled(poller, targets, "pooled, warm channels"))
+        rows.append(pooled(poller, targets, "pooled, warm channels (again)"))
+        if hung_ports:
+            rows.append(baseline(with_hung, args.timeout, f"baseline, {len(hung_ports)} hung"))
+            rows.append(pooled(poller, with_hung, f"pooled, {len(hung_ports)} hung"))
+        short = [PollTarget(t.key, t.address, heartbeat=args.background_seconds / 2) for t in targets]
+        rows.append(background(poller, short, args.background_seconds, received))
+    finally:
+        poller.stop()
+        parent.send("stop")
+        server.join(10)
+
+    warm = rows[2]
+    hung_rows = {row["mode"]: row for row in rows if "hung" in row["mode"]}
+    verdict = {
+        "fits_heartbeat": warm["seconds"] < args.heartbeat and warm["failures"] == 0,
+        "fits_heartbeat_with_hung": all(row["seconds"] < args.heartbeat
+                                        for mode, row in hung_rows.items() if mode.startswith("pooled")),
+        "baseline_fits_heartbeat_with_hung": all(row["seconds"] < args.heartbeat
+                                                 for mode, row in hung_rows.items() if mode.startswith("baseline")),
+        "heartbeat_s": args.heartbeat,
+        "speedup_vs_baseline": round(warm["polls_per_s"] / rows[0]["polls_per_s"], 1),
+        "rows": rows,
+    }
+    print(f"1 round of {args.members} polls: {warm['seconds']:.2f}s "
+          f"({'fits' if verdict['fits_heartbeat'] else 'does NOT fit'} a {args.heartbeat:g}s heartbeat); "
+          f"{verdict['speedup_vs_baseline']}x the baseline's polls/s")
+    print(json.dumps(verdict))
+    return 0 if verdict["fits_heartbeat"] and verdict["fits_heartbeat_with_hung"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
