@@ -6,6 +6,7 @@ import json
 import typing
 from typing import Any
 
+from api.v1alpha1 import ensemble_yaml
 from api.v1alpha1.markers import (api_fields, class_description, class_rules, declared_default, is_open,
                                   json_name, unwrap_optional)
 from api.v1alpha1.types import API_VERSION, KIND, Ensemble
@@ -88,9 +89,38 @@ def _section(cls: type) -> list[str]:
     return lines + [""]
 
 
+def _keys(keys: tuple[str, ...]) -> str:
+    return ", ".join(f"`{key}`" for key in keys)
+
+
+def _ensemble_yaml_section() -> list[str]:
+    """What ``validate()`` checks inside ``members[].ensemble``, from the checker's own constants."""
+    return [
+        "## ensemble.yaml (the `ensemble` string of a member)",
+        "",
+        "Read by ensemble-python on the lead broker; `validate()` checks it with these rules "
+        "(`api/v1alpha1/ensemble_yaml.py`), reporting paths like `spec.members[0].ensemble.rules[2].when`.",
+        "",
+        f"- Top level: {_keys(ensemble_yaml.TOP_LEVEL_KEYS)}; `jobs` and `rules` are required lists.",
+        f"- `logging`: {_keys(ensemble_yaml.LOGGING_KEYS)}; `debug` a boolean, `heartbeat` seconds >= 0.",
+        f"- `jobs[]`: {_keys(ensemble_yaml.JOB_KEYS)}; `name` (unique) and `command` required; "
+        "`count`, `nodes`, `tasks` positive integers; `duration` seconds >= 0.",
+        f"- `rules[]`: {_keys(ensemble_yaml.RULE_KEYS)}; `trigger` is `start`, `metric` or `job-<event>` "
+        "(e.g. `job-finish`); metric and job triggers need `name`; a metric name starts with one of "
+        f"{_keys(ensemble_yaml.METRIC_MODELS)}; `when` is a number or `\"<op> <number>\"` with op one of "
+        "`<` `<=` `>` `>=` `==` `!=`.",
+        f"- `rules[].action`: {_keys(ensemble_yaml.ACTION_KEYS)}; `name` one of {_keys(ensemble_yaml.ACTIONS)}; "
+        "`submit` needs a `label` naming a job; `custom` needs a `label` naming a function defined in "
+        "`custom`; `repetitions`, `backoff` integers >= 0; `value` positive (an integer for grow/shrink).",
+        "- `custom`: Python source defining the functions custom actions call.",
+        "",
+    ]
+
+
 def reference_markdown() -> str:
     lines = [HEADER, f"# {KIND} API reference ({API_VERSION})", "",
              "Generated from `api/v1alpha1/types.py`, the same source as `manifests/crd.yaml`.", ""]
     for cls in _classes_in_order(Ensemble):
         lines += _section(cls)
+    lines += _ensemble_yaml_section()
     return "\n".join(lines).rstrip("\n") + "\n"
