@@ -109,7 +109,8 @@ def _ensemble_yaml_section() -> list[str]:
         "(e.g. `job-finish`); metric and job triggers need `name`; a metric name starts with one of "
         f"{_keys(ensemble_yaml.METRIC_MODELS)}; `when` is a number or `\"<op> <number>\"` with op one of "
         "`<` `<=` `>` `>=` `==` `!=`.",
-        f"- `rules[].action`: {_keys(ensemble_yaml.ACTION_KEYS)}; `name` one of {_keys(ensemble_yaml.ACTIONS)}; "
+        f"- `rules[].action`: {_keys(ensemble_yaml.ACTION_KEYS)}; "
+        f"`name` one of {_keys(ensemble_yaml.ACTIONS)}; "
         "`submit` needs a `label` naming a job; `custom` needs a `label` naming a function defined in "
         "`custom`; `repetitions`, `backoff` integers >= 0; `value` positive (an integer for grow/shrink).",
         "- `custom`: Python source defining the functions custom actions call.",

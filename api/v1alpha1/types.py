@@ -225,8 +225,9 @@ class EnsembleStatus:
                                                 minimum=0)
     phase: str | None = api_field("Ensemble phase: Pending, Running, Completed, Failed or Invalid.",
                                   default=None)
-    conditions: list[Condition] = api_field("Standard conditions: Ready, ServiceReady, MembersReady, InvalidSpec.",
-                                            default_factory=list, list_map_keys=("type",))
+    conditions: list[Condition] = api_field(
+        "Standard conditions: Ready, ServiceReady, MembersReady, InvalidSpec.", default_factory=list,
+        list_map_keys=("type",))
     members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
                                             list_map_keys=("name",))
     summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)

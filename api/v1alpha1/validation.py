@@ -61,7 +61,8 @@ def _sizes(spec: dict, path: str) -> list[FieldError]:
     min_size, max_size = integer("minSize"), integer("maxSize") or None
     errors = []
     if min_size is not None and max_size is not None and min_size > max_size:
-        errors.append(FieldError(f"{path}.minSize", f"minSize ({min_size}) must not exceed maxSize ({max_size})"))
+        errors.append(FieldError(f"{path}.minSize",
+                                 f"minSize ({min_size}) must not exceed maxSize ({max_size})"))
     if min_size is not None and size < min_size:
         errors.append(FieldError(f"{path}.size", f"size ({size}) must be at least minSize ({min_size})"))
     if max_size is not None and size > max_size:

@@ -136,7 +136,8 @@ def test_unknown_fields_are_not_errors() -> None:
 
 def test_status_is_checked_too() -> None:
     obj = valid()
-    obj["status"] = {"conditions": [{"type": "Ready", "status": "Maybe"}, {"type": "Ready", "status": "True"}]}
+    obj["status"] = {"conditions": [{"type": "Ready", "status": "Maybe"},
+                                    {"type": "Ready", "status": "True"}]}
     assert paths(obj) == {
         "status.conditions[0].status": "must be one of True, False, Unknown, got 'Maybe'"}
     obj["status"]["conditions"][0]["status"] = "False"

@@ -109,7 +109,8 @@ def test_job_fields() -> None:
         f"{BASE}.jobs[0].nodes": "must be a positive integer, got 1.5",
         f"{BASE}.jobs[0].tasks": "must be a positive integer, got True",
         f"{BASE}.jobs[0].duration": "must be a number of seconds >= 0, got -1",
-        f"{BASE}.jobs[0].gpus": "unknown field (allowed: name, command, workdir, count, nodes, tasks, duration)",
+        f"{BASE}.jobs[0].gpus":
+            "unknown field (allowed: name, command, workdir, count, nodes, tasks, duration)",
         f"{BASE}.jobs[1].name": "required field is missing",
         f"{BASE}.jobs[2].command": "must be a non-empty string, got ''",
         f"{BASE}.jobs[2].name": "duplicate job name 'a'",
@@ -160,7 +161,8 @@ def test_actions() -> None:
         """)
     assert errors == {
         f"{BASE}.rules[0].action": "required field is missing",
-        f"{BASE}.rules[1].action.name": "must be one of submit, custom, terminate, grow, shrink, got 'explode'",
+        f"{BASE}.rules[1].action.name":
+            "must be one of submit, custom, terminate, grow, shrink, got 'explode'",
         f"{BASE}.rules[2].action.label": "required for submit: the name of the job to submit",
         f"{BASE}.rules[3].action.label": "names no defined job: 'b' (jobs: a)",
         f"{BASE}.rules[4].action.value": "must be a positive integer (nodes to grow or shrink by), got 0",
