@@ -206,7 +206,7 @@ def test_background_polls_once_per_heartbeat(make_poller, serve, clock) -> None:
     assert poller.next_poll_at(KEY) is None
 
 
-def test_unreachable_backs_off_then_recovers(make_poller, serve, clock) -> None:
+def test_unreachable_backs_off_then_recovers(make_poller, serve, clock, registry) -> None:
     port = free_port()
     results = Results()
     poller = make_poller(on_result=results, attempts=1)
@@ -218,6 +218,7 @@ def test_unreachable_backs_off_then_recovers(make_poller, serve, clock) -> None:
     clock.step(20)
     _, second = results.next()
     assert not second.ok and second.consecutive_failures == 2
+    assert polls(registry, "unreachable") == 2
     assert poller.next_poll_at(KEY) == clock.now() + 40
     serve(Member(), port)
     clock.step(40)
@@ -249,6 +250,24 @@ def test_ip_change_retargets_at_once(make_poller, serve, clock) -> None:
     _, moved = results.next()
     assert moved.ok and moved.address == new_address
     assert (old.names, new.names) == (["ens-0"], ["ens-0"])
+
+
+def test_result_from_the_old_address_is_dropped(make_poller, serve) -> None:
+    old, new = Member(), Member()
+    old.gate = threading.Event()
+    results = Results()
+    poller = make_poller(on_result=results)
+    old_address, new_address = serve(old), serve(new)
+    poller.register(PollTarget(KEY, old_address, heartbeat=10))
+    poller.start()
+    deadline = time.monotonic() + WAIT
+    while old.active == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    poller.register(PollTarget(KEY, new_address, heartbeat=10))  # while the old call is in flight
+    old.gate.set()
+    _, first = results.next()
+    assert first.address == new_address
+    assert new.names == ["ens-0"]
 
 
 def test_callback_errors_do_not_stop_polling(make_poller, serve, clock) -> None:
