@@ -7,7 +7,7 @@ them. Wire names are the Python names in lowerCamelCase.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from api.v1alpha1.codec import decode, encode
