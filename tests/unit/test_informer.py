@@ -1,0 +1,197 @@
+"""SharedInformer and factory behaviour, fed directly through the reflector's store API."""
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.informers import (
+    DeletedFinalStateUnknown, ReflectorOptions, ResourceEventHandlerFuncs, SharedInformer,
+    SharedInformerFactory,
+)
+from controller.kube.client import KubeClient
+from controller.kube.config import Endpoint
+from controller.kube.resources import CONFIGMAPS, PODS
+from tests.unit.scripted_apiserver import RecordingHandler, ScriptedApiServer, list_of, obj
+
+PATH = "/api/v1/namespaces/ns/configmaps"
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedApiServer]:
+    s = ScriptedApiServer()
+    yield s
+    s.close()
+
+
+def offline_informer(**kwargs) -> SharedInformer:
+    """An informer never started: tests call its store API as the reflector would."""
+    return SharedInformer(KubeClient(Endpoint("http://127.0.0.1:1")), CONFIGMAPS, namespace="ns", **kwargs)
+
+
+def summary(events: list) -> list[tuple]:
+    out = []
+    for kind, first, second in events:
+        if kind == "update":
+            out.append((kind, first["metadata"]["resourceVersion"], second["metadata"]["resourceVersion"]))
+        elif kind == "delete":
+            out.append((kind, first.key if isinstance(first, DeletedFinalStateUnknown)
+                        else first["metadata"]["name"]))
+        else:
+            out.append((kind, first["metadata"]["name"], second))
+    return out
+
+
+def test_every_handler_sees_events_in_order() -> None:
+    informer = offline_informer()
+    handlers = [RecordingHandler() for _ in range(3)]
+    for handler in handlers:
+        informer.add_event_handler(handler)
+    informer.replace([obj("a", "1")], "1")
+    for rv in range(2, 52):
+        informer.upsert(obj("a", str(rv)))
+    informer.delete(obj("a", "52"))
+    expected = [("add", "a", True)] + [("update", str(rv - 1), str(rv)) for rv in range(2, 52)] \
+        + [("delete", "a")]
+    try:
+        for handler in handlers:
+            assert summary(handler.wait_for(52)) == expected
+    finally:
+        informer.stop()
+
+
+def test_a_slow_handler_does_not_block_the_others() -> None:
+    informer = offline_informer()
+    release = threading.Event()
+    slow_calls: list[str] = []
+
+    def slow_add(o: dict, initial: bool) -> None:
+        release.wait(5)
+        slow_calls.append(o["metadata"]["name"])
+
+    slow = informer.add_event_handler(ResourceEventHandlerFuncs(add=slow_add))
+    fast = RecordingHandler()
+    informer.add_event_handler(fast)
+    informer.replace([], "1")
+    for i in range(20):
+        informer.upsert(obj(f"o{i}", str(i + 2)))
+    try:
+        assert len(fast.wait_for(20)) == 20 and slow_calls == []
+        assert slow.pending() >= 19
+        release.set()
+        deadline = threading.Event()
+        while len(slow_calls) < 20 and not deadline.wait(0.01):
+            pass
+        assert slow_calls == [f"o{i}" for i in range(20)]
+    finally:
+        release.set()
+        informer.stop()
+
+
+def test_a_failing_handler_keeps_receiving_events() -> None:
+    informer = offline_informer()
+    seen: list[str] = []
+
+    def flaky(o: dict, initial: bool) -> None:
+        seen.append(o["metadata"]["name"])
+        raise RuntimeError("handler bug")
+
+    informer.add_event_handler(ResourceEventHandlerFuncs(add=flaky))
+    done = RecordingHandler()
+    informer.add_event_handler(done)
+    informer.replace([obj("a", "1"), obj("b", "2")], "2")
+    try:
+        done.wait_for(2)
+        deadline = threading.Event()
+        while len(seen) < 2 and not deadline.wait(0.01):
+            pass
+        assert seen == ["a", "b"]
+    finally:
+        informer.stop()
+
+
+def test_late_handlers_get_synthetic_adds_then_live_events() -> None:
+    informer = offline_informer()
+    informer.replace([obj("a", "1"), obj("b", "2")], "2")
+    assert informer.has_synced()
+    late = RecordingHandler()
+    registration = informer.add_event_handler(late)
+    informer.upsert(obj("a", "3"))
+    try:
+        assert summary(late.wait_for(3)) == [("add", "a", True), ("add", "b", True), ("update", "1", "3")]
+        assert registration.has_synced()
+    finally:
+        informer.stop()
+
+
+def test_transform_runs_before_caching_and_handlers() -> None:
+    informer = offline_informer()
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    heavy = obj("a", "1")
+    heavy["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]
+    informer.replace([heavy], "1")
+    try:
+        added = handler.wait_for(1)[0][1]
+        assert "managedFields" not in added["metadata"]
+        assert "managedFields" not in informer.get_indexer().get_by_key("ns/a")["metadata"]
+    finally:
+        informer.stop()
+
+
+def test_resync_replays_the_cache_per_handler_period(server) -> None:
+    clock = FakeClock()
+    server.on_list(PATH, list_of([obj("a", "1"), obj("b", "2")], "2"))
+    informer = SharedInformer(KubeClient(Endpoint(server.url)), CONFIGMAPS, namespace="ns",
+                              clock=clock, rand=lambda: 0.0, reflector_options=ReflectorOptions())
+    every_10 = RecordingHandler()
+    never = RecordingHandler()
+    informer.add_event_handler(every_10, resync_period=10)
+    informer.add_event_handler(never, resync_period=0)
+    informer.start()
+    try:
+        every_10.wait_for(2)
+        clock.step(10)
+        resynced = every_10.wait_for(4)[2:]
+        assert sorted(summary(resynced)) == [("update", "1", "1"), ("update", "2", "2")]
+        assert all(old is new for _, old, new in resynced)
+        clock.step(10)
+        assert len(every_10.wait_for(6)) == 6
+        never.wait_for(2)
+        assert [kind for kind, _, _ in never.events] == ["add", "add"]
+    finally:
+        informer.stop()
+
+
+def test_factory_shares_one_informer_per_view_and_starts_late_ones(server) -> None:
+    def by_selector(request):
+        return list_of([] if "labelSelector" in request.query else [obj("a", "1")], "1")
+
+    server.on_list(PATH, by_selector, by_selector)
+    server.on_list("/api/v1/pods", list_of([], "5"))
+    factory = SharedInformerFactory(KubeClient(Endpoint(server.url)))
+    configmaps = factory.informer_for(CONFIGMAPS, namespace="ns")
+    assert factory.informer_for(CONFIGMAPS, namespace="ns") is configmaps
+    assert factory.informer_for(CONFIGMAPS, namespace="ns", label_selector="app=x") is not configmaps
+    factory.start()
+    try:
+        late = factory.informer_for(PODS)
+        assert factory.wait_for_cache_sync(5)
+        assert late.has_synced() and configmaps.get_indexer().list_keys() == ["ns/a"]
+    finally:
+        factory.shutdown()
+    assert not any(t.is_alive() for t in threading.enumerate()
+                   if t.name.startswith(("reflector-", "resync-", "handler-")))
+
+
+def test_wait_for_cache_sync_times_out_when_a_list_never_succeeds(server) -> None:
+    clock = FakeClock()
+    factory = SharedInformerFactory(KubeClient(Endpoint(server.url)), clock=clock)
+    factory.informer_for(CONFIGMAPS, namespace="missing")  # the scripted server answers 404
+    factory.start()
+    try:
+        assert factory.wait_for_cache_sync(0) is False
+    finally:
+        factory.shutdown()
