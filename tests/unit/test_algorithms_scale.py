@@ -70,7 +70,7 @@ def flaps(taken: list[tuple[float, str, int]], cooldown: float, stabilization: f
 @pytest.mark.parametrize("seed", range(8))
 def test_random_load_never_flaps(seed: int) -> None:
     options = {"waitSeconds": 20, "idlePolls": 2, "stabilizationSeconds": 60, "cooldownSeconds": 40}
-    taken = simulate(SCALE, phased_load(random.Random(seed), 300), options, size=4, min_size=1, max_size=8)
+    taken = simulate(SCALE, phased_load(random.Random(seed), 150), options, size=4, min_size=1, max_size=8)
     assert {kind for _, kind, _ in taken} == {"grow", "shrink"}
     assert flaps(taken, cooldown=40, stabilization=60) == []
 
@@ -78,7 +78,7 @@ def test_random_load_never_flaps(seed: int) -> None:
 def test_same_load_flaps_without_cooldown_and_stabilization() -> None:
     """The flap check above can fail: the eager settings alternate on the same load."""
     eager = {"waitSeconds": 0, "idlePolls": 1, "stabilizationSeconds": 0, "cooldownSeconds": 0}
-    taken = simulate(SCALE, phased_load(random.Random(0), 300), eager, size=4, min_size=1, max_size=8)
+    taken = simulate(SCALE, phased_load(random.Random(0), 150), eager, size=4, min_size=1, max_size=8)
     assert flaps(taken, cooldown=40, stabilization=60) != []
 
 
