@@ -33,6 +33,8 @@ FIELD_MANAGER = "ensemble-operator"
 # Owns a MiniCluster's spec.size next to whoever scales it, so that our main apply can
 # leave size out without server-side apply deleting it (see _apply_minicluster).
 SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
+# How long after a create a cache miss is double-checked with a live read.
+CREATE_EXPECTATION_SECONDS = 60.0
 # Member objects whose removal from the spec means deletion.
 MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
 
@@ -44,6 +46,8 @@ class Cache(Protocol):
 
 
 class Writer(Protocol):
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict: ...
+
     def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
               subresource: str | None = None) -> dict: ...
 
@@ -85,6 +89,8 @@ class EnsembleReconciler:
         self._lock = threading.Lock()
         self._poll_results: dict[PollKey, PollResult] = {}
         self._poll_keys: dict[tuple[str, str], set[PollKey]] = {}
+        # Objects we created that the informer may not have shown yet: (plural, ns, name) -> deadline.
+        self._expected_creates: dict[tuple[str, str, str], float] = {}
 
     # -- poller feedback ----------------------------------------------------------
 
@@ -124,6 +130,11 @@ class EnsembleReconciler:
         resource = for_object(desired)
         meta = desired["metadata"]
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
+        if cached is None:
+            cached = self._unseen_create(resource, meta)
+        else:
+            with self._lock:
+                self._expected_creates.pop((resource.plural, meta["namespace"], meta["name"]), None)
         if resource == MINICLUSTERS and cached is not None:
             desired = _without_size(desired)
         if not differs(desired, cached):
@@ -133,7 +144,32 @@ class EnsembleReconciler:
         log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
         if cached is None:
+            with self._lock:
+                self._expected_creates[(resource.plural, meta["namespace"], meta["name"])] = \
+                    self._clock.now() + CREATE_EXPECTATION_SECONDS
             self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
+
+    def _unseen_create(self, resource: Resource, meta: dict) -> dict | None:
+        """The live object when we created it and the informer has not shown it yet.
+
+        A reconcile woken by another event can run before the informer delivers our
+        create; applying again would be a wasted write, and for a MiniCluster a full
+        apply whose spec.size could undo a grow that already happened. One read settles it.
+        """
+        key = (resource.plural, meta["namespace"], meta["name"])
+        with self._lock:
+            deadline = self._expected_creates.pop(key, None)
+        if deadline is None or self._clock.now() >= deadline:
+            return None
+        try:
+            live = self._client.get(resource, meta["name"], meta["namespace"])
+        except Exception as error:
+            if is_not_found(error):
+                return None
+            raise
+        with self._lock:
+            self._expected_creates[key] = deadline
+        return live
 
     def _pin_size(self, cached: dict) -> None:
         """Co-own spec.size under a second manager before our main apply drops it.

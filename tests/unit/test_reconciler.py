@@ -36,6 +36,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.objects: dict[tuple[Resource, str, str], dict] = {}
         self.writes: list[tuple] = []
+        self.reads: list[tuple[str, str]] = []
         self._uids = itertools.count(1)
         self.size_owner_conflict = False
 
@@ -57,6 +58,12 @@ class FakeApi:
         self.objects[key] = stored
         return stored
 
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict:
+        self.reads.append((res.kind, name))
+        if (res, namespace, name) not in self.objects:
+            raise ApiError(404, "NotFound", f"{res.plural} {name!r} not found")
+        return copy.deepcopy(self.objects[(res, namespace, name)])
+
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation_policy: str | None = "Background", preconditions: dict | None = None):
         self.writes.append(("delete", res.kind, name))
@@ -73,13 +80,14 @@ class FakeApi:
 class FakeCache:
     def __init__(self, api: FakeApi, res: Resource) -> None:
         self._api, self._res = api, res
+        self.hidden: set[str] = set()  # names the informer has not delivered yet
 
     def _all(self) -> list[dict]:
         return [obj for (res, _, _), obj in self._api.objects.items() if res == self._res]
 
     def get(self, name: str, namespace: str | None = None) -> dict | None:
         obj = self._api.objects.get((self._res, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return copy.deepcopy(obj) if obj is not None and name not in self.hidden else None
 
     def by_index(self, index_name: str, value: str) -> list[dict]:
         if index_name == CONTROLLER_UID_INDEX:
@@ -183,6 +191,23 @@ def test_drift_is_repaired_with_one_write_per_drifted_object(env) -> None:
     reconciler.reconcile(Request("ns", "e1"))
     assert api.kinds_written() == [("Deployment", "e1"), ("ConfigMap", "e1-1")]
     assert api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["replicas"] == 1
+
+
+def test_a_lagging_cache_costs_a_read_not_a_second_create(env) -> None:
+    api, recorder, _, clock, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] = 5  # grown before the cache caught up
+    reconciler._caches.owned[MINICLUSTERS].hidden.add("e1-0")
+    api.writes.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.writes == [] and api.reads == [("MiniCluster", "e1-0")]
+    assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 5
+    assert len(recorder.events) == 9
+
+    del api.objects[(MINICLUSTERS, "ns", "e1-0")]  # deleted before the cache ever showed it
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.kinds_written() == [("MiniCluster", "e1-0")]
 
 
 def test_existing_minicluster_is_updated_without_touching_its_size(env) -> None:
