@@ -43,11 +43,12 @@ class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
             decision = self._scaler.scale(scale)
         action = request.action if request.action in ("grow", "shrink") else "unknown"
         self._actions_total.labels(action=action, result=decision.outcome.value).inc()
+        response = _response(decision)
         log.log(logging.INFO if decision.outcome is Outcome.SUCCESS else logging.WARNING,
                 "action %s on %s/%s from member %r: %s %s", request.action or "<empty>",
                 self._scaler.namespace, request.name, request.member, decision.outcome.value,
-                json.dumps(decision.payload, sort_keys=True))
-        return _response(decision)
+                response.payload)
+        return response
 
     def RequestStatus(self, request: pb2.StatusRequest, context: grpc.ServicerContext) -> pb2.Response:
         return _response(self._scaler.view(request.name))
