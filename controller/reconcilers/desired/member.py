@@ -62,14 +62,14 @@ def status_container(settings: DesiredSettings) -> dict:
     """The lead-broker status endpoint, next to the broker and sharing its Flux view.
 
     The Flux Operator wraps a non-Flux container's command in a script that waits for
-    the broker's socket and sets ``$fluxsocket``.
+    the broker's socket and sets ``$fluxsocket``, which the Flux bindings read as FLUX_URI.
     """
     return {
         "name": STATUS_CONTAINER,
         "image": settings.operator_image,
         "runFlux": False,
-        "command": ("ensemble-operator member-status --host 0.0.0.0"
-                    f" --port {settings.member_status_port} --flux-uri \"$fluxsocket\""),
+        "command": ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
+                    f" --port {settings.member_status_port}"),
     }
 
 
