@@ -192,3 +192,18 @@ def test_the_second_manager_leads_once_the_first_stops_and_releases(kube_cluster
     finally:
         second_run.stop()
     assert kube.get(LEASES, "toy-leader", namespace)["spec"]["holderIdentity"] == ""
+
+
+def test_a_manager_whose_lease_is_taken_stops_with_leader_election_lost(kube_cluster, kube, namespace):
+    manager, _ = toy_manager(kube_cluster, namespace, identity="victim", leader_election=True,
+                             leader_election_namespace=namespace, leader_election_id="toy-lost",
+                             lease_duration=4.0, renew_deadline=3.0, retry_period=0.5)
+    runner = Running(manager)
+    eventually(lambda: manager.is_leader)
+    lease = kube.get(LEASES, "toy-lost", namespace)
+    lease["spec"]["holderIdentity"] = "intruder"
+    kube.replace(LEASES, lease)
+    runner.thread.join(30)
+    assert not runner.thread.is_alive()
+    assert type(runner.error).__name__ == "LeaderElectionLost"
+    assert kube.get(LEASES, "toy-lost", namespace)["spec"]["holderIdentity"] == "intruder"
