@@ -63,7 +63,7 @@ class _NoopMetric:
 
 
 class NoopMetricsProvider:
-    """The default: metrics cost nothing unless a provider is configured."""
+    """Metrics that record nothing; a base for providers that want only some series."""
 
     def new_depth_metric(self, name: str) -> GaugeMetric:
         return _NoopMetric()
@@ -161,6 +161,6 @@ class NoopQueueMetrics:
 def queue_metrics(name: str, provider: MetricsProvider | None,
                   clock: Clock) -> QueueMetrics | NoopQueueMetrics:
     """Metrics for one queue; like client-go, an unnamed queue or no provider records nothing."""
-    if not name or provider is None or isinstance(provider, NoopMetricsProvider):
+    if not name or provider is None:
         return NoopQueueMetrics()
     return QueueMetrics(name, provider, clock)

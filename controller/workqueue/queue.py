@@ -76,8 +76,8 @@ class Queue(Generic[T]):
             if item in self._dirty:
                 self._queue.append(item)
                 self._cond.notify()
-            elif not self._processing:
-                self._cond.notify_all()
+            elif self._draining and not self._processing:
+                self._cond.notify_all()  # the drainer; getters need no wake-up for this
 
     def __len__(self) -> int:
         with self._cond:
