@@ -97,8 +97,7 @@ class Controller:
         return True
 
     def _reconcile(self, request: Request) -> None:
-        labels = (self.name,)
-        active = self._metrics.active_workers.labels(*labels)
+        active = self._metrics.active_workers.labels(self.name)
         context = {"controller": self.name, self._object_key: str(request),
                    "reconcileID": self._new_id()}
         with log_context(**context):
@@ -110,13 +109,13 @@ class Controller:
                     raise TypeError(f"reconcile returned {type(result).__name__}, expected Result")
             except Exception:
                 log.exception("Reconciler error")
-                self._metrics.reconcile_errors_total.labels(*labels).inc()
+                self._metrics.reconcile_errors_total.labels(self.name).inc()
                 self._metrics.reconcile_total.labels(self.name, "error").inc()
                 self.queue.add_rate_limited(request)
                 return
             finally:
                 active.dec()
-                self._metrics.reconcile_time_seconds.labels(*labels).observe(
+                self._metrics.reconcile_time_seconds.labels(self.name).observe(
                     max(0.0, self._clock.now() - started))
             self._schedule_next(request, result)
 

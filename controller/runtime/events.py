@@ -12,6 +12,8 @@ import queue
 import threading
 from dataclasses import dataclass
 
+from cachetools import TTLCache
+
 from controller.clock import Clock
 from controller.kube.errors import is_not_found
 from controller.kube.resources import EVENTS
@@ -30,7 +32,6 @@ class _Series:
     name: str
     namespace: str
     count: int
-    last_seen: float
     written_count: int = 0
 
 
@@ -43,13 +44,13 @@ class _Write:
 class EventRecorder:
     def __init__(self, client, clock: Clock, *, reporting_instance: str,
                  reporting_controller: str = REPORTING_CONTROLLER, window: float = 360.0,
-                 max_pending: int = 1000) -> None:
+                 max_series: int = 4096, max_pending: int = 1000) -> None:
         self._client = client
         self._clock = clock
         self._reporting_instance = reporting_instance
         self._reporting_controller = reporting_controller
-        self._window = window
-        self._series: dict[tuple, _Series] = {}
+        # Each repeat re-inserts its series, so an entry lives ``window`` past its last repeat.
+        self._series: TTLCache[tuple, _Series] = TTLCache(max_series, window, timer=clock.now)
         self._lock = threading.Lock()
         self._pending: queue.Queue[_Write | None] = queue.Queue(max_pending)
         self._last_suffix = 0
@@ -67,28 +68,21 @@ class EventRecorder:
         action = action or reason
         key = (obj.get("apiVersion"), obj.get("kind"), meta.get("namespace"), meta.get("name"),
                meta.get("uid"), type_, reason, action, note)
-        now = self._clock.now()
         with self._lock:
-            self._expire(now)
             series = self._series.get(key)
             if series is not None:
                 series.count += 1
-                series.last_seen = now
                 write = _Write(series, None)
             else:
                 series = _Series(self._new_name(meta.get("name", "unknown")),
-                                 meta.get("namespace") or "default", 1, now)
-                self._series[key] = series
+                                 meta.get("namespace") or "default", 1)
                 write = _Write(series, self._body(obj, series, type_, reason, action, note))
+            self._series[key] = series
         try:
             self._pending.put_nowait(write)
         except queue.Full:
             log.warning("dropping event, too many pending writes",
                         extra={"reason": reason, "object": f"{series.namespace}/{meta.get('name')}"})
-
-    def _expire(self, now: float) -> None:
-        for key in [k for k, s in self._series.items() if now - s.last_seen > self._window]:
-            del self._series[key]
 
     def _new_name(self, object_name: str) -> str:
         """``<object>.<hex nanoseconds>``, strictly increasing so names never repeat."""
@@ -168,4 +162,4 @@ class EventRecorder:
         """Drop a series whose Event is missing so the next repeat creates a fresh Event."""
         with self._lock:
             for key in [k for k, s in self._series.items() if s is series]:
-                del self._series[key]
+                self._series.pop(key, None)

@@ -154,8 +154,8 @@ class Manager:
             if self.elector is None:
                 self._start_controllers()
             else:
-                self._elector_thread = threading.Thread(target=self._lead, name="leader-election",
-                                                        daemon=True)
+                self._elector_thread = threading.Thread(target=self._lead, args=(self.elector,),
+                                                        name="leader-election", daemon=True)
                 self._elector_thread.start()
             self._stop.wait()
         finally:
@@ -168,9 +168,8 @@ class Manager:
         """Ask ``start`` to shut down and return; safe from any thread, signal handlers too."""
         self._stop.set()
 
-    def _lead(self) -> None:
-        assert self.elector is not None
-        if self.elector.run(self._start_controllers):
+    def _lead(self, elector: LeaderElector) -> None:
+        if elector.run(self._start_controllers):
             self._lost = True
             self.stop()
 

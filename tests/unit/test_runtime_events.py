@@ -169,3 +169,20 @@ def test_bad_event_arguments_are_rejected(recorder):
         recorder.event(ENSEMBLE, "Error", "Failed", "x")
     with pytest.raises(ValueError, match="reason"):
         recorder.event(ENSEMBLE, "Normal", "", "x")
+
+
+def test_each_repeat_extends_the_window(recorder, client, clock):
+    for _ in range(3):
+        recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
+        clock.step(50)   # 150 s in all, but never 60 s without a repeat
+    recorder.write_pending()
+    assert len(client.created) == 1
+    assert [p["series"]["count"] for _, p, _ in client.patched] == [3]
+
+
+def test_the_aggregation_cache_is_bounded(client, clock):
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1", max_series=2)
+    for message in ("a", "b", "c", "a"):
+        recorder.event(ENSEMBLE, "Normal", "Scaled", message)
+    recorder.write_pending()
+    assert [body["note"] for body, _ in client.created] == ["a", "b", "c", "a"]
