@@ -41,6 +41,10 @@ class DelayingQueue(Queue[T]):
         """
         if self.shutting_down():
             return
+        try:
+            hash(item)
+        except TypeError:
+            raise self._unhashable(item) from None
         self._record_retry()
         if seconds <= 0:
             self.add(item)

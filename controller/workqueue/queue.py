@@ -37,8 +37,11 @@ class Queue(Generic[T]):
     def add(self, item: T) -> None:
         """Queue ``item`` unless it is already waiting; ignored once shutting down."""
         with self._cond:
-            if self._shutting_down or item in self._dirty:
-                return
+            try:
+                if self._shutting_down or item in self._dirty:
+                    return
+            except TypeError:
+                raise self._unhashable(item) from None
             self._metrics.add(item)
             self._dirty.add(item)
             if item in self._processing:
@@ -110,6 +113,10 @@ class Queue(Generic[T]):
         """Refresh the unfinished-work gauges; called periodically by the delaying queue's timer."""
         with self._cond:
             self._metrics.update_unfinished_work()
+
+    def _unhashable(self, item: object) -> TypeError:
+        return TypeError(f"workqueue {self.name!r}: items must be hashable (e.g. a 'namespace/name' "
+                         f"key), got {type(item).__name__}")
 
     def _record_retry(self) -> None:
         with self._cond:

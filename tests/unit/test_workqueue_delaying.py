@@ -138,3 +138,8 @@ def test_shutdown_with_drain_stops_the_timer(clock: FakeClock) -> None:
     queue: DelayingQueue = DelayingQueue("draining", clock=clock)
     queue.shutdown_with_drain()
     assert not any(thread.name == "workqueue-timer-draining" for thread in threading.enumerate())
+
+
+def test_unhashable_delayed_item_is_rejected_with_a_clear_error(queue: DelayingQueue) -> None:
+    with pytest.raises(TypeError, match="workqueue 'delaying': items must be hashable.*got list"):
+        queue.add_after(["a"], 5)

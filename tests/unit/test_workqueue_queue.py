@@ -180,3 +180,8 @@ def test_shutdown_ends_a_drain_early(queue: Queue, clock: FakeClock) -> None:
     queue.shutdown()
     drainer.join(2)
     assert not drainer.is_alive()
+
+
+def test_unhashable_item_is_rejected_with_a_clear_error(queue: Queue) -> None:
+    with pytest.raises(TypeError, match="workqueue 'test': items must be hashable.*got dict"):
+        queue.add({"metadata": {"name": "a"}})
