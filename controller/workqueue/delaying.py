@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 
 from controller.clock import Clock
@@ -80,7 +81,9 @@ class DelayingQueue(Queue[T]):
             self._timer.join()
 
     def _run_timer(self) -> None:
-        next_metrics_update = self._clock.now() + UNFINISHED_WORK_UPDATE_PERIOD
+        # Without metrics there is nothing to tick for: sleep until the next deadline only.
+        period = UNFINISHED_WORK_UPDATE_PERIOD if self._records_metrics() else math.inf
+        next_metrics_update = self._clock.now() + period
         while True:
             with self._timer_cond:
                 if self._timer_stopped:
@@ -88,17 +91,16 @@ class DelayingQueue(Queue[T]):
                 now = self._clock.now()
                 due = self._pop_due(now)
                 if not due:
-                    wake_at = next_metrics_update
-                    if self._heap:
-                        wake_at = min(wake_at, self._heap[0][0])
+                    wake_at = min(next_metrics_update, self._heap[0][0] if self._heap else math.inf)
                     if wake_at > now:
-                        self._clock.wait(self._timer_cond, wake_at - now)
+                        timeout = None if wake_at == math.inf else wake_at - now
+                        self._clock.wait(self._timer_cond, timeout)
                         continue
             for item in due:
                 self.add(item)
             if now >= next_metrics_update:
                 self.update_unfinished_work()
-                next_metrics_update = now + UNFINISHED_WORK_UPDATE_PERIOD
+                next_metrics_update = now + period
 
     def _pop_due(self, now: float) -> list[T]:
         """Remove and return the items whose deadline has passed, earliest first."""

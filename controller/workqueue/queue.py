@@ -14,7 +14,7 @@ from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from controller.clock import Clock, RealClock
-from controller.workqueue.metrics import MetricsProvider, queue_metrics
+from controller.workqueue.metrics import MetricsProvider, NoopQueueMetrics, queue_metrics
 
 T = TypeVar("T", bound=Hashable)
 
@@ -113,6 +113,9 @@ class Queue(Generic[T]):
         """Refresh the unfinished-work gauges; called periodically by the delaying queue's timer."""
         with self._cond:
             self._metrics.update_unfinished_work()
+
+    def _records_metrics(self) -> bool:
+        return not isinstance(self._metrics, NoopQueueMetrics)
 
     def _unhashable(self, item: object) -> TypeError:
         return TypeError(f"workqueue {self.name!r}: items must be hashable (e.g. a 'namespace/name' "
