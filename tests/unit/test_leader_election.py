@@ -192,6 +192,7 @@ def test_run_stops_when_another_holder_takes_over(store, clock):
         store.record = LeaderElectionRecord("intruder", 15, "t", "t", 1)
         store.version += 1
     assert step_until(clock, store, lambda: bool(outcome), 2)
+    runner.join(5)
     assert outcome == [True] and not a.is_leader
 
 
