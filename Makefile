@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 
 cluster-build:
 	@bash hack/build-k8s.sh >/dev/null
+	@bash hack/build-kwok.sh >/dev/null
 
 run: $(STAMP) cluster-build
 	$(PY) hack/demo.py

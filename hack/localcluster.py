@@ -44,7 +44,10 @@ CACHE_ROOT = Path(os.environ.get("ENSEMBLE_CACHE")
 DEFAULT_BIN_DIR = CACHE_ROOT / "k8s" / K8S_VERSION / "bin"
 STATE_DIR = Path(os.environ.get("ENSEMBLE_CLUSTER_STATE", CACHE_ROOT / "cluster"))
 SERVICE_CIDR = "10.96.0.0/16"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# Pod addresses handed out by kwok: loopback, so a simulated pod can listen on its own IP.
+POD_CIDR = "127.64.0.0/16"
+KWOK_STAGES = HACK_DIR / "kwok" / "stages.yaml"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 # Controllers the operator's tests rely on: garbage collection of owned objects,
 # Deployments, Jobs, ServiceAccounts and their tokens, namespace deletion.
 CONTROLLERS = ",".join([
@@ -83,10 +86,11 @@ def ensure_binaries(bin_dir: Path = DEFAULT_BIN_DIR, build: bool = True) -> Path
             "Run `make cluster-build` (or hack/build-k8s.sh) first.")
     log(f"building missing binaries ({', '.join(missing)}); the first build takes 10-25 minutes")
     env = dict(os.environ, K8S_VERSION=K8S_VERSION)
-    proc = subprocess.run(["bash", str(HACK_DIR / "build-k8s.sh")], env=env, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise ClusterError("hack/build-k8s.sh failed (its output above names the cause)")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    for script in ("build-k8s.sh", "build-kwok.sh"):
+        proc = subprocess.run(["bash", str(HACK_DIR / script)], env=env, stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise ClusterError(f"hack/{script} failed (its output above names the cause)")
+    return bin_dir
 
 
 DATA_PREFIX = "ensemble-k8s-"
@@ -207,16 +211,17 @@ class LocalCluster:
     # ---- lifecycle ----------------------------------------------------------------
     @classmethod
     @contextlib.contextmanager
-    def start(cls, *, controller_manager: bool = False, scheduler: bool = False,
+    def start(cls, *, controller_manager: bool = False, scheduler: bool = False, kwok: bool = False,
               bin_dir: Path | None = None) -> Iterator["LocalCluster"]:
-        cluster = cls.launch(controller_manager=controller_manager, scheduler=scheduler, bin_dir=bin_dir)
+        cluster = cls.launch(controller_manager=controller_manager, scheduler=scheduler, kwok=kwok,
+                             bin_dir=bin_dir)
         try:
             yield cluster
         finally:
             cluster.stop()
 
     @classmethod
-    def launch(cls, *, controller_manager: bool = False, scheduler: bool = False,
+    def launch(cls, *, controller_manager: bool = False, scheduler: bool = False, kwok: bool = False,
                bin_dir: Path | None = None, detached: bool = False,
                data_dir: Path | None = None) -> "LocalCluster":
         bins = ensure_binaries(bin_dir or DEFAULT_BIN_DIR, build=detached)
@@ -235,6 +240,8 @@ class LocalCluster:
                 cluster.start_controller_manager()
             if scheduler:
                 cluster.start_scheduler()
+            if kwok:
+                cluster.start_kwok()
             log(f"control plane ready at {cluster.server} in {time.monotonic() - t0:.1f}s "
                 f"(kubeconfig {cluster.kubeconfig})")
         except BaseException:
@@ -354,6 +361,45 @@ class LocalCluster:
         ])
         self._wait_until("kube-scheduler", lambda: True, 1)
 
+    def start_kwok(self, nodes: int = 4) -> None:
+        """Simulated nodes (kwok) so pods get scheduled, run and get a 127.64.x.y address.
+
+        Needs kube-scheduler (pods must be bound to a node first); starts it when missing.
+        """
+        if "kwok" in self.procs:
+            return
+        kwok = self.bin_dir / "kwok"
+        if not kwok.exists():
+            raise ClusterError(f"{kwok} is missing: run hack/build-kwok.sh (make cluster-build)")
+        self.start_scheduler()
+        self._spawn("kwok", [
+            str(kwok), f"--kubeconfig={self.kubeconfig}", f"--config={KWOK_STAGES}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
+            f"--server-address=127.0.0.1:{free_port()}",
+        ])
+        for i in range(nodes):
+            node = {"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": f"kwok-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-node-{i}"}}}
+            self.kubectl("apply", "-f", "-", input=json.dumps(node))
+        self._wait_until("kwok", lambda: self._ready_nodes() >= nodes, 60)
+        # The API server taints new nodes not-ready; the node lifecycle controller would lift
+        # it, but it also evicts pods of nodes without kubelet heartbeats, so we lift it here.
+        for i in range(nodes):
+            self.kubectl("taint", "nodes", f"kwok-node-{i}", "node.kubernetes.io/not-ready:NoSchedule-",
+                         check=False)
+
+    def _ready_nodes(self) -> int:
+        out = self.kubectl("get", "nodes", "-o", "json", check=False)
+        try:
+            items = json.loads(out)["items"]
+        except (ValueError, KeyError):
+            return 0
+        return sum(1 for n in items for c in (n.get("status") or {}).get("conditions") or []
+                   if c.get("type") == "Ready" and c.get("status") == "True")
+
     def restart_apiserver(self) -> None:
         """Stop kube-apiserver and start it again on the same port (clients see a disconnect)."""
         _terminate(self.procs.pop("kube-apiserver"))
@@ -443,7 +489,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     data_dir = STATE_DIR / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
     cluster = LocalCluster.launch(controller_manager=not args.no_controller_manager,
-                                  scheduler=args.scheduler, detached=True, data_dir=data_dir)
+                                  scheduler=args.scheduler or args.kwok, kwok=args.kwok,
+                                  detached=True, data_dir=data_dir)
     cluster.save_state(STATE_DIR)
     print(cluster.kubeconfig)
     log(f"kubectl: {cluster.bin_dir / 'kubectl'} --kubeconfig {cluster.kubeconfig} get --raw /readyz")
@@ -489,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start a detached local control plane and print its kubeconfig")
     up.add_argument("--no-controller-manager", action="store_true")
     up.add_argument("--scheduler", action="store_true")
+    up.add_argument("--kwok", action="store_true", help="simulated nodes (implies --scheduler)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the detached control plane").set_defaults(func=cmd_down)
     sub.add_parser("env", help="print the kubeconfig of the running control plane").set_defaults(func=cmd_env)
