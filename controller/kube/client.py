@@ -12,6 +12,7 @@ import threading
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -147,7 +148,7 @@ class KubeClient:
         response = self._send(method, path, params, payload, content_type if payload else None,
                               timeout, stream=False)
         data = response.data
-        return json.loads(data) if data else {}
+        return msgspec.json.decode(data) if data else {}
 
     # -- typed helpers --------------------------------------------------------------
 

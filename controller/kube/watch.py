@@ -7,9 +7,9 @@ reconnect instead of waiting forever on a zombie watch.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Iterator
 
+import msgspec
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
@@ -56,7 +56,7 @@ class LineParser:
 def parse_events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """Watch events from raw chunks; blank lines (keep-alives) are skipped."""
     parser = LineParser()
-    loads = json.loads
+    loads = msgspec.json.decode  # about twice as fast as json.loads on API objects
     for chunk in chunks:
         for line in parser.feed(chunk):
             if line.strip():
@@ -98,7 +98,7 @@ class WatchStream:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
             yield from parse_events(self._chunks())
-        except json.JSONDecodeError as err:
+        except msgspec.DecodeError as err:
             if self._closed:
                 return
             raise WatchBroken(f"watch {self.url}: malformed event: {err}") from err
