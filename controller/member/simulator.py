@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from controller.clock import Clock
 from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendError
@@ -31,6 +32,14 @@ class SimulatedJob:
         self.history.append((state, at))
 
 
+class JobTransition(NamedTuple):
+    """One state change of one job, in the order the queue made them (for an ensemble run)."""
+    job_id: int
+    group: str
+    state: str
+    at: float
+
+
 class SimulatedFlux:
     """Jobs go new -> sched -> run -> inactive; the head of the queue starts when it fits."""
 
@@ -48,6 +57,7 @@ class SimulatedFlux:
         self._jobs: list[SimulatedJob] = []
         self._pending: list[SimulatedJob] = []
         self._running: list[SimulatedJob] = []
+        self._journal: list[JobTransition] = []
 
     def submit(self, group: str, count: int) -> list[int]:
         if group not in self._groups:
@@ -59,7 +69,7 @@ class SimulatedFlux:
             now = self._advance()
             jobs = [SimulatedJob(next(self._ids), group, spec.nodes, spec.duration) for _ in range(count)]
             for job in jobs:
-                job.history.append(("new", now))
+                self._move(job, "new", now)
             self._jobs.extend(jobs)
             self._pending.extend(jobs)
             self._schedule(now)
@@ -101,6 +111,22 @@ class SimulatedFlux:
                     return job
         raise BackendError(f"job {job_id}: unknown")
 
+    def journal(self, start: int = 0) -> list[JobTransition]:
+        """Every transition from position ``start`` on, up to now; a reader keeps its own position."""
+        with self._lock:
+            self._advance()
+            return self._journal[start:]
+
+    def next_change_at(self) -> float | None:
+        """When the next running job ends (the queue changes by itself only then); None if idle."""
+        with self._lock:
+            self._advance()
+            return min((job.ends_at for job in self._running), default=None)
+
+    def _move(self, job: SimulatedJob, state: str, at: float) -> None:
+        job.move(state, at)
+        self._journal.append(JobTransition(job.id, job.group, state, at))
+
     def _advance(self) -> float:
         """Replay every completion up to now, scheduling at each completion time."""
         now = self._clock.now()
@@ -109,17 +135,17 @@ class SimulatedFlux:
             if first.ends_at > now:
                 break
             self._running.remove(first)
-            first.move("inactive", first.ends_at)
+            self._move(first, "inactive", first.ends_at)
             self._schedule(first.ends_at)
         return now
 
     def _schedule(self, at: float) -> None:
         for job in self._pending:
             if job.state == "new":
-                job.move("sched", at)
+                self._move(job, "sched", at)
         while self._pending and self._pending[0].nodes <= self._free_nodes():
             job = self._pending.pop(0)
-            job.move("run", at)
+            self._move(job, "run", at)
             job.ends_at = at + job.duration
             self._running.append(job)
 

@@ -1,0 +1,133 @@
+"""The pieces of a simulated ensemble run: rule parsing, frequency, metrics, journal, scaled time."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from controller.clock import FakeClock, ScaledClock
+from controller.member.jobgroups import JobGroup
+from controller.member.metrics import GroupMetrics
+from controller.member.rules import Frequency, When, heartbeat_seconds, parse_rules
+from controller.member.simulator import JobTransition, SimulatedFlux
+
+
+@pytest.mark.parametrize("when, value, expected", [
+    (10, 10.0, True), (10, 9.0, False), (2.5, 2.5, True),
+    ("> 5", 5.0, False), ("> 5", 5.5, True), (">=5", 5.0, True),
+    ("< 0.5", 0.25, True), ("<= 2", 3.0, False), ("== 3", 3.0, True), ("!= 3", 3.0, False),
+    ("7", 7.0, True),
+])
+def test_when_compares_like_ensemble_python(when: object, value: float, expected: bool) -> None:
+    assert When.parse(when, "rules[0].when").matches(value) is expected
+
+
+@pytest.mark.parametrize("when", ["about 5", "> five", True, None, "=> 3"])
+def test_a_bad_when_names_the_field(when: object) -> None:
+    with pytest.raises(ValueError, match=r"rules\[3\]\.when: expected a number or"):
+        When.parse(when, "rules[3].when")
+
+
+def firings(frequency: Frequency, triggers: int) -> list[int]:
+    return [index for index in range(triggers) if frequency.allow()]
+
+
+def test_default_frequency_fires_once() -> None:
+    assert firings(Frequency(), 5) == [0]
+
+
+def test_repetitions_without_backoff_fire_on_consecutive_triggers() -> None:
+    assert firings(Frequency(repetitions=3), 6) == [0, 1, 2]
+
+
+def test_backoff_skips_that_many_triggers_between_firings() -> None:
+    assert firings(Frequency(repetitions=5, backoff=2), 20) == [0, 3, 6, 9, 12]
+
+
+def test_zero_repetitions_never_fire() -> None:
+    assert firings(Frequency(repetitions=0, backoff=1), 4) == []
+
+
+def config(rules: list[dict], heartbeat: float | None = None) -> dict:
+    document: dict = {"jobs": [{"name": "a", "command": "sleep 1"}], "rules": rules}
+    if heartbeat is not None:
+        document["logging"] = {"heartbeat": heartbeat}
+    return document
+
+
+def test_rules_carry_their_position_trigger_and_action_settings() -> None:
+    rules = parse_rules(config([
+        {"trigger": "start", "action": {"name": "submit", "label": "a"}},
+        {"trigger": "metric", "name": "mean.a-pending", "when": "> 5",
+         "action": {"name": "grow", "value": 2, "repetitions": 3, "backoff": 1}},
+    ]))
+    assert [(rule.where, rule.trigger, rule.name, rule.action, rule.label, rule.value) for rule in rules] == [
+        ("rules[0]", "start", None, "submit", "a", 1), ("rules[1]", "metric", "mean.a-pending", "grow", None, 2)]
+    assert rules[1].when == When(">", 5.0)
+    assert (rules[1].frequency.repetitions, rules[1].frequency.backoff) == (3, 1)
+    assert rules[1].describe() == "rules[1] metric mean.a-pending > 5"
+
+
+@pytest.mark.parametrize("heartbeat, action, expected", [
+    (None, "submit", 0.0), (3, "submit", 3.0), (None, "grow", 60.0), (0, "shrink", 60.0), (7, "grow", 7.0),
+])
+def test_heartbeat_is_turned_on_by_grow_or_shrink(heartbeat: float | None, action: str, expected: float) -> None:
+    document = config([{"trigger": "start", "action": {"name": action, "label": "a"}}], heartbeat)
+    assert heartbeat_seconds(document, parse_rules(document)) == expected
+
+
+def test_metrics_answer_by_rule_name_and_wait_for_data() -> None:
+    metrics = GroupMetrics()
+    assert metrics.value("count.sleep.success") is None
+    assert metrics.value("mean.sleep-pending") is None
+    metrics.increment("sleep", "success")
+    metrics.increment("sleep", "success")
+    for pending in (0.0, 4.0, 11.0):
+        metrics.record("sleep-pending", pending)
+    assert metrics.value("count.sleep.success") == 2.0
+    assert metrics.value("count.sleep.failed") is None
+    assert metrics.value("mean.sleep-pending") == 5.0
+    assert (metrics.value("min.sleep-pending"), metrics.value("max.sleep-pending")) == (0.0, 11.0)
+    assert metrics.value("iqr.sleep-pending") is None          # a model the simulated run does not keep
+    assert metrics.snapshot()["count.sleep.success"] == 2.0
+
+
+def test_group_names_with_dots_and_dashes_resolve() -> None:
+    metrics = GroupMetrics()
+    metrics.increment("lammps.v2", "success")
+    metrics.record("sleep-long-duration", 100.0)
+    assert metrics.value("count.lammps.v2.success") == 1.0
+    assert metrics.value("mean.sleep-long-duration") == 100.0
+
+
+def test_simulator_journal_lists_every_transition_in_time_order() -> None:
+    clock = FakeClock(start=0.0)
+    flux = SimulatedFlux({"a": JobGroup("a", "sleep 4", 1, 1, 4.0)}, 1, clock)
+    flux.submit("a", 2)
+    assert flux.next_change_at() == 4.0
+    clock.step(10)
+    journal = flux.journal()
+    assert journal == [
+        JobTransition(1, "a", "new", 0.0), JobTransition(2, "a", "new", 0.0),
+        JobTransition(1, "a", "sched", 0.0), JobTransition(2, "a", "sched", 0.0),
+        JobTransition(1, "a", "run", 0.0), JobTransition(1, "a", "inactive", 4.0),
+        JobTransition(2, "a", "run", 4.0), JobTransition(2, "a", "inactive", 8.0)]
+    assert flux.journal(6) == journal[6:]
+    assert flux.next_change_at() is None
+
+
+def test_scaled_clock_runs_faster_than_real_time() -> None:
+    clock = ScaledClock(speed=200.0)
+    condition = threading.Condition()
+    started, wall = clock.now(), time.monotonic()
+    with condition:
+        assert clock.wait(condition, 20.0) is False            # 20 clock seconds = 0.1 s of wall time
+    assert clock.now() - started >= 20.0
+    assert time.monotonic() - wall < 5.0
+
+
+@pytest.mark.parametrize("speed", [0, -1.0, float("nan")])
+def test_scaled_clock_rejects_a_speed_that_is_not_positive(speed: float) -> None:
+    with pytest.raises(ValueError, match="speed: must be > 0"):
+        ScaledClock(speed)
