@@ -1,0 +1,285 @@
+"""EnsembleRun: a member's ensemble.yaml followed on the simulated queue, on a FakeClock.
+
+Grow/shrink requests travel over real gRPC (127.0.0.1) to a tiny ensemble service in the test.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from controller.clock import FakeClock
+from controller.member.action_client import ActionClient
+from controller.member.jobgroups import load_job_groups
+from controller.member.runner import EnsembleRun
+from controller.member.simulator import SimulatedFlux
+from controller.proto import ensemble_service_pb2 as pb2
+from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.service.server import GrpcServer
+
+ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_EXAMPLES = ROOT.parent / "shared" / "compat" / "upstream-examples"
+
+
+class SteppingClock(FakeClock):
+    """A FakeClock the run itself moves forward: waiting ``timeout`` means that time passes at once."""
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        assert timeout is not None and timeout > 0, "the run must always know when to look again"
+        self.step(timeout)
+        return False
+
+
+@dataclass
+class Received:
+    at: float
+    member: str
+    name: str
+    action: str
+    payload: dict
+
+
+@dataclass
+class FakeEnsembleService(pb2_grpc.EnsembleOperatorServicer):
+    """Records each RequestAction; ``on_action`` lets a test make a grow take effect."""
+    clock: FakeClock
+    on_action: Callable[[str, dict], None] = lambda action, payload: None
+    received: list[Received] = field(default_factory=list)
+
+    def RequestAction(self, request: pb2.ActionRequest, context: grpc.ServicerContext) -> pb2.Response:
+        payload = json.loads(request.payload)
+        self.received.append(Received(self.clock.now(), request.member, request.name, request.action, payload))
+        self.on_action(request.action, payload)
+        return pb2.Response(payload=json.dumps({"size": 2}), status=pb2.Response.SUCCESS)
+
+
+@pytest.fixture
+def clock() -> SteppingClock:
+    return SteppingClock(start=0.0)
+
+
+@pytest.fixture
+def service(clock: SteppingClock) -> Iterator[tuple[FakeEnsembleService, ActionClient]]:
+    servicer = FakeEnsembleService(clock)
+    server = GrpcServer(servicer, "127.0.0.1", 0, 2)
+    server.start()
+    client = ActionClient(server.address, "ensemble-0", timeout=5)
+    yield servicer, client
+    client.close()
+    server.stop(grace=1)
+
+
+def upstream_member_yaml(example: str) -> str:
+    document = yaml.safe_load((UPSTREAM_EXAMPLES / example).read_text())
+    return document["spec"]["members"][0]["ensemble"]
+
+
+def ensemble_run(text: str, clock: FakeClock, actions: ActionClient | None = None,
+                 nodes: int = 1) -> tuple[EnsembleRun, SimulatedFlux]:
+    flux = SimulatedFlux(load_job_groups(text), nodes, clock)
+    return EnsembleRun(yaml.safe_load(text), flux, actions, clock), flux
+
+
+def test_upstream_hello_world_runs_to_terminate(clock: SteppingClock) -> None:
+    # sleep 10 at start; its success submits 5 echo; each echo finish submits 2 echo-again
+    # (5 repetitions, so 10); terminate at 10 successful echo-again. One node, jobs in FIFO order.
+    run, flux = ensemble_run(upstream_member_yaml("hello-world.yaml"), clock)
+    assert run.run(until=1_000) is True
+    assert run.terminated and clock.now() == 25.0          # 10 s sleep + 5 x 1 s echo + 10 x 1 s echo-again
+    assert [(f.at, f.rule, f.action) for f in run.fired] == [
+        (0.0, "rules[0]", "submit"), (10.0, "rules[1]", "submit"),
+        (11.0, "rules[2]", "submit"), (12.0, "rules[2]", "submit"), (13.0, "rules[2]", "submit"),
+        (14.0, "rules[2]", "submit"), (15.0, "rules[2]", "submit"), (25.0, "rules[3]", "terminate")]
+    assert run.fired[1].detail == "echo jobs [2, 3, 4, 5, 6]"
+    assert flux.status()["queue"]["inactive"] == 16 and flux.status()["queue"]["sched"] == 0
+    assert run.metrics.value("count.echo-again.success") == 10.0
+    assert run.metrics.value("mean.echo-again-pending") == 6.5    # waited 4, 5, ..., 9 s (sum 65 / 10)
+    assert run.metrics.value("mean.sleep-duration") == 10.0
+
+
+def test_upstream_grow_shrink_grows_within_its_limits_and_terminates(
+        clock: SteppingClock, service: tuple[FakeEnsembleService, ActionClient]) -> None:
+    servicer, client = service
+    run, flux = ensemble_run(upstream_member_yaml("grow-shrink.yaml"), clock, client)
+    # the service's grow takes effect at once: the member gets a node more
+    servicer.on_action = lambda action, payload: flux.resize(flux.status()["nodes"]["node_up_count"]
+                                                             + payload["grow"])
+    assert run.heartbeat == 3.0
+    assert run.run(until=2_000) is True
+    grows = [r for r in servicer.received if r.action == "grow"]
+    assert len(grows) == 5                                             # repetitions: 5
+    assert {(r.member, r.name) for r in grows} == {("miniclusters", "ensemble-0")}
+    assert all(r.payload == {"version": "v1alpha2", "group": "flux-framework.org", "grow": 1} for r in grows)
+    assert grows[0].at > 15.0            # only once sleep-long jobs have waited > 5 s on average
+    assert run.metrics.value("count.sleep-long.success") == 10.0
+    assert flux.status()["nodes"]["node_up_count"] == 6
+    # 10 x 100 s of sleep-long on 1 node would end after 1015 s; the grows let it end far sooner
+    assert run.fired[-1].action == "terminate" and clock.now() < 300.0
+
+
+PENDING_GROW = """
+logging: {heartbeat: 2}
+jobs:
+  - {name: long, command: sleep 100, count: 3, nodes: 1}
+rules:
+  - trigger: start
+    action: {name: submit, label: long}
+  - trigger: metric
+    name: mean.long-pending
+    when: "> 5"
+    action: {name: grow, value: 2, repetitions: 2, backoff: 1}
+"""
+
+
+def test_grow_is_requested_once_mean_pending_exceeds_the_threshold(
+        clock: SteppingClock, service: tuple[FakeEnsembleService, ActionClient]) -> None:
+    servicer, client = service
+    run, _ = ensemble_run(PENDING_GROW, clock, client)
+    assert run.run(until=200) is False                       # no terminate rule: runs to the deadline
+    # job 1 starts at once (pending 0); jobs 2 and 3 wait. Each 2 s heartbeat adds their waits:
+    # mean at t=8 is (0+2+2+4+4+6+6+8+8)/9 = 4.4, at t=10 it is 60/11 = 5.45 > 5: first grow.
+    # backoff 1 skips the heartbeat at t=12; t=14 grows again; repetitions (2) are then used up.
+    assert [(r.at, r.payload["grow"]) for r in servicer.received] == [(10.0, 2), (14.0, 2)]
+    assert [f.at for f in run.fired if f.action == "grow"] == [10.0, 14.0]
+    assert "service replied SUCCESS" in run.fired[-1].detail
+
+
+def test_terminate_ends_run_before_later_rules_and_events(clock: SteppingClock) -> None:
+    text = """
+jobs:
+  - {name: a, command: sleep 5, count: 2}
+rules:
+  - {trigger: start, action: {name: submit, label: a}}
+  - {trigger: job-finish, name: a, action: {name: terminate}}
+  - {trigger: job-finish, name: a, action: {name: submit, label: a}}
+"""
+    run, flux = ensemble_run(text, clock)
+    assert run.run() is True
+    assert clock.now() == 5.0
+    assert [f.action for f in run.fired] == ["submit", "terminate"]
+    queue = flux.status()["queue"]
+    assert (queue["run"], queue["inactive"]) == (1, 1)       # the second job started, nothing was added
+
+
+def test_job_event_rules_fire_only_for_their_group(clock: SteppingClock) -> None:
+    text = """
+jobs:
+  - {name: a, command: sleep 1}
+  - {name: b, command: sleep 2}
+  - {name: c, command: sleep 1}
+rules:
+  - {trigger: start, action: {name: submit, label: a}}
+  - {trigger: start, action: {name: submit, label: b}}
+  - {trigger: start, action: {name: submit, label: c}}
+  - {trigger: job-start, name: b, action: {name: submit, label: c, repetitions: 10}}
+"""
+    run, flux = ensemble_run(text, clock, nodes=3)
+    run.run(until=10)
+    assert [(f.at, f.detail) for f in run.fired] == [
+        (0.0, "a jobs [1]"), (0.0, "b jobs [2]"), (0.0, "c jobs [3]"), (0.0, "c jobs [4]")]
+    assert flux.status()["queue"]["inactive"] == 4
+
+
+def test_custom_action_is_skipped_with_a_clear_log(clock: SteppingClock, caplog: pytest.LogCaptureFixture) -> None:
+    text = """
+jobs:
+  - {name: a, command: sleep 1}
+rules:
+  - {trigger: start, action: {name: custom, label: tune}}
+  - {trigger: start, action: {name: terminate}}
+custom: |
+  def tune(**kwargs):
+      raise SystemExit("custom code must not run in the simulator")
+"""
+    run, _ = ensemble_run(text, clock)
+    with caplog.at_level(logging.INFO, logger="controller.member.runner"):
+        assert run.run() is True
+    assert [f.action for f in run.fired] == ["custom", "terminate"]
+    skipped = [r for r in caplog.records if "custom" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelno == logging.WARNING
+    assert "custom action 'tune' is user Python, which the simulated run does not execute" in skipped[0].getMessage()
+    assert any("-> terminate" in r.getMessage() for r in caplog.records)
+
+
+def test_every_fired_action_is_one_log_line(clock: SteppingClock, caplog: pytest.LogCaptureFixture) -> None:
+    run, _ = ensemble_run(upstream_member_yaml("hello-world.yaml"), clock)
+    with caplog.at_level(logging.INFO, logger="controller.member.runner"):
+        run.run(until=100)
+    lines = [r.getMessage() for r in caplog.records if r.name == "controller.member.runner"]
+    assert len(lines) == len(run.fired) == 8
+    assert lines[1] == ("t=10.0 rules[1] metric count.sleep.success == 1 fired on job 1 (sleep) finish: "
+                        "count.sleep.success = 1 -> submit: echo jobs [2, 3, 4, 5, 6]")
+
+
+def test_an_unreachable_service_is_logged_and_the_run_goes_on(clock: SteppingClock) -> None:
+    client = ActionClient("127.0.0.1:1", "ensemble-0", timeout=2)
+    text = """
+jobs:
+  - {name: a, command: sleep 3}
+rules:
+  - {trigger: start, action: {name: shrink, value: 1}}
+  - {trigger: start, action: {name: submit, label: a}}
+  - {trigger: metric, name: count.a.success, when: 1, action: {name: terminate}}
+"""
+    try:
+        run, _ = ensemble_run(text, clock, client)
+        assert run.run(until=100) is True
+    finally:
+        client.close()
+    assert run.fired[0].action == "shrink"
+    assert "shrink 1 not delivered: ensemble service 127.0.0.1:1: shrink ensemble-0 failed: UNAVAILABLE" \
+        in run.fired[0].detail
+    assert clock.now() == 3.0
+
+
+def test_stop_makes_run_return_from_another_thread() -> None:
+    clock = FakeClock(start=0.0)                              # nobody steps it: the run waits
+    run, _ = ensemble_run("jobs: [{name: a, command: sleep 1}]\nrules: []\n", clock)
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(run.run()))
+    thread.start()
+    deadline = time.monotonic() + 5.0                         # bounded poll: the run parks in wait
+    while clock.waiter_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert clock.waiter_count == 1
+    run.stop()
+    thread.join(timeout=5)
+    assert result == [False]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("jobs: []\nrules: [{trigger: start, action: {name: grow}}]\n",
+     r"ensemble.yaml.rules\[0\].action.name: grow needs the ensemble service address \(--service HOST:PORT\)"),
+    ("jobs: []\nrules: [{trigger: start, action: {name: submit, label: ghost}}]\n",
+     r"ensemble.yaml.rules\[0\].action.label: names no defined job: 'ghost'"),
+    ("jobs: []\nrules: [{trigger: metric, name: count.a.success, when: about 3, action: {name: terminate}}]\n",
+     r"ensemble.yaml.rules\[0\].when: must be a number or a comparison"),
+])
+def test_a_bad_ensemble_yaml_is_refused_naming_the_field(clock: SteppingClock, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ensemble_run(text, clock)
+
+
+def test_a_metric_model_the_run_does_not_keep_is_warned_about(clock: SteppingClock,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    text = "jobs: [{name: a, command: sleep 1}]\nrules: [{trigger: metric, name: iqr.a-duration, action: {name: terminate}}]\n"
+    ensemble_run(text, clock)
+    assert "ensemble.yaml.rules[0].name: metric 'iqr.a-duration' is not kept by the simulated run" in caplog.text
+
+
+@pytest.mark.parametrize("target, name, message", [
+    ("localhost", "ensemble-0", "service address: expected HOST:PORT, got 'localhost'"),
+    (":50051", "ensemble-0", "service address: expected HOST:PORT"),
+    ("127.0.0.1:50051", "", "name: the MiniCluster name is required"),
+])
+def test_action_client_refuses_a_bad_address_or_name(target: str, name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ActionClient(target, name)
