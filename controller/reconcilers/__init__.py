@@ -6,7 +6,7 @@ from typing import Any
 
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, ROLEBINDINGS,
-                                       ROLES, SERVICEACCOUNTS, SERVICES, Resource)
+                                       ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
 from controller.reconcilers.desired.settings import DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE
@@ -14,7 +14,6 @@ from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
 from controller.reconcilers.poller import StatusPoller
 from controller.runtime.builder import ControllerBuilder
-from controller.runtime.cache import ObjectCache
 from controller.runtime.controller import Controller
 from controller.runtime.handlers import controller_owner_mapper
 from controller.runtime.predicates import generation_changed
@@ -24,13 +23,6 @@ OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
 OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
 # Member pods carry our labels (set through the MiniCluster's spec.pod.labels).
 MEMBER_POD_SELECTOR = f"{MANAGED_SELECTOR},{MEMBER_LABEL}"
-
-
-def _selected_cache(manager: Any, resource: Resource, selector: str) -> ObjectCache:
-    """A cache over only the objects matching ``selector`` (the informers the controller watches)."""
-    informers = manager.informers_for(resource, label_selector=selector)
-    namespaces = manager.namespaces if manager.namespaces is not None else [None]
-    return ObjectCache(resource, dict(zip(namespaces, informers)))
 
 
 def _ensemble_of_pod(pod: dict) -> list[Request]:
@@ -49,10 +41,10 @@ def settings_from(args: Any) -> DesiredSettings:
 
 def setup(manager: Any, args: Any) -> Controller:
     """Wire the Ensemble controller: owned objects and member pods watched by label only."""
-    owned = {res: _selected_cache(manager, res, MANAGED_SELECTOR) for res in OWNED_RESOURCES}
+    owned = {res: manager.cache(res, label_selector=MANAGED_SELECTOR) for res in OWNED_RESOURCES}
     for res in (CONFIGMAPS, MINICLUSTERS):
         owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
-    pods = _selected_cache(manager, PODS, MEMBER_POD_SELECTOR)
+    pods = manager.cache(PODS, label_selector=MEMBER_POD_SELECTOR)
     pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
     caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods)
 
@@ -69,5 +61,5 @@ def setup(manager: Any, args: Any) -> Controller:
         builder.watches(res, owner_mapper, label_selector=MANAGED_SELECTOR)
     builder.watches(PODS, _ensemble_of_pod, label_selector=MEMBER_POD_SELECTOR)
     controller = builder.with_workers(getattr(args, "workers", None) or 4).complete(reconciler)
-    poller.start()
+    manager.add_runnable(poller)  # polls only while leading; stopped with the manager
     return controller

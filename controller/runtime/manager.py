@@ -12,6 +12,7 @@ import socket
 import threading
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -29,6 +30,18 @@ from controller.workqueue import PrometheusMetricsProvider, RateLimitingQueue, n
 log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class Runnable(Protocol):
+    """A background component the Manager starts and stops (a poller, a periodic sweeper).
+
+    An optional ``needs_leader_election`` attribute (default True) says whether it may
+    only run on the leader; False runs it on every replica once caches synced.
+    """
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class LeaderElectionLost(RuntimeError):
@@ -71,6 +84,7 @@ class Manager:
         self._workqueue_metrics = PrometheusMetricsProvider(self.registry)
         self.events = EventRecorder(client, self.clock, reporting_instance=self.identity)
         self.controllers: list[Controller] = []
+        self.runnables: list[Runnable] = []
         self.elector = (LeaderElector(
             KubeLeaseStore(client, leader_election_namespace or default_leader_election_namespace(),
                            leader_election_id),
@@ -90,6 +104,7 @@ class Manager:
         self._lock = threading.Lock()
         self._elector_thread: threading.Thread | None = None
         self._controllers_started = False
+        self._started_runnables: list[Runnable] = []
 
     # --- wiring (before start) -------------------------------------------------------
 
@@ -98,9 +113,13 @@ class Manager:
         """The informers feeding a watch: one per watched namespace, or one cluster-wide."""
         return list(self._informers_by_namespace(resource, namespace, label_selector).values())
 
-    def cache(self, resource: Resource) -> ObjectCache:
-        """Cached reads of ``resource`` across the watched namespaces."""
-        return ObjectCache(resource, self._informers_by_namespace(resource, None, None))
+    def cache(self, resource: Resource, *, label_selector: str | None = None) -> ObjectCache:
+        """Cached reads of ``resource`` across the watched namespaces.
+
+        With ``label_selector`` the cache holds only matching objects, and shares its
+        informers with watches given the same selector.
+        """
+        return ObjectCache(resource, self._informers_by_namespace(resource, None, label_selector))
 
     def _informers_by_namespace(self, resource: Resource, namespace: str | None,
                                 label_selector: str | None) -> dict[str | None, object]:
@@ -123,6 +142,15 @@ class Manager:
         if any(c.name == controller.name for c in self.controllers):
             raise ValueError(f"a controller named {controller.name!r} is already registered")
         self.controllers.append(controller)
+
+    def add_runnable(self, runnable: Runnable) -> None:
+        """Run ``runnable`` with the manager: started after caches synced (and, unless its
+        ``needs_leader_election`` is False, only once leading), stopped on shutdown."""
+        if self._running:
+            raise RuntimeError("add_runnable: the manager already started; add runnables before start()")
+        if not (callable(getattr(runnable, "start", None)) and callable(getattr(runnable, "stop", None))):
+            raise TypeError(f"add_runnable: {type(runnable).__name__} needs start() and stop() methods")
+        self.runnables.append(runnable)
 
     # --- probes ----------------------------------------------------------------------
 
@@ -151,6 +179,7 @@ class Manager:
                 raise RuntimeError(f"informer caches did not sync within {self._cache_sync_timeout}s")
             self._ready = True
             log.info("caches synced", extra={"controllers": [c.name for c in self.controllers]})
+            self._start_runnables(leading=False)
             if self.elector is None:
                 self._start_controllers()
             else:
@@ -180,6 +209,28 @@ class Manager:
             self._controllers_started = True
             for controller in self.controllers:
                 controller.start()
+        self._start_runnables(leading=True)
+
+    def _start_runnables(self, *, leading: bool) -> None:
+        """Start the runnables for this phase: every replica's first, then the leader's."""
+        for runnable in self.runnables:
+            if bool(getattr(runnable, "needs_leader_election", True)) != leading:
+                continue
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._started_runnables.append(runnable)
+            runnable.start()
+
+    def _stop_runnables(self) -> None:
+        """Stop started runnables, last started first, before controllers drain."""
+        with self._lock:
+            started, self._started_runnables = self._started_runnables, []
+        for runnable in reversed(started):
+            try:
+                runnable.stop()
+            except Exception:  # one failing stop must not keep the others running
+                log.exception("stopping %s failed", type(runnable).__name__)
 
     def _start_servers(self) -> None:
         for server in (self.metrics_server, self.health_server):
@@ -196,6 +247,7 @@ class Manager:
         with self._lock:
             self._stop.set()
             started = self._controllers_started
+        self._stop_runnables()
         if started:
             for controller in self.controllers:
                 controller.shutdown(drain=not self._lost)

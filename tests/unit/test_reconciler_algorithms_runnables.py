@@ -1,0 +1,127 @@
+"""Manager runnables: the lifecycle the status poller (and other background parts) get."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from controller.runtime.manager import Manager
+
+DEADLINE = 5.0
+
+
+class Recorder:
+    def __init__(self, name: str, log: list[str], *, needs_leader_election: bool | None = None,
+                 fail_stop: bool = False) -> None:
+        self.name, self._log, self._fail_stop = name, log, fail_stop
+        self.started = threading.Event()
+        if needs_leader_election is not None:
+            self.needs_leader_election = needs_leader_election
+
+    def start(self) -> None:
+        self._log.append(f"start {self.name}")
+        self.started.set()
+
+    def stop(self) -> None:
+        self._log.append(f"stop {self.name}")
+        if self._fail_stop:
+            raise RuntimeError("stop failed")
+
+
+class GatedElector:
+    """Leads only once the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self._stopped = threading.Event()
+        self.is_leader = False
+
+    def run(self, on_started_leading) -> bool:
+        while not self.gate.wait(0.01):
+            if self._stopped.is_set():
+                return False
+        self.is_leader = True
+        on_started_leading()
+        self._stopped.wait()
+        return False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def release(self) -> bool:
+        return True
+
+
+def new_manager() -> Manager:
+    # No informers are registered, so the client is never called.
+    return Manager(object(), metrics_port=None, health_port=None)
+
+
+def wait_ready(manager: Manager) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not manager.is_ready():
+        assert time.monotonic() < deadline, "manager never became ready"
+        time.sleep(0.01)
+
+
+def run_in_thread(manager: Manager) -> threading.Thread:
+    thread = threading.Thread(target=manager.start, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_runnables_start_after_sync_and_stop_in_reverse_order_on_shutdown() -> None:
+    manager, log = new_manager(), []
+    first, second = Recorder("a", log), Recorder("b", log, fail_stop=True)
+    manager.add_runnable(first)
+    manager.add_runnable(second)
+    thread = run_in_thread(manager)
+    assert second.started.wait(DEADLINE)
+    assert manager.is_ready()
+    manager.stop()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    # A failing stop is logged, and does not keep the other runnable running.
+    assert log == ["start a", "start b", "stop b", "stop a"]
+
+
+def test_leader_only_runnables_wait_for_the_lease_others_do_not() -> None:
+    manager, log = new_manager(), []
+    elector = GatedElector()
+    manager.elector = elector
+    everywhere = Recorder("everywhere", log, needs_leader_election=False)
+    leader_only = Recorder("leader-only", log)
+    manager.add_runnable(leader_only)
+    manager.add_runnable(everywhere)
+    thread = run_in_thread(manager)
+    assert everywhere.started.wait(DEADLINE)
+    assert not leader_only.started.is_set()
+    elector.gate.set()
+    assert leader_only.started.wait(DEADLINE)
+    manager.stop()
+    thread.join(DEADLINE)
+    assert log == ["start everywhere", "start leader-only", "stop leader-only", "stop everywhere"]
+
+
+def test_a_never_leading_replica_never_starts_leader_runnables() -> None:
+    manager, log = new_manager(), []
+    manager.elector = GatedElector()
+    manager.add_runnable(Recorder("leader-only", log))
+    thread = run_in_thread(manager)
+    wait_ready(manager)
+    manager.stop()
+    thread.join(DEADLINE)
+    assert log == []
+
+
+def test_bad_runnables_and_late_additions_are_refused() -> None:
+    manager = new_manager()
+    with pytest.raises(TypeError, match="add_runnable: object needs start"):
+        manager.add_runnable(object())
+    thread = run_in_thread(manager)
+    wait_ready(manager)
+    with pytest.raises(RuntimeError, match="already started"):
+        manager.add_runnable(Recorder("late", []))
+    manager.stop()
+    thread.join(DEADLINE)
