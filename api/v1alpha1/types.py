@@ -93,6 +93,9 @@ class Sidecar:
                                          "port must be between 1 and 65535"),))
     workers: int = api_field("Worker threads of the gRPC server.", default=DEFAULT_SIDECAR_WORKERS,
                              minimum=1)
+    pull_always: bool | None = api_field(
+        "Deprecated, kept so upstream examples apply unchanged under strict field validation: "
+        "true means imagePullPolicy Always when imagePullPolicy is unset.", default=None)
 
 
 @dataclass

@@ -61,7 +61,7 @@ def test_upstream_examples_apply_unchanged(kube, crd_installed: str, namespace: 
     created = create(kube, namespace, copy.deepcopy(original))
     stored = kube.get(ENSEMBLES, created["metadata"]["name"], namespace)
     sidecar = stored["spec"]["sidecar"]
-    assert "pullAlways" not in sidecar, "unknown fields are pruned"
+    assert sidecar.get("pullAlways") == original["spec"]["sidecar"].get("pullAlways")
     assert sidecar["port"] == "50051" and sidecar["workers"] == 10
     assert sidecar["image"] == original["spec"]["sidecar"]["image"]
     assert stored["spec"]["heartbeat"] == 10
@@ -69,6 +69,14 @@ def test_upstream_examples_apply_unchanged(kube, crd_installed: str, namespace: 
     assert member["ensemble"] == original["spec"]["members"][0]["ensemble"]
     assert member["minicluster"] == original["spec"]["members"][0]["minicluster"], \
         "the embedded MiniCluster keeps fields the schema does not list"
+
+
+@pytest.mark.parametrize("path", UPSTREAM, ids=lambda p: p.stem)
+def test_upstream_examples_pass_kubectls_strict_field_validation(kube_cluster, crd_installed: str,
+                                                                namespace: str, path: Path) -> None:
+    """kubectl apply validates fields strictly by default: no field of upstream's may be unknown."""
+    out = kube_cluster.kubectl("apply", "--validate=strict", "-n", namespace, "-f", str(path))
+    assert "created" in out
 
 
 @pytest.mark.parametrize("path", OURS, ids=lambda p: p.parent.name)

@@ -83,7 +83,8 @@ def test_schema_is_structural() -> None:
 def test_unknown_fields_are_pruned_not_rejected() -> None:
     for path, node in nodes(schema()):
         assert node.get("additionalProperties") is not False, path
-    assert "pullAlways" not in at("spec.sidecar")["properties"]
+    # kubectl validates strictly by default: upstream's pullAlways must be a known field.
+    assert at("spec.sidecar.pullAlways")["type"] == "boolean"
 
 
 def test_defaults() -> None:

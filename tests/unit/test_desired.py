@@ -189,3 +189,18 @@ def test_compare_accepts_int_or_string_forms_but_not_bool_for_int() -> None:
     cm = {"metadata": {}, "spec": {"port": 80, "flag": True}}
     assert not differs(cm, {"metadata": {}, "spec": {"port": "80", "flag": True}})
     assert differs(cm, {"metadata": {}, "spec": {"port": 80, "flag": 1}})
+
+
+def test_upstream_pull_always_means_pull_policy_always_unless_a_policy_is_set():
+    from controller.reconcilers.desired.service import service_image
+    from controller.reconcilers.desired.settings import DesiredSettings
+
+    def ensemble(sidecar: dict) -> dict:
+        return {"metadata": {"name": "e", "namespace": "ns"}, "spec": {"sidecar": sidecar}}
+
+    settings = DesiredSettings()
+    assert service_image(ensemble({"image": "example.org/svc:1", "pullAlways": True}), settings) == \
+        ("example.org/svc:1", "Always")
+    assert service_image(ensemble({"image": "example.org/svc:1", "pullAlways": True,
+                                   "imagePullPolicy": "Never"}), settings) == ("example.org/svc:1", "Never")
+    assert service_image(ensemble({"image": "example.org/svc:1"}), settings) == ("example.org/svc:1", None)

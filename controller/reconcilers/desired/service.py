@@ -36,7 +36,8 @@ def service_image(ensemble: dict, settings: DesiredSettings) -> tuple[str, str |
     image = sidecar.get("image") or ""
     if not image or image_repository(image) in UPSTREAM_SERVICE_REPOSITORIES:
         return settings.operator_image, None
-    return image, sidecar.get("imagePullPolicy") or None
+    pull_policy = sidecar.get("imagePullPolicy") or ("Always" if sidecar.get("pullAlways") else None)
+    return image, pull_policy
 
 
 def service_account(ensemble: dict) -> dict:
