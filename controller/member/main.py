@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from controller.clock import RealClock
+from controller.member import session
 from controller.member.backend import BackendError, MemberBackend
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import JobGroup, load_job_groups
@@ -26,6 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=1, help="simulated backend: nodes at start (default 1)")
     parser.add_argument("--workers", type=int, default=4, help="gRPC worker threads (default 4)")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
+    simulated_run = parser.add_argument_group("simulated ensemble run (--run)")
+    simulated_run.add_argument("--run", action="store_true",
+                     help="also follow the ensemble.yaml's rules on the simulated queue, as ensemble-python "
+                          "would in the lead broker (needs --backend simulated)")
+    simulated_run.add_argument("--service", metavar="HOST:PORT", default=None,
+                     help="the ensemble service that grow/shrink rules ask")
+    simulated_run.add_argument("--name", default="", help="this member's MiniCluster name (sent with grow/shrink)")
+    simulated_run.add_argument("--speed", type=float, default=1.0,
+                     help="simulated seconds per wall second (default 1; 10 makes `sleep 10` take 1 s)")
+    simulated_run.add_argument("--linger", type=float, default=10.0,
+                     help="wall seconds the status endpoint keeps answering after terminate (default 10)")
 
 
 def build_backend(args: argparse.Namespace) -> MemberBackend:
@@ -40,6 +52,8 @@ def build_backend(args: argparse.Namespace) -> MemberBackend:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.run:
+        return session.run(args)
     try:
         backend = build_backend(args)
         server = GrpcServer(MemberServicer(backend), args.host, args.port, args.workers)
