@@ -41,7 +41,11 @@ def desired_job(mc: dict) -> dict:
     spec = mc.get("spec") or {}
     name = mc["metadata"]["name"]
     size = desired_size(mc)
-    container = (spec.get("containers") or [{}])[0]
+    pod_labels = {**((spec.get("pod") or {}).get("labels") or {}),
+                  "hpa-selector": name, "app.kubernetes.io/name": name}
+    containers = [{"name": c.get("name") or (name if i == 0 else f"{name}-{i}"),
+                   "image": c.get("image", "unknown"), "command": ["/bin/sh", "-c", str(c.get("command", ""))]}
+                  for i, c in enumerate(spec.get("containers") or [{}])]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "namespace": mc["metadata"]["namespace"],
@@ -51,15 +55,14 @@ def desired_job(mc: dict) -> dict:
             "completionMode": "Indexed", "completions": size, "parallelism": size,
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": {"hpa-selector": name, "app.kubernetes.io/name": name}},
+                "metadata": {"labels": pod_labels},
                 "spec": {
                     "subdomain": (spec.get("network") or {}).get("headlessName", "flux-service"),
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists",
                                      "effect": "NoSchedule"}],
-                    "containers": [{"name": name, "image": container.get("image", "unknown"),
-                                    "command": ["/bin/sh", "-c", "flux start"]}],
+                    "containers": containers,
                 },
             },
         },

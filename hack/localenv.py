@@ -1,0 +1,177 @@
+"""The whole system on the local control plane: what `make run` and the local e2e suite use.
+
+- the control plane from ``localcluster`` with kube-controller-manager, kube-scheduler
+  and kwok nodes (pod IPs in 127.64.0.0/16);
+- the Ensemble CRD, the MiniCluster CRD and ``manifests/`` (RBAC), as a user installs them;
+- the operator (``ensemble-operator run``) as processes authenticated with a token of the
+  manifests' ServiceAccount, so the RBAC they run under is the one we ship;
+- the simulators for what cannot run here, on this project's own runtime: the Flux
+  Operator (MiniCluster -> Indexed Job) and the pod process runner (the ensemble service
+  and simulated members on their pod IPs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HACK = Path(__file__).resolve().parent
+ROOT = HACK.parent
+sys.path.insert(0, str(HACK))
+
+from localcluster import ClusterError, LocalCluster, free_port  # noqa: E402
+
+log = logging.getLogger("localenv")
+
+OPERATOR_NAMESPACE = "ensemble-operator-system"
+OPERATOR_SERVICE_ACCOUNT = "ensemble-operator"
+MANIFESTS = ("namespace.yaml", "crd.yaml", "service_account.yaml", "cluster_role.yaml",
+             "cluster_role_binding.yaml", "leader_election_role.yaml", "leader_election_role_binding.yaml")
+
+
+@dataclass
+class OperatorProcess:
+    identity: str
+    proc: subprocess.Popen
+    health_port: int
+    metrics_port: int
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def logs(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class LocalEnvironment:
+    cluster: LocalCluster
+    workdir: Path
+    speed: float = 10.0
+    operators: list[OperatorProcess] = field(default_factory=list)
+    _sim_manager: object = None
+    _sim_thread: threading.Thread | None = None
+    _runner: object = None
+
+    @classmethod
+    def start(cls, *, cluster: LocalCluster | None = None, detached: bool = False,
+              speed: float = 10.0, operator: bool = True) -> "LocalEnvironment":
+        if cluster is None:
+            data_dir = None
+            if detached:
+                from localcluster import STATE_DIR
+                data_dir = STATE_DIR / "data"
+            cluster = LocalCluster.launch(controller_manager=True, kwok=True, detached=detached,
+                                          data_dir=data_dir)
+            if detached:
+                from localcluster import STATE_DIR
+                cluster.save_state(STATE_DIR)
+        else:
+            cluster.start_controller_manager()
+            cluster.start_kwok()
+        env = cls(cluster=cluster, workdir=cluster.data_dir / "localenv", speed=speed)
+        env.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            env.install()
+            env.start_simulators()
+            if operator:
+                env.start_operator()
+        except BaseException:
+            env.stop(cluster_too=False)
+            raise
+        return env
+
+    # ---- install ----------------------------------------------------------------------
+    def install(self) -> None:
+        self.cluster.kubectl("apply", "--server-side", "-f", str(HACK / "crds" / "minicluster.yaml"))
+        for name in MANIFESTS:
+            self.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / name))
+        for crd in ("miniclusters.flux-framework.org", "ensembles.ensemble.flux-framework.org"):
+            self.cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+    # ---- simulators ---------------------------------------------------------------------
+    def start_simulators(self) -> None:
+        from controller.runtime import Manager
+        from sim import fluxoperator, podrunner
+        manager = Manager(self.cluster.admin_client(), metrics_port=None, health_port=None)
+        fluxoperator.setup(manager)
+        self._runner = podrunner.setup(manager, server=self.cluster.server, ca_file=self.cluster.ca_file,
+                                       workdir=self.workdir / "pods", speed=self.speed)
+        self._sim_manager = manager
+        self._sim_thread = threading.Thread(target=manager.start, name="simulators", daemon=True)
+        self._sim_thread.start()
+
+    # ---- the operator -------------------------------------------------------------------
+    def operator_kubeconfig(self) -> Path:
+        path = self.workdir / "operator.kubeconfig"
+        if path.exists():
+            return path
+        token = self.cluster.kubectl("create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
+                                     "--duration=12h").strip()
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+            "clusters": [{"name": "local", "cluster": {"server": self.cluster.server,
+                                                       "certificate-authority": self.cluster.ca_file}}],
+            "users": [{"name": "operator", "user": {"token": token}}],
+            "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator"}}]}))
+        return path
+
+    def start_operator(self, *, leader_elect: bool = True, identity: str | None = None) -> OperatorProcess:
+        identity = identity or f"operator-{len(self.operators)}"
+        health, metrics = free_port(), free_port()
+        log_path = self.workdir / f"{identity}.log"
+        env = dict(os.environ, POD_NAME=identity, POD_NAMESPACE=OPERATOR_NAMESPACE)
+        argv = [sys.executable, "-m", "controller", "run", "--kubeconfig", str(self.operator_kubeconfig()),
+                "--metrics-bind-address", f"127.0.0.1:{metrics}",
+                "--health-probe-bind-address", f"127.0.0.1:{health}",
+                "--leader-election-namespace", OPERATOR_NAMESPACE,
+                "--leader-elect" if leader_elect else "--no-leader-elect"]
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, cwd=ROOT)
+        operator = OperatorProcess(identity, proc, health, metrics, log_path)
+        self.operators.append(operator)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not operator.alive():
+                raise ClusterError(f"operator {identity} exited with {proc.returncode}:\n{operator.logs()}")
+            if _http_ok(f"http://127.0.0.1:{health}/readyz"):
+                return operator
+            time.sleep(0.2)
+        raise ClusterError(f"operator {identity} not ready after 60s:\n{operator.logs()}")
+
+    # ---- teardown -------------------------------------------------------------------------
+    def stop(self, cluster_too: bool = True) -> None:
+        for operator in self.operators:
+            operator.kill(signal.SIGTERM)
+        if self._sim_manager is not None:
+            self._sim_manager.stop()
+            if self._sim_thread is not None:
+                self._sim_thread.join(30)
+        if self._runner is not None:
+            self._runner.stop()
+        if cluster_too:
+            self.cluster.stop()
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

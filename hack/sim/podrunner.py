@@ -1,0 +1,266 @@
+"""A process runner for kwok pods: what a kubelet would run, for the pods that matter here.
+
+kwok simulates nodes and pod lifecycles but runs nothing. On the local cluster this
+controller starts, for each Running pod that kwok gave a 127.64.x.y address, the
+process its container would run in a real cluster, listening on that pod IP:
+
+- the ensemble service pod (container ``ensemble-service``): ``ensemble-operator
+  service``, authenticated with a token of the pod's ServiceAccount, so the RBAC it
+  gets is the one the reconciler created;
+- the lead broker (index 0) of a MiniCluster with the ``ensemble-member-status``
+  container: ``ensemble-operator member-status --backend simulated --run``, the
+  simulated Flux queue following the member's ensemble.yaml, asking the ensemble
+  service (found through the ``<e>-grpc`` Service) to grow or shrink. When it
+  exits, its exit code is written to the MiniCluster's pods (kwok then marks them
+  Succeeded or Failed, so the Job and the MiniCluster finish).
+
+When a MiniCluster's count of running pods changes, the simulated member is told
+(``resize``), as new Flux brokers would join a real one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from controller.kube import errors
+from controller.kube.client import KubeClient
+from controller.kube.resources import CONFIGMAPS, PODS, SERVICES, SERVICEACCOUNTS
+from controller.proto import ensemble_service_pb2 as pb
+from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+from controller.reconcilers.leadbroker import pod_index
+from controller.runtime import ControllerBuilder, Manager, Request, Result
+
+log = logging.getLogger(__name__)
+
+SERVICE_CONTAINER = "ensemble-service"
+MEMBER_STATUS_CONTAINER = "ensemble-member-status"
+EXIT_CODE_ANNOTATION = "ensemble.flux-framework.org/sim-exit-code"
+RETRY_SECONDS = 1.0
+
+
+@dataclass
+class RunningProcess:
+    role: str
+    pod_ip: str
+    proc: subprocess.Popen
+    log_path: Path
+    minicluster: str = ""
+    nodes: int = 0
+    exited: threading.Event = field(default_factory=threading.Event)
+
+
+def pod_ip(pod: dict) -> str:
+    return (pod.get("status") or {}).get("podIP") or ""
+
+
+def is_running(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+
+
+def container_named(pod: dict, name: str) -> dict | None:
+    return next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == name), None)
+
+
+def flag_value(command: list[str] | str, flag: str, default: str = "") -> str:
+    words = command.split() if isinstance(command, str) else list(command)
+    return words[words.index(flag) + 1] if flag in words[:-1] else default
+
+
+class PodProcessRunner:
+    """Reconciles each pod into at most one local process (see the module docstring)."""
+
+    def __init__(self, manager: Manager, *, server: str, ca_file: str, workdir: Path,
+                 speed: float = 10.0, python: str = sys.executable) -> None:
+        self.client: KubeClient = manager.client
+        self.pods = manager.cache(PODS)
+        self.services = manager.cache(SERVICES)
+        self.server, self.ca_file = server, ca_file
+        self.workdir = workdir
+        self.speed = speed
+        self.python = python
+        self.processes: dict[str, RunningProcess] = {}
+        self._lock = threading.Lock()
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    # ---- reconcile ------------------------------------------------------------------
+    def reconcile(self, request: Request) -> Result:
+        key = f"{request.namespace}/{request.name}"
+        pod = self.pods.get(request.name, request.namespace)
+        running = self.processes.get(key)
+        if pod is None or not is_running(pod) or (running and running.pod_ip != pod_ip(pod)):
+            if running is not None and pod is None:
+                self._stop(key)
+            return Result()
+        if not pod_ip(pod):
+            return Result()
+        if running is not None:
+            if running.role == "member" and not running.exited.is_set():
+                self._resize_if_needed(running, request.namespace)
+            return Result()
+        if container_named(pod, SERVICE_CONTAINER):
+            self._start_service(key, pod)
+            return Result()
+        member = container_named(pod, MEMBER_STATUS_CONTAINER)
+        if member is not None and pod_index(pod) == 0:
+            return self._start_member(key, pod, member)
+        return Result()
+
+    def map_minicluster_pods(self, pod: dict) -> list[Request]:
+        """Any pod change of a MiniCluster re-checks its lead broker (for resize)."""
+        job = (pod["metadata"].get("labels") or {}).get("job-name")
+        if not job:
+            return []
+        namespace = pod["metadata"]["namespace"]
+        return [Request(namespace, p["metadata"]["name"]) for p in self.pods.list(namespace)
+                if (p["metadata"].get("labels") or {}).get("job-name") == job and pod_index(p) == 0]
+
+    # ---- processes ------------------------------------------------------------------
+    def _spawn(self, key: str, role: str, ip: str, argv: list[str], **extra) -> RunningProcess:
+        log_path = self.workdir / f"{key.replace('/', '_')}.log"
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        running = RunningProcess(role=role, pod_ip=ip, proc=proc, log_path=log_path, **extra)
+        with self._lock:
+            self.processes[key] = running
+        threading.Thread(target=self._wait, args=(key, running), name=f"wait-{key}", daemon=True).start()
+        log.info("started %s for pod %s on %s: %s", role, key, ip, " ".join(argv))
+        return running
+
+    def _wait(self, key: str, running: RunningProcess) -> None:
+        code = running.proc.wait()
+        running.exited.set()
+        log.info("%s of pod %s exited with %d", running.role, key, code)
+        if running.role == "member" and code is not None and code >= 0:
+            self._mark_minicluster_exited(key.split("/", 1)[0], running.minicluster, code)
+
+    def _stop(self, key: str) -> None:
+        with self._lock:
+            running = self.processes.pop(key, None)
+        if running is not None and running.proc.poll() is None:
+            running.proc.terminate()
+            try:
+                running.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                running.proc.kill()
+
+    def stop(self) -> None:
+        for key in list(self.processes):
+            self._stop(key)
+
+    # ---- the ensemble service -----------------------------------------------------------
+    def _service_kubeconfig(self, namespace: str, service_account: str) -> Path:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 3600 * 6}}
+        result = self.client.request(
+            "POST", SERVICEACCOUNTS.path(namespace, service_account, "token"), body=body)
+        token = result["status"]["token"]
+        path = self.workdir / f"{namespace}_{service_account}.kubeconfig"
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+            "clusters": [{"name": "local", "cluster": {"server": self.server,
+                                                       "certificate-authority": self.ca_file}}],
+            "users": [{"name": service_account, "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "local", "user": service_account,
+                                                    "namespace": namespace}}]}))
+        return path
+
+    def _start_service(self, key: str, pod: dict) -> None:
+        container = container_named(pod, SERVICE_CONTAINER) or {}
+        command = list(container.get("command") or [])
+        namespace = pod["metadata"]["namespace"]
+        kubeconfig = self._service_kubeconfig(namespace, pod["spec"].get("serviceAccountName", "default"))
+        argv = [self.python, "-m", "controller", *command[1:]]
+        argv[argv.index("--host") + 1] = pod_ip(pod)
+        argv += ["--kubeconfig", str(kubeconfig)]
+        self._spawn(key, "service", pod_ip(pod), argv)
+
+    # ---- the simulated member -----------------------------------------------------------
+    def _service_address(self, namespace: str, host: str) -> str | None:
+        """``<svc>.<ns>.svc`` -> ``podIP`` of a running pod that Service selects."""
+        service = self.services.get(host.split(".", 1)[0], namespace)
+        if service is None:
+            return None
+        selector = (service.get("spec") or {}).get("selector") or {}
+        for pod in self.pods.list(namespace):
+            labels = pod["metadata"].get("labels") or {}
+            if selector and all(labels.get(k) == v for k, v in selector.items()) and is_running(pod) \
+                    and pod_ip(pod) and self.processes.get(f"{namespace}/{pod['metadata']['name']}"):
+                return pod_ip(pod)
+        return None
+
+    def _running_pods_of(self, namespace: str, minicluster: str) -> int:
+        return sum(1 for p in self.pods.list(namespace)
+                   if (p["metadata"].get("labels") or {}).get("job-name") == minicluster and is_running(p))
+
+    def _start_member(self, key: str, pod: dict, status_container: dict) -> Result:
+        namespace = pod["metadata"]["namespace"]
+        minicluster = (pod["metadata"].get("labels") or {}).get("job-name", "")
+        runner = (pod["spec"].get("containers") or [{}])[0]
+        command = runner.get("command") or []
+        command = command[-1] if isinstance(command, list) and command else str(command)
+        host = flag_value(command, "--host")
+        port = flag_value(command, "--port", "50051")
+        address = self._service_address(namespace, host)
+        if address is None:
+            log.info("member %s waits for the ensemble service %s", key, host)
+            return Result(requeue_after=RETRY_SECONDS)
+        try:
+            config_map = self.client.get(CONFIGMAPS, minicluster, namespace)
+        except errors.ApiError as err:
+            if errors.is_not_found(err):
+                return Result(requeue_after=RETRY_SECONDS)
+            raise
+        ensemble_yaml = self.workdir / f"{namespace}_{minicluster}.ensemble.yaml"
+        ensemble_yaml.write_text(config_map.get("data", {}).get("ensemble.yaml", ""))
+        status_port = flag_value(status_container.get("command") or "", "--port", "50052")
+        nodes = max(1, self._running_pods_of(namespace, minicluster))
+        argv = [self.python, "-m", "controller", "member-status", "--backend", "simulated",
+                "--host", pod_ip(pod), "--port", status_port, "--ensemble-yaml", str(ensemble_yaml),
+                "--nodes", str(nodes), "--run", "--service", f"{address}:{port}",
+                "--name", minicluster, "--speed", str(self.speed)]
+        self._spawn(key, "member", pod_ip(pod), argv, minicluster=minicluster, nodes=nodes)
+        return Result()
+
+    def _resize_if_needed(self, running: RunningProcess, namespace: str) -> None:
+        nodes = self._running_pods_of(namespace, running.minicluster)
+        if nodes == running.nodes or nodes == 0:
+            return
+        port = None
+        pod = next((p for p in self.pods.list(namespace) if pod_ip(p) == running.pod_ip), None)
+        if pod is not None:
+            port = flag_value((container_named(pod, MEMBER_STATUS_CONTAINER) or {}).get("command") or "",
+                              "--port", "50052")
+        with grpc.insecure_channel(f"{running.pod_ip}:{port or 50052}") as channel:
+            stub = pb_grpc.EnsembleOperatorStub(channel)
+            reply = stub.RequestAction(pb.ActionRequest(
+                member="miniclusters", name=running.minicluster, action="resize",
+                payload=json.dumps({"nodes": nodes})), timeout=5)
+        log.info("resized simulated member %s to %d nodes: %s", running.minicluster, nodes, reply.payload)
+        running.nodes = nodes
+
+    def _mark_minicluster_exited(self, namespace: str, minicluster: str, code: int) -> None:
+        for pod in self.pods.list(namespace):
+            if (pod["metadata"].get("labels") or {}).get("job-name") != minicluster:
+                continue
+            try:
+                self.client.patch(PODS, pod["metadata"]["name"],
+                                  {"metadata": {"annotations": {EXIT_CODE_ANNOTATION: str(code)}}},
+                                  namespace=namespace)
+            except errors.ApiError as err:
+                if not errors.is_not_found(err):
+                    log.warning("could not mark pod %s/%s exited: %s", namespace, pod["metadata"]["name"], err)
+
+
+def setup(manager: Manager, *, server: str, ca_file: str, workdir: Path, speed: float = 10.0) -> PodProcessRunner:
+    runner = PodProcessRunner(manager, server=server, ca_file=ca_file, workdir=workdir, speed=speed)
+    (ControllerBuilder(manager).named("pod-process-runner").for_(PODS)
+     .watches(PODS, runner.map_minicluster_pods)
+     .with_workers(2).complete(runner))
+    return runner
