@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "would in the lead broker (needs --backend simulated)")
     simulated_run.add_argument("--service", metavar="HOST:PORT", default=None,
                      help="the ensemble service that grow/shrink rules ask")
-    simulated_run.add_argument("--name", default="", help="this member's MiniCluster name (sent with grow/shrink)")
+    simulated_run.add_argument("--name", default="",
+                               help="this member's MiniCluster name (sent with grow/shrink)")
     simulated_run.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per wall second (default 1; 10 makes `sleep 10` take 1 s)")
     simulated_run.add_argument("--linger", type=float, default=10.0,

@@ -147,7 +147,7 @@ class EnsembleRun:
                         return
 
     def _job_event(self, transition: JobTransition, event: str) -> None:
-        """Record metrics, then metric rules (while the job is tracked, up to finish), then job-<event> rules."""
+        """Record metrics; run metric rules (for a tracked job, up to finish); then job-<event> rules."""
         cause = f"job {transition.job_id} ({transition.group}) {event}"
         tracked = self._record(transition, event)
         if tracked:
@@ -212,7 +212,8 @@ class EnsembleRun:
             self._terminated = True
             detail = "ensemble run ends"
         else:
-            detail = f"skipped: custom action {rule.label!r} is user Python, which the simulated run does not execute"
+            detail = (f"skipped: custom action {rule.label!r} is user Python, "
+                      "which the simulated run does not execute")
         at = self._clock.now() - self._origin
         self.fired.append(FiredAction(at, rule.where, rule.action, detail))
         level = logging.WARNING if rule.action == "custom" else logging.INFO

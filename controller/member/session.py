@@ -77,7 +77,8 @@ class MemberSession:
 def build_session(args: argparse.Namespace) -> MemberSession:
     """Everything is checked before the port is bound; errors name the flag or ensemble.yaml field."""
     if args.backend != "simulated":
-        raise ValueError("--run: needs --backend simulated (in a real MiniCluster ensemble-python runs the ensemble)")
+        raise ValueError("--run: needs --backend simulated "
+                         "(in a real MiniCluster ensemble-python runs the ensemble)")
     if args.ensemble_yaml is None:
         raise ValueError("--run: needs --ensemble-yaml (the rules to follow)")
     if not args.speed > 0:

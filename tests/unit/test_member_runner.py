@@ -56,7 +56,8 @@ class FakeEnsembleService(pb2_grpc.EnsembleOperatorServicer):
 
     def RequestAction(self, request: pb2.ActionRequest, context: grpc.ServicerContext) -> pb2.Response:
         payload = json.loads(request.payload)
-        self.received.append(Received(self.clock.now(), request.member, request.name, request.action, payload))
+        self.received.append(Received(self.clock.now(), request.member, request.name, request.action,
+                                      payload))
         self.on_action(request.action, payload)
         return pb2.Response(payload=json.dumps({"size": 2}), status=pb2.Response.SUCCESS)
 
@@ -188,7 +189,8 @@ rules:
     assert flux.status()["queue"]["inactive"] == 4
 
 
-def test_custom_action_is_skipped_with_a_clear_log(clock: SteppingClock, caplog: pytest.LogCaptureFixture) -> None:
+def test_custom_action_is_skipped_with_a_clear_log(clock: SteppingClock,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     text = """
 jobs:
   - {name: a, command: sleep 1}
@@ -205,7 +207,8 @@ custom: |
     assert [f.action for f in run.fired] == ["custom", "terminate"]
     skipped = [r for r in caplog.records if "custom" in r.getMessage()]
     assert len(skipped) == 1 and skipped[0].levelno == logging.WARNING
-    assert "custom action 'tune' is user Python, which the simulated run does not execute" in skipped[0].getMessage()
+    assert ("custom action 'tune' is user Python, which the simulated run does not execute"
+            in skipped[0].getMessage())
     assert any("-> terminate" in r.getMessage() for r in caplog.records)
 
 
@@ -257,22 +260,27 @@ def test_stop_makes_run_return_from_another_thread() -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("jobs: []\nrules: [{trigger: start, action: {name: grow}}]\n",
-     r"ensemble.yaml.rules\[0\].action.name: grow needs the ensemble service address \(--service HOST:PORT\)"),
+     r"ensemble.yaml.rules\[0\].action.name: grow needs the ensemble service address "
+     r"\(--service HOST:PORT\)"),
     ("jobs: []\nrules: [{trigger: start, action: {name: submit, label: ghost}}]\n",
      r"ensemble.yaml.rules\[0\].action.label: names no defined job: 'ghost'"),
-    ("jobs: []\nrules: [{trigger: metric, name: count.a.success, when: about 3, action: {name: terminate}}]\n",
+    ("jobs: []\nrules: [{trigger: metric, name: count.a.success, when: about 3, "
+     "action: {name: terminate}}]\n",
      r"ensemble.yaml.rules\[0\].when: must be a number or a comparison"),
 ])
-def test_a_bad_ensemble_yaml_is_refused_naming_the_field(clock: SteppingClock, text: str, message: str) -> None:
+def test_a_bad_ensemble_yaml_is_refused_naming_the_field(clock: SteppingClock, text: str,
+                                                          message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ensemble_run(text, clock)
 
 
 def test_a_metric_model_the_run_does_not_keep_is_warned_about(clock: SteppingClock,
                                                                caplog: pytest.LogCaptureFixture) -> None:
-    text = "jobs: [{name: a, command: sleep 1}]\nrules: [{trigger: metric, name: iqr.a-duration, action: {name: terminate}}]\n"
+    text = ("jobs: [{name: a, command: sleep 1}]\n"
+            "rules: [{trigger: metric, name: iqr.a-duration, action: {name: terminate}}]\n")
     ensemble_run(text, clock)
-    assert "ensemble.yaml.rules[0].name: metric 'iqr.a-duration' is not kept by the simulated run" in caplog.text
+    assert ("ensemble.yaml.rules[0].name: metric 'iqr.a-duration' is not kept by the simulated run"
+            in caplog.text)
 
 
 @pytest.mark.parametrize("target, name, message", [

@@ -104,7 +104,8 @@ def status(address: str) -> dict:
 def test_hello_world_runs_to_terminate_and_the_drained_queue_stays_observable(
         tmp_path: Path, start_member: Callable[..., MemberProcess]) -> None:
     member = start_member("--run", "--backend", "simulated", "--ensemble-yaml",
-                          str(write_member_yaml(tmp_path, "hello-world.yaml")), "--speed", "100", "--linger", "2")
+                          str(write_member_yaml(tmp_path, "hello-world.yaml")),
+                          "--speed", "100", "--linger", "2")
     address = member.address()
     member.wait_for_log(lambda m: m.startswith("ensemble terminated"))
     queue = status(address)["queue"]                  # answered during the linger, after terminate
@@ -167,7 +168,8 @@ GROWING_YAML = yaml.safe_dump({"jobs": [{"name": "a", "command": "sleep 1"}],
 @pytest.mark.parametrize("argv, message", [
     (["--backend", "flux"], "--run: needs --backend simulated"),
     (["--backend", "simulated"], "--run: needs --ensemble-yaml"),
-    (["--backend", "simulated", "--speed", "0", "--ensemble-yaml", "{yaml}"], "--speed: must be > 0, got 0.0"),
+    (["--backend", "simulated", "--speed", "0", "--ensemble-yaml", "{yaml}"],
+     "--speed: must be > 0, got 0.0"),
     (["--backend", "simulated", "--ensemble-yaml", "{yaml}"],
      "rules[0].action.name: grow needs the ensemble service address (--service HOST:PORT)"),
     (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "127.0.0.1:50051"],

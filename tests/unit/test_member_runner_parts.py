@@ -63,7 +63,8 @@ def test_rules_carry_their_position_trigger_and_action_settings() -> None:
          "action": {"name": "grow", "value": 2, "repetitions": 3, "backoff": 1}},
     ]))
     assert [(rule.where, rule.trigger, rule.name, rule.action, rule.label, rule.value) for rule in rules] == [
-        ("rules[0]", "start", None, "submit", "a", 1), ("rules[1]", "metric", "mean.a-pending", "grow", None, 2)]
+        ("rules[0]", "start", None, "submit", "a", 1),
+        ("rules[1]", "metric", "mean.a-pending", "grow", None, 2)]
     assert rules[1].when == When(">", 5.0)
     assert (rules[1].frequency.repetitions, rules[1].frequency.backoff) == (3, 1)
     assert rules[1].describe() == "rules[1] metric mean.a-pending > 5"
@@ -72,7 +73,8 @@ def test_rules_carry_their_position_trigger_and_action_settings() -> None:
 @pytest.mark.parametrize("heartbeat, action, expected", [
     (None, "submit", 0.0), (3, "submit", 3.0), (None, "grow", 60.0), (0, "shrink", 60.0), (7, "grow", 7.0),
 ])
-def test_heartbeat_is_turned_on_by_grow_or_shrink(heartbeat: float | None, action: str, expected: float) -> None:
+def test_heartbeat_is_turned_on_by_grow_or_shrink(heartbeat: float | None, action: str,
+                                                   expected: float) -> None:
     document = config([{"trigger": "start", "action": {"name": action, "label": "a"}}], heartbeat)
     assert heartbeat_seconds(document, parse_rules(document)) == expected
 
