@@ -94,7 +94,7 @@ class EnsembleRun:
         self._clock = clock
         self._idle_poll = idle_poll
         self._origin = clock.now()
-        self._next_heartbeat = self._origin + self.heartbeat if self.heartbeat else None
+        self._next_heartbeat: float | None = None
         self._jobs: dict[int, _Job] = {}
         self._cursor = 0
         self._started = False
@@ -108,10 +108,13 @@ class EnsembleRun:
 
     def run(self, until: float | None = None) -> bool:
         """Follow the queue until terminate (True), ``until`` seconds after the run began, or ``stop()``."""
-        deadline = None if until is None else self._origin + until
         if not self._started:
             self._started = True
+            self._origin = self._clock.now()
+            if self.heartbeat:
+                self._next_heartbeat = self._origin + self.heartbeat
             self._fire_all(self._triggered("start"), "start")
+        deadline = None if until is None else self._origin + until
         while True:
             self._drain_journal()
             if self._terminated:
