@@ -7,17 +7,20 @@ from typing import Any
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, ROLEBINDINGS,
                                        ROLES, SERVICEACCOUNTS, SERVICES)
+from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
 from controller.reconcilers.desired.settings import DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE
 from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
+from controller.reconcilers.member_client import GrpcMemberClient
 from controller.reconcilers.poller import StatusPoller
 from controller.runtime.builder import ControllerBuilder
 from controller.runtime.controller import Controller
 from controller.runtime.handlers import controller_owner_mapper
 from controller.runtime.predicates import generation_changed
 from controller.runtime.reconcile import Request
+from controller.service.scaler import EnsembleScaler
 
 OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
 OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
@@ -53,8 +56,14 @@ def setup(manager: Any, args: Any) -> Controller:
         controller.queue.add(reconciler.record_poll(key, result))
 
     poller = StatusPoller(clock=manager.clock, registry=manager.registry, on_result=on_poll)
+    # Algorithms scale through the ensemble service's own write path (see reconcilers/actions.py).
+    executor = ActionExecutor(
+        client=manager.client,
+        scalers=lambda name, namespace: EnsembleScaler(manager.client, name, namespace, clock=manager.clock),
+        members=GrpcMemberClient(poller.channels), events=manager.events)
     reconciler = EnsembleReconciler(client=manager.client, caches=caches, events=manager.events,
-                                    clock=manager.clock, settings=settings_from(args), poller=poller)
+                                    clock=manager.clock, settings=settings_from(args), poller=poller,
+                                    executor=executor)
     builder = ControllerBuilder(manager).named("ensemble").for_(ENSEMBLES, predicates=[generation_changed])
     owner_mapper = controller_owner_mapper(ENSEMBLES)
     for res in OWNED_RESOURCES:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from api.v1alpha1 import Ensemble, FieldError, validate
+from controller.algorithms import get_algorithm
 from controller.clock import Clock
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found
@@ -19,8 +20,12 @@ from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINIC
                                        for_object)
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.compare import differs
+from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
+from controller.reconcilers.actions import ActionExecutor
+from controller.reconcilers.algorithm import algorithm_errors, history_seconds
 from controller.reconcilers.desired.meta import member_index_of, member_name
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, lead_broker
+from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollKey, PollResult, PollTarget
 from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, MemberObservation,
                                            invalid_status, member_phase, status_changed,
@@ -37,6 +42,8 @@ SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
 CREATE_EXPECTATION_SECONDS = 60.0
 # Member objects whose removal from the spec means deletion.
 MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
+# A new lastPoll payload is written at most every max(heartbeat, this) seconds.
+MIN_PUBLISH_SECONDS = 10.0
 
 
 class Cache(Protocol):
@@ -78,7 +85,9 @@ class EnsembleCaches:
 class EnsembleReconciler:
     def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder, clock: Clock,
                  settings: DesiredSettings = DesiredSettings(), poller: Poller | None = None,
-                 validator: Callable[[dict], list[FieldError]] = validate) -> None:
+                 validator: Callable[[dict], list[FieldError]] = validate,
+                 executor: ActionExecutor | None = None) -> None:
+        """``executor`` carries out ``spec.algorithm``'s decisions; without one none run."""
         self._client = client
         self._caches = caches
         self._events = events
@@ -86,9 +95,12 @@ class EnsembleReconciler:
         self._settings = settings
         self._poller = poller
         self._validate = validator
+        self._executor = executor
         self._lock = threading.Lock()
-        self._poll_results: dict[PollKey, PollResult] = {}
+        self._polls = PollBook()
         self._poll_keys: dict[tuple[str, str], set[PollKey]] = {}
+        # Ensemble -> (its uid, member name -> what algorithms did to the member).
+        self._actions: dict[Request, tuple[str, dict[str, ActionRecords]]] = {}
         # Objects we created that the informer may not have shown yet: (plural, ns, name) -> deadline.
         self._expected_creates: dict[tuple[str, str, str], float] = {}
 
@@ -98,7 +110,7 @@ class EnsembleReconciler:
         """Keep a poll result for the next status; returns the Request to enqueue."""
         with self._lock:
             if key in self._poll_keys.get((key[0], key[1]), set()):
-                self._poll_results[key] = result
+                self._polls.record(key, result)
         return Request(key[0], key[1])
 
     # -- reconcile ------------------------------------------------------------------
@@ -108,18 +120,26 @@ class EnsembleReconciler:
         if ensemble is None or ensemble["metadata"].get("deletionTimestamp"):
             # Owned objects go with the Ensemble through their owner references.
             self._set_poll_targets(request, {})
+            self._forget_actions(request)
             return Result()
-        errors = self._validate(ensemble)
+        errors = self._validate(ensemble) + algorithm_errors(ensemble)
         if errors:
             self._report_invalid(ensemble, errors)
             return Result()
         typed = Ensemble.from_dict(ensemble)
+        records = self._action_records(ensemble)
         for obj in desired_objects(typed.to_dict(), self._settings):
-            self._apply(ensemble, obj)
+            if not _deleted_by_algorithm(obj, records):
+                self._apply(ensemble, obj)
         self._delete_removed_members(ensemble, len(typed.spec.members))
-        observations = self._observe_members(ensemble, typed)
+        observations = self._observe_members(ensemble, typed, records)
+        if typed.spec.algorithm is not None and self._executor is not None:
+            self._run_algorithm(ensemble, typed, observations, records)
+            observations = [replace(o, terminated=_records_of(records, o.name).terminated) for o in observations]
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
-        self._write_status(ensemble, valid_status(ensemble, observations, deployment, self._clock.wall()))
+        actions = records_to_status(records, [o.name for o in observations])
+        self._write_status(ensemble, valid_status(ensemble, observations, deployment, self._clock.wall(),
+                                                  actions))
         if any(_needs_polling(o) for o in observations):
             return Result(requeue_after=float(typed.spec.heartbeat))
         return Result()
@@ -210,11 +230,13 @@ class EnsembleReconciler:
 
     # -- members and polling --------------------------------------------------------------
 
-    def _observe_members(self, ensemble: dict, typed: Ensemble) -> list[MemberObservation]:
+    def _observe_members(self, ensemble: dict, typed: Ensemble,
+                         records: dict[str, ActionRecords]) -> list[MemberObservation]:
         request = _request_of(ensemble)
         namespace = request.namespace
         targets: dict[PollKey, PollTarget] = {}
         heartbeat = float(typed.spec.heartbeat)
+        publish_every = max(heartbeat, MIN_PUBLISH_SECONDS)
         pod_lists = []
         for index, member in enumerate(typed.spec.members):
             name = member_name(ensemble, index)
@@ -222,19 +244,22 @@ class EnsembleReconciler:
                     if pod["metadata"].get("namespace") == namespace]
             pod_lists.append((name, member, pods))
             lead = lead_broker(pods, minicluster=name)
-            if lead is not None and lead.reachable:
+            if lead is not None and lead.reachable and not _records_of(records, name).terminated:
                 key = (namespace, request.name, name)
-                address = f"{lead.ip}:{self._settings.member_status_port}"
-                targets[key] = PollTarget(key, address, heartbeat)
+                targets[key] = PollTarget(key, self._member_address(lead.ip), heartbeat)
         self._set_poll_targets(request, targets)
-        with self._lock:
-            results = dict(self._poll_results)
-        return [MemberObservation(
-                    name=name, spec_size=member.size, min_size=member.min_size,
-                    max_size=member.max_size,
-                    minicluster=self._caches.owned[MINICLUSTERS].get(name, namespace),
-                    pods=pods, poll=results.get((namespace, request.name, name)))
-                for name, member, pods in pod_lists]
+        observations = []
+        for name, member, pods in pod_lists:
+            key = (namespace, request.name, name)
+            observations.append(MemberObservation(
+                name=name, spec_size=member.size, min_size=member.min_size, max_size=member.max_size,
+                minicluster=self._caches.owned[MINICLUSTERS].get(name, namespace), pods=pods,
+                poll=self._polls.latest(key), published=self._polls.published(key, publish_every),
+                terminated=_records_of(records, name).terminated))
+        return observations
+
+    def _member_address(self, ip: str | None) -> str:
+        return f"{ip}:{self._settings.member_status_port}"
 
     def _set_poll_targets(self, request: Request, targets: dict[PollKey, PollTarget]) -> None:
         with self._lock:
@@ -242,13 +267,59 @@ class EnsembleReconciler:
             if targets:
                 self._poll_keys[(request.namespace, request.name)] = set(targets)
             for key in previous - set(targets):
-                self._poll_results.pop(key, None)
+                self._polls.forget(key)
         if self._poller is None:
             return
         for key in previous - set(targets):
             self._poller.unregister(key)
         for target in targets.values():
             self._poller.register(target)
+
+    # -- algorithm ------------------------------------------------------------------------
+
+    def _action_records(self, ensemble: dict) -> dict[str, ActionRecords]:
+        """This Ensemble's records: in memory, else as the status last stored them (restart).
+
+        Keyed by uid too, so an Ensemble recreated under the same name starts afresh.
+        """
+        request, uid = _request_of(ensemble), ensemble["metadata"]["uid"]
+        with self._lock:
+            known = self._actions.get(request)
+            if known is None or known[0] != uid:
+                known = self._actions[request] = (uid, records_from_status(ensemble.get("status")))
+            return known[1]
+
+    def _forget_actions(self, request: Request) -> None:
+        with self._lock:
+            self._actions.pop(request, None)
+
+    def _run_algorithm(self, ensemble: dict, typed: Ensemble, observations: list[MemberObservation],
+                       records: dict[str, ActionRecords]) -> None:
+        """Decide on each member that answered a poll since the last decision, and act."""
+        spec = typed.spec.algorithm
+        algorithm = get_algorithm(spec.name)
+        heartbeat = float(typed.spec.heartbeat)
+        window = history_seconds(algorithm.parse_options(spec.options), heartbeat)
+        request = _request_of(ensemble)
+        now = self._clock.wall()
+        for observation in observations:
+            member_records = records.setdefault(observation.name, ActionRecords())
+            if member_records.terminated:
+                continue
+            key = (request.namespace, request.name, observation.name)
+            history = self._polls.take_history(key, since=now - window)
+            if not history:
+                continue
+            size = int(((observation.minicluster or {}).get("spec") or {}).get("size") or observation.spec_size)
+            view = member_records.view(observation.name, size, observation.min_size, observation.max_size)
+            lead = lead_broker(observation.pods, minicluster=observation.name)
+            address = self._member_address(lead.ip) if lead is not None and lead.reachable else None
+            for action in algorithm.decide(history, view, spec.options, now):
+                taken = self._executor.execute(ensemble, action, address)
+                if taken is not None:
+                    member_records.note(action, taken.amount, now)
+            if member_records.terminated and self._poller is not None:
+                self._poller.unregister(key)  # done: the next reconcile forgets its polls too
 
     # -- status ------------------------------------------------------------------------
 
@@ -274,6 +345,15 @@ def _needs_polling(observation: MemberObservation) -> bool:
     lead = lead_broker(observation.pods, minicluster=observation.name)
     return (lead is not None and lead.reachable
             and member_phase(observation) not in (COMPLETED, FAILED))
+
+
+def _records_of(records: dict[str, ActionRecords], member: str) -> ActionRecords:
+    return records.get(member) or ActionRecords()
+
+
+def _deleted_by_algorithm(desired: dict, records: dict[str, ActionRecords]) -> bool:
+    """A MiniCluster an algorithm deleted stays deleted: its member's work is done."""
+    return for_object(desired) == MINICLUSTERS and _records_of(records, desired["metadata"]["name"]).deleted
 
 
 def _without_size(minicluster: dict) -> dict:

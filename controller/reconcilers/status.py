@@ -18,6 +18,7 @@ READY = "Ready"
 SERVICE_READY = "ServiceReady"
 MEMBERS_READY = "MembersReady"
 INVALID_SPEC = "InvalidSpec"
+MEMBERS_REACHABLE = "MembersReachable"
 
 PENDING, RUNNING, COMPLETED, FAILED, INVALID = "Pending", "Running", "Completed", "Failed", "Invalid"
 
@@ -25,8 +26,11 @@ PENDING, RUNNING, COMPLETED, FAILED, INVALID = "Pending", "Running", "Completed"
 MINICLUSTER_FINISHED = "JobFinished"
 # Changes every heartbeat without meaning anything changed: never a reason to write.
 _CHURNING_MEMBER_FIELDS = ("lastPollTime",)
+# Consecutive failed polls after which a member counts as unreachable.
+UNREACHABLE_AFTER_FAILURES = 3
 # The status fields this module computes; written by server-side apply, so others' stay.
-OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary")
+# ``memberActions`` holds what algorithms did (see action_records.py).
+OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary", "memberActions")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class MemberObservation:
     minicluster: dict | None = None
     pods: list[dict] = field(default_factory=list)
     poll: PollResult | None = None
+    """The latest poll, failed or not."""
+    published: PollResult | None = None
+    """The successful poll the status shows (rate-limited by the caller); default: ``poll``."""
+    terminated: bool = False
+    """An algorithm declared the member's work done."""
 
 
 def rfc3339(epoch_seconds: float) -> str:
@@ -52,7 +61,9 @@ def _has_true_condition(obj: dict | None, type_: str) -> bool:
 
 
 def member_phase(observation: MemberObservation) -> str:
-    """Completed/Failed from the MiniCluster and its lead pod; Running once the broker answers."""
+    """Completed/Failed from the algorithm, the MiniCluster and its lead pod; Running once the broker answers."""
+    if observation.terminated:
+        return COMPLETED
     if observation.minicluster is None:
         return PENDING
     if _has_true_condition(observation.minicluster, MINICLUSTER_FINISHED):
@@ -87,12 +98,32 @@ def member_status(observation: MemberObservation) -> dict:
     lead = lead_broker(observation.pods, minicluster=observation.name)
     if lead is not None:
         status["leadBroker"] = {"pod": lead.pod, **({"ip": lead.ip} if lead.ip else {})}
-    poll = observation.poll
-    if poll is not None:
-        status["lastPollTime"] = rfc3339(poll.time)
-        if poll.ok and poll.status is not None:
-            status["lastPoll"] = poll.status
+    shown = observation.published or observation.poll
+    if shown is not None:
+        status["lastPollTime"] = rfc3339(shown.time)
+        if shown.ok and shown.status is not None:
+            status["lastPoll"] = shown.status
     return status
+
+
+def unreachable(observation: MemberObservation) -> bool:
+    poll = observation.poll
+    return poll is not None and not poll.ok and poll.consecutive_failures >= UNREACHABLE_AFTER_FAILURES
+
+
+def _reachability(conditions: list[dict], members: list[MemberObservation], generation: int | None,
+                  stamp: str) -> list[dict]:
+    """MembersReachable appears once a member stops answering, and turns True on recovery."""
+    lost = [m for m in members if unreachable(m)]
+    if lost:
+        names = ", ".join(f"{m.name} at {m.poll.address}" for m in lost if m.poll is not None)
+        return set_condition(conditions, MEMBERS_REACHABLE, "False", "MembersUnreachable",
+                             f"Lead brokers not answering {UNREACHABLE_AFTER_FAILURES}+ status polls in a "
+                             f"row (polls back off): {names}.", generation, stamp)
+    if any(c.get("type") == MEMBERS_REACHABLE for c in conditions):
+        return set_condition(conditions, MEMBERS_REACHABLE, "True", "MembersReachable",
+                             "Every polled lead broker answers.", generation, stamp)
+    return conditions
 
 
 def set_condition(conditions: list[dict], type_: str, status: str, reason: str, message: str,
@@ -122,8 +153,9 @@ def _ensemble_phase(member_phases: list[str]) -> str:
 
 
 def valid_status(ensemble: dict, members: list[MemberObservation], deployment: dict | None,
-                 now: float) -> dict:
-    """Status of a valid Ensemble whose owned objects were applied."""
+                 now: float, member_actions: list[dict] | None = None) -> dict:
+    """Status of a valid Ensemble whose owned objects were applied (``member_actions``: what
+    algorithms did, as ``status.memberActions``)."""
     old = ensemble.get("status") or {}
     generation = ensemble["metadata"].get("generation")
     stamp = rfc3339(now)
@@ -144,19 +176,23 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
         "MembersNotReady" if not_ready else "MembersReady",
         f"Members not running yet: {', '.join(not_ready)}." if not_ready
         else "Every member is running or completed.", generation, stamp)
+    conditions = _reachability(conditions, members, generation, stamp)
     ready = service_ok and not not_ready
     conditions = set_condition(
         conditions, READY, "True" if ready else "False", "Ready" if ready else "NotReady",
         "The service and every member are ready." if ready
         else "Waiting for the ensemble service and members.", generation, stamp)
     answered = sum(1 for m in members if m.poll is not None and m.poll.ok)
-    return {
+    status = {
         "observedGeneration": generation,
         "phase": _ensemble_phase(phases),
         "conditions": conditions,
         "members": member_statuses,
         "summary": {"members": len(members), "ready": answered},
     }
+    if member_actions:
+        status["memberActions"] = member_actions
+    return status
 
 
 def invalid_status(ensemble: dict, errors: list[FieldError], now: float) -> dict:
@@ -169,7 +205,7 @@ def invalid_status(ensemble: dict, errors: list[FieldError], now: float) -> dict
     conditions = set_condition(conditions, INVALID_SPEC, "True", INVALID_SPEC, message, generation, stamp)
     conditions = set_condition(conditions, READY, "False", INVALID_SPEC, message, generation, stamp)
     status = {"observedGeneration": generation, "phase": INVALID, "conditions": conditions}
-    for key in ("members", "summary"):
+    for key in ("members", "summary", "memberActions"):
         if key in old:
             status[key] = old[key]
     return status

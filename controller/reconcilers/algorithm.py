@@ -1,0 +1,39 @@
+"""``spec.algorithm``: checked like the rest of the spec, and the history it needs.
+
+The API schema cannot know which options a registered algorithm accepts, so the
+reconciler checks them here and reports a bad one as an InvalidSpec field error.
+"""
+from __future__ import annotations
+
+from api.v1alpha1 import FieldError
+from controller.algorithms import OptionError, UnknownAlgorithmError, get_algorithm
+
+ALGORITHM_PATH = "spec.algorithm"
+# History kept beyond the algorithm's own windows, in heartbeats: trailing-run
+# algorithms (terminate, refill) count polls rather than seconds.
+EXTRA_HEARTBEATS = 10
+# The option windows (typed option attributes, in seconds) the built-in algorithms read.
+WINDOW_OPTIONS = ("wait_seconds", "stabilization_seconds")
+
+
+def algorithm_errors(ensemble: dict) -> list[FieldError]:
+    """Field errors of ``spec.algorithm``: an unknown name, or an option at fault."""
+    spec = (ensemble.get("spec") or {}).get("algorithm")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        return []  # absent, or malformed in a way the schema validation reports
+    try:
+        get_algorithm(spec["name"]).parse_options(spec.get("options") or {})
+    except UnknownAlgorithmError as error:
+        return [FieldError(f"{ALGORITHM_PATH}.name", str(error).removeprefix(f"{ALGORITHM_PATH}.name: "))]
+    except OptionError as error:
+        path = f"{ALGORITHM_PATH}.options"
+        if error.option != "options":
+            path += f".{error.option}"
+        return [FieldError(path, str(error))]
+    return []
+
+
+def history_seconds(parsed_options: object, heartbeat: float) -> float:
+    """How far back a member's history must reach for the algorithm's windows."""
+    windows = [float(getattr(parsed_options, name, 0.0)) for name in WINDOW_OPTIONS]
+    return max(windows) + EXTRA_HEARTBEATS * heartbeat

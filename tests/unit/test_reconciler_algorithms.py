@@ -1,0 +1,255 @@
+"""spec.algorithm in the reconciler: decisions after polls, actions carried out, records kept."""
+from __future__ import annotations
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
+from controller.reconcilers.actions import ActionExecutor
+from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.member_client import MemberActionError
+from controller.reconcilers.poller import PollResult
+from controller.runtime.reconcile import Request
+from controller.service.actions import ScaleRequest
+from controller.service.scaler import Decision, Outcome
+from tests.unit.test_reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, lead_pod,
+                                        make_ensemble, member, stored_ensemble)
+
+KEY = ("ns", "e1", "e1-0")
+ADDRESS = "10.0.0.5:7000"
+PENDING = {"queue": {"sched": 3}, "nodes": {"node_free_count": 0, "node_up_count": 2}}
+DONE = {"queue": {"inactive": 4}, "nodes": {"node_free_count": 2, "node_up_count": 2}}
+EMPTY = {"queue": {}, "nodes": {"node_free_count": 2, "node_up_count": 2}}
+
+
+class FakeScaler:
+    """Applies grow/shrink to the fake API's MiniCluster within its bounds, like the service."""
+
+    def __init__(self, api: FakeApi, outcome: Outcome = Outcome.SUCCESS) -> None:
+        self.api, self.outcome = api, outcome
+        self.requests: list[tuple[str, str, ScaleRequest]] = []
+
+    def factory(self, name: str, namespace: str) -> FakeScaler:
+        self.ensemble = (namespace, name)
+        return self
+
+    def scale(self, request: ScaleRequest) -> Decision:
+        self.requests.append((*self.ensemble, request))
+        if self.outcome != Outcome.SUCCESS:
+            return Decision(self.outcome, {"error": "no nodes granted: budget spent"})
+        spec = self.api.objects[(MINICLUSTERS, "ns", request.name)]["spec"]
+        before = spec["size"]
+        spec["size"] = max(spec.get("minSize", 1), min(spec["maxSize"], before + request.delta))
+        return Decision(Outcome.SUCCESS, {"from": before, "to": spec["size"]})
+
+
+class FakeMembers:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str, dict]] = []
+        self.fail = False
+
+    def request(self, address: str, member: str, action: str, payload: dict) -> dict:
+        self.requests.append((address, member, action, payload))
+        if self.fail:
+            raise MemberActionError(f"member {member} at {address}: {action}: UNAVAILABLE: down")
+        return {"submitted": list(range(payload.get("count", 0)))} if action == "submit" else payload
+
+
+class Env:
+    def __init__(self, algorithm: dict | None, members: list[dict] | None = None) -> None:
+        self.api, self.events, self.poller, self.clock = FakeApi(), FakeRecorder(), FakePoller(), FakeClock()
+        self.scaler, self.members = FakeScaler(self.api), FakeMembers()
+        ensemble = make_ensemble(members or [member(2, maxSize=4)])
+        if algorithm is not None:
+            ensemble["spec"]["algorithm"] = algorithm
+        self.api.put(ENSEMBLES, ensemble)
+        self.reconciler = self.new_reconciler()
+        self.reconcile()
+        self.api.put(PODS, lead_pod("e1-0"))
+        self.reconcile()
+
+    def new_reconciler(self) -> EnsembleReconciler:
+        caches = EnsembleCaches(ensembles=FakeCache(self.api, ENSEMBLES),
+                                owned={res: FakeCache(self.api, res) for res in OWNED},
+                                pods=FakeCache(self.api, PODS))
+        executor = ActionExecutor(client=self.api, scalers=self.scaler.factory, members=self.members,
+                                  events=self.events)
+        return EnsembleReconciler(client=self.api, caches=caches, events=self.events, clock=self.clock,
+                                  settings=DesiredSettings(member_status_port=7000), poller=self.poller,
+                                  executor=executor)
+
+    def reconcile(self) -> None:
+        self.reconciler.reconcile(Request("ns", "e1"))
+
+    def poll(self, report: dict | None, *, failures: int = 0, step: float = 7.0) -> None:
+        """One heartbeat: time passes, a poll result arrives, the reconcile it enqueues runs."""
+        self.clock.step(step)
+        ok = report is not None
+        result = PollResult(ok, self.clock.wall(), ADDRESS, 0.01, 0 if ok else failures, report,
+                            None if ok else f"{ADDRESS}: UNAVAILABLE: connection refused")
+        self.reconciler.record_poll(KEY, result)
+        self.reconcile()
+
+    @property
+    def status(self) -> dict:
+        return stored_ensemble(self.api)["status"]
+
+    def size(self) -> int:
+        return self.api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"]
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events.events]
+
+
+def scale(**options) -> dict:
+    return {"name": "scale", "options": {"waitSeconds": "0", **options}}
+
+
+def test_queued_jobs_grow_the_minicluster_tell_the_member_and_leave_an_event_and_a_record() -> None:
+    env = Env(scale(cooldownSeconds=20))
+    env.poll(PENDING)
+    assert env.size() == 3
+    assert env.scaler.requests == [("ns", "e1", ScaleRequest("grow", "e1-0", 1))]
+    assert env.members.requests == [(ADDRESS, "e1-0", "resize", {"nodes": 3})]
+    (event,) = [e for e in env.events.events if e[1] == "ScaledUp"]
+    assert event[0] == "Normal" and "Member e1-0: MiniCluster e1-0 size 2 -> 3" in event[2]
+    assert "3 jobs pending" in event[2]
+    (entry,) = env.status["memberActions"]
+    assert entry["name"] == "e1-0" and entry["actionCounts"] == {"grow": 1}
+    assert entry["lastAction"] == {"time": "2023-11-14T22:30:07Z", "kind": "grow", "amount": 1,
+                                   "reason": "3 jobs pending for 0s"}
+
+    env.poll(PENDING)  # 7 s later: inside the 20 s cooldown
+    assert env.size() == 3
+    env.poll(PENDING, step=14)  # 21 s after the grow
+    assert env.size() == 4
+    env.poll(PENDING, step=30)  # at maxSize: the algorithm clamps, nothing to do
+    assert env.size() == 4 and len(env.scaler.requests) == 2
+    assert env.status["memberActions"][0]["actionCounts"] == {"grow": 2}
+
+
+def test_each_poll_is_decided_on_once() -> None:
+    env = Env(scale(cooldownSeconds=0))
+    env.poll(PENDING)
+    for _ in range(3):
+        env.reconcile()  # woken by other events: no new poll, no new decision
+    assert env.size() == 3 and len(env.scaler.requests) == 1
+
+
+def test_without_spec_algorithm_nothing_is_decided() -> None:
+    env = Env(None)
+    env.poll(PENDING)
+    env.poll(PENDING)
+    assert env.scaler.requests == [] and env.members.requests == []
+    assert "memberActions" not in env.status
+
+
+def test_records_survive_a_restart_so_the_cooldown_holds() -> None:
+    env = Env(scale(cooldownSeconds=60))
+    env.poll(PENDING)
+    assert env.size() == 3
+    env.reconciler = env.new_reconciler()  # a restarted operator: only the status remains
+    env.reconcile()
+    env.api.put(PODS, lead_pod("e1-0"))
+    env.poll(PENDING, step=30)
+    assert env.size() == 3
+    env.poll(PENDING, step=31)
+    assert env.size() == 4
+    assert env.status["memberActions"][0]["actionCounts"] == {"grow": 2}
+
+
+def test_idle_member_shrinks_within_min_size() -> None:
+    env = Env(scale(idlePolls="2", stabilizationSeconds="0", cooldownSeconds="0"),
+              [member(2, maxSize=4, minSize=1)])
+    env.poll(EMPTY)
+    assert env.size() == 2
+    env.poll(EMPTY)
+    assert env.size() == 1
+    assert env.members.requests[-1] == (ADDRESS, "e1-0", "resize", {"nodes": 1})
+    env.poll(EMPTY)
+    env.poll(EMPTY)
+    assert env.size() == 1
+    assert env.reasons().count("ScaledDown") == 1
+
+
+def test_terminate_completes_once_deletes_the_minicluster_and_keeps_it_deleted() -> None:
+    env = Env({"name": "terminate", "options": {"confirmPolls": 2, "deleteMiniCluster": "true"}})
+    env.poll(DONE)
+    assert env.status["members"][0]["phase"] == "Running"
+    env.poll(DONE)
+    assert env.status["members"][0]["phase"] == "Completed"
+    assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
+    assert env.poller.targets == {}  # a finished member is not polled any more
+    assert env.status["memberActions"][0]["actionCounts"] == {"delete": 1, "terminate": 1}
+    env.clock.step(60)
+    env.reconcile()
+    writes = len(env.api.writes)
+    env.reconcile()  # settled: the deleted MiniCluster is not re-created, nothing is written
+    assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
+    assert len(env.api.writes) == writes
+    assert env.status["phase"] == "Completed"
+    assert env.reasons().count("Terminated") == 1 and env.reasons().count("MiniClusterDeleted") == 1
+
+
+def test_refill_submits_through_the_member_up_to_max_refills() -> None:
+    env = Env({"name": "refill", "options": {"group": "a", "count": 2, "emptyPolls": 1, "maxRefills": 1}})
+    env.poll(EMPTY)
+    assert env.members.requests == [(ADDRESS, "e1-0", "submit", {"group": "a", "count": 2})]
+    assert env.status["memberActions"][0]["lastAction"]["amount"] == 2
+    (event,) = [e for e in env.events.events if e[1] == "Refilled"]
+    assert "submitted 2 jobs of group 'a'" in event[2]
+    env.poll(EMPTY)
+    env.poll(EMPTY)
+    assert len(env.members.requests) == 1
+
+
+def test_a_failed_submit_is_a_warning_and_is_tried_again() -> None:
+    env = Env({"name": "refill", "options": {"group": "a", "emptyPolls": 1}})
+    env.members.fail = True
+    env.poll(EMPTY)
+    assert ("Warning", "AlgorithmActionFailed") in [(t, r) for t, r, _ in env.events.events]
+    assert "memberActions" not in env.status
+    env.members.fail = False
+    env.poll(EMPTY)
+    assert len(env.members.requests) == 2
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
+
+
+def test_a_denied_grow_is_a_warning_and_not_recorded() -> None:
+    env = Env(scale(cooldownSeconds=0))
+    env.scaler.outcome = Outcome.DENIED
+    env.poll(PENDING)
+    (warning,) = [m for t, r, m in env.events.events if r == "AlgorithmActionFailed"]
+    assert "grow not done: DENIED: no nodes granted" in warning
+    assert env.size() == 2 and env.members.requests == [] and "memberActions" not in env.status
+
+
+def test_grow_still_counts_when_the_member_cannot_be_told() -> None:
+    env = Env(scale(cooldownSeconds=0))
+    env.members.fail = True
+    env.poll(PENDING)
+    assert env.size() == 3
+    assert env.status["memberActions"][0]["actionCounts"] == {"grow": 1}
+    assert any("size changed, but member e1-0" in m for _, r, m in env.events.events
+               if r == "AlgorithmActionFailed")
+
+
+@pytest.mark.parametrize("algorithm, path, cause", [
+    ({"name": "scale", "options": {"idlePolls": 0}}, "spec.algorithm.options.idlePolls", "must be >= 1, got 0"),
+    ({"name": "scale", "options": {"bogus": 1}}, "spec.algorithm.options.bogus", "unknown option"),
+    ({"name": "refill", "options": {}}, "spec.algorithm.options.group", "is required"),
+    ({"name": "nope"}, "spec.algorithm.name", "unknown algorithm 'nope'"),
+])
+def test_invalid_algorithm_is_an_invalid_spec_naming_the_option(algorithm: dict, path: str, cause: str) -> None:
+    api, events = FakeApi(), FakeRecorder()
+    ensemble = make_ensemble([member()])
+    ensemble["spec"]["algorithm"] = algorithm
+    api.put(ENSEMBLES, ensemble)
+    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES), owned={res: FakeCache(api, res) for res in OWNED},
+                            pods=FakeCache(api, PODS))
+    EnsembleReconciler(client=api, caches=caches, events=events, clock=FakeClock()).reconcile(Request("ns", "e1"))
+    invalid = next(c for c in stored_ensemble(api)["status"]["conditions"] if c["type"] == "InvalidSpec")
+    assert invalid["status"] == "True"
+    assert invalid["message"].startswith(f"{path}: ") and cause in invalid["message"]
+    assert (MINICLUSTERS, "ns", "e1-0") not in api.objects

@@ -1,0 +1,97 @@
+"""Poll results in the status: rate-limited lastPoll, reachability, bounded history, records."""
+from __future__ import annotations
+
+from controller.algorithms import Action
+from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
+from controller.reconcilers.pollbook import PollBook
+from controller.reconcilers.poller import PollResult
+from tests.unit.test_reconciler_algorithms import ADDRESS, Env
+
+BUSY = {"queue": {"run": 1}, "nodes": {"node_up_count": 2}}
+BUSIER = {"queue": {"run": 2}, "nodes": {"node_up_count": 2}}
+
+
+def ok(time: float, status: dict) -> PollResult:
+    return PollResult(True, time, ADDRESS, 0.01, 0, status)
+
+
+def condition(env: Env, type_: str) -> dict | None:
+    return next((c for c in env.status["conditions"] if c["type"] == type_), None)
+
+
+def status_writes(env: Env) -> int:
+    return sum(1 for w in env.api.writes if w[0] == "apply" and w[5] == "status")
+
+
+def test_a_changing_report_is_written_at_most_every_ten_seconds() -> None:
+    env = Env(None)  # heartbeat 7 s: the floor of 10 s applies
+    env.poll(BUSY)
+    assert env.status["members"][0]["lastPoll"] == BUSY
+    writes = status_writes(env)
+    env.poll(BUSIER)  # 7 s later: changed, but too soon to publish
+    assert status_writes(env) == writes
+    assert env.status["members"][0]["lastPoll"] == BUSY
+    env.poll(BUSIER)  # 14 s after the last publication
+    assert status_writes(env) == writes + 1
+    assert env.status["members"][0]["lastPoll"] == BUSIER
+    assert env.status["members"][0]["lastPollTime"] == "2023-11-14T22:30:21Z"
+
+
+def test_unreachable_member_gets_a_condition_and_recovery_turns_it_true() -> None:
+    env = Env(None)
+    env.poll(BUSY)
+    assert condition(env, "MembersReachable") is None
+    for failures in (1, 2):
+        env.poll(None, failures=failures)
+    assert condition(env, "MembersReachable") is None
+    assert env.status["members"][0]["lastPoll"] == BUSY  # a failed poll does not erase the last report
+    env.poll(None, failures=3)
+    lost = condition(env, "MembersReachable")
+    assert (lost["status"], lost["reason"]) == ("False", "MembersUnreachable")
+    assert f"e1-0 at {ADDRESS}" in lost["message"]
+    writes = status_writes(env)
+    env.poll(None, failures=4)  # still down: nothing new to write
+    assert status_writes(env) == writes
+    env.poll(BUSY, step=60)
+    back = condition(env, "MembersReachable")
+    assert (back["status"], back["reason"]) == ("True", "MembersReachable")
+
+
+def test_history_keeps_recent_successes_once_and_within_its_cap() -> None:
+    book = PollBook(max_samples=3)
+    key = ("ns", "e", "e-0")
+    assert book.take_history(key, since=0) is None
+    for t in (10.0, 20.0, 30.0, 40.0):
+        book.record(key, ok(t, {"queue": {"run": int(t)}}))
+    book.record(key, PollResult(False, 45.0, ADDRESS, 2.0, 1, None, "timeout"))
+    assert [s.time for s in book.take_history(key, since=25.0)] == [30.0, 40.0]
+    assert book.take_history(key, since=0) is None  # nothing new since the last decision
+    assert book.latest(key).ok is False
+    book.forget(key)
+    assert book.latest(key) is None and book.published(key, 10) is None
+
+
+def test_published_report_moves_only_after_the_interval() -> None:
+    book = PollBook()
+    key = ("ns", "e", "e-0")
+    book.record(key, ok(100.0, BUSY))
+    assert book.published(key, 10).status == BUSY
+    book.record(key, ok(105.0, BUSIER))
+    assert book.published(key, 10).time == 100.0
+    book.record(key, ok(110.0, BUSIER))
+    assert book.published(key, 10).time == 110.0
+
+
+def test_action_records_round_trip_through_the_status() -> None:
+    records = ActionRecords()
+    records.note(Action("grow", "e-0", 2, reason="busy"), 2, 1_700_000_000.0)
+    records.note(Action("grow", "e-0", 1, reason="busier"), 1, 1_700_000_060.0)
+    entries = records_to_status({"e-0": records, "e-1": ActionRecords()}, ["e-0", "e-1"])
+    assert entries == [{"name": "e-0", "lastActionTimes": {"grow": "2023-11-14T22:14:20Z"},
+                        "actionCounts": {"grow": 2},
+                        "lastAction": {"time": "2023-11-14T22:14:20Z", "kind": "grow", "amount": 1,
+                                       "reason": "busier"}}]
+    restored = records_from_status({"memberActions": entries + [{"name": 3}, "junk"]})
+    assert list(restored) == ["e-0"]
+    view = restored["e-0"].view("e-0", 3, 1, 4)
+    assert view.last_actions == {"grow": 1_700_000_060.0} and view.action_counts == {"grow": 2}
