@@ -31,8 +31,9 @@ cluster-build:
 run: $(STAMP) cluster-build
 	$(PY) hack/demo.py
 
+# Unit, integration and the local e2e suite, in one pytest session.
 test: $(STAMP) cluster-build
-	$(PYTEST) tests/unit tests/integration
+	E2E_CLUSTER=$${E2E_CLUSTER:-local} $(PYTEST) tests/unit tests/integration tests/e2e
 
 unit: $(STAMP)
 	$(PYTEST) tests/unit
@@ -41,7 +42,7 @@ integration: $(STAMP) cluster-build
 	$(PYTEST) tests/integration
 
 e2e: $(STAMP) cluster-build
-	$(PYTEST) tests/e2e -p no:cacheprovider
+	$(PYTEST) tests/e2e -p no:cacheprovider -v
 
 bench: $(STAMP) cluster-build
 	@for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b || exit 1; done

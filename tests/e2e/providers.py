@@ -1,0 +1,265 @@
+"""Clusters the e2e suite runs against, chosen by ``E2E_CLUSTER``.
+
+- ``local`` (default without docker+kind): the control plane from ``hack/`` with
+  kube-controller-manager, kube-scheduler and kwok nodes; the operator as processes
+  holding the manifests' ServiceAccount token; simulators for the Flux Operator and
+  for what runs inside pods (see ``hack/localenv.py``).
+- ``kind`` (default where docker and kind are found): a kind cluster from
+  ``hack/kind-config.yaml``, the Flux Operator's release manifest, our image built from
+  the Dockerfile and loaded into kind, ``manifests/`` applied; real MiniClusters.
+- ``existing``: whatever ``KUBECONFIG`` points at, with the operator already installed.
+- ``k3s``: a k3s container through testcontainers, where a Docker engine runs.
+
+Every provider offers the same small interface, so each scenario runs on all of them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "hack"))
+
+OPERATOR_NAMESPACE = "ensemble-operator-system"
+LEASE = "ensemble-operator"
+FLUX_OPERATOR_MANIFEST = os.environ.get(
+    "FLUX_OPERATOR_MANIFEST",
+    "https://raw.githubusercontent.com/flux-framework/flux-operator/main/examples/dist/flux-operator.yaml")
+IMAGE = os.environ.get("E2E_IMAGE", "ghcr.io/converged-computing/ensemble-operator-python:e2e")
+
+
+class E2ECluster(Protocol):
+    name: str
+    kubeconfig: str
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str: ...
+    def client(self): ...
+    def restart_operator(self) -> None: ...
+    def run_operator_replicas(self, replicas: int) -> None: ...
+    def kill_leader(self) -> str: ...
+    def leader(self) -> str | None: ...
+    def diagnostics(self) -> str: ...
+    def close(self) -> None: ...
+
+
+def default_provider() -> str:
+    if shutil.which("docker") and shutil.which("kind") and _docker_running():
+        return "kind"
+    return "local"
+
+
+def _docker_running() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def lease_holder(kubectl) -> str | None:
+    out = kubectl("get", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "-o", "json", check=False)
+    try:
+        return json.loads(out)["spec"].get("holderIdentity") or None
+    except (ValueError, KeyError):
+        return None
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self) -> None:
+        from localenv import LocalEnvironment
+        self.env = LocalEnvironment.start(speed=float(os.environ.get("E2E_SPEED", "10")))
+        self.cluster = self.env.cluster
+        self.kubeconfig = self.cluster.kubeconfig
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        return self.cluster.kubectl(*args, input=input, check=check)
+
+    def client(self):
+        return self.cluster.admin_client()
+
+    def _live(self):
+        return [op for op in self.env.operators if op.alive()]
+
+    def restart_operator(self) -> None:
+        for operator in self._live():
+            operator.kill()
+        self.env.start_operator()
+
+    def run_operator_replicas(self, replicas: int) -> None:
+        while len(self._live()) < replicas:
+            self.env.start_operator()
+
+    def kill_leader(self) -> str:
+        holder = self.leader()
+        for operator in self._live():
+            if holder and holder in operator.logs(400):
+                operator.kill()
+                return holder
+        raise AssertionError(f"no live operator process holds the lease ({holder!r})")
+
+    def leader(self) -> str | None:
+        return lease_holder(self.kubectl)
+
+    def diagnostics(self) -> str:
+        parts = [self.kubectl("get", "ensembles,miniclusters,jobs,pods,deploy,svc", "-A", "-o", "wide",
+                              check=False)]
+        for operator in self.env.operators:
+            parts.append(f"--- operator {operator.identity} (alive={operator.alive()})\n{operator.logs(30)}")
+        for path in sorted((self.env.workdir / "pods").glob("*.log")):
+            parts.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors='replace').splitlines()[-15:]))
+        return "\n".join(parts)
+
+    def close(self) -> None:
+        self.env.stop()
+
+
+class KubectlCluster:
+    """Shared by kind, k3s and existing: the operator runs in-cluster as the manifests' Deployment."""
+
+    name = "existing"
+
+    def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.kubectl_bin = shutil.which("kubectl") or str(ROOT / ".venv" / "bin" / "kubectl")
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        proc = subprocess.run([self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args], input=input,
+                              capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def client(self):
+        from controller.kube.client import KubeClient
+        return KubeClient.from_kubeconfig(self.kubeconfig)
+
+    def restart_operator(self) -> None:
+        self.kubectl("delete", "pod", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/name=ensemble-operator",
+                     "--grace-period=0", "--force")
+        self.kubectl("rollout", "status", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
+                     "--timeout=180s")
+
+    def run_operator_replicas(self, replicas: int) -> None:
+        self.kubectl("scale", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE, f"--replicas={replicas}")
+        self.kubectl("rollout", "status", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
+                     "--timeout=180s")
+
+    def kill_leader(self) -> str:
+        holder = self.leader()
+        if not holder:
+            raise AssertionError("no operator holds the lease")
+        pod = holder.split("_", 1)[0]
+        self.kubectl("delete", "pod", pod, "-n", OPERATOR_NAMESPACE, "--grace-period=0", "--force")
+        return holder
+
+    def leader(self) -> str | None:
+        return lease_holder(self.kubectl)
+
+    def diagnostics(self) -> str:
+        return "\n".join([
+            self.kubectl("get", "ensembles,miniclusters,jobs,pods,deploy,svc", "-A", "-o", "wide", check=False),
+            self.kubectl("logs", "-n", OPERATOR_NAMESPACE, "deployment/ensemble-operator", "--tail=60",
+                         check=False)])
+
+    def install_operator(self, image: str) -> None:
+        self.kubectl("apply", "--server-side", "-k", str(ROOT / "manifests"))
+        self.kubectl("set", "image", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
+                     f"manager={image}")
+        self.kubectl("set", "env", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
+                     f"ENSEMBLE_OPERATOR_IMAGE={image}")
+        self.kubectl("rollout", "status", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
+                     "--timeout=300s")
+
+    def close(self) -> None:
+        pass
+
+
+class KindProvider(KubectlCluster):
+    name = "kind"
+
+    def __init__(self) -> None:
+        self.cluster_name = os.environ.get("KIND_CLUSTER", "ensemble-e2e")
+        self.keep = os.environ.get("E2E_KEEP_CLUSTER") == "1"
+        self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-kind-"))
+        kubeconfig = str(self.tmp / "kubeconfig")
+        _run(["kind", "create", "cluster", "--name", self.cluster_name, "--config",
+              str(ROOT / "hack" / "kind-config.yaml"), "--kubeconfig", kubeconfig, "--wait", "120s"])
+        super().__init__(kubeconfig)
+        self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
+        self.kubectl("rollout", "status", "deployment/operator-controller-manager", "-n", "operator-system",
+                     "--timeout=300s", check=False)
+        _run(["docker", "build", "-t", IMAGE, str(ROOT)])
+        _run(["kind", "load", "docker-image", IMAGE, "--name", self.cluster_name])
+        self.install_operator(IMAGE)
+
+    def close(self) -> None:
+        if not self.keep:
+            _run(["kind", "delete", "cluster", "--name", self.cluster_name])
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class K3sProvider(KubectlCluster):
+    """A k3s container via testcontainers (needs a Docker engine)."""
+
+    name = "k3s"
+
+    def __init__(self) -> None:
+        from testcontainers.k3s import K3SContainer
+        self.container = K3SContainer().start()
+        self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-k3s-"))
+        kubeconfig = self.tmp / "kubeconfig"
+        kubeconfig.write_text(self.container.config_yaml())
+        super().__init__(str(kubeconfig))
+        self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
+        _run(["docker", "build", "-t", IMAGE, str(ROOT)])
+        archive = self.tmp / "image.tar"
+        _run(["docker", "save", "-o", str(archive), IMAGE])
+        _run(["docker", "cp", str(archive), f"{self.container.get_wrapped_container().id}:/tmp/image.tar"])
+        self.container.exec(["ctr", "images", "import", "/tmp/image.tar"])
+        self.install_operator(IMAGE)
+
+    def close(self) -> None:
+        self.container.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ExistingProvider(KubectlCluster):
+    name = "existing"
+
+    def __init__(self) -> None:
+        kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+        super().__init__(kubeconfig)
+
+
+PROVIDERS = {"local": LocalProvider, "kind": KindProvider, "k3s": K3sProvider, "existing": ExistingProvider}
+
+
+def make_provider(name: str | None = None) -> E2ECluster:
+    name = name or os.environ.get("E2E_CLUSTER") or default_provider()
+    try:
+        return PROVIDERS[name]()
+    except KeyError:
+        raise SystemExit(f"E2E_CLUSTER={name!r}: choose one of {', '.join(PROVIDERS)}") from None
+
+
+def _run(argv: list[str]) -> None:
+    print("+", " ".join(argv), flush=True)
+    subprocess.run(argv, check=True)
+
+
+def wait_for(predicate, timeout: float, what: str, cluster: E2ECluster | None = None, interval: float = 0.5):
+    """Poll ``predicate`` until it returns a truthy value; on timeout fail with what we saw."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    seen = cluster.diagnostics() if cluster is not None else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})\n{seen}")

@@ -1,0 +1,125 @@
+"""End to end: the operator, the ensemble service and members, on a whole cluster.
+
+Each scenario fails loudly on timeout with a dump of what the cluster showed
+(``providers.wait_for``). Scenarios run in file order; the leader-election one is
+last because it leaves two operator replicas running.
+"""
+from __future__ import annotations
+
+import json
+
+from tests.e2e.providers import wait_for
+from tests.e2e.scenarios import (GROW_SHRINK, LONG_RUN, QUICK_RUN, apply, condition, ensemble, example,
+                                 get, items, member, member_statuses, minicluster_size, phase, running_pods)
+
+TIMEOUT = 180
+OWNED_KINDS = ("deployment", "service", "serviceaccount", "role", "rolebinding", "configmap", "minicluster")
+
+
+def owned(cluster, name: str, namespace: str) -> dict[str, list[str]]:
+    selector = f"ensemble.flux-framework.org/name={name}"
+    return {kind: sorted(o["metadata"]["name"] for o in items(cluster, kind, namespace, selector))
+            for kind in OWNED_KINDS}
+
+
+def test_hello_world_runs_to_completion(cluster, ns):
+    obj = example("hello-world")
+    apply(cluster, obj, ns)
+    name = obj["metadata"]["name"]
+    wait_for(lambda: phase(cluster, name, ns) == "Completed", TIMEOUT, "hello-world to complete", cluster)
+    members = member_statuses(cluster, name, ns)
+    assert [m["phase"] for m in members] == ["Completed"]
+    wait_for(lambda: any(c["type"] == "Complete" and c["status"] == "True"
+                         for c in (get(cluster, "job", f"{name}-0", ns)["status"].get("conditions") or [])),
+             TIMEOUT, "the member's Job to complete", cluster)
+    assert owned(cluster, name, ns)["minicluster"] == [f"{name}-0"]
+
+
+def test_grow_then_shrink_follows_member_requests(cluster, ns):
+    apply(cluster, ensemble("elastic", [member(GROW_SHRINK, size=1, max_size=4)]), ns)
+    mc = "elastic-0"
+    wait_for(lambda: (minicluster_size(cluster, mc, ns) or 0) >= 2, TIMEOUT, "a grow request to resize", cluster)
+    grown = wait_for(lambda: (s := minicluster_size(cluster, mc, ns)) >= 2 and running_pods(cluster, mc, ns) == s
+                     and s, TIMEOUT, "pods to follow the grown size", cluster)
+    peak = {"size": grown}
+
+    def shrunk_below_peak() -> int | None:
+        size = minicluster_size(cluster, mc, ns)
+        peak["size"] = max(peak["size"], size)
+        return size if size < peak["size"] else None
+
+    shrunk = wait_for(shrunk_below_peak, TIMEOUT, "a shrink request", cluster)
+    assert 1 <= shrunk < peak["size"] <= 4
+    wait_for(lambda: running_pods(cluster, mc, ns) == shrunk, TIMEOUT, "pods to follow the shrink", cluster)
+    wait_for(lambda: phase(cluster, "elastic", ns) == "Completed", TIMEOUT, "the elastic run to end", cluster)
+
+
+def test_two_members_in_one_ensemble(cluster, ns):
+    apply(cluster, ensemble("pair", [member(QUICK_RUN), member(QUICK_RUN, size=2)]), ns)
+    wait_for(lambda: phase(cluster, "pair", ns) == "Completed", TIMEOUT, "both members to complete", cluster)
+    members = member_statuses(cluster, "pair", ns)
+    assert sorted(m["name"] for m in members) == ["pair-0", "pair-1"]
+    assert all(m["phase"] == "Completed" for m in members)
+    assert owned(cluster, "pair", ns)["configmap"] == ["pair-0", "pair-1"]
+
+
+def test_two_ensembles_side_by_side(cluster, ns):
+    for name in ("left", "right"):
+        apply(cluster, ensemble(name, [member(QUICK_RUN)]), ns)
+    for name in ("left", "right"):
+        wait_for(lambda n=name: phase(cluster, n, ns) == "Completed", TIMEOUT, f"{name} to complete", cluster)
+        assert owned(cluster, name, ns)["deployment"] == [name]
+        assert owned(cluster, name, ns)["minicluster"] == [f"{name}-0"]
+
+
+def test_invalid_ensemble_is_rejected_while_others_proceed(cluster, ns):
+    bad_rules = QUICK_RUN.replace("trigger: start", "trigger: sometimes")
+    apply(cluster, ensemble("broken", [member(bad_rules)]), ns)
+    apply(cluster, ensemble("fine", [member(QUICK_RUN)]), ns)
+    invalid = wait_for(lambda: (c := condition(cluster, "broken", ns, "InvalidSpec")) and c["status"] == "True"
+                       and c, TIMEOUT, "the InvalidSpec condition", cluster)
+    assert "spec.members[0].ensemble.rules[0].trigger" in invalid["message"]
+    wait_for(lambda: phase(cluster, "fine", ns) == "Completed", TIMEOUT, "the valid ensemble to complete", cluster)
+    assert all(not names for names in owned(cluster, "broken", ns).values()), "nothing created for an invalid spec"
+    events = json.loads(cluster.kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+    assert any(e.get("type") == "Warning" and (e.get("regarding") or e.get("involvedObject") or {}).get("name")
+               == "broken" for e in events)
+    # Fixed, it recovers.
+    apply(cluster, ensemble("broken", [member(QUICK_RUN)]), ns)
+    wait_for(lambda: phase(cluster, "broken", ns) == "Completed", TIMEOUT, "the fixed ensemble to complete", cluster)
+
+
+def test_deleted_ensemble_is_garbage_collected(cluster, ns):
+    apply(cluster, ensemble("doomed", [member(LONG_RUN)]), ns)
+    wait_for(lambda: [m["phase"] for m in member_statuses(cluster, "doomed", ns)] == ["Running"], TIMEOUT,
+             "the member to run", cluster)
+    cluster.kubectl("delete", "ensemble", "doomed", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for(lambda: all(not names for names in owned(cluster, "doomed", ns).values())
+             and not items(cluster, "pods", ns, "job-name=doomed-0"), TIMEOUT,
+             "owned objects and pods to be garbage-collected", cluster)
+
+
+def test_controller_restart_converges_without_duplicates(cluster, ns):
+    apply(cluster, ensemble("steady", [member(LONG_RUN)]), ns)
+    cluster.restart_operator()
+    # Changed while the operator restarts: a second member.
+    apply(cluster, ensemble("steady", [member(LONG_RUN), member(LONG_RUN)]), ns)
+    cluster.restart_operator()
+    wait_for(lambda: [m["phase"] for m in member_statuses(cluster, "steady", ns)] == ["Running", "Running"],
+             TIMEOUT, "both members to run after restarts", cluster)
+    assert owned(cluster, "steady", ns) == {
+        "deployment": ["steady"], "service": ["steady-grpc"], "serviceaccount": ["steady"], "role": ["steady"],
+        "rolebinding": ["steady"], "configmap": ["steady-0", "steady-1"], "minicluster": ["steady-0", "steady-1"]}
+    assert len(items(cluster, "jobs", ns)) == 2
+
+
+def test_leader_election_fails_over(cluster, ns):
+    cluster.run_operator_replicas(2)
+    first = wait_for(cluster.leader, TIMEOUT, "a leader", cluster)
+    killed = cluster.kill_leader()
+    assert killed == first
+    second = wait_for(lambda: (h := cluster.leader()) and h != first and h, TIMEOUT, "a new leader", cluster)
+    assert second != first
+    apply(cluster, ensemble("after-failover", [member(QUICK_RUN)]), ns)
+    wait_for(lambda: phase(cluster, "after-failover", ns) == "Completed", TIMEOUT,
+             "the new leader to reconcile", cluster)
