@@ -1,33 +1,110 @@
 #!/usr/bin/env python3
-"""`make run`: the local demo on the embedded control plane.
+"""`make run`: an ensemble running end to end on the embedded local cluster.
 
-Brings up the local control plane (building it the first time), installs the CRDs,
-and tells you how to use it. The cluster stays up; `make cluster-down` stops it.
+Starts the local control plane (building it the first time), installs the CRDs and
+the RBAC from ``manifests/``, runs the operator with the manifests' ServiceAccount,
+the Flux Operator simulator and the pod process runner (see ``hack/localenv.py``),
+applies ``examples/hello-world``, and shows a live table of its members until the
+ensemble completes. The cluster stays up afterwards; ``make cluster-down`` stops it.
 """
 from __future__ import annotations
 
-import subprocess
+import argparse
+import json
+import logging
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 
 import localcluster  # noqa: E402
+from localenv import LocalEnvironment  # noqa: E402
+
+NAMESPACE = "demo"
+COLUMNS = ("MEMBER", "PHASE", "SIZE", "PODS", "QUEUE new/sched/run/done", "NODES up/free", "LEAD BROKER")
+
+
+def member_rows(ensemble: dict, pods_by_member: dict[str, int]) -> list[tuple[str, ...]]:
+    rows = []
+    for member in (ensemble.get("status") or {}).get("members") or []:
+        poll = member.get("lastPoll") or {}
+        queue, nodes = poll.get("queue") or {}, poll.get("nodes") or {}
+        queue_text = (f"{queue.get('new', 0)}/{queue.get('sched', 0)}/{queue.get('run', 0)}/"
+                      f"{queue.get('inactive', 0)}" if queue else "-")
+        nodes_text = f"{nodes.get('node_up_count', 0)}/{nodes.get('node_free_count', 0)}" if nodes else "-"
+        lead = member.get("leadBroker") or {}
+        rows.append((member["name"], member.get("phase", "-"),
+                     f"{member.get('desiredSize', '-')}", str(pods_by_member.get(member["name"], 0)),
+                     queue_text, nodes_text, lead.get("ip", "-")))
+    return rows
+
+
+def render(ensemble: dict, rows: list[tuple[str, ...]]) -> str:
+    status = ensemble.get("status") or {}
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
+    lines = [f"Ensemble {NAMESPACE}/{ensemble['metadata']['name']}: phase {status.get('phase', 'Pending')}",
+             "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def running_pods(cluster, namespace: str) -> dict[str, int]:
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
+    counts: dict[str, int] = {}
+    for pod in pods:
+        job = (pod["metadata"].get("labels") or {}).get("job-name")
+        if job and pod["status"].get("phase") == "Running":
+            counts[job] = counts.get(job, 0) + 1
+    return counts
+
+
+def watch(cluster, name: str, timeout: float) -> bool:
+    """Print the table whenever it changes; True once the ensemble completed."""
+    interactive = sys.stdout.isatty()
+    shown = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = cluster.kubectl("get", "ensemble", name, "-n", NAMESPACE, "-o", "json", check=False)
+        if out.strip():
+            ensemble = json.loads(out)
+            table = render(ensemble, member_rows(ensemble, running_pods(cluster, NAMESPACE)))
+            if table != shown:
+                print(("\033[H\033[J" if interactive else "\n") + table, flush=True)
+                shown = table
+            if (ensemble.get("status") or {}).get("phase") in ("Completed", "Failed"):
+                return ensemble["status"]["phase"] == "Completed"
+        time.sleep(0.5)
+    return False
 
 
 def main() -> int:
-    if localcluster.main(["up"]) != 0:
-        return 1
-    kubeconfig = (localcluster.STATE_DIR / "state.json").exists() and \
-        __import__("json").loads((localcluster.STATE_DIR / "state.json").read_text())["kubeconfig"]
-    kubectl = [str(localcluster.DEFAULT_BIN_DIR / "kubectl"), "--kubeconfig", kubeconfig]
-    for crd in (ROOT / "hack" / "crds" / "minicluster.yaml", ROOT / "manifests" / "crd.yaml"):
-        if crd.exists():
-            subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crd)], check=True)
-    print(f"\nLocal control plane is up.\n  export KUBECONFIG={kubeconfig}\n"
-          f"  {kubectl[0]} get --raw /readyz\n  stop it with: make cluster-down")
-    return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--example", default=str(ROOT / "examples" / "hello-world" / "ensemble.yaml"))
+    parser.add_argument("--speed", type=float, default=5.0, help="simulated Flux time runs this much faster")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+
+    localcluster.main(["down"])
+    print("Starting the local cluster, the operator and the simulators...", flush=True)
+    env = LocalEnvironment.start(detached=True, speed=args.speed)
+    cluster = env.cluster
+    try:
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        cluster.kubectl("create", "serviceaccount", "default", "-n", NAMESPACE, check=False)
+        cluster.kubectl("apply", "-n", NAMESPACE, "-f", args.example)
+        name = json.loads(cluster.kubectl("get", "-f", args.example, "-n", NAMESPACE, "-o", "json"))["metadata"]["name"]
+        completed = watch(cluster, name, args.timeout)
+    finally:
+        env.stop(cluster_too=False)
+    kubectl = cluster.bin_dir / "kubectl"
+    print(f"\nThe ensemble {'completed' if completed else 'did NOT complete'}. The cluster is still up:\n"
+          f"  export KUBECONFIG={cluster.kubeconfig}\n"
+          f"  {kubectl} get ensembles,miniclusters,pods -n {NAMESPACE}\n"
+          f"Stop it with: make cluster-down")
+    return 0 if completed else 1
 
 
 if __name__ == "__main__":
