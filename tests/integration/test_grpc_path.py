@@ -1,0 +1,116 @@
+"""The member -> service -> API server path with the real ensemble-python client.
+
+tests/integration/test_service.py covers the service with our own stubs; here the PyPI
+EnsembleClient (the code a lead broker runs) asks our service, as deployed, to change
+MiniClusters stored in kube-apiserver. Its stubs clash with ours in protobuf's default
+pool, so the client runs in a child process.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from controller.clock import RealClock
+from controller.kube.client import KubeClient
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS
+from controller.proto import ensemble_service_pb2 as pb2
+from controller.service.scaler import EnsembleScaler
+from controller.service.server import GrpcServer
+from controller.service.servicer import EnsembleServicer, actions_counter
+
+pytestmark = pytest.mark.integration
+
+# N threads each send one request through their own EnsembleClient, started together.
+CLIENT = """
+import json, sys, threading
+from ensemble.members.client import EnsembleClient
+address, name, action, payload, count = sys.argv[1:6]
+barrier = threading.Barrier(int(count))
+replies = []
+def one():
+    client = EnsembleClient(address)
+    barrier.wait()
+    response = client.action_request("miniclusters", name, action, json.loads(payload))
+    replies.append({"status": int(response.status), "payload": response.payload})
+threads = [threading.Thread(target=one) for _ in range(int(count))]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps(replies))
+"""
+API = {"version": "v1alpha2", "group": "flux-framework.org"}
+
+
+def member_requests(address: str, name: str, action: str, payload: dict, count: int = 1) -> list[dict]:
+    done = subprocess.run([sys.executable, "-c", CLIENT, address, name, action, json.dumps(payload), str(count)],
+                          check=True, capture_output=True, text=True, timeout=120)
+    replies = json.loads(done.stdout.strip().splitlines()[-1])
+    return [{"status": r["status"], **json.loads(r["payload"] or "{}")} for r in replies]
+
+
+def make_ensemble(kube: KubeClient, namespace: str, name: str) -> dict:
+    member = {"minicluster": {"spec": {"size": 1, "maxSize": 16, "containers": [{"image": "busybox"}]}},
+              "ensemble": "jobs:\n- name: a\n  command: sleep 1\nrules:\n- trigger: start\n  action:\n"
+                          "    name: submit\n    label: a\n"}
+    return kube.create(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
+                                   "metadata": {"name": name, "namespace": namespace},
+                                   "spec": {"members": [member]}}, namespace)
+
+
+def make_minicluster(kube: KubeClient, namespace: str, name: str, owner: dict) -> None:
+    ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+           "uid": owner["metadata"]["uid"], "controller": True}
+    kube.create(MINICLUSTERS, {
+        "apiVersion": MINICLUSTERS.api_version, "kind": "MiniCluster",
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [ref]},
+        "spec": {"size": 1, "minSize": 1, "maxSize": 16, "containers": [{"image": "busybox"}]}}, namespace)
+
+
+@pytest.fixture
+def service_address(kube: KubeClient, namespace: str, minicluster_crd: str, ensemble_crd: str) -> Iterator[str]:
+    """Our ensemble service for Ensemble ``ens`` on a free loopback port; ens-0 is its member."""
+    make_minicluster(kube, namespace, "ens-0", make_ensemble(kube, namespace, "ens"))
+    make_minicluster(kube, namespace, "other-0", make_ensemble(kube, namespace, "other"))
+    scaler = EnsembleScaler(kube, "ens", namespace, clock=RealClock())
+    server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, 10)
+    server.start()
+    yield server.address
+    server.stop(grace=2)
+
+
+def size(kube: KubeClient, namespace: str, name: str) -> int:
+    return kube.get(MINICLUSTERS, name, namespace)["spec"]["size"]
+
+
+def test_real_client_grows_and_shrinks_a_member(kube: KubeClient, namespace: str, service_address: str) -> None:
+    (grown,) = member_requests(service_address, "ens-0", "grow", {**API, "grow": 3})
+    assert (grown["status"], grown["from"], grown["to"]) == (pb2.Response.SUCCESS, 1, 4)
+    assert size(kube, namespace, "ens-0") == 4
+    (shrunk,) = member_requests(service_address, "ens-0", "shrink", {**API, "shrink": 2})
+    assert (shrunk["status"], shrunk["to"]) == (pb2.Response.SUCCESS, 2)
+    assert size(kube, namespace, "ens-0") == 2
+    (floor,) = member_requests(service_address, "ens-0", "shrink", {**API, "shrink": 5})
+    assert (floor["status"], floor["to"], floor.get("clamped")) == (pb2.Response.SUCCESS, 1, True)
+    assert size(kube, namespace, "ens-0") == 1
+
+
+def test_ten_concurrent_real_clients_grow_from_one_to_eleven(kube: KubeClient, namespace: str,
+                                                             service_address: str) -> None:
+    replies = member_requests(service_address, "ens-0", "grow", {**API, "grow": 1}, count=10)
+    assert [r["status"] for r in replies] == [pb2.Response.SUCCESS] * 10
+    assert sorted(r["to"] for r in replies) == list(range(2, 12))
+    assert size(kube, namespace, "ens-0") == 11
+
+
+def test_real_client_cannot_touch_another_ensembles_minicluster(kube: KubeClient, namespace: str,
+                                                                service_address: str) -> None:
+    (denied,) = member_requests(service_address, "other-0", "grow", {**API, "grow": 1})
+    assert denied["status"] == pb2.Response.DENIED
+    assert "not a member of Ensemble 'ens'" in denied["error"]
+    assert size(kube, namespace, "other-0") == 1
