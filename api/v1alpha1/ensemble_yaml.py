@@ -25,7 +25,9 @@ SCALING_ACTIONS = ("grow", "shrink")
 METRIC_MODELS = ("count", "mean", "variance", "iqr", "max", "min", "mad")
 
 TRIGGER_PATTERN = re.compile(r"^(start|metric|job-[a-z]+(-[a-z]+)*)$")
-WHEN_PATTERN = re.compile(r"^\s*(<=|>=|==|!=|<|>)?\s*-?\d+(\.\d+)?\s*$")
+# ensemble-python 0.0.16, which members run, understands a YAML number (equality) or a
+# string "<op> <number>" with these four operators; anything else fails when it loads.
+WHEN_PATTERN = re.compile(r"^\s*(<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$")
 
 
 def _is_number(value: Any) -> bool:
@@ -180,8 +182,8 @@ class _Checker:
         if _is_number(when):
             return
         if not isinstance(when, str) or not WHEN_PATTERN.match(when):
-            self.fail(path, 'must be a number or a comparison "<op> <number>" with op one of '
-                            f"< <= > >= == !=, got {when!r}")
+            self.fail(path, 'must be a number (equality) or a comparison "<op> <number>" with op one of '
+                            f"< <= > >= (what ensemble-python understands), got {when!r}")
 
     def action(self, action: Any, path: str, job_names: set[str], functions: set[str] | None) -> None:
         if not isinstance(action, dict):

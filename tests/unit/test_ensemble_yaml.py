@@ -42,7 +42,7 @@ rules:
     action: {name: shrink}
   - trigger: job-jobspec-update
     name: sim
-    when: "!= 0"
+    when: "> 0"
     action: {name: terminate}
 custom: |
   def refill(*args, **kwargs):
@@ -54,14 +54,14 @@ def test_a_complete_valid_file_has_no_errors() -> None:
     assert errors_of(VALID) == {}
 
 
-@pytest.mark.parametrize("when", [3, 2.5, -1, "> 5", "<= 2", ">=0.5", "== 4", "!= 1", "7", " < 10 "])
+@pytest.mark.parametrize("when", [3, 2.5, -1, "> 5", "<= 2", ">=0.5", " < 10 "])
 def test_when_accepts_numbers_and_comparisons(when: object) -> None:
     text = f"jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: {when!r}\n" \
            "    action: {name: terminate}\n"
     assert errors_of(text) == {}
 
 
-@pytest.mark.parametrize("when", ["=> 3", "> five", "<>", "", "true", "[1]"])
+@pytest.mark.parametrize("when", ["=> 3", "> five", "<>", "", "true", "[1]", "== 4", "!= 1", "7"])
 def test_when_rejects_other_strings(when: str) -> None:
     text = f"jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: {when!r}\n" \
            "    action: {name: terminate}\n"

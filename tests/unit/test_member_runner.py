@@ -266,7 +266,7 @@ def test_stop_makes_run_return_from_another_thread() -> None:
      r"ensemble.yaml.rules\[0\].action.label: names no defined job: 'ghost'"),
     ("jobs: []\nrules: [{trigger: metric, name: count.a.success, when: about 3, "
      "action: {name: terminate}}]\n",
-     r"ensemble.yaml.rules\[0\].when: must be a number or a comparison"),
+     r"ensemble.yaml.rules\[0\].when: must be a number \(equality\) or a comparison"),
 ])
 def test_a_bad_ensemble_yaml_is_refused_naming_the_field(clock: SteppingClock, text: str,
                                                           message: str) -> None:
