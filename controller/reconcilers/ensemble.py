@@ -135,7 +135,8 @@ class EnsembleReconciler:
         observations = self._observe_members(ensemble, typed, records)
         if typed.spec.algorithm is not None and self._executor is not None:
             self._run_algorithm(ensemble, typed, observations, records)
-            observations = [replace(o, terminated=_records_of(records, o.name).terminated) for o in observations]
+            observations = [replace(o, terminated=_records_of(records, o.name).terminated)
+                            for o in observations]
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
         actions = records_to_status(records, [o.name for o in observations])
         self._write_status(ensemble, valid_status(ensemble, observations, deployment, self._clock.wall(),
@@ -310,7 +311,8 @@ class EnsembleReconciler:
             history = self._polls.take_history(key, since=now - window)
             if not history:
                 continue
-            size = int(((observation.minicluster or {}).get("spec") or {}).get("size") or observation.spec_size)
+            live_spec = (observation.minicluster or {}).get("spec") or {}
+            size = int(live_spec.get("size") or observation.spec_size)
             view = member_records.view(observation.name, size, observation.min_size, observation.max_size)
             lead = lead_broker(observation.pods, minicluster=observation.name)
             address = self._member_address(lead.ip) if lead is not None and lead.reachable else None

@@ -61,7 +61,8 @@ def _has_true_condition(obj: dict | None, type_: str) -> bool:
 
 
 def member_phase(observation: MemberObservation) -> str:
-    """Completed/Failed from the algorithm, the MiniCluster and its lead pod; Running once the broker answers."""
+    """Completed from an algorithm's verdict, else Completed/Failed from the MiniCluster and its
+    lead pod; Running once the broker answers."""
     if observation.terminated:
         return COMPLETED
     if observation.minicluster is None:

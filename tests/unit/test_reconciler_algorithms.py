@@ -236,19 +236,22 @@ def test_grow_still_counts_when_the_member_cannot_be_told() -> None:
 
 
 @pytest.mark.parametrize("algorithm, path, cause", [
-    ({"name": "scale", "options": {"idlePolls": 0}}, "spec.algorithm.options.idlePolls", "must be >= 1, got 0"),
+    ({"name": "scale", "options": {"idlePolls": 0}}, "spec.algorithm.options.idlePolls",
+     "must be >= 1, got 0"),
     ({"name": "scale", "options": {"bogus": 1}}, "spec.algorithm.options.bogus", "unknown option"),
     ({"name": "refill", "options": {}}, "spec.algorithm.options.group", "is required"),
     ({"name": "nope"}, "spec.algorithm.name", "unknown algorithm 'nope'"),
 ])
-def test_invalid_algorithm_is_an_invalid_spec_naming_the_option(algorithm: dict, path: str, cause: str) -> None:
+def test_invalid_algorithm_is_an_invalid_spec_naming_the_option(algorithm: dict, path: str,
+                                                                cause: str) -> None:
     api, events = FakeApi(), FakeRecorder()
     ensemble = make_ensemble([member()])
     ensemble["spec"]["algorithm"] = algorithm
     api.put(ENSEMBLES, ensemble)
-    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES), owned={res: FakeCache(api, res) for res in OWNED},
-                            pods=FakeCache(api, PODS))
-    EnsembleReconciler(client=api, caches=caches, events=events, clock=FakeClock()).reconcile(Request("ns", "e1"))
+    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
+                            owned={res: FakeCache(api, res) for res in OWNED}, pods=FakeCache(api, PODS))
+    reconciler = EnsembleReconciler(client=api, caches=caches, events=events, clock=FakeClock())
+    reconciler.reconcile(Request("ns", "e1"))
     invalid = next(c for c in stored_ensemble(api)["status"]["conditions"] if c["type"] == "InvalidSpec")
     assert invalid["status"] == "True"
     assert invalid["message"].startswith(f"{path}: ") and cause in invalid["message"]
