@@ -504,7 +504,7 @@ def cmd_down(_: argparse.Namespace) -> int:
         log("no local cluster is running")
         return 0
     info = json.loads(state.read_text())
-    for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+    for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         if name in info["pids"]:
             _kill_pid(info["pids"][name])
     shutil.rmtree(info["data_dir"], ignore_errors=True)
