@@ -139,6 +139,9 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
     assert sidecar["image"] == "registry.local/ensemble-operator:dev"
     assert sidecar["runFlux"] is False
     assert "--port 50099" in sidecar["command"]
+    # The status endpoint reads the same ensemble.yaml, so it knows the job groups to submit.
+    assert sidecar["volumes"] == runner["volumes"]
+    assert "--ensemble-yaml /ensemble-entrypoint/ensemble.yaml" in sidecar["command"]
     # The builder must not mutate the Ensemble it reads.
     assert ensemble == make_ensemble()
 

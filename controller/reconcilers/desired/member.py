@@ -58,29 +58,34 @@ def run_command(ensemble: dict, index: int) -> str:
     ])
 
 
-def status_container(settings: DesiredSettings) -> dict:
+def entrypoint_volume(ensemble: dict, index: int) -> dict:
+    """The member's ConfigMap as the Flux Operator mounts it: ensemble.yaml in /ensemble-entrypoint."""
+    return {"configMapName": member_name(ensemble, index), "path": ENTRYPOINT_DIR,
+            "items": {ENSEMBLE_YAML: ENSEMBLE_YAML}}
+
+
+def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     """The lead-broker status endpoint, next to the broker and sharing its Flux view.
 
     The Flux Operator wraps a non-Flux container's command in a script that waits for
     the broker's socket and sets ``$fluxsocket``, which the Flux bindings read as FLUX_URI.
+    It reads the member's ensemble.yaml too, so it can submit the job groups named there.
     """
     return {
         "name": STATUS_CONTAINER,
         "image": settings.operator_image,
         "runFlux": False,
+        "volumes": {ENTRYPOINT_VOLUME: entrypoint_volume(ensemble, index)},
         "command": ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
-                    f" --port {settings.member_status_port}"),
+                    f" --port {settings.member_status_port}"
+                    f" --ensemble-yaml {ENTRYPOINT_DIR}/{ENSEMBLE_YAML}"),
     }
 
 
 def _runner_container(ensemble: dict, index: int, container: dict, branch: str | None) -> dict:
     runner = copy.deepcopy(container)
     volumes = dict(runner.get("volumes") or {})
-    volumes[ENTRYPOINT_VOLUME] = {
-        "configMapName": member_name(ensemble, index),
-        "path": ENTRYPOINT_DIR,
-        "items": {ENSEMBLE_YAML: ENSEMBLE_YAML},
-    }
+    volumes[ENTRYPOINT_VOLUME] = entrypoint_volume(ensemble, index)
     commands = dict(runner.get("commands") or {})
     user_pre = commands.get("pre")
     commands["pre"] = install_command(branch) + (f"\n{user_pre}" if user_pre else "")
@@ -100,7 +105,7 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
     containers = list(spec.get("containers") or [])
     containers[0] = _runner_container(ensemble, index, containers[0], member.get("branch"))
-    spec["containers"] = containers + [status_container(settings)]
+    spec["containers"] = containers + [status_container(ensemble, index, settings)]
     return {
         "apiVersion": "flux-framework.org/v1alpha2",
         "kind": "MiniCluster",
