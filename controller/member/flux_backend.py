@@ -60,5 +60,10 @@ class FluxBackend:
                                                          num_tasks=spec.nodes)
         return [int(self._flux.job.submit(self._handle, jobspec)) for _ in range(count)]
 
+    def alive(self) -> bool:
+        """True while the broker answers; its socket goes away when the broker exits."""
+        self._flux.job.job_list(self._handle, max_entries=1).get()
+        return True
+
     def resize(self, nodes: int) -> None:
         """Nothing to do: Flux learns of brokers joining or leaving by itself."""

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 
 from controller.clock import RealClock
 from controller.member import session
 from controller.member.backend import BackendError, MemberBackend
+from controller.member.brokerwatch import BrokerWatch
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import JobGroup, load_job_groups
 from controller.member.servicer import MemberServicer
@@ -27,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=1, help="simulated backend: nodes at start (default 1)")
     parser.add_argument("--workers", type=int, default=4, help="gRPC worker threads (default 4)")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
+    parser.add_argument("--broker-check-interval", type=float, default=5.0,
+                        help="flux backend: seconds between broker liveness checks; the endpoint exits 0 "
+                             "after 3 failures in a row, so the lead pod can complete (default 5)")
     simulated_run = parser.add_argument_group("simulated ensemble run (--run)")
     simulated_run.add_argument("--run", action="store_true",
                      help="also follow the ensemble.yaml's rules on the simulated queue, as ensemble-python "
@@ -61,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
     except (BackendError, ValueError, OSError) as err:
         log.error("%s", err)
         return 1
-    server.serve_until_signal(args.grace)
+    stopping = threading.Event()
+    alive = getattr(backend, "alive", None)  # backends bound to a broker's lifetime (Flux) offer it
+    if alive is not None:
+        BrokerWatch(alive, stopping, interval=args.broker_check_interval).start()
+    server.serve_until_signal(args.grace, stopping=stopping)
     return 0
 
 

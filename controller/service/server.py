@@ -51,9 +51,10 @@ class GrpcServer:
         self._server.stop(grace).wait()
         log.info("gRPC server on %s stopped", self.address)
 
-    def serve_until_signal(self, grace: float, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
-        """Block until one of ``signals`` arrives, then shut down gracefully."""
-        stopping = threading.Event()
+    def serve_until_signal(self, grace: float, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+                           stopping: threading.Event | None = None) -> None:
+        """Block until one of ``signals`` arrives (or ``stopping`` is set), then shut down gracefully."""
+        stopping = stopping or threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in signals}
         try:
             self.start()
