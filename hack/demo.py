@@ -82,7 +82,7 @@ def watch(cluster, name: str, timeout: float) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", default=str(ROOT / "examples" / "hello-world" / "ensemble.yaml"))
-    parser.add_argument("--speed", type=float, default=5.0, help="simulated Flux time runs this much faster")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated Flux time runs this much faster")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
