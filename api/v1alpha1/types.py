@@ -215,7 +215,8 @@ class StatusSummary:
     """Counts shown by `kubectl get ensembles`."""
 
     members: int = api_field("Number of members.", default=0, minimum=0)
-    ready: int = api_field("Members whose lead broker answered the last poll.", default=0, minimum=0)
+    ready: int = api_field("Members running or completed (as the MembersReady condition counts them).",
+                           default=0, minimum=0)
 
 
 @dataclass

@@ -183,13 +183,14 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
         conditions, READY, "True" if ready else "False", "Ready" if ready else "NotReady",
         "The service and every member are ready." if ready
         else "Waiting for the ensemble service and members.", generation, stamp)
-    answered = sum(1 for m in members if m.poll is not None and m.poll.ok)
+    # Ready in the printer column means what MembersReady means: running or completed.
+    ready_members = sum(1 for phase in phases if phase in (RUNNING, COMPLETED))
     status = {
         "observedGeneration": generation,
         "phase": _ensemble_phase(phases),
         "conditions": conditions,
         "members": member_statuses,
-        "summary": {"members": len(members), "ready": answered},
+        "summary": {"members": len(members), "ready": ready_members},
     }
     if member_actions:
         status["memberActions"] = member_actions

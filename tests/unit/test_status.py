@@ -80,3 +80,12 @@ def test_status_changed_ignores_poll_timestamps_and_foreign_fields_only() -> Non
                           None, 1_700_000_060.0)
     assert status_changed(busier, earlier)
     assert status_changed(earlier, None)
+
+
+def test_summary_ready_counts_running_and_completed_members_not_pending_ones() -> None:
+    running = observation(name="a", pods=[pod("Running")], poll=ok_poll())
+    completed = observation(name="b", pods=[pod("Succeeded")])
+    pending = observation(name="c", pods=[pod("Pending", ip=None)])
+    status = valid_status(ensemble(), [running, completed, pending], {"status": {"availableReplicas": 1}},
+                          now=1_700_000_100.0)
+    assert status["summary"] == {"members": 3, "ready": 2}
