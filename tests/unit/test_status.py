@@ -83,9 +83,14 @@ def test_status_changed_ignores_poll_timestamps_and_foreign_fields_only() -> Non
 
 
 def test_summary_ready_counts_running_and_completed_members_not_pending_ones() -> None:
-    running = observation(name="a", pods=[pod("Running")], poll=ok_poll())
-    completed = observation(name="b", pods=[pod("Succeeded")])
-    pending = observation(name="c", pods=[pod("Pending", ip=None)])
+    def pod_of(member: str, phase: str) -> dict:
+        p = pod(phase)
+        p["metadata"]["labels"]["job-name"] = member
+        return p
+
+    running = observation(name="a", pods=[pod_of("a", "Running")], poll=ok_poll())
+    completed = observation(name="b", pods=[pod_of("b", "Succeeded")])
+    pending = observation(name="c", pods=[pod_of("c", "Pending")])
     status = valid_status(ensemble(), [running, completed, pending], {"status": {"availableReplicas": 1}},
                           now=1_700_000_100.0)
     assert status["summary"] == {"members": 3, "ready": 2}
