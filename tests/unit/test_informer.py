@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import threading
-from typing import Iterator
-
-import pytest
 
 from controller.clock import FakeClock
 from controller.informers import (
@@ -14,16 +11,9 @@ from controller.informers import (
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS, PODS
-from tests.unit.scripted_apiserver import RecordingHandler, ScriptedApiServer, list_of, obj
+from tests.unit.scripted_apiserver import RecordingHandler, list_of, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedApiServer]:
-    s = ScriptedApiServer()
-    yield s
-    s.close()
 
 
 def offline_informer(**kwargs) -> SharedInformer:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
@@ -16,13 +15,6 @@ from controller.kube.resources import CONFIGMAPS, NAMESPACES
 from tests.unit.scripted_apiserver import Json, ScriptedApiServer, obj, status_body
 
 PATH = "/api/v1/namespaces/ns/configmaps"
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedApiServer]:
-    s = ScriptedApiServer()
-    yield s
-    s.close()
 
 
 @pytest.fixture

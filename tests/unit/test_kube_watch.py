@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Iterator
 
 import pytest
 
@@ -14,13 +13,6 @@ from controller.kube.watch import LineParser, WatchBroken, WatchStalled, parse_e
 from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedApiServer]:
-    s = ScriptedApiServer()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -44,11 +44,6 @@ class FakeLeaseStore:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def store() -> FakeLeaseStore:
     return FakeLeaseStore()
 

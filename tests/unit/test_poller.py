@@ -80,16 +80,6 @@ def serve() -> Iterator[Callable[..., str]]:
         server.stop(None)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
 class Results:
     """Collects on_result callbacks so a test can wait for the next one."""
 

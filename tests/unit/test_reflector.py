@@ -20,13 +20,6 @@ FAST = ReflectorOptions(initial_backoff=0.01, max_backoff=0.05, min_watch_second
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedApiServer]:
-    s = ScriptedApiServer()
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def informer(server: ScriptedApiServer) -> Iterator[SharedInformer]:
     inf = SharedInformer(KubeClient(Endpoint(server.url)), CONFIGMAPS, namespace="ns",
                          rand=lambda: 0.0, reflector_options=FAST)

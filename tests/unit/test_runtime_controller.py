@@ -58,16 +58,6 @@ class ScriptedReconciler:
         return outcome
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
 def make(reconciler, clock, registry, workers: int = 1) -> tuple[Controller, RecordingQueue]:
     queue = RecordingQueue(clock)
     controller = Controller("ensemble", reconciler, queue, metrics=ControllerMetrics(registry),

@@ -5,7 +5,6 @@ import threading
 
 import pytest
 
-from controller.clock import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import EVENTS
 from controller.runtime.events import EventRecorder
@@ -34,11 +33,6 @@ class FakeClient:
             raise self.patch_error
         self.patched.append((name, patch, namespace))
         return patch
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -21,11 +21,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def queue(clock: FakeClock) -> Iterator[DelayingQueue]:
     queue: DelayingQueue = DelayingQueue("delaying", clock=clock)
     wait_for(lambda: clock.waiter_count == 1)  # the timer thread is parked

@@ -72,11 +72,6 @@ class RecordingProvider:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def provider() -> RecordingProvider:
     return RecordingProvider()
 

@@ -34,11 +34,6 @@ class Getter(threading.Thread):
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def queue(clock: FakeClock) -> Queue:
     return Queue("test", clock=clock)
 
