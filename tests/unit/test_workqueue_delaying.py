@@ -2,28 +2,19 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from controller.clock import FakeClock
 from controller.workqueue import DelayingQueue
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Bounded polling for a condition the timer thread will make true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from tests.helpers import wait_for_value, wait_for_waiters
 
 
 @pytest.fixture
 def queue(clock: FakeClock) -> Iterator[DelayingQueue]:
     queue: DelayingQueue = DelayingQueue("delaying", clock=clock)
-    wait_for(lambda: clock.waiter_count == 1)  # the timer thread is parked
+    wait_for_waiters(clock, 1)  # the timer thread is parked
     yield queue
     queue.shutdown()
 
@@ -41,11 +32,11 @@ def test_item_is_added_only_once_its_delay_has_passed(queue: DelayingQueue, cloc
     queue.add_after("marker", 4.9)
     clock.step(4.9)
     # Deadlines fire in order: had "a" been due, it would be queued before "marker".
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["marker"]
     assert queue.waiting_count() == 1
     clock.step(0.1)
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert queue.waiting_count() == 0
     assert queue.get() == ("a", False)
 
@@ -56,7 +47,7 @@ def test_items_become_ready_in_deadline_order(queue: DelayingQueue, clock: FakeC
     queue.add_after("middle", 2)
     queue.add_after("middle-too", 2)
     clock.step(3)
-    wait_for(lambda: len(queue) == 4)
+    wait_for_value(lambda: len(queue), 4, 2, "the queue length")
     assert drain(queue) == ["early", "middle", "middle-too", "late"]
 
 
@@ -64,10 +55,10 @@ def test_timer_fires_each_deadline_as_time_advances(queue: DelayingQueue, clock:
     queue.add_after("b", 2)
     queue.add_after("a", 1)
     clock.step(1)
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["a"]
     clock.step(1)
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["b"]
 
 
@@ -77,12 +68,12 @@ def test_earlier_deadline_wins_for_a_waiting_item(queue: DelayingQueue, clock: F
     queue.add_after("marker", 10)
     assert queue.waiting_count() == 2
     clock.step(2)
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["a"]
     clock.step(8)
     # The superseded 10 s entry for "a" sits before "marker" in the heap: had it fired,
     # "a" would be queued ahead of "marker".
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["marker"]
 
 
@@ -90,7 +81,7 @@ def test_later_deadline_does_not_postpone_a_waiting_item(queue: DelayingQueue, c
     queue.add_after("a", 2)
     queue.add_after("a", 10)
     clock.step(2)
-    wait_for(lambda: len(queue) == 1)
+    wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert queue.waiting_count() == 0
 
 
@@ -105,7 +96,7 @@ def test_delayed_item_already_queued_is_not_duplicated(queue: DelayingQueue, clo
     queue.add("a")
     queue.add_after("a", 1)
     clock.step(1)
-    wait_for(lambda: queue.waiting_count() == 0)
+    wait_for_value(queue.waiting_count, 0, 2, "the count of delayed items")
     assert drain(queue) == ["a"]
 
 
@@ -119,7 +110,7 @@ def test_many_delayed_items_share_one_timer_thread(queue: DelayingQueue, clock: 
         queue.add_after(index, 1 + index % 7)
     assert timer_threads() == ["workqueue-timer-delaying"]
     clock.step(7)
-    wait_for(lambda: len(queue) == 200)
+    wait_for_value(lambda: len(queue), 200, 2, "the queue length")
     assert sorted(drain(queue)) == list(range(200))
 
 

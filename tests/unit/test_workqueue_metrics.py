@@ -1,23 +1,12 @@
 """Work-queue metrics: values recorded through the provider hooks and in Prometheus."""
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 from prometheus_client import CollectorRegistry
 
 from controller.clock import FakeClock
 from controller.workqueue import DelayingQueue, PrometheusMetricsProvider, Queue
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Bounded polling for a condition the timer thread will make true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from tests.helpers import wait_for_value, wait_for_waiters
 
 
 class Recorder:
@@ -124,13 +113,13 @@ def test_timer_thread_updates_unfinished_work_every_half_second(clock: FakeClock
                                                                 provider: RecordingProvider) -> None:
     queue: DelayingQueue = DelayingQueue("q", clock=clock, metrics=provider)
     try:
-        wait_for(lambda: clock.waiter_count == 1)
+        wait_for_waiters(clock, 1)
         queue.add("a")
         queue.get()
         clock.step(0.5)
-        wait_for(lambda: provider.metrics["unfinished", "q"].value == 0.5)
+        wait_for_value(lambda: provider.metrics["unfinished", "q"].value, 0.5, 2, "unfinished work seconds")
         clock.step(0.5)
-        wait_for(lambda: provider.metrics["longest", "q"].value == 1.0)
+        wait_for_value(lambda: provider.metrics["longest", "q"].value, 1.0, 2, "longest running work seconds")
     finally:
         queue.shutdown()
 

@@ -2,22 +2,12 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
 from controller.clock import FakeClock
 from controller.workqueue import Queue
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Bounded polling for a condition another thread will make true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from tests.helpers import wait_for_waiters
 
 
 class Getter(threading.Thread):
@@ -73,7 +63,7 @@ def test_blocked_worker_gets_item_being_processed_only_after_done(queue: Queue, 
     queue.get()
     getter = Getter(queue)
     getter.start()
-    wait_for(lambda: clock.waiter_count == 1)
+    wait_for_waiters(clock, 1)
     queue.add("a")
     assert getter.is_alive() and len(queue) == 0
     queue.done("a")
@@ -92,7 +82,7 @@ def test_shutdown_wakes_every_blocked_getter(queue: Queue, clock: FakeClock) -> 
     getters = [Getter(queue) for _ in range(3)]
     for getter in getters:
         getter.start()
-    wait_for(lambda: clock.waiter_count == 3)
+    wait_for_waiters(clock, 3)
     queue.shutdown()
     for getter in getters:
         getter.join(2)
@@ -128,7 +118,7 @@ def test_item_dirty_at_shutdown_is_still_handed_out_after_done(queue: Queue) -> 
 def test_get_times_out_on_the_injected_clock(queue: Queue, clock: FakeClock) -> None:
     getter = Getter(queue, timeout=5)
     getter.start()
-    wait_for(lambda: clock.waiter_count == 1)
+    wait_for_waiters(clock, 1)
     clock.step(5)
     getter.join(2)
     assert getter.result == (None, False)
@@ -137,7 +127,7 @@ def test_get_times_out_on_the_injected_clock(queue: Queue, clock: FakeClock) -> 
 def test_get_with_timeout_returns_an_item_added_while_waiting(queue: Queue, clock: FakeClock) -> None:
     getter = Getter(queue, timeout=5)
     getter.start()
-    wait_for(lambda: clock.waiter_count == 1)
+    wait_for_waiters(clock, 1)
     queue.add("a")
     getter.join(2)
     assert getter.result == ("a", False)
@@ -150,10 +140,10 @@ def test_shutdown_with_drain_waits_for_items_in_flight(queue: Queue, clock: Fake
     queue.get()
     drainer = threading.Thread(target=queue.shutdown_with_drain, daemon=True)
     drainer.start()
-    wait_for(lambda: clock.waiter_count == 1)
+    wait_for_waiters(clock, 1)
     assert queue.shutting_down()
     queue.done("a")
-    wait_for(lambda: clock.waiter_count == 1)
+    wait_for_waiters(clock, 1)
     assert drainer.is_alive()
     queue.done("b")
     drainer.join(2)
@@ -171,7 +161,7 @@ def test_shutdown_ends_a_drain_early(queue: Queue, clock: FakeClock) -> None:
     queue.get()
     drainer = threading.Thread(target=queue.shutdown_with_drain, daemon=True)
     drainer.start()
-    wait_for(lambda: clock.waiter_count == 1)
+    wait_for_waiters(clock, 1)
     queue.shutdown()
     drainer.join(2)
     assert not drainer.is_alive()

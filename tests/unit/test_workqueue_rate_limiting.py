@@ -1,9 +1,6 @@
 """Rate limiters' arithmetic and the rate-limiting queue built on them."""
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from controller.clock import FakeClock
@@ -14,15 +11,7 @@ from controller.workqueue import (
     default_controller_rate_limiter,
     new_rate_limiting_queue,
 )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Bounded polling for a condition the timer thread will make true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from tests.helpers import wait_for_value, wait_for_waiters
 
 
 class FixedRateLimiter:
@@ -147,12 +136,12 @@ def test_rate_limited_add_waits_the_backoff_and_forget_resets_it() -> None:
     queue = new_rate_limiting_queue(
         "limited", ItemExponentialFailureRateLimiter(base_delay=1, max_delay=60), clock=clock)
     try:
-        wait_for(lambda: clock.waiter_count == 1)
+        wait_for_waiters(clock, 1)
         queue.add_rate_limited("a")
         queue.add_rate_limited("a")  # second failure asks for 2 s; the 1 s entry wins
         assert queue.num_requeues("a") == 2
         clock.step(1)
-        wait_for(lambda: len(queue) == 1)
+        wait_for_value(lambda: len(queue), 1, 2, "the queue length")
         assert queue.get() == ("a", False)
         queue.done("a")
         queue.add_rate_limited("a")  # third failure: 4 s
@@ -160,17 +149,17 @@ def test_rate_limited_add_waits_the_backoff_and_forget_resets_it() -> None:
         # "a" would be queued too had its delay been shorter than 4 s.
         queue.add_after("marker", 3.9)
         clock.step(3.9)
-        wait_for(lambda: len(queue) == 1)
+        wait_for_value(lambda: len(queue), 1, 2, "the queue length")
         assert queue.get() == ("marker", False)
         clock.step(0.1)
-        wait_for(lambda: len(queue) == 1)
+        wait_for_value(lambda: len(queue), 1, 2, "the queue length")
         assert queue.get() == ("a", False)
         queue.done("a")
         queue.forget("a")
         assert queue.num_requeues("a") == 0
         queue.add_rate_limited("a")  # back to 1 s
         clock.step(1)
-        wait_for(lambda: len(queue) == 1)
+        wait_for_value(lambda: len(queue), 1, 2, "the queue length")
         assert queue.num_requeues("a") == 1
     finally:
         queue.shutdown()
@@ -183,6 +172,6 @@ def test_new_rate_limiting_queue_defaults_to_the_controller_limiter() -> None:
         queue.add_rate_limited("a")
         assert queue.num_requeues("a") == 1
         clock.step(0.005)
-        wait_for(lambda: len(queue) == 1)
+        wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     finally:
         queue.shutdown()
