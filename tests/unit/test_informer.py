@@ -11,6 +11,7 @@ from controller.informers import (
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS, PODS
+from tests.helpers import wait_for
 from tests.unit.scripted_apiserver import RecordingHandler, list_of, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
@@ -71,9 +72,7 @@ def test_a_slow_handler_does_not_block_the_others() -> None:
         assert len(fast.wait_for(20)) == 20 and slow_calls == []
         assert slow.pending() >= 19
         release.set()
-        deadline = threading.Event()
-        while len(slow_calls) < 20 and not deadline.wait(0.01):
-            pass
+        wait_for(lambda: len(slow_calls) >= 20, 5, "the slow handler's 20 adds")
         assert slow_calls == [f"o{i}" for i in range(20)]
     finally:
         release.set()
@@ -94,9 +93,7 @@ def test_a_failing_handler_keeps_receiving_events() -> None:
     informer.replace([obj("a", "1"), obj("b", "2")], "2")
     try:
         done.wait_for(2)
-        deadline = threading.Event()
-        while len(seen) < 2 and not deadline.wait(0.01):
-            pass
+        wait_for(lambda: len(seen) >= 2, 5, "the failing handler's second add")
         assert seen == ["a", "b"]
     finally:
         informer.stop()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -11,6 +10,9 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import LEASES
 from controller.runtime.leader import (KubeLeaseStore, LeaderElectionRecord, LeaderElector,
                                        micro_time)
+from tests.helpers import wait_for
+
+WAIT = 5.0  # real-time bound on waiting for the elector thread
 
 
 class FakeLeaseStore:
@@ -133,29 +135,20 @@ def test_timing_must_leave_room_for_renewal(store, clock):
         LeaderElector(store, "", clock)
 
 
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    return True
-
-
 def step_until(clock: FakeClock, store: FakeLeaseStore, done, seconds: float) -> bool:
     """Step fake time by ``seconds`` each time the elector parks, until ``done()``.
 
     After each step, wait for the elector's next lease read so every step is one retry.
     """
     for _ in range(100):
-        if not wait_for(lambda: clock.waiter_count or done()):
-            return False
+        wait_for(lambda: clock.waiter_count or done(), WAIT, "the elector to wait on the clock, or be done",
+                 interval=0.001)
         if done():
             return True
         reads = store.reads
         clock.step(seconds)
-        if not wait_for(lambda: store.reads > reads or done()):
-            return False
+        wait_for(lambda: store.reads > reads or done(), WAIT, "the elector's next lease read, or be done",
+                 interval=0.001)
     return done()
 
 
@@ -198,7 +191,7 @@ def test_stop_while_waiting_to_acquire_returns_without_leading(store, clock):
     outcome: list[bool] = []
     runner = threading.Thread(target=lambda: outcome.append(b.run(called.set)))
     runner.start()
-    assert wait_for(lambda: clock.waiter_count)
+    assert wait_for(lambda: clock.waiter_count, WAIT, "b to wait on the clock for the lease")
     b.stop()
     runner.join(5)
     assert outcome == [False] and not called.is_set()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from controller.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.service.server import GrpcServer
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_EXAMPLES = ROOT.parent / "shared" / "compat" / "upstream-examples"
@@ -249,9 +249,7 @@ def test_stop_makes_run_return_from_another_thread() -> None:
     result: list[bool] = []
     thread = threading.Thread(target=lambda: result.append(run.run()))
     thread.start()
-    deadline = time.monotonic() + 5.0                         # bounded poll: the run parks in wait
-    while clock.waiter_count == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: clock.waiter_count, 5, "the run to wait on the clock")
     assert clock.waiter_count == 1
     run.stop()
     thread.join(timeout=5)

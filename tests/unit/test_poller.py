@@ -4,7 +4,6 @@ import json
 import queue
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +15,7 @@ from controller.clock import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.poller import ChannelCache, PollKey, PollResult, PollTarget, StatusPoller
+from tests.helpers import wait_for
 
 STATUS = {
     "nodes": {"node_cores_free": 4, "node_cores_up": 8, "node_up_count": 2, "node_free_count": 1},
@@ -250,9 +250,7 @@ def test_result_from_the_old_address_is_dropped(make_poller, serve) -> None:
     old_address, new_address = serve(old), serve(new)
     poller.register(PollTarget(KEY, old_address, heartbeat=10))
     poller.start()
-    deadline = time.monotonic() + WAIT
-    while old.active == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: old.active, WAIT, "the call to the old address to be in flight")
     poller.register(PollTarget(KEY, new_address, heartbeat=10))  # while the old call is in flight
     old.gate.set()
     _, first = results.next()
@@ -337,9 +335,7 @@ def test_concurrency_is_bounded_by_the_pool(make_poller, serve) -> None:
     outcome: dict[PollKey, PollResult] = {}
     runner = threading.Thread(target=lambda: outcome.update(poller.poll(targets)))
     runner.start()
-    deadline = time.monotonic() + WAIT
-    while member.active < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: member.active >= 3, WAIT, "three calls in flight")
     member.gate.set()
     runner.join(WAIT)
     assert len(outcome) == 8 and all(result.ok for result in outcome.values())

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from controller.runtime.manager import Manager
+from tests.helpers import wait_for
 
 DEADLINE = 5.0
 
@@ -58,13 +58,6 @@ def new_manager() -> Manager:
     return Manager(object(), metrics_port=None, health_port=None)
 
 
-def wait_ready(manager: Manager) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not manager.is_ready():
-        assert time.monotonic() < deadline, "manager never became ready"
-        time.sleep(0.01)
-
-
 def run_in_thread(manager: Manager) -> threading.Thread:
     thread = threading.Thread(target=manager.start, daemon=True)
     thread.start()
@@ -109,7 +102,7 @@ def test_a_never_leading_replica_never_starts_leader_runnables() -> None:
     manager.elector = GatedElector()
     manager.add_runnable(Recorder("leader-only", log))
     thread = run_in_thread(manager)
-    wait_ready(manager)
+    wait_for(manager.is_ready, DEADLINE, "the manager to be ready")
     manager.stop()
     thread.join(DEADLINE)
     assert log == []
@@ -120,7 +113,7 @@ def test_bad_runnables_and_late_additions_are_refused() -> None:
     with pytest.raises(TypeError, match="add_runnable: object needs start"):
         manager.add_runnable(object())
     thread = run_in_thread(manager)
-    wait_ready(manager)
+    wait_for(manager.is_ready, DEADLINE, "the manager to be ready")
     with pytest.raises(RuntimeError, match="already started"):
         manager.add_runnable(Recorder("late", []))
     manager.stop()

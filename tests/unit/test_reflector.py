@@ -11,6 +11,7 @@ from controller.informers import DeletedFinalStateUnknown, ReflectorOptions, Sha
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
+from tests.helpers import wait_for
 from tests.unit.scripted_apiserver import (
     Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
 )
@@ -166,9 +167,7 @@ def test_unreachable_server_keeps_retrying_until_stopped(caplog) -> None:
                               namespace="ns", reflector_options=FAST)
     with caplog.at_level(logging.WARNING, logger="controller.informers.reflector"):
         informer.start()
-        deadline = threading.Event()
-        while informer.reflector.error_count < 3 and not deadline.wait(0.01):
-            pass
+        wait_for(lambda: informer.reflector.error_count >= 3, 5, "three failed attempts to reach the server")
         informer.stop()
     assert informer.reflector.error_count >= 3 and not informer.has_synced()
     assert "cannot reach the API server" in caplog.records[0].getMessage()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,6 +12,7 @@ from controller.runtime.controller import Controller
 from controller.runtime.metrics import ControllerMetrics
 from controller.runtime.reconcile import Request, Result
 from controller.workqueue import ItemExponentialFailureRateLimiter, RateLimitingQueue
+from tests.helpers import wait_for
 
 REQUEST = Request("ns", "e")
 
@@ -195,21 +195,11 @@ def test_shutdown_with_drain_waits_for_the_reconcile_in_flight(clock, registry):
     assert inside.wait(5)
     stopper = threading.Thread(target=controller.shutdown, kwargs={"timeout": 5})
     stopper.start()
-    assert wait_until(queue.shutting_down)
+    assert wait_for(queue.shutting_down, 5, "the queue to shut down")
     assert stopper.is_alive() and finished == []
     release.set()
     stopper.join(5)
     assert not stopper.is_alive() and finished == [REQUEST]
-
-
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    """Bounded polling of a condition another thread makes true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_workers_must_be_positive(clock, registry):

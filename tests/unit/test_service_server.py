@@ -5,7 +5,6 @@ import argparse
 import signal
 import subprocess
 import sys
-import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -13,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.service import main as service_main
+from tests.helpers import wait_for
 
 CHILD = """
 import sys, time
@@ -32,25 +32,20 @@ print("stopped", flush=True)
 """
 
 
-def wait_serving(address: str, deadline: float) -> None:
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    raise
+def serving(channel: grpc.Channel) -> bool:
+    try:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status \
+            == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
 
 
 def test_sigterm_lets_the_in_flight_request_finish() -> None:
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     try:
         address = child.stdout.readline().strip()
-        wait_serving(address, time.monotonic() + 10)
         with grpc.insecure_channel(address) as channel:
+            wait_for(lambda: serving(channel), 10, f"the child's gRPC health at {address} to be SERVING")
             call = pb2_grpc.EnsembleOperatorStub(channel).RequestStatus.future(
                 pb2.StatusRequest(name="0.5"), timeout=10)
             assert child.stdout.readline().strip() == "received"
