@@ -1,31 +1,37 @@
-"""Bounded polling shared by unit and integration tests.
+"""Waiting and racing helpers shared by unit and integration tests.
 
 Tests wait for states that other threads, processes or the API server reach. A timeout
 must say which state never came and what was last seen, so the failure explains itself.
 """
 from __future__ import annotations
 
+import threading
 import time
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
-from controller.clock import FakeClock
+if TYPE_CHECKING:  # the stdlib-only tests import this module too
+    from controller.clock import FakeClock
 
 T = TypeVar("T")
 
 LAST_VALUE_CHARS = 500
+CHECKS_PER_TIMEOUT = 200
+MAX_DEFAULT_INTERVAL = 0.1
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, *, interval: float = 0.01) -> T:
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, *, interval: float | None = None) -> T:
     """Return the first truthy value of ``predicate()``, checked every ``interval`` seconds.
 
     Fails with an AssertionError naming ``what`` and the last value seen once ``timeout``
-    seconds have passed (the predicate is checked once more after the deadline).
+    seconds have passed (the predicate is checked once more after the deadline). The
+    default interval is ``timeout / 200``, at most 0.1 s: a wait allowed long is for something
+    slow, often checked by an API request, so its checks can be sparse.
     """
     return _poll(predicate, bool, timeout, what, interval)
 
 
 def wait_for_value(read: Callable[[], T], expected: T, timeout: float, what: str, *,
-                   interval: float = 0.01) -> None:
+                   interval: float | None = None) -> None:
     """Wait until ``read()`` equals ``expected``; a timeout reports the last value read."""
     _poll(read, lambda value: value == expected, timeout, f"{what} to be {expected!r}", interval)
 
@@ -35,8 +41,30 @@ def wait_for_waiters(clock: FakeClock, count: int, timeout: float = 2.0) -> None
     wait_for_value(lambda: clock.waiter_count, count, timeout, "the threads waiting on the fake clock")
 
 
+def run_together(action: Callable[[], T], count: int, timeout: float) -> list[T]:
+    """Call ``action`` from ``count`` threads released at once, so the calls race.
+
+    Returns the results in the order the calls finished; a call still running after
+    ``timeout`` seconds (per thread) leaves its result out, which the caller's check sees.
+    """
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+
+    def one() -> None:
+        barrier.wait()
+        results.append(action())
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
+
+
 def _poll(read: Callable[[], T], accept: Callable[[T], bool], timeout: float, what: str,
-          interval: float) -> T:
+          interval: float | None) -> T:
+    pause = min(MAX_DEFAULT_INTERVAL, timeout / CHECKS_PER_TIMEOUT) if interval is None else interval
     deadline = time.monotonic() + timeout
     while True:
         value = read()
@@ -47,4 +75,4 @@ def _poll(read: Callable[[], T], accept: Callable[[T], bool], timeout: float, wh
             if len(seen) > LAST_VALUE_CHARS:
                 seen = seen[:LAST_VALUE_CHARS] + "..."
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value seen: {seen}")
-        time.sleep(interval)
+        time.sleep(pause)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from controller.clock import FakeClock
-from tests.helpers import LAST_VALUE_CHARS, wait_for, wait_for_value, wait_for_waiters
+from tests.helpers import LAST_VALUE_CHARS, run_together, wait_for, wait_for_value, wait_for_waiters
 
 
 def test_wait_for_returns_the_first_truthy_value() -> None:
@@ -45,3 +45,8 @@ def test_wait_for_waiters_returns_once_a_thread_waits_on_the_clock() -> None:
     with pytest.raises(AssertionError,
                        match="the threads waiting on the fake clock to be 2; last value seen: 0"):
         wait_for_waiters(clock, 2, timeout=0)
+
+
+def test_run_together_runs_every_call_at_once_and_returns_each_result() -> None:
+    all_inside = threading.Barrier(3, timeout=2)   # breaks unless the three calls overlap
+    assert sorted(run_together(all_inside.wait, 3, timeout=5)) == [0, 1, 2]
