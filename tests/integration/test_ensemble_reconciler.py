@@ -6,10 +6,7 @@ manifests/cluster_role.yaml fails here.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,12 +14,13 @@ import pytest
 import yaml
 
 from controller.kube.client import KubeClient
-from controller.kube.errors import is_conflict, is_not_found
+from controller.kube.errors import is_conflict
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, EVENTS, MINICLUSTERS, ROLEBINDINGS,
-                                       ROLES, SERVICEACCOUNTS, SERVICES, Resource)
-from controller.reconcilers import setup
-from controller.runtime.manager import Manager
+                                       ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.runtime.reconcile import Request
+from tests.helpers import wait_for
+from tests.integration.objects import ensemble_condition, ensemble_status, get_or_none
+from tests.integration.running import RunningController
 
 pytestmark = pytest.mark.integration
 
@@ -35,26 +33,6 @@ OPERATOR_NAMESPACE = "ensemble-operator-system"
 SERVICE_OBJECTS = ((SERVICEACCOUNTS, ""), (ROLES, ""), (ROLEBINDINGS, ""), (SERVICES, "-grpc"), (DEPLOYMENTS, ""))
 
 
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    """Bounded polling of a condition the controller must reach."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def get_or_none(kube: KubeClient, res: Resource, name: str, namespace: str) -> dict | None:
-    try:
-        return kube.get(res, name, namespace)
-    except Exception as error:
-        if is_not_found(error):
-            return None
-        raise
-
-
 @pytest.fixture(scope="module")
 def operator_token(kube_cluster, kube: KubeClient, ensemble_crd: str, minicluster_crd: str) -> str:
     for name in RBAC_FILES:
@@ -65,36 +43,13 @@ def operator_token(kube_cluster, kube: KubeClient, ensemble_crd: str, minicluste
     return review["status"]["token"]
 
 
-class RunningController:
-    """A Manager with the Ensemble controller, in a thread, as the operator's ServiceAccount."""
-
-    def __init__(self, kube_cluster, token: str) -> None:
-        self.client = KubeClient.with_token(kube_cluster.server, token, kube_cluster.ca_file)
-        self.manager = Manager(self.client, metrics_port=None, health_port=None, cache_sync_timeout=30)
-        self.controller = setup(self.manager, argparse.Namespace(operator_image="op:test", workers=2))
-        self.errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        wait_for(self.manager.is_ready, "caches synced")
-
-    def _run(self) -> None:
-        try:
-            self.manager.start()
-        except BaseException as error:  # surfaced by stop()
-            self.errors.append(error)
-
-    def stop(self) -> None:
-        self.manager.stop()
-        self._thread.join(30)
-        assert not self.errors, self.errors
-
-
 @pytest.fixture
 def run_controller(kube_cluster, operator_token: str) -> Iterator[Callable[[], RunningController]]:
     started: list[RunningController] = []
 
     def start() -> RunningController:
-        started.append(RunningController(kube_cluster, operator_token))
+        client = KubeClient.with_token(kube_cluster.server, operator_token, kube_cluster.ca_file)
+        started.append(RunningController(client))
         return started[-1]
 
     yield start
@@ -130,19 +85,10 @@ def update_ensemble(kube: KubeClient, name: str, namespace: str, mutate: Callabl
     raise AssertionError(f"could not update ensemble {namespace}/{name}: kept conflicting")
 
 
-def ensemble_status(kube: KubeClient, name: str, namespace: str) -> dict:
-    return kube.get(ENSEMBLES, name, namespace).get("status") or {}
-
-
-def condition(kube: KubeClient, name: str, namespace: str, type_: str) -> dict | None:
-    return next((c for c in ensemble_status(kube, name, namespace).get("conditions", [])
-                 if c["type"] == type_), None)
-
-
 def test_create_update_and_remove_members(kube: KubeClient, namespace: str, run_controller) -> None:
     running = run_controller()
     created = kube.create(ENSEMBLES, upstream_example("hello-world.yaml", namespace), namespace)
-    objects = wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), "owned objects")
+    objects = wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), 30, "owned objects")
     for obj in objects:
         (ref,) = obj["metadata"]["ownerReferences"]
         assert (ref["uid"], ref["controller"], ref["blockOwnerDeletion"]) == (created["metadata"]["uid"], True, True)
@@ -154,18 +100,18 @@ def test_create_update_and_remove_members(kube: KubeClient, namespace: str, run_
     deployment = kube.get(DEPLOYMENTS, "ensemble", namespace)
     # The upstream example names the ensemble-python image; ours runs the service.
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "op:test"
-    wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("observedGeneration") == 1, "status")
-    assert condition(kube, "ensemble", namespace, "InvalidSpec")["status"] == "False"
+    wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("observedGeneration") == 1, 30, "status")
+    assert ensemble_condition(kube, "ensemble", namespace, "InvalidSpec")["status"] == "False"
 
     update_ensemble(kube, "ensemble", namespace,
                     lambda e: e["spec"]["members"].append(copy.deepcopy(e["spec"]["members"][0])))
-    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 2), "member 1 created")
-    wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("summary", {}).get("members") == 2,
+    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 2), 30, "member 1 created")
+    wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("summary", {}).get("members") == 2, 30,
              "status with two members")
 
     update_ensemble(kube, "ensemble", namespace, lambda e: e["spec"]["members"].pop())
     wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ensemble-1", namespace) is None
-             and get_or_none(kube, CONFIGMAPS, "ensemble-1", namespace) is None, "member 1 deleted")
+             and get_or_none(kube, CONFIGMAPS, "ensemble-1", namespace) is None, 30, "member 1 deleted")
     assert get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace) is not None
     running.stop()
 
@@ -174,15 +120,16 @@ def test_drift_is_repaired_and_a_no_op_reconcile_writes_nothing(kube: KubeClient
                                                                  run_controller) -> None:
     running = run_controller()
     kube.create(ENSEMBLES, upstream_example("grow-shrink.yaml", namespace), namespace)
-    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), "owned objects")
-    wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("observedGeneration") == 1, "status")
+    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), 30, "owned objects")
+    wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("observedGeneration") == 1, 30, "status")
 
     kube.delete(CONFIGMAPS, "ensemble-0", namespace)
     kube.patch(DEPLOYMENTS, "ensemble", {"spec": {"replicas": 3}}, namespace=namespace)
     kube.patch(ROLES, "ensemble", {"rules": []}, namespace=namespace)
-    wait_for(lambda: get_or_none(kube, CONFIGMAPS, "ensemble-0", namespace), "ConfigMap restored")
-    wait_for(lambda: kube.get(DEPLOYMENTS, "ensemble", namespace)["spec"]["replicas"] == 1, "replicas restored")
-    wait_for(lambda: len(kube.get(ROLES, "ensemble", namespace)["rules"]) == 3, "Role rules restored")
+    wait_for(lambda: get_or_none(kube, CONFIGMAPS, "ensemble-0", namespace), 30, "ConfigMap restored")
+    wait_for(lambda: kube.get(DEPLOYMENTS, "ensemble", namespace)["spec"]["replicas"] == 1, 30, "replicas restored")
+    # The emptied rules read back as null until the controller restores them.
+    wait_for(lambda: len(kube.get(ROLES, "ensemble", namespace)["rules"] or []) == 3, 30, "Role rules restored")
 
     # Converged: reconciling from the (synced) caches sends no write at all.
     def settled_no_op() -> bool:
@@ -190,7 +137,7 @@ def test_drift_is_repaired_and_a_no_op_reconcile_writes_nothing(kube: KubeClient
         running.controller.reconciler.reconcile(Request(namespace, "ensemble"))
         return running.client.write_count == before
 
-    wait_for(settled_no_op, "a reconcile without writes")
+    wait_for(settled_no_op, 30, "a reconcile without writes")
     before = running.client.write_count
     for _ in range(3):
         running.controller.reconciler.reconcile(Request(namespace, "ensemble"))
@@ -201,13 +148,13 @@ def test_drift_is_repaired_and_a_no_op_reconcile_writes_nothing(kube: KubeClient
 def test_scaled_size_survives_a_spec_update(kube: KubeClient, namespace: str, run_controller) -> None:
     run_controller()
     kube.create(ENSEMBLES, upstream_example("grow-shrink.yaml", namespace), namespace)
-    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace), "MiniCluster")
+    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace), 30, "MiniCluster")
     kube.patch(MINICLUSTERS, "ensemble-0", {"spec": {"replicas": 4}}, namespace=namespace, subresource="scale",
                field_manager="ensemble-service")
     update_ensemble(kube, "ensemble", namespace, lambda e: e["spec"]["members"][0]["minicluster"]["spec"]
                     ["containers"][0].update(workingDir="/tmp"))
     wait_for(lambda: kube.get(MINICLUSTERS, "ensemble-0", namespace)["spec"]["containers"][0]
-             .get("workingDir") == "/tmp", "spec change applied")
+             .get("workingDir") == "/tmp", 30, "spec change applied")
     assert kube.get(MINICLUSTERS, "ensemble-0", namespace)["spec"]["size"] == 4
 
 
@@ -219,19 +166,19 @@ def test_invalid_spec_reports_and_creates_nothing_until_fixed(kube: KubeClient, 
     bad["spec"]["members"][0]["ensemble"] = "jobs: []\nrules: not-a-list\n"
     kube.create(ENSEMBLES, bad, namespace)
     kube.create(ENSEMBLES, upstream_example("grow-shrink.yaml", namespace, "fine"), namespace)
-    ready = wait_for(lambda: condition(kube, "bad", namespace, "Ready"), "Ready condition")
+    ready = wait_for(lambda: ensemble_condition(kube, "bad", namespace, "Ready"), 30, "Ready condition")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert "spec.members[0].ensemble" in ready["message"]
     wait_for(lambda: any(e.get("reason") == "InvalidSpec" and e["regarding"]["name"] == "bad"
-                         for e in kube.list(EVENTS, namespace)["items"]), "Warning event")
-    wait_for(lambda: owned_objects(kube, "fine", namespace, 1), "the valid ensemble's objects")
+                         for e in kube.list(EVENTS, namespace)["items"]), 30, "Warning event")
+    wait_for(lambda: owned_objects(kube, "fine", namespace, 1), 30, "the valid ensemble's objects")
     for res, suffix in SERVICE_OBJECTS:
         assert get_or_none(kube, res, "bad" + suffix, namespace) is None
     assert get_or_none(kube, MINICLUSTERS, "bad-0", namespace) is None
 
     update_ensemble(kube, "bad", namespace, lambda e: e["spec"]["members"][0].update(ensemble=good_yaml))
-    wait_for(lambda: owned_objects(kube, "bad", namespace, 1), "objects once fixed")
-    wait_for(lambda: condition(kube, "bad", namespace, "InvalidSpec")["status"] == "False", "recovered")
+    wait_for(lambda: owned_objects(kube, "bad", namespace, 1), 30, "objects once fixed")
+    wait_for(lambda: ensemble_condition(kube, "bad", namespace, "InvalidSpec")["status"] == "False", 30, "recovered")
 
 
 def test_two_namespaces_and_a_restart_converge_without_duplicates(kube_cluster, kube: KubeClient,
@@ -242,12 +189,12 @@ def test_two_namespaces_and_a_restart_converge_without_duplicates(kube_cluster, 
         first = run_controller()
         kube.create(ENSEMBLES, upstream_example("grow-shrink.yaml", namespace, "a"), namespace)
         kube.create(ENSEMBLES, upstream_example("grow-shrink.yaml", namespace, "b"), namespace)
-        wait_for(lambda: get_or_none(kube, SERVICEACCOUNTS, "a", namespace), "first objects")
+        wait_for(lambda: get_or_none(kube, SERVICEACCOUNTS, "a", namespace), 30, "first objects")
         first.stop()  # mid-way: the other ensembles are created while no controller runs
         kube.create(ENSEMBLES, upstream_example("hello-world.yaml", other, "a"), other)
         run_controller()
         for ns, name in ((namespace, "a"), (namespace, "b"), (other, "a")):
-            wait_for(lambda: owned_objects(kube, name, ns, 1), f"{ns}/{name} objects")
+            wait_for(lambda: owned_objects(kube, name, ns, 1), 30, f"{ns}/{name} objects")
         for ns, count in ((namespace, 2), (other, 1)):
             listed = kube.list(MINICLUSTERS, ns, label_selector="app.kubernetes.io/managed-by=ensemble-operator")
             assert len(listed["items"]) == count
@@ -259,8 +206,8 @@ def test_deleting_the_ensemble_garbage_collects_its_objects(controller_manager, 
                                                             namespace: str, run_controller) -> None:
     run_controller()
     kube.create(ENSEMBLES, upstream_example("grow-shrink.yaml", namespace), namespace)
-    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), "owned objects")
+    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), 30, "owned objects")
     kube.delete(ENSEMBLES, "ensemble", namespace)
     wait_for(lambda: all(get_or_none(kube, res, "ensemble" + suffix, namespace) is None
                          for res, suffix in SERVICE_OBJECTS)
-             and get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace) is None, "garbage collected", 60)
+             and get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace) is None, 60, "garbage collected")

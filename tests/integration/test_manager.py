@@ -10,13 +10,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from controller.kube.errors import is_not_found
 from controller.kube.resources import CONFIGMAPS, EVENTS, LEASES, SECRETS
 from controller.runtime import ControllerBuilder, Manager, Request, Result
+from tests.helpers import wait_for
+from tests.integration.objects import get_or_none
+from tests.integration.running import RunningManager
 
 pytestmark = pytest.mark.integration
 
@@ -52,45 +54,12 @@ class CopyToSecret:
             return self.seen.count(request)
 
 
-def eventually(condition: Callable[[], object], timeout: float = 20.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.1)
-
-
 def http_status(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status
     except urllib.error.HTTPError as err:
         return err.code
-
-
-class Running:
-    """A manager started in a thread, with the outcome of ``start`` kept."""
-
-    def __init__(self, manager: Manager) -> None:
-        self.manager = manager
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.manager.start()
-        except BaseException as err:  # reported by stop()
-            self.error = err
-
-    def stop(self) -> None:
-        self.manager.stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "manager did not stop within 30s"
-        assert self.error is None, f"manager.start failed: {self.error!r}"
 
 
 def toy_manager(kube_cluster, namespace: str, **options) -> tuple[Manager, CopyToSecret]:
@@ -104,7 +73,7 @@ def toy_manager(kube_cluster, namespace: str, **options) -> tuple[Manager, CopyT
 @pytest.fixture
 def running(kube_cluster, namespace) -> Iterator[tuple[Manager, CopyToSecret]]:
     manager, reconciler = toy_manager(kube_cluster, namespace)
-    runner = Running(manager)
+    runner = RunningManager(manager)
     yield manager, reconciler
     runner.stop()
 
@@ -114,34 +83,26 @@ def configmap(name: str, namespace: str, data: dict[str, str]) -> dict:
             "data": data}
 
 
-def get_or_none(kube, res, name: str, namespace: str) -> dict | None:
-    try:
-        return kube.get(res, name, namespace)
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
-
-
 def test_events_flow_from_configmaps_to_owned_secrets(kube, namespace, running):
     manager, reconciler = running
-    eventually(manager.is_ready)
+    wait_for(manager.is_ready, 20, "the manager to be ready")
     assert http_status(manager.health_server.port, "/readyz") == 200
     assert http_status(manager.health_server.port, "/healthz") == 200
     kube.create(CONFIGMAPS, configmap("src-a", namespace, {"k": "v"}), namespace)
-    secret = eventually(lambda: get_or_none(kube, SECRETS, "src-a-copy", namespace))
+    secret = wait_for(lambda: get_or_none(kube, SECRETS, "src-a-copy", namespace), 20, "the Secret src-a-copy")
     assert secret["metadata"]["ownerReferences"][0]["name"] == "src-a"
 
     # An event on the owned Secret wakes up its owner, the ConfigMap.
     request = Request(namespace, "src-a")
-    eventually(lambda: reconciler.count(request) >= 2)   # the ConfigMap's add, then the Secret's
+    # The ConfigMap's add, then the Secret's.
+    wait_for(lambda: reconciler.count(request) >= 2, 20, "two reconciles of src-a")
     before = reconciler.count(request)
     kube.patch(SECRETS, "src-a-copy", {"metadata": {"labels": {"touched": "yes"}}}, namespace=namespace)
-    eventually(lambda: reconciler.count(request) > before)
+    wait_for(lambda: reconciler.count(request) > before, 20, "a reconcile after the Secret changed")
 
     # The recorded Event reaches the API server as an events.k8s.io/v1 Event.
-    events = eventually(lambda: [e for e in kube.list(EVENTS, namespace)["items"]
-                                 if e.get("reason") == "Copied"])
+    events = wait_for(lambda: [e for e in kube.list(EVENTS, namespace)["items"]
+                                 if e.get("reason") == "Copied"], 20, "the Copied Event")
     assert events[0]["regarding"]["name"] == "src-a"
     assert events[0]["reportingController"] == "ensemble-operator"
 
@@ -154,14 +115,14 @@ def test_events_flow_from_configmaps_to_owned_secrets(kube, namespace, running):
 
 def test_deleting_the_primary_is_reconciled_from_the_cache(kube, namespace, running):
     manager, reconciler = running
-    eventually(manager.is_ready)
+    wait_for(manager.is_ready, 20, "the manager to be ready")
     kube.create(CONFIGMAPS, configmap("plain", namespace, {}), namespace)
     request = Request(namespace, "plain")
-    eventually(lambda: reconciler.count(request) >= 1)
+    wait_for(lambda: reconciler.count(request) >= 1, 20, "a reconcile of plain")
     seen = reconciler.count(request)
     kube.delete(CONFIGMAPS, "plain", namespace)
-    eventually(lambda: reconciler.count(request) > seen)
-    eventually(lambda: manager.cache(CONFIGMAPS).get("plain", namespace) is None)
+    wait_for(lambda: reconciler.count(request) > seen, 20, "a reconcile after plain was deleted")
+    wait_for(lambda: manager.cache(CONFIGMAPS).get("plain", namespace) is None, 20, "plain to leave the cache")
 
 
 def test_the_second_manager_leads_once_the_first_stops_and_releases(kube_cluster, kube, namespace):
@@ -170,25 +131,27 @@ def test_the_second_manager_leads_once_the_first_stops_and_releases(kube_cluster
               "retry_period": 0.5}
     first, first_reconciler = toy_manager(kube_cluster, namespace, identity="first", **timing)
     second, second_reconciler = toy_manager(kube_cluster, namespace, identity="second", **timing)
-    first_run = Running(first)
-    eventually(lambda: first.is_leader)
-    second_run = Running(second)
+    first_run = RunningManager(first)
+    wait_for(lambda: first.is_leader, 20, "the first manager to lead")
+    second_run = RunningManager(second)
     try:
-        eventually(second.is_ready)   # ready while not leading
+        wait_for(second.is_ready, 20, "the second manager to be ready")   # ready while not leading
         assert kube.get(LEASES, "toy-leader", namespace)["spec"]["holderIdentity"] == "first"
         kube.create(CONFIGMAPS, configmap("src-before", namespace, {"a": "1"}), namespace)
-        eventually(lambda: first_reconciler.count(Request(namespace, "src-before")))
+        wait_for(lambda: first_reconciler.count(Request(namespace, "src-before")), 20,
+                 "the leader to reconcile src-before")
         assert second_reconciler.seen == [] and not second.is_leader
 
         stopped_at = time.monotonic()
         first_run.stop()
         assert kube.get(LEASES, "toy-leader", namespace)["spec"]["holderIdentity"] in ("", "second")
-        eventually(lambda: second.is_leader)
+        wait_for(lambda: second.is_leader, 20, "the second manager to lead")
         assert time.monotonic() - stopped_at < 4.0, "took over by expiry, not by release"
         lease = kube.get(LEASES, "toy-leader", namespace)["spec"]
         assert lease["holderIdentity"] == "second" and lease["leaseTransitions"] >= 1
         kube.create(CONFIGMAPS, configmap("src-after", namespace, {"b": "2"}), namespace)
-        eventually(lambda: second_reconciler.count(Request(namespace, "src-after")))
+        wait_for(lambda: second_reconciler.count(Request(namespace, "src-after")), 20,
+                 "the new leader to reconcile src-after")
     finally:
         second_run.stop()
     assert kube.get(LEASES, "toy-leader", namespace)["spec"]["holderIdentity"] == ""
@@ -198,8 +161,8 @@ def test_a_manager_whose_lease_is_taken_stops_with_leader_election_lost(kube_clu
     manager, _ = toy_manager(kube_cluster, namespace, identity="victim", leader_election=True,
                              leader_election_namespace=namespace, leader_election_id="toy-lost",
                              lease_duration=4.0, renew_deadline=3.0, retry_period=0.5)
-    runner = Running(manager)
-    eventually(lambda: manager.is_leader)
+    runner = RunningManager(manager)
+    wait_for(lambda: manager.is_leader, 20, "the manager to lead")
     lease = kube.get(LEASES, "toy-lost", namespace)
     lease["spec"]["holderIdentity"] = "intruder"
     kube.replace(LEASES, lease)

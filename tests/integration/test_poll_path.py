@@ -6,51 +6,28 @@ their status themselves (Running, a loopback podIP), and run a simulated lead br
 """
 from __future__ import annotations
 
-import argparse
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from controller.clock import RealClock
 from controller.kube.client import KubeClient
-from controller.kube.errors import is_not_found
 from controller.kube.resources import ENSEMBLES, EVENTS, MINICLUSTERS, PODS
 from controller.member.jobgroups import JobGroup
 from controller.member.servicer import MemberServicer
 from controller.member.simulator import SimulatedFlux
-from controller.reconcilers import setup
 from controller.reconcilers.desired.meta import ownership_labels
-from controller.runtime.manager import Manager
 from controller.service.server import GrpcServer
+from tests.helpers import wait_for
+from tests.integration.objects import ensemble_condition, ensemble_status, get_or_none
+from tests.integration.running import RunningController
 
 pytestmark = pytest.mark.integration
 
 LEAD_IP, OTHER_IP = "127.0.0.1", "127.0.0.2"
 ENSEMBLE_YAML = ("jobs:\n- name: a\n  command: sleep 1000\n"
                  "rules:\n- trigger: start\n  action:\n    name: submit\n    label: a\n")
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    """Bounded polling of a state the controller must reach."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def get_or_none(kube: KubeClient, res, name: str, namespace: str) -> dict | None:
-    try:
-        return kube.get(res, name, namespace)
-    except Exception as error:
-        if is_not_found(error):
-            return None
-        raise
 
 
 def free_port() -> int:
@@ -87,31 +64,6 @@ class Member:
             self.server = None
 
 
-class RunningController:
-    """Manager + reconcilers.setup in a thread, as `ensemble-operator run` wires them."""
-
-    def __init__(self, kube_cluster, member_status_port: int) -> None:
-        self.client = kube_cluster.admin_client()
-        self.manager = Manager(self.client, metrics_port=None, health_port=None, cache_sync_timeout=30)
-        setup(self.manager, argparse.Namespace(operator_image="op:test", workers=2,
-                                               member_status_port=member_status_port))
-        self.errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        wait_for(self.manager.is_ready, "caches synced")
-
-    def _run(self) -> None:
-        try:
-            self.manager.start()
-        except BaseException as error:  # surfaced by stop()
-            self.errors.append(error)
-
-    def stop(self) -> None:
-        self.manager.stop()
-        self._thread.join(30)
-        assert not self._thread.is_alive() and not self.errors, self.errors
-
-
 @pytest.fixture
 def port() -> int:
     return free_port()
@@ -119,7 +71,7 @@ def port() -> int:
 
 @pytest.fixture
 def controller(kube_cluster, ensemble_crd: str, minicluster_crd: str, port: int) -> Iterator[RunningController]:
-    running = RunningController(kube_cluster, port)
+    running = RunningController(kube_cluster.admin_client(), member_status_port=port)
     yield running
     running.stop()
 
@@ -154,23 +106,21 @@ def start_lead_pod(kube: KubeClient, namespace: str, ensemble: dict, name: str, 
 
 
 def member_status(kube: KubeClient, namespace: str) -> dict:
-    members = (kube.get(ENSEMBLES, "ens", namespace).get("status") or {}).get("members") or [{}]
-    return members[0]
+    return (ensemble_status(kube, "ens", namespace).get("members") or [{}])[0]
 
 
 def condition(kube: KubeClient, namespace: str, type_: str) -> dict | None:
-    conditions = (kube.get(ENSEMBLES, "ens", namespace).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == type_), None)
+    return ensemble_condition(kube, "ens", namespace, type_)
 
 
 def test_lead_broker_and_poll_reach_the_status_outages_and_a_moved_pod(
         kube: KubeClient, namespace: str, controller: RunningController, member: Member) -> None:
     member.serve(LEAD_IP)
     ensemble = create_ensemble(kube, namespace)
-    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), "MiniCluster ens-0")
+    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
     start_lead_pod(kube, namespace, ensemble, "ens-0-0-aaaaa", LEAD_IP)
 
-    polled = wait_for(lambda: (s := member_status(kube, namespace)).get("lastPoll") and s, "lastPoll")
+    polled = wait_for(lambda: (s := member_status(kube, namespace)).get("lastPoll") and s, 30, "lastPoll")
     assert polled["leadBroker"] == {"pod": "ens-0-0-aaaaa", "ip": LEAD_IP}
     assert polled["phase"] == "Running"
     assert polled["lastPoll"]["queue"]["run"] == 1 and polled["lastPoll"]["queue"]["sched"] == 2
@@ -178,10 +128,10 @@ def test_lead_broker_and_poll_reach_the_status_outages_and_a_moved_pod(
 
     member.stop()
     lost = wait_for(lambda: (c := condition(kube, namespace, "MembersReachable")) and c["status"] == "False"
-                    and c, "MembersReachable=False")
+                    and c, 30, "MembersReachable=False")
     assert f"ens-0 at {LEAD_IP}:{member.port}" in lost["message"]
     member.serve(LEAD_IP)
-    wait_for(lambda: condition(kube, namespace, "MembersReachable")["status"] == "True", "recovery", 45)
+    wait_for(lambda: condition(kube, namespace, "MembersReachable")["status"] == "True", 45, "recovery")
 
     # The lead pod is replaced: new name, new IP; polling follows it there.
     member.stop()
@@ -190,7 +140,7 @@ def test_lead_broker_and_poll_reach_the_status_outages_and_a_moved_pod(
     member.serve(OTHER_IP)
     start_lead_pod(kube, namespace, ensemble, "ens-0-0-bbbbb", OTHER_IP)
     moved = wait_for(lambda: (s := member_status(kube, namespace)).get("leadBroker", {}).get("ip") == OTHER_IP
-                     and s["lastPoll"]["queue"]["sched"] == 3 and s, "polls at the new address", 45)
+                     and s["lastPoll"]["queue"]["sched"] == 3 and s, 45, "polls at the new address")
     assert moved["leadBroker"]["pod"] == "ens-0-0-bbbbb"
 
 
@@ -204,15 +154,15 @@ def test_scale_algorithm_grows_the_minicluster_while_jobs_wait(
     member.serve(LEAD_IP)
     ensemble = create_ensemble(kube, namespace, max_size=3, algorithm={
         "name": "scale", "options": {"waitSeconds": "0", "cooldownSeconds": "1"}})
-    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), "MiniCluster ens-0")
+    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
     start_lead_pod(kube, namespace, ensemble, "ens-0-0-aaaaa", LEAD_IP)
 
-    wait_for(lambda: kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 3, "growth to maxSize", 45)
+    wait_for(lambda: kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 3, 45, "growth to maxSize")
     # The member was told each new size, so its waiting jobs now run.
-    wait_for(lambda: member.flux.status()["nodes"]["node_up_count"] == 3, "member resized")
-    events = wait_for(lambda: scaled_up_events(kube, namespace), "ScaledUp Event")
+    wait_for(lambda: member.flux.status()["nodes"]["node_up_count"] == 3, 30, "member resized")
+    events = wait_for(lambda: scaled_up_events(kube, namespace), 30, "ScaledUp Event")
     assert "Member ens-0: MiniCluster ens-0 size 1 -> 2" in " ".join(e.get("note", "") for e in events)
-    actions = wait_for(lambda: (kube.get(ENSEMBLES, "ens", namespace)["status"].get("memberActions")),
+    actions = wait_for(lambda: (kube.get(ENSEMBLES, "ens", namespace)["status"].get("memberActions")), 30,
                        "status.memberActions")
     assert actions[0]["name"] == "ens-0" and actions[0]["actionCounts"]["grow"] == 2
     assert actions[0]["lastAction"]["kind"] == "grow"
@@ -222,7 +172,7 @@ def test_scale_algorithm_grows_the_minicluster_while_jobs_wait(
 def test_invalid_algorithm_option_is_reported_on_the_ensemble(
         kube: KubeClient, namespace: str, controller: RunningController) -> None:
     create_ensemble(kube, namespace, algorithm={"name": "scale", "options": {"idlePolls": "0"}})
-    invalid = wait_for(lambda: (c := condition(kube, namespace, "InvalidSpec")) and c["status"] == "True" and c,
+    invalid = wait_for(lambda: (c := condition(kube, namespace, "InvalidSpec")) and c["status"] == "True" and c, 30,
                        "InvalidSpec")
     assert invalid["message"].startswith("spec.algorithm.options.idlePolls: ")
     assert get_or_none(kube, MINICLUSTERS, "ens-0", namespace) is None
