@@ -13,15 +13,12 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from controller.clock import RealClock
 from controller.kube.client import KubeClient
-from controller.kube.resources import ENSEMBLES, MINICLUSTERS
+from controller.kube.resources import MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
-from controller.service.scaler import EnsembleScaler
-from controller.service.server import GrpcServer
-from controller.service.servicer import EnsembleServicer, actions_counter
+from tests.integration.objects import JOBS_ONLY, make_ensemble, make_minicluster
+from tests.integration.running import ensemble_service
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +42,7 @@ for thread in threads:
 print(json.dumps(replies))
 """
 API = {"version": "v1alpha2", "group": "flux-framework.org"}
+SUBMIT_A = JOBS_ONLY + "rules:\n- trigger: start\n  action:\n    name: submit\n    label: a\n"
 
 
 def member_requests(address: str, name: str, action: str, payload: dict, count: int = 1) -> list[dict]:
@@ -54,34 +52,13 @@ def member_requests(address: str, name: str, action: str, payload: dict, count: 
     return [{"status": r["status"], **json.loads(r["payload"] or "{}")} for r in replies]
 
 
-def make_ensemble(kube: KubeClient, namespace: str, name: str) -> dict:
-    member = {"minicluster": {"spec": {"size": 1, "maxSize": 16, "containers": [{"image": "busybox"}]}},
-              "ensemble": "jobs:\n- name: a\n  command: sleep 1\nrules:\n- trigger: start\n  action:\n"
-                          "    name: submit\n    label: a\n"}
-    return kube.create(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
-                                   "metadata": {"name": name, "namespace": namespace},
-                                   "spec": {"members": [member]}}, namespace)
-
-
-def make_minicluster(kube: KubeClient, namespace: str, name: str, owner: dict) -> None:
-    ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-           "uid": owner["metadata"]["uid"], "controller": True}
-    kube.create(MINICLUSTERS, {
-        "apiVersion": MINICLUSTERS.api_version, "kind": "MiniCluster",
-        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [ref]},
-        "spec": {"size": 1, "minSize": 1, "maxSize": 16, "containers": [{"image": "busybox"}]}}, namespace)
-
-
 @pytest.fixture
 def service_address(kube: KubeClient, namespace: str, minicluster_crd: str, ensemble_crd: str) -> Iterator[str]:
     """Our ensemble service for Ensemble ``ens`` on a free loopback port; ens-0 is its member."""
-    make_minicluster(kube, namespace, "ens-0", make_ensemble(kube, namespace, "ens"))
-    make_minicluster(kube, namespace, "other-0", make_ensemble(kube, namespace, "other"))
-    scaler = EnsembleScaler(kube, "ens", namespace, clock=RealClock())
-    server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, 10)
-    server.start()
-    yield server.address
-    server.stop(grace=2)
+    for name in ("ens", "other"):
+        make_minicluster(kube, namespace, f"{name}-0", make_ensemble(kube, namespace, name, SUBMIT_A), minSize=1)
+    with ensemble_service(kube, "ens", namespace) as address:
+        yield address
 
 
 def size(kube: KubeClient, namespace: str, name: str) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,6 +13,7 @@ from controller.proto import ensemble_service_pb2 as pb2
 from controller.service.actions import ScaleRequest
 from controller.service.scaler import EnsembleScaler, Outcome, RetryPolicy, last_polls
 from controller.service.servicer import EnsembleServicer, actions_counter
+from tests.helpers import run_together
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
@@ -134,18 +134,7 @@ def test_decisions_are_counted_by_action_and_result() -> None:
 def test_concurrent_grows_lose_nothing() -> None:
     setup = Setup()
     setup.member("ens-0", size=1, max_size=16)
-    barrier = threading.Barrier(10)
-    results: list[int] = []
-
-    def grow() -> None:
-        barrier.wait()
-        results.append(setup.act("ens-0", "grow")[0])
-
-    threads = [threading.Thread(target=grow) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    results = run_together(lambda: setup.act("ens-0", "grow")[0], 10, timeout=10)
     assert results == [pb2.Response.SUCCESS] * 10
     assert setup.size("ens-0") == 11
 
