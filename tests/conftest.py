@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localcluster import LocalCluster  # noqa: E402
+
+from tests.helpers import wait_for  # noqa: E402
 
 MINICLUSTER_CRD = ROOT / "hack" / "crds" / "minicluster.yaml"
 ENSEMBLE_CRD = ROOT / "manifests" / "crd.yaml"
@@ -54,15 +55,13 @@ def namespace(kube_cluster: LocalCluster) -> Iterator[str]:
 def install_crd(cluster: LocalCluster, path: Path, name: str, timeout: float = 30) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", f"--timeout={int(timeout)}s")
+
     # Discovery lags Established by a moment; wait until the resource is served.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        proc = subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", cluster.kubeconfig,
-                               "get", name, "-A", "--request-timeout=5s"], capture_output=True, text=True)
-        if proc.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"CRD {name} established but not served after {timeout}s")
+    def served() -> bool:
+        return subprocess.run([str(cluster.bin_dir / "kubectl"), "--kubeconfig", cluster.kubeconfig,
+                               "get", name, "-A", "--request-timeout=5s"], capture_output=True).returncode == 0
+
+    wait_for(served, timeout, f"CRD {name}, Established, to be served")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ defaulted; invalid Ensembles are rejected early with messages naming the field."
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import yaml
 from api.v1alpha1 import validate
 from controller.kube.errors import ApiError
 from controller.kube.resources import CRDS, ENSEMBLES
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +32,20 @@ def crd_installed(kube) -> str:
     manifest = yaml.safe_load(CRD_PATH.read_text())
     name = manifest["metadata"]["name"]
     kube.apply(CRDS, manifest, field_manager="test-crd-apply")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if established(kube.get(CRDS, name)):
-            try:
-                kube.list(ENSEMBLES, "default")
-                return name
-            except ApiError as err:
-                if err.status not in (404, 429):  # not yet served / storage (re)initializing
-                    raise
-        time.sleep(0.2)
-    raise AssertionError(f"CRD {name} not Established and served within 30s")
+
+    def served() -> bool:
+        if not established(kube.get(CRDS, name)):
+            return False
+        try:
+            kube.list(ENSEMBLES, "default")
+            return True
+        except ApiError as err:
+            if err.status not in (404, 429):  # not yet served / storage (re)initializing
+                raise
+            return False
+
+    wait_for(served, 30, f"CRD {name} to be Established and served")
+    return name
 
 
 def create(kube, namespace: str, obj: dict) -> dict:

@@ -15,6 +15,7 @@ from controller.informers import (
 from controller.kube.client import KubeClient
 from controller.kube.errors import ApiError, KubeError, is_already_exists
 from controller.kube.resources import CONFIGMAPS, CRDS, Resource
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +59,6 @@ def server_state(kube: KubeClient, res: Resource, namespace: str) -> dict[str, s
 
 def cache_state(informer: SharedInformer) -> dict[str, str]:
     return {meta_namespace_key(o): o["metadata"]["resourceVersion"] for o in informer.get_indexer().list()}
-
-
-def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting until {what}")
-        time.sleep(0.1)
 
 
 def converged(kube: KubeClient, res: Resource, namespace: str, informer: SharedInformer,
@@ -118,7 +111,7 @@ def widgets_crd(kube: KubeClient) -> Resource:
             return True
         except ApiError:
             return False
-    eventually(served, 60, "the Widget CRD is served")
+    wait_for(served, 60, "the Widget CRD to be served")
     return WIDGETS
 
 
@@ -155,7 +148,7 @@ def test_caches_and_handlers_follow_thousands_of_changes(kube: KubeClient, names
                    widgets_crd: churn(kube, widgets_crd, namespace, 800)}
         for res, handler in handlers.items():
             informer = factory.informer_for(res, namespace=namespace)
-            eventually(converged(kube, res, namespace, informer, handler), 60, f"{res} caches converge")
+            wait_for(converged(kube, res, namespace, informer, handler), 60, f"{res} caches to converge")
             names, survivors = churned[res]
             assert {k.split("/")[1] for k in cache_state(informer)} == survivors
             assert handler.added == set(names)  # the deleted ones were seen being added too
@@ -180,7 +173,7 @@ def test_apiserver_restart_during_a_watch_loses_nothing(kube_cluster, kube: Kube
             retrying(lambda: kube.create(CONFIGMAPS, configmap(namespace, f"after-{i}", "0")))
         for i in range(0, 50, 2):
             retrying(lambda: kube.delete(CONFIGMAPS, f"before-{i}", namespace))
-        eventually(converged(kube, CONFIGMAPS, namespace, informer, handler), 60, "caches converge")
+        wait_for(converged(kube, CONFIGMAPS, namespace, informer, handler), 60, "caches to converge")
         assert informer.reflector.watch_count > watches_before
         assert len(cache_state(informer)) == 75
     finally:
@@ -205,13 +198,13 @@ def test_compacted_resource_version_forces_a_relist(kube_cluster, kube: KubeClie
         kube_cluster.compact_etcd()
         kube_cluster.restart_apiserver()
         retrying(lambda: kube.create(CONFIGMAPS, configmap(namespace, "watched-1", "0", selected)))
-        eventually(lambda: informer.reflector.relist_count >= 1, 60, "the reflector relists after 410")
+        wait_for(lambda: informer.reflector.relist_count >= 1, 60, "the reflector to relist after 410")
 
         def check() -> bool:
             expected = {k: v for k, v in server_state(kube, CONFIGMAPS, namespace).items()
                         if k.split("/")[1].startswith("watched-")}
             return cache_state(informer) == expected == handler.snapshot()
-        eventually(check, 60, "the relisted cache matches the server")
+        wait_for(check, 60, "the relisted cache to match the server")
         assert set(cache_state(informer)) == {f"{namespace}/watched-0", f"{namespace}/watched-1"}
     finally:
         informer.stop()

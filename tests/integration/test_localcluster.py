@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +53,6 @@ def api(cluster, method: str, path: str, body: dict | None = None, token: str | 
             return resp.status, json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_apiserver_is_the_one_we_started(kube_cluster):
