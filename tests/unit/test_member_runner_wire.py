@@ -6,20 +6,17 @@ default pool), so its client runs in a child process, as it does in a lead broke
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from controller.clock import FakeClock
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.member.action_client import MINICLUSTER_API, ActionClient
-from controller.service.scaler import EnsembleScaler, RetryPolicy
 from controller.service.server import GrpcServer
-from controller.service.servicer import EnsembleServicer, actions_counter
+from tests.unit.served_service import serving
 from tests.unit.test_member_runner import FakeEnsembleService
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
@@ -57,12 +54,8 @@ def service() -> Iterator[tuple[GrpcServer, FakeKube]]:
     kube = FakeKube()
     ensemble = kube.put(ENSEMBLES, ensemble_obj("ens"))
     kube.put(MINICLUSTERS, minicluster_obj("ens-0", ensemble, size=2, max_size=4))
-    scaler = EnsembleScaler(kube, "ens", "ns", clock=FakeClock(), rng=random.Random(1),
-                            retry=RetryPolicy(base_delay=0.0, max_delay=0.0))
-    server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, 2)
-    server.start()
-    yield server, kube
-    server.stop(grace=1)
+    with serving(kube, workers=2) as server:
+        yield server, kube
 
 
 def test_our_ensemble_service_scales_the_minicluster_on_the_runs_requests(

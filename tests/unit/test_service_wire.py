@@ -7,7 +7,6 @@ which is also how it runs for real (inside a lead broker).
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,15 +14,12 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.scaler import EnsembleScaler, RetryPolicy
 from controller.service.server import SERVICE_NAME, GrpcServer
-from controller.service.servicer import EnsembleServicer, actions_counter
+from tests.unit.served_service import serving
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
 CLIENT = """
@@ -42,12 +38,8 @@ def served() -> Iterator[tuple[GrpcServer, FakeKube]]:
     other = kube.put(ENSEMBLES, ensemble_obj("other"))
     kube.put(MINICLUSTERS, minicluster_obj("ens-0", ensemble, size=2, max_size=4))
     kube.put(MINICLUSTERS, minicluster_obj("other-0", other, size=2))
-    scaler = EnsembleScaler(kube, "ens", "ns", clock=FakeClock(), rng=random.Random(1),
-                            retry=RetryPolicy(base_delay=0.0, max_delay=0.0))
-    server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, 4)
-    server.start()
-    yield server, kube
-    server.stop(grace=1)
+    with serving(kube, workers=4) as server:
+        yield server, kube
 
 
 def member_request(address: str, name: str, action: str, payload: dict) -> tuple[int, dict]:

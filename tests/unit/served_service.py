@@ -1,0 +1,27 @@
+"""Our ensemble service over a FakeKube on a loopback port, for tests that speak gRPC to it."""
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from typing import Iterator
+
+from prometheus_client import CollectorRegistry
+
+from controller.clock import FakeClock
+from controller.service.scaler import EnsembleScaler, RetryPolicy
+from controller.service.server import GrpcServer
+from controller.service.servicer import EnsembleServicer, actions_counter
+from tests.unit.test_service_fake_kube import FakeKube
+
+
+@contextmanager
+def serving(kube: FakeKube, workers: int) -> Iterator[GrpcServer]:
+    """The service for Ensemble ns/ens; conflicts are retried at once and the seed is fixed, for repeatable runs."""
+    scaler = EnsembleScaler(kube, "ens", "ns", clock=FakeClock(), rng=random.Random(1),
+                            retry=RetryPolicy(base_delay=0.0, max_delay=0.0))
+    server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, workers)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(grace=1)
