@@ -152,13 +152,18 @@ def step_until(clock: FakeClock, store: FakeLeaseStore, done, seconds: float) ->
     return done()
 
 
-def test_run_leads_then_reports_loss_when_renewals_fail_past_the_deadline(store, clock):
-    a = elector(store, clock, "a")
+def run_until_leading(candidate: LeaderElector) -> tuple[threading.Thread, list[bool]]:
+    """Start ``candidate.run`` in a thread and return once it leads; ``run``'s result lands in the list."""
     started = threading.Event()
     outcome: list[bool] = []
-    runner = threading.Thread(target=lambda: outcome.append(a.run(started.set)))
+    runner = threading.Thread(target=lambda: outcome.append(candidate.run(started.set)))
     runner.start()
     assert started.wait(5)
+    return runner, outcome
+
+
+def test_run_leads_then_reports_loss_when_renewals_fail_past_the_deadline(store, clock):
+    runner, outcome = run_until_leading(elector(store, clock, "a"))
     renewed_before = store.version
     assert step_until(clock, store, lambda: store.version > renewed_before + 1, 2)   # renewing
     store.fail_with = ApiError(500, "InternalError", "etcd timeout")
@@ -171,11 +176,7 @@ def test_run_leads_then_reports_loss_when_renewals_fail_past_the_deadline(store,
 
 def test_run_stops_when_another_holder_takes_over(store, clock):
     a = elector(store, clock, "a")
-    started = threading.Event()
-    outcome: list[bool] = []
-    runner = threading.Thread(target=lambda: outcome.append(a.run(started.set)))
-    runner.start()
-    assert started.wait(5)
+    runner, outcome = run_until_leading(a)
     with store.lock:   # someone forced the lease away (e.g. an admin edit)
         store.record = LeaderElectionRecord("intruder", 15, "t", "t", 1)
         store.version += 1
