@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +19,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 from localcluster import LocalCluster  # noqa: E402
 
 from tests.helpers import wait_for  # noqa: E402
+from tests.namespaces import scratch_namespace  # noqa: E402
 
 MINICLUSTER_CRD = ROOT / "hack" / "crds" / "minicluster.yaml"
 ENSEMBLE_CRD = ROOT / "manifests" / "crd.yaml"
@@ -43,13 +43,8 @@ def kube(kube_cluster: LocalCluster):
 @pytest.fixture
 def namespace(kube_cluster: LocalCluster) -> Iterator[str]:
     """A fresh namespace (with its default ServiceAccount), deleted after the test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    kube_cluster.kubectl("create", "namespace", name)
-    # Pods need the namespace's default ServiceAccount; without kube-controller-manager
-    # nothing else creates it.
-    kube_cluster.kubectl("create", "serviceaccount", "default", "-n", name, check=False)
-    yield name
-    kube_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(kube_cluster, "t", suffix_chars=10) as name:
+        yield name
 
 
 def install_crd(cluster: LocalCluster, path: Path, name: str, timeout: float = 30) -> None:

@@ -1,12 +1,12 @@
 """The e2e session: one cluster (see providers.py), one namespace per scenario."""
 from __future__ import annotations
 
-import uuid
 from typing import Iterator
 
 import pytest
 
 from tests.e2e.providers import E2ECluster, make_provider
+from tests.namespaces import scratch_namespace
 
 
 def pytest_collection_modifyitems(items):
@@ -27,8 +27,5 @@ def cluster() -> Iterator[E2ECluster]:
 
 @pytest.fixture
 def ns(cluster: E2ECluster) -> Iterator[str]:
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    cluster.kubectl("create", "serviceaccount", "default", "-n", name, check=False)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with scratch_namespace(cluster, "e2e", suffix_chars=8) as name:
+        yield name
