@@ -140,7 +140,8 @@ def test_lead_broker_and_poll_reach_the_status_outages_and_a_moved_pod(
     member.serve(OTHER_IP)
     start_lead_pod(kube, namespace, ensemble, "ens-0-0-bbbbb", OTHER_IP)
     moved = wait_for(lambda: (s := member_status(kube, namespace)).get("leadBroker", {}).get("ip") == OTHER_IP
-                     and s["lastPoll"]["queue"]["sched"] == 3 and s, 45, "polls at the new address")
+                     and s.get("lastPoll", {}).get("queue", {}).get("sched") == 3 and s, 45,
+                     "polls at the new address")
     assert moved["leadBroker"]["pod"] == "ens-0-0-bbbbb"
 
 
