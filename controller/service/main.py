@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
         client = KubeClient.in_cluster()
     else:
         client = KubeClient.load(args.kubeconfig)
-    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=RealClock())
-    servicer = EnsembleServicer(scaler, actions_counter(REGISTRY))
+    clock = RealClock()
+    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock)
+    servicer = EnsembleServicer(scaler, actions_counter(REGISTRY), clock=clock)
     try:
         server = GrpcServer(servicer, args.host, args.port, args.workers)
     except (OSError, ValueError) as err:

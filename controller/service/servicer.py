@@ -1,6 +1,7 @@
 """The EnsembleOperator gRPC servicer: wire requests in, scaler decisions out.
 
-Every decision is logged and counted, so an operator can see why a member did not grow.
+Every decision is counted and logged (see ``decision_log``), so an operator can see why a
+member did not grow.
 """
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import logging
 import grpc
 from prometheus_client import CollectorRegistry, Counter
 
+from controller.clock import Clock, RealClock
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.service.actions import ActionError, parse_scale_request
+from controller.service.decision_log import DecisionLog
 from controller.service.scaler import Decision, EnsembleScaler, Outcome
 
 log = logging.getLogger(__name__)
@@ -30,9 +33,12 @@ def actions_counter(registry: CollectorRegistry) -> Counter:
 
 
 class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
-    def __init__(self, scaler: EnsembleScaler, actions_total: Counter) -> None:
+    def __init__(self, scaler: EnsembleScaler, actions_total: Counter, *, clock: Clock | None = None) -> None:
         self._scaler = scaler
         self._actions_total = actions_total
+        # labels() validates and locks on every call; the few (action, result) children are reused
+        self._counted: dict[tuple[str, Outcome], Counter] = {}
+        self._decisions = DecisionLog(clock or RealClock(), logger=log)
 
     def RequestAction(self, request: pb2.ActionRequest, context: grpc.ServicerContext) -> pb2.Response:
         try:
@@ -41,14 +47,18 @@ class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
             decision = Decision(Outcome.ERROR, {"error": str(err)})
         else:
             decision = self._scaler.scale(scale)
-        action = request.action if request.action in ("grow", "shrink") else "unknown"
-        self._actions_total.labels(action=action, result=decision.outcome.value).inc()
+        self._count(request.action if request.action in ("grow", "shrink") else "unknown", decision.outcome)
         response = _response(decision)
-        log.log(logging.INFO if decision.outcome is Outcome.SUCCESS else logging.WARNING,
-                "action %s on %s/%s from member %r: %s %s", request.action or "<empty>",
-                self._scaler.namespace, request.name, request.member, decision.outcome.value,
-                response.payload)
+        self._decisions.record(request.action or "<empty>", f"{self._scaler.namespace}/{request.name}",
+                               request.member, decision.outcome, response.payload)
         return response
+
+    def _count(self, action: str, outcome: Outcome) -> None:
+        child = self._counted.get((action, outcome))
+        if child is None:
+            child = self._counted.setdefault((action, outcome),
+                                             self._actions_total.labels(action=action, result=outcome.value))
+        child.inc()
 
     def RequestStatus(self, request: pb2.StatusRequest, context: grpc.ServicerContext) -> pb2.Response:
         return _response(self._scaler.view(request.name))
