@@ -7,7 +7,8 @@ with one and with several concurrent clients. The two alternate in small batches
 machine's drift (etcd fsyncs, other load) hits both alike. The service does more per
 action (gRPC hop, owner check, bounds, resourceVersion guard), so the ratio service/raw
 says what that costs; the target is >= 0.8.
-Usage: bench/bench_service.py [--actions N] [--clients C] [--batch B]
+Usage: bench/bench_service.py [--actions N] [--clients C] [--batch B] [--profile FILE]
+(--profile: the service's threads run under cProfile, stats saved to FILE for pstats.)
 """
 from __future__ import annotations
 
@@ -43,6 +44,30 @@ parser = argparse.ArgumentParser()
 main.add_arguments(parser)
 sys.exit(main.run(parser.parse_args(sys.argv[1:])))
 """
+# The same, with a cProfile per thread (gRPC workers start after the hook is set), merged on exit.
+PROFILED_SERVICE_PROCESS = """
+import argparse, cProfile, logging, pstats, sys, threading
+from controller.service import main
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+profiles = []
+def profile_this_thread(*_):
+    profiles.append(cProfile.Profile())
+    profiles[-1].enable()
+threading.setprofile(profile_this_thread)
+parser = argparse.ArgumentParser()
+main.add_arguments(parser)
+parser.add_argument("--profile-out", required=True)
+args = parser.parse_args(sys.argv[1:])
+code = main.run(args)
+threading.setprofile(None)
+stats = pstats.Stats()
+for profile in profiles:
+    profile.create_stats()
+    if profile.stats:
+        stats.add(profile)
+stats.dump_stats(args.profile_out)
+sys.exit(code)
+"""
 
 
 def install_crds(cluster: LocalCluster, kube: KubeClient, timeout: float = 60) -> None:
@@ -77,17 +102,18 @@ def setup(cluster: LocalCluster, kube: KubeClient, members: int) -> None:
                                             "containers": [{"image": "busybox"}]}}, NAMESPACE)
 
 
-def start_service(cluster: LocalCluster) -> tuple[subprocess.Popen, str]:
+def start_service(cluster: LocalCluster, profile: str | None = None) -> tuple[subprocess.Popen, str]:
+    code, extra = (PROFILED_SERVICE_PROCESS, ["--profile-out", profile]) if profile else (SERVICE_PROCESS, [])
     child = subprocess.Popen(
-        [sys.executable, "-c", SERVICE_PROCESS, "--host", "127.0.0.1", "--port", "0", "--workers", "10",
+        [sys.executable, "-c", code, "--host", "127.0.0.1", "--port", "0", "--workers", "10",
          "--ensemble", ENSEMBLE, "--namespace", NAMESPACE, "--kubeconfig", cluster.kubeconfig,
-         "--metrics-port", "0"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+         "--metrics-port", "0", *extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     while True:
         line = child.stderr.readline()
         if not line:
             raise RuntimeError(f"service exited ({child.wait()}) before listening")
         if line.startswith("gRPC server listening on "):
-            # keep draining: the service logs every decision, and a full pipe would stall it
+            # keep draining: the service logs decisions, and a full pipe would stall it
             threading.Thread(target=child.stderr.read, daemon=True).start()
             return child, line.rsplit(" ", 1)[-1].strip()
 
@@ -137,11 +163,13 @@ def main() -> int:
     parser.add_argument("--actions", type=int, default=1000, help="actions per measurement (default 1000)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument("--batch", type=int, default=40, help="actions per alternating batch (default 40)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="profile the service (cProfile, every thread) into FILE; slows the service down")
     args = parser.parse_args()
     with LocalCluster.start() as cluster:
         kube = cluster.admin_client()
         setup(cluster, kube, args.clients)
-        child, address = start_service(cluster)
+        child, address = start_service(cluster, args.profile and str(Path(args.profile).resolve()))
         try:
             with grpc.insecure_channel(address) as channel:
                 stub = pb2_grpc.EnsembleOperatorStub(channel)
