@@ -1,0 +1,35 @@
+# Shared by hack/build-*.sh: the binary cache, messages, the Go check, and wrapper modules.
+# Source it after setting BUILD_NAME (the prefix of messages).
+
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+CACHE_ROOT="${ENSEMBLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ensemble-operator}"
+BIN="$CACHE_ROOT/k8s/$K8S_VERSION/bin"
+export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
+
+log() { printf '[%s %s] %s\n' "$BUILD_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$BUILD_NAME" "$*" >&2; exit 1; }
+
+require_go() {
+  command -v go >/dev/null || die "Go is not installed. Install Go >= $1 (Debian's golang-go is too old; use the Go toolchain from go.dev) and re-run."
+  local have
+  have="$(go env GOVERSION | sed 's/^go//')"
+  if [ "$(printf '%s\n%s\n' "$1" "$have" | sort -V | head -1)" != "$1" ]; then
+    die "this build needs Go >= $1, found $have. Install a newer Go or pin an older release (see the script's variables)."
+  fi
+}
+
+# go.mod of a published module version, from the module proxy (or die naming it).
+module_gomod() {
+  local modfile
+  modfile="$(go mod download -json "$1" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  [ -f "$modfile" ] || die "could not download $1 from the Go module proxy"
+  echo "$modfile"
+}
+
+# Copy a dependency's replace directives that point at published versions (not local
+# paths) into the current wrapper module: replace directives only apply to the main module.
+copy_version_replaces() {
+  { sed -n '/^replace (/,/^)/p' "$1" | grep '=>' | grep -v '=> \./' || true; } | while read -r line; do
+    go mod edit -replace "$(echo "$line" | sed 's/ => /=/; s/ \(v[^ ]*\)$/@\1/; s/ //g')"
+  done
+}
