@@ -6,9 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from prometheus_client import CollectorRegistry
+
 from controller.clock import FakeClock
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS
+from controller.proto import ensemble_service_pb2 as pb2
 from controller.service.decision_log import DecisionLog
-from controller.service.scaler import Outcome
+from controller.service.scaler import EnsembleScaler, Outcome
+from controller.service.servicer import EnsembleServicer, actions_counter
+from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
 LOGGER = "test.decisions"
 
@@ -85,3 +91,20 @@ def test_zero_interval_logs_every_success_at_info(captured: Captured) -> None:
 def test_negative_interval_is_refused() -> None:
     with pytest.raises(ValueError, match="interval: must be >= 0 seconds, got -1"):
         decisions(FakeClock(), interval=-1)
+
+
+def test_servicer_logs_a_denial_as_a_warning_and_a_burst_of_grows_once_at_info(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="controller.service.servicer")
+    kube = FakeKube()
+    ensemble = kube.put(ENSEMBLES, ensemble_obj("ens"))
+    kube.put(MINICLUSTERS, minicluster_obj("ens-0", ensemble, size=1, max_size=8))
+    kube.put(MINICLUSTERS, minicluster_obj("other-0", kube.put(ENSEMBLES, ensemble_obj("other")), size=1))
+    clock = FakeClock()
+    servicer = EnsembleServicer(EnsembleScaler(kube, "ens", "ns", clock=clock), actions_counter(CollectorRegistry()),
+                                clock=clock)
+    for name in ("ens-0", "ens-0", "ens-0", "other-0"):
+        servicer.RequestAction(pb2.ActionRequest(member="miniclusters", name=name, action="grow"), None)
+    assert [(record.levelname, record.getMessage().split(":")[1].split()[0]) for record in caplog.records] == [
+        ("INFO", "SUCCESS"), ("WARNING", "DENIED")]
+    assert kube.get(MINICLUSTERS, "ens-0", "ns")["spec"]["size"] == 4
