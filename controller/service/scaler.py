@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 
 import cachetools
+import tenacity
 
 from controller.clock import Clock
 from controller.kube.errors import KubeError, is_conflict, is_not_found
@@ -84,21 +85,22 @@ class EnsembleScaler:
             return Decision(Outcome.ERROR, {"error": f"MiniCluster {self._key(request.name)}: {err}"})
 
     def _scale_with_retries(self, request: ScaleRequest) -> Decision:
-        """Recompute and retry on 409 only; a plain loop, as this runs once per action."""
-        for attempt in range(1, self._retry.attempts + 1):
-            try:
-                return self._attempt(request)
-            except KubeError as err:
-                if not is_conflict(err):
-                    raise
-            if attempt < self._retry.attempts:
-                self._clock.sleep(self._backoff(attempt))
-        raise ConflictsExhausted()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(is_conflict),
+            stop=tenacity.stop_after_attempt(self._retry.attempts),
+            wait=self._backoff,
+            sleep=self._clock.sleep,
+            retry_error_callback=self._give_up,
+        )
+        return retrying(self._attempt, request)
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (attempt - 1))
+    def _backoff(self, state: tenacity.RetryCallState) -> float:
+        ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (state.attempt_number - 1))
         with self._lock:
             return self._rng.uniform(0, ceiling)
+
+    def _give_up(self, state: tenacity.RetryCallState) -> Decision:
+        raise ConflictsExhausted()
 
     def _attempt(self, request: ScaleRequest) -> Decision:
         minicluster = self._get_minicluster(request.name)
