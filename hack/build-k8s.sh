@@ -23,7 +23,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "$BIN"; exit 0
 fi
 log "missing: ${missing[*]} -> building into $BIN"
-log "a first build compiles Kubernetes from source: about 6 minutes on 2 cores (kwok another 4)"
+log "a first build compiles Kubernetes from source: about 6 minutes on 2 cores, plus module downloads"
 mkdir -p "$BIN" "$WORK/k8s" "$WORK/etcd"
 
 build_k8s() {

@@ -84,7 +84,7 @@ def ensure_binaries(bin_dir: Path = DEFAULT_BIN_DIR, build: bool = True) -> Path
         raise ClusterError(
             f"control-plane binaries missing in {bin_dir}: {', '.join(missing)}. "
             "Run `make cluster-build` (or hack/build-k8s.sh) first.")
-    log(f"building missing binaries ({', '.join(missing)}); the first build takes about 10 minutes")
+    log(f"building missing binaries ({', '.join(missing)}); the first build takes 7-10 minutes")
     env = dict(os.environ, K8S_VERSION=K8S_VERSION)
     for script in ("build-k8s.sh", "build-kwok.sh"):
         proc = subprocess.run(["bash", str(HACK_DIR / script)], env=env, stdout=subprocess.PIPE, text=True)
