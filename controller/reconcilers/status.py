@@ -85,7 +85,9 @@ def _running_pods(pods: list[dict]) -> int:
                and not (pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def member_status(observation: MemberObservation) -> dict:
+def member_status(observation: MemberObservation, previous: dict | None = None) -> dict:
+    """One member's status; ``previous`` (its last written status) keeps the last report
+    of a member that is no longer polled (finished), so its final queue stays visible."""
     minicluster_spec = (observation.minicluster or {}).get("spec") or {}
     status: dict = {
         "name": observation.name,
@@ -104,6 +106,10 @@ def member_status(observation: MemberObservation) -> dict:
         status["lastPollTime"] = rfc3339(shown.time)
         if shown.ok and shown.status is not None:
             status["lastPoll"] = shown.status
+    elif previous and status["phase"] in (COMPLETED, FAILED):
+        for key in ("lastPollTime", "lastPoll"):
+            if key in previous:
+                status[key] = previous[key]
     return status
 
 
@@ -160,7 +166,8 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
     old = ensemble.get("status") or {}
     generation = ensemble["metadata"].get("generation")
     stamp = rfc3339(now)
-    member_statuses = [member_status(m) for m in members]
+    previous = {m.get("name"): m for m in old.get("members") or []}
+    member_statuses = [member_status(m, previous.get(m.name)) for m in members]
     phases = [m["phase"] for m in member_statuses]
     not_ready = [m["name"] for m in member_statuses if m["phase"] not in (RUNNING, COMPLETED)]
     service_ok = _deployment_available(deployment)

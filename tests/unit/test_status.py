@@ -94,3 +94,17 @@ def test_summary_ready_counts_running_and_completed_members_not_pending_ones() -
     status = valid_status(ensemble(), [running, completed, pending], {"status": {"availableReplicas": 1}},
                           now=1_700_000_100.0)
     assert status["summary"] == {"members": 3, "ready": 2}
+
+
+def test_a_finished_member_keeps_its_last_report_once_no_longer_polled() -> None:
+    last = {"name": "m", "lastPollTime": "2023-11-14T22:13:20Z", "lastPoll": {"queue": {"inactive": 7}}}
+    old = {"members": [last]}
+    done = observation(pods=[pod("Succeeded")])
+    (member,) = valid_status(ensemble(old), [done], None, now=1_700_000_100.0)["members"]
+    assert member["phase"] == "Completed"
+    assert member["lastPoll"] == {"queue": {"inactive": 7}}
+    assert member["lastPollTime"] == "2023-11-14T22:13:20Z"
+    # A member still on its way (not finished) shows no stale report.
+    (pending,) = valid_status(ensemble(old), [observation(pods=[pod("Pending", ip=None)])], None,
+                              now=1_700_000_100.0)["members"]
+    assert "lastPoll" not in pending
