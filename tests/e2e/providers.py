@@ -209,7 +209,7 @@ class K3sProvider(KubectlCluster):
     name = "k3s"
 
     def __init__(self) -> None:
-        from testcontainers.k3s import K3SContainer
+        from testcontainers.community.k3s import K3SContainer
         self.container = K3SContainer().start()
         self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-k3s-"))
         kubeconfig = self.tmp / "kubeconfig"
@@ -219,7 +219,7 @@ class K3sProvider(KubectlCluster):
         _run(["docker", "build", "-t", IMAGE, str(ROOT)])
         archive = self.tmp / "image.tar"
         _run(["docker", "save", "-o", str(archive), IMAGE])
-        _run(["docker", "cp", str(archive), f"{self.container.get_wrapped_container().id}:/tmp/image.tar"])
+        self.container.copy_into_container(archive, "/tmp/image.tar")
         self.container.exec(["ctr", "images", "import", "/tmp/image.tar"])
         self.install_operator(IMAGE)
 
