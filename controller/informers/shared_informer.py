@@ -127,7 +127,7 @@ class SharedInformer:
             fresh[meta_namespace_key(obj)] = obj
         with self._lock:
             first = not self._has_synced
-            old = {} if first else {key: self._indexer.get_by_key(key) for key in self._indexer.list_keys()}
+            old = {} if first else {meta_namespace_key(obj): obj for obj in self._indexer.list()}
             self._indexer.replace(fresh)
             notes: list[Notification] = []
             for key, obj in fresh.items():

@@ -6,6 +6,7 @@ the objects.
 """
 from __future__ import annotations
 
+import builtins
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -72,11 +73,11 @@ class Indexer:
         with self._lock:
             return self._items.get(key)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         with self._lock:
             return list(self._items.values())
 
-    def list_keys(self) -> list[str]:
+    def list_keys(self) -> builtins.list[str]:
         with self._lock:
             return list(self._items)
 
@@ -84,11 +85,11 @@ class Indexer:
         with self._lock:
             return len(self._items)
 
-    def index_keys(self, index_name: str, value: str) -> list[str]:
+    def index_keys(self, index_name: str, value: str) -> builtins.list[str]:
         with self._lock:
             return sorted(self._index(index_name).get(value, ()))
 
-    def by_index(self, index_name: str, value: str) -> list[dict[str, Any]]:
+    def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]:
         with self._lock:
             return [self._items[key] for key in self._index(index_name).get(value, ())]
 

@@ -6,9 +6,10 @@ namespace backs the view.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
 from typing import Any
 
+from controller.informers.store import IndexFunc
 from controller.kube.resources import Resource
 
 
@@ -23,7 +24,7 @@ class ObjectCache:
         indexer = self._indexer_for(namespace)
         return indexer.get_by_key(key) if indexer is not None else None
 
-    def list(self, namespace: str | None = None) -> list[dict]:
+    def list(self, namespace: str | None = None) -> builtins.list[dict]:
         """Cached objects in ``namespace``, or in every watched namespace when None."""
         if namespace is not None and self.resource.namespaced:
             indexer = self._indexer_for(namespace)
@@ -31,11 +32,11 @@ class ObjectCache:
             return [o for o in objs if (o.get("metadata") or {}).get("namespace") == namespace]
         return [obj for informer in self._informers.values() for obj in informer.get_indexer().list()]
 
-    def by_index(self, index_name: str, value: str) -> list[dict]:
+    def by_index(self, index_name: str, value: str) -> builtins.list[dict]:
         return [obj for informer in self._informers.values()
                 for obj in informer.get_indexer().by_index(index_name, value)]
 
-    def add_indexers(self, indexers: dict[str, Callable[[dict], list[str]]]) -> None:
+    def add_indexers(self, indexers: dict[str, IndexFunc]) -> None:
         """Add indexers to every backing informer (before the manager starts)."""
         for informer in self._informers.values():
             informer.add_indexers(indexers)
