@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from api.v1alpha1 import Ensemble, FieldError, validate
+from api.v1alpha1 import AlgorithmSpec, Ensemble, FieldError, validate
 from controller.algorithms import get_algorithm
 from controller.clock import Clock
 from controller.informers import CONTROLLER_UID_INDEX
@@ -133,8 +133,9 @@ class EnsembleReconciler:
                 self._apply(ensemble, obj)
         self._delete_removed_members(ensemble, len(typed.spec.members))
         observations = self._observe_members(ensemble, typed, records)
-        if typed.spec.algorithm is not None and self._executor is not None:
-            self._run_algorithm(ensemble, typed, observations, records)
+        algorithm_spec, executor = typed.spec.algorithm, self._executor
+        if algorithm_spec is not None and executor is not None:
+            self._run_algorithm(ensemble, typed, algorithm_spec, executor, observations, records)
             observations = [replace(o, terminated=_records_of(records, o.name).terminated)
                             for o in observations]
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
@@ -294,10 +295,9 @@ class EnsembleReconciler:
         with self._lock:
             self._actions.pop(request, None)
 
-    def _run_algorithm(self, ensemble: dict, typed: Ensemble, observations: list[MemberObservation],
-                       records: dict[str, ActionRecords]) -> None:
+    def _run_algorithm(self, ensemble: dict, typed: Ensemble, spec: AlgorithmSpec, executor: ActionExecutor,
+                       observations: list[MemberObservation], records: dict[str, ActionRecords]) -> None:
         """Decide on each member that answered a poll since the last decision, and act."""
-        spec = typed.spec.algorithm
         algorithm = get_algorithm(spec.name)
         heartbeat = float(typed.spec.heartbeat)
         window = history_seconds(algorithm.parse_options(spec.options), heartbeat)
@@ -317,7 +317,7 @@ class EnsembleReconciler:
             lead = lead_broker(observation.pods, minicluster=observation.name)
             address = self._member_address(lead.ip) if lead is not None and lead.reachable else None
             for action in algorithm.decide(history, view, spec.options, now):
-                taken = self._executor.execute(ensemble, action, address)
+                taken = executor.execute(ensemble, action, address)
                 if taken is not None:
                     member_records.note(action, taken.amount, now)
             if member_records.terminated and self._poller is not None:
