@@ -33,7 +33,7 @@ class MemberServicer(pb2_grpc.EnsembleOperatorServicer):
             payload = _payload(request.payload)
             if request.action == "submit":
                 ids = self._backend.submit(_field(payload, "group", str), _field(payload, "count", int))
-                result = {"submitted": ids}
+                result: dict[str, object] = {"submitted": ids}
             elif request.action == "resize":
                 nodes = _field(payload, "nodes", int)
                 self._backend.resize(nodes)
@@ -67,5 +67,5 @@ def _field(payload: dict, name: str, kind: type[T]) -> T:
     return value
 
 
-def _reply(status: int, body: dict) -> pb2.Response:
+def _reply(status: pb2.Response.ResultType, body: dict) -> pb2.Response:
     return pb2.Response(payload=json.dumps(body, sort_keys=True), status=status)
