@@ -67,15 +67,16 @@ def parse_status(payload: str) -> dict:
 def queue_total(status: Mapping[str, object], fields: tuple[str, ...]) -> int:
     """Sum of the given queue counters (missing ones count zero)."""
     queue = _section(status, "queue")
-    return sum(int(queue.get(field, 0)) for field in fields)
+    return sum(_count(queue.get(field, 0), f"status.queue.{field}") for field in fields)
 
 
 def free_nodes(status: Mapping[str, object]) -> int:
     nodes = _section(status, "nodes")
-    return int(nodes.get("node_free_count", 0))
+    return _count(nodes.get("node_free_count", 0), "status.nodes.node_free_count")
 
 
 def largest_waiting_request(status: Mapping[str, object]) -> int:
     """Nodes wanted by the largest job still waiting, 0 when none waits."""
     waiting = _section(status, "waiting")
-    return max((int(nodes) for nodes, count in waiting.items() if int(count) > 0), default=0)
+    return max((int(nodes) for nodes, count in waiting.items() if _count(count, f"status.waiting.{nodes}") > 0),
+               default=0)
