@@ -14,7 +14,8 @@ import typing
 from typing import Any
 
 from api.v1alpha1.errors import FieldError, InvalidObjectError
-from api.v1alpha1.markers import FieldInfo, api_fields, declared_default, json_name, unwrap_optional
+from api.v1alpha1.markers import (FieldInfo, api_fields, declared_default, is_api_class, json_name,
+                                  unwrap_optional)
 
 _INVALID = object()
 _NO_INFO = FieldInfo(description="")
@@ -51,7 +52,7 @@ class _Walker:
             return self.fail(path, f"must be an object, got {type_name(data)}")
         before = len(self.errors)
         values: dict[str, Any] = {}
-        out = copy.deepcopy(data) if as_dict else None
+        out: dict[str, Any] = copy.deepcopy(data) if as_dict else {}
         for field, hint, info in api_fields(cls):
             key = json_name(field)
             if data.get(key) is None:
@@ -73,7 +74,7 @@ class _Walker:
         hint, _ = unwrap_optional(hint)
         if info.shape is not None:
             return self.object(info.shape, data, path, as_dict=True)
-        if dataclasses.is_dataclass(hint):
+        if is_api_class(hint):
             return self.object(hint, data, path, as_dict)
         origin = typing.get_origin(hint)
         if origin is list:
@@ -117,8 +118,14 @@ class _Walker:
             return self.fail(path, f"must be {wanted}, got {type_name(data)} {data!r}")
         if info.enum and data not in info.enum:
             return self.fail(path, f"must be one of {', '.join(info.enum)}, got {data!r}")
-        if info.minimum is not None and data < info.minimum:
+        if isinstance(data, str):
+            return self.text(info, data, path)
+        if info.minimum is not None and isinstance(data, (int, float)) and data < info.minimum:
             return self.fail(path, f"must be at least {info.minimum}, got {data}")
+        return data
+
+    def text(self, info: FieldInfo, data: str, path: str) -> Any:
+        """The string limits: lengths and pattern."""
         if info.min_length is not None and len(data) < info.min_length:
             return self.fail(path, "must not be empty" if info.min_length == 1
                              else f"must be at least {info.min_length} characters long")

@@ -10,7 +10,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 API_KEY = "api"
 
@@ -87,6 +87,11 @@ def class_description(cls: type) -> str:
     """The first paragraph of the class docstring, on one line."""
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     return re.sub(r"\s+", " ", doc)
+
+
+def is_api_class(hint: Any) -> TypeGuard[type]:
+    """Whether a field's type hint names a nested API dataclass (rather than a scalar or generic)."""
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
 
 
 def unwrap_optional(hint: Any) -> tuple[Any, bool]:

@@ -6,7 +6,7 @@ import typing
 from typing import Any
 
 from api.v1alpha1.markers import (FieldInfo, api_fields, class_description, class_rules, declared_default,
-                                  is_open, json_name, unwrap_optional)
+                                  is_api_class, is_open, json_name, unwrap_optional)
 
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
@@ -46,7 +46,7 @@ def type_schema(hint: Any, info: FieldInfo, description: str) -> dict[str, Any]:
     hint, _ = unwrap_optional(hint)
     if info.shape is not None:
         return object_schema(info.shape, description)
-    if dataclasses.is_dataclass(hint):
+    if is_api_class(hint):
         return object_schema(hint, description)
     origin = typing.get_origin(hint)
     if origin is list:
