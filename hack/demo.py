@@ -27,7 +27,7 @@ COLUMNS = ("MEMBER", "PHASE", "SIZE", "PODS", "QUEUE new/sched/run/done", "NODES
 
 
 def member_rows(ensemble: dict, pods_by_member: dict[str, int]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for member in (ensemble.get("status") or {}).get("members") or []:
         poll = member.get("lastPoll") or {}
         queue, nodes = poll.get("queue") or {}, poll.get("nodes") or {}

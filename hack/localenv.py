@@ -21,12 +21,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 HACK = Path(__file__).resolve().parent
 ROOT = HACK.parent
 sys.path.insert(0, str(HACK))
 
 from localcluster import ClusterError, LocalCluster, free_port  # noqa: E402
+
+if TYPE_CHECKING:  # imported for real in start_simulators
+    from controller.runtime import Manager
+    from sim.podrunner import PodProcessRunner
 
 log = logging.getLogger("localenv")
 
@@ -62,9 +67,9 @@ class LocalEnvironment:
     workdir: Path
     speed: float = 10.0
     operators: list[OperatorProcess] = field(default_factory=list)
-    _sim_manager: object = None
+    _sim_manager: Manager | None = None
     _sim_thread: threading.Thread | None = None
-    _runner: object = None
+    _runner: PodProcessRunner | None = None
 
     @classmethod
     def start(cls, *, cluster: LocalCluster | None = None, detached: bool = False,
