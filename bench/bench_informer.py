@@ -83,7 +83,7 @@ def pod(index: int, resource_version: int, phase: str) -> dict[str, Any]:
                                      f'k:{{"name":"{job}-entrypoint"}}': {
                                          ".": {}, "f:configMap": {".": {}, "f:defaultMode": {}, "f:items": {},
                                                                   "f:name": {}}, "f:name": {}}}}}
-    fields_status = {"f:status": {"f:conditions": {
+    fields_status: dict[str, Any] = {"f:status": {"f:conditions": {
         f'k:{{"type":"{c["type"]}"}}': {".": {}, "f:lastProbeTime": {}, "f:lastTransitionTime": {},
                                        "f:status": {}, "f:type": {}} for c in conditions},
         "f:containerStatuses": {}, "f:hostIP": {}, "f:hostIPs": {}, "f:phase": {}, "f:podIP": {},

@@ -108,13 +108,15 @@ def start_service(cluster: LocalCluster, profile: str | None = None) -> tuple[su
         [sys.executable, "-c", code, "--host", "127.0.0.1", "--port", "0", "--workers", "10",
          "--ensemble", ENSEMBLE, "--namespace", NAMESPACE, "--kubeconfig", cluster.kubeconfig,
          "--metrics-port", "0", *extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    stderr = child.stderr
+    assert stderr is not None, "stderr=PIPE gives the child a stderr stream"
     while True:
-        line = child.stderr.readline()
+        line = stderr.readline()
         if not line:
             raise RuntimeError(f"service exited ({child.wait()}) before listening")
         if line.startswith("gRPC server listening on "):
             # keep draining: the service logs decisions, and a full pipe would stall it
-            threading.Thread(target=child.stderr.read, daemon=True).start()
+            threading.Thread(target=stderr.read, daemon=True).start()
             return child, line.rsplit(" ", 1)[-1].strip()
 
 

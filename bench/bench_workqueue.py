@@ -90,8 +90,8 @@ def measure_workqueue(keys: Sequence[int], workers: int) -> Measurement:
     def make_worker(index: int) -> Callable[[], None]:
         def work() -> None:
             while True:
-                item, shutdown = work_queue.get()
-                if shutdown:
+                item, _ = work_queue.get()
+                if item is None:  # shut down and drained (no timeout was asked for)
                     return
                 processed[index] += 1
                 work_queue.done(item)
