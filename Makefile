@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
 
-.PHONY: help run test unit integration e2e bench cluster-build cluster-up cluster-down manifests protos clean
+.PHONY: help run test unit integration e2e lint bench cluster-build cluster-up cluster-down manifests protos clean
 
 help:
 	@echo "make run            local demo: control plane + operator + example ensemble"
 	@echo "make test           unit and integration tests (builds the control plane when missing)"
 	@echo "make e2e            end-to-end suite (E2E_CLUSTER=local|kind|existing)"
+	@echo "make lint           pyflakes and mypy over controller, api, hack and bench"
 	@echo "make bench          benchmarks with baselines measured in the same run"
 	@echo "make cluster-up     start a detached local control plane (prints its kubeconfig)"
 	@echo "make cluster-down   stop it"
@@ -43,6 +44,12 @@ integration: $(STAMP) cluster-build
 
 e2e: $(STAMP) cluster-build
 	$(PYTEST) tests/e2e -p no:cacheprovider -v
+
+# The generated gRPC stubs are left out (mypy excludes them in setup.cfg).
+LINT_DIRS := controller api hack bench
+lint: $(STAMP)
+	$(PY) -m pyflakes $$(find $(LINT_DIRS) -name '*.py' ! -name '*_pb2*.py')
+	$(PY) -m mypy $(LINT_DIRS)
 
 bench: $(STAMP) cluster-build
 	@for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b || exit 1; done
