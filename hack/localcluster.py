@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from credentials import CredentialsError, make_pki, write_kubeconfig
+
 HACK_DIR = Path(__file__).resolve().parent
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.37.2")
 CACHE_ROOT = Path(os.environ.get("ENSEMBLE_CACHE")
@@ -113,54 +115,6 @@ def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     os.setpgrp()
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    if shutil.which("openssl") is None:
-        raise ClusterError("openssl is not installed: apt-get install openssl")
-    proc = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ClusterError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
-
-
-def make_pki(pki: Path) -> None:
-    """A CA, the apiserver's serving certificate, an admin client cert, the SA signing key."""
-    pki.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "30", "-subj", "/CN=ensemble-operator-local-ca", cwd=pki)
-    (pki / "server.ext").write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
-        "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n")
-    (pki / "client.ext").write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n")
-    for name, subject, ext in (("server", "/CN=kube-apiserver", "server.ext"),
-                               ("admin", "/O=system:masters/CN=admin", "client.ext")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", subject, cwd=pki)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "30", "-extfile", ext, cwd=pki)
-    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
-    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-
-
-def _b64file(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
-    """An admin kubeconfig with the certificate data embedded (portable, one file)."""
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "local",
-        "clusters": [{"name": "local", "cluster": {
-            "server": server, "certificate-authority-data": _b64file(pki / "ca.crt")}}],
-        "users": [{"name": "admin", "user": {
-            "client-certificate-data": _b64file(pki / "admin.crt"),
-            "client-key-data": _b64file(pki / "admin.key")}}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
-    }
-    path.write_text(json.dumps(config, indent=2))
 
 
 @dataclass
@@ -545,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ClusterError as err:
+    except (ClusterError, CredentialsError) as err:
         print(f"localcluster: error: {err}", file=sys.stderr)
         return 1
 

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ HACK = Path(__file__).resolve().parent
 ROOT = HACK.parent
 sys.path.insert(0, str(HACK))
 
+from credentials import write_token_kubeconfig  # noqa: E402
 from localcluster import ClusterError, LocalCluster, free_port  # noqa: E402
 
 if TYPE_CHECKING:  # imported for real in start_simulators
@@ -126,12 +126,7 @@ class LocalEnvironment:
             return path
         token = self.cluster.kubectl("create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
                                      "--duration=12h").strip()
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-            "clusters": [{"name": "local", "cluster": {"server": self.cluster.server,
-                                                       "certificate-authority": self.cluster.ca_file}}],
-            "users": [{"name": "operator", "user": {"token": token}}],
-            "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator"}}]}))
+        write_token_kubeconfig(path, self.cluster.server, self.cluster.ca_file, token, "operator")
         return path
 
     def start_operator(self, *, leader_elect: bool = True, identity: str | None = None) -> OperatorProcess:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import grpc
 
+from credentials import write_token_kubeconfig
 from controller.kube import errors
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, PODS, SERVICES, SERVICEACCOUNTS
@@ -161,15 +162,8 @@ class PodProcessRunner:
         result = self.client.request(
             "POST", SERVICEACCOUNTS.path(namespace, service_account, "token"), body=body)
         token = result["status"]["token"]
-        path = self.workdir / f"{namespace}_{service_account}.kubeconfig"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-            "clusters": [{"name": "local", "cluster": {"server": self.server,
-                                                       "certificate-authority": self.ca_file}}],
-            "users": [{"name": service_account, "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "local", "user": service_account,
-                                                    "namespace": namespace}}]}))
-        return path
+        return write_token_kubeconfig(self.workdir / f"{namespace}_{service_account}.kubeconfig",
+                                      self.server, self.ca_file, token, service_account, namespace)
 
     def _start_service(self, key: str, pod: dict) -> None:
         container = container_named(pod, SERVICE_CONTAINER) or {}
