@@ -314,7 +314,7 @@ class EnsembleReconciler:
             live_spec = (observation.minicluster or {}).get("spec") or {}
             size = int(live_spec.get("size") or observation.spec_size)
             view = member_records.view(observation.name, size, observation.min_size, observation.max_size)
-            lead = lead_broker(observation.pods, minicluster=observation.name)
+            lead = observation.lead
             address = self._member_address(lead.ip) if lead is not None and lead.reachable else None
             for action in algorithm.decide(history, view, spec.options, now):
                 taken = executor.execute(ensemble, action, address)
@@ -344,7 +344,7 @@ class EnsembleReconciler:
 
 def _needs_polling(observation: MemberObservation) -> bool:
     """A member whose lead broker serves and whose work is not over."""
-    lead = lead_broker(observation.pods, minicluster=observation.name)
+    lead = observation.lead
     return (lead is not None and lead.reachable
             and member_phase(observation) not in (COMPLETED, FAILED))
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 
 from api.v1alpha1.errors import FieldError
-from controller.reconcilers.leadbroker import lead_broker
+from controller.reconcilers.leadbroker import LeadBroker, lead_broker
 from controller.reconcilers.poller import PollResult
 
 READY = "Ready"
@@ -50,6 +51,12 @@ class MemberObservation:
     terminated: bool = False
     """An algorithm declared the member's work done."""
 
+    @cached_property
+    def lead(self) -> LeadBroker | None:
+        """The lead broker among ``pods``; phase, status, polling and algorithms all read it,
+        so it is chosen once per observation rather than once per reader."""
+        return lead_broker(self.pods, minicluster=self.name)
+
 
 def rfc3339(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -69,7 +76,7 @@ def member_phase(observation: MemberObservation) -> str:
         return PENDING
     if _has_true_condition(observation.minicluster, MINICLUSTER_FINISHED):
         return COMPLETED
-    lead = lead_broker(observation.pods, minicluster=observation.name)
+    lead = observation.lead
     if lead is not None and lead.phase == "Succeeded":
         return COMPLETED
     if lead is not None and lead.phase == "Failed":
@@ -98,7 +105,7 @@ def member_status(observation: MemberObservation, previous: dict | None = None) 
         "minSize": observation.min_size,
         "maxSize": observation.max_size,
     }
-    lead = lead_broker(observation.pods, minicluster=observation.name)
+    lead = observation.lead
     if lead is not None:
         status["leadBroker"] = {"pod": lead.pod, **({"ip": lead.ip} if lead.ip else {})}
     shown = observation.published or observation.poll
