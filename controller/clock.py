@@ -127,11 +127,6 @@ class FakeClock:
                 self._waiters.remove(condition)
 
     @property
-    def has_waiters(self) -> bool:
-        with self._lock:
-            return bool(self._waiters)
-
-    @property
     def waiter_count(self) -> int:
         """Threads parked in ``wait``, so a test can step time only once they are all parked."""
         with self._lock:

@@ -34,10 +34,6 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def current_context() -> dict[str, Any]:
-    return dict(_context.get())
-
-
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     extra = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
     return {**_context.get(), **extra}

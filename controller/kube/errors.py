@@ -57,7 +57,3 @@ def is_unauthorized(err: BaseException) -> bool:
 
 def is_forbidden(err: BaseException) -> bool:
     return status_of(err) == 403
-
-
-def is_invalid(err: BaseException) -> bool:
-    return status_of(err) == 422
