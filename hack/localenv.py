@@ -27,7 +27,7 @@ ROOT = HACK.parent
 sys.path.insert(0, str(HACK))
 
 from credentials import write_token_kubeconfig  # noqa: E402
-from localcluster import ClusterError, LocalCluster, free_port  # noqa: E402
+from localcluster import STATE_DIR, ClusterError, LocalCluster, free_port  # noqa: E402
 
 if TYPE_CHECKING:  # imported for real in start_simulators
     from controller.runtime import Manager
@@ -72,30 +72,21 @@ class LocalEnvironment:
     _runner: PodProcessRunner | None = None
 
     @classmethod
-    def start(cls, *, cluster: LocalCluster | None = None, detached: bool = False,
-              speed: float = 10.0, operator: bool = True) -> "LocalEnvironment":
-        if cluster is None:
-            data_dir = None
-            if detached:
-                from localcluster import STATE_DIR
-                data_dir = STATE_DIR / "data"
-            cluster = LocalCluster.launch(controller_manager=True, kwok=True, detached=detached,
-                                          data_dir=data_dir)
-            if detached:
-                from localcluster import STATE_DIR
-                cluster.save_state(STATE_DIR)
-        else:
-            cluster.start_controller_manager()
-            cluster.start_kwok()
+    def start(cls, *, detached: bool = False, speed: float = 10.0) -> "LocalEnvironment":
+        """Everything, on a new cluster; ``detached`` keeps the cluster after this process
+        (``make cluster-down`` stops it), as ``make run`` does."""
+        cluster = LocalCluster.launch(controller_manager=True, kwok=True, detached=detached,
+                                      data_dir=STATE_DIR / "data" if detached else None)
+        if detached:
+            cluster.save_state(STATE_DIR)
         env = cls(cluster=cluster, workdir=cluster.data_dir / "localenv", speed=speed)
         env.workdir.mkdir(parents=True, exist_ok=True)
         try:
             env.install()
             env.start_simulators()
-            if operator:
-                env.start_operator()
+            env.start_operator()
         except BaseException:
-            env.stop(cluster_too=False)
+            env.stop(cluster_too=not detached)
             raise
         return env
 
