@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Protocol
 
 from controller.clock import Clock
+from controller.informers.backoff import Stopper
 from controller.kube.errors import is_not_found
 from controller.kube.resources import LEASES
 
@@ -112,8 +112,7 @@ class LeaderElector:
         self._rand = rand
         self._observed: LeaderElectionRecord | None = None
         self._observed_at = 0.0
-        self._stopped = False
-        self._wakeup = threading.Condition()
+        self._stopper = Stopper(clock)
 
     @property
     def is_leader(self) -> bool:
@@ -169,9 +168,7 @@ class LeaderElector:
 
     def stop(self) -> None:
         """End ``run``; the lease stays held until ``release``."""
-        with self._wakeup:
-            self._stopped = True
-            self._wakeup.notify_all()
+        self._stopper.stop()
 
     def release(self) -> bool:
         """Hand the lease over at once (holderIdentity cleared) if we still hold it."""
@@ -191,17 +188,17 @@ class LeaderElector:
             return False
 
     def _acquire(self) -> bool:
-        while not self._stopped:
+        while not self._stopper.stopped:
             if self.try_acquire_or_renew():
                 return True
             jittered = self._retry_period * (1 + self._rand() * JITTER_FACTOR)
-            if not self._sleep(jittered):
+            if self._stopper.wait(jittered):
                 return False
         return False
 
     def _renew_until_lost_or_stopped(self) -> bool:
         last_renewed = self._clock.now()
-        while self._sleep(self._retry_period):
+        while not self._stopper.wait(self._retry_period):
             if self.try_acquire_or_renew():
                 last_renewed = self._clock.now()
             elif self._clock.now() - last_renewed >= self._renew_deadline or not self._still_ours():
@@ -211,14 +208,3 @@ class LeaderElector:
     def _still_ours(self) -> bool:
         """False once the record names another holder: someone took over, stop at once."""
         return self._observed is None or self._observed.holder_identity in ("", self.identity)
-
-    def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` on the injected clock; False when stopped meanwhile."""
-        deadline = self._clock.now() + seconds
-        with self._wakeup:
-            while not self._stopped:
-                remaining = deadline - self._clock.now()
-                if remaining <= 0:
-                    return True
-                self._clock.wait(self._wakeup, remaining)
-        return False
