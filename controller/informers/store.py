@@ -110,11 +110,7 @@ class Indexer:
                 raise ValueError(f"index {', '.join(clash)} already exists")
             for name, func in indexers.items():
                 self._indexers[name] = func
-                index: dict[str, set[str]] = {}
-                self._indices[name] = index
-                for key, obj in self._items.items():
-                    for value in func(obj):
-                        index.setdefault(value, set()).add(key)
+                self._indices[name] = self._build_index(func)
 
     # -- writes (the informer's) ----------------------------------------------------
 
@@ -140,11 +136,15 @@ class Indexer:
         with self._lock:
             self._items = dict(objects)
             for name, func in self._indexers.items():
-                index: dict[str, set[str]] = {}
-                for key, obj in self._items.items():
-                    for value in func(obj):
-                        index.setdefault(value, set()).add(key)
-                self._indices[name] = index
+                self._indices[name] = self._build_index(func)
+
+    def _build_index(self, func: IndexFunc) -> dict[str, set[str]]:
+        """Index value -> keys over every stored object (caller holds the lock)."""
+        index: dict[str, set[str]] = {}
+        for key, obj in self._items.items():
+            for value in func(obj):
+                index.setdefault(value, set()).add(key)
+        return index
 
     def _reindex(self, key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         for name, func in self._indexers.items():
