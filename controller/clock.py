@@ -106,22 +106,14 @@ class FakeClock:
 
         Returns False when the fake deadline passed, True when notified.
         """
-        if timeout is None:
-            with self._lock:
-                self._waiters.append(condition)
-            try:
-                return condition.wait()
-            finally:
-                with self._lock:
-                    self._waiters.remove(condition)
-        deadline = self.now() + timeout
+        deadline = None if timeout is None else self.now() + timeout
         with self._lock:
             self._waiters.append(condition)
         try:
-            if self.now() >= deadline:
+            if deadline is not None and self.now() >= deadline:
                 return False
             notified = condition.wait()
-            return notified and self.now() < deadline
+            return notified and (deadline is None or self.now() < deadline)
         finally:
             with self._lock:
                 self._waiters.remove(condition)
