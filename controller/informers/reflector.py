@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol
 from controller.clock import Clock, RealClock
 from controller.informers.backoff import Backoff, Stopper
 from controller.kube.client import KubeClient
-from controller.kube.errors import ApiError, KubeError, is_gone, is_unauthorized
+from controller.kube.errors import ApiError, KubeError, is_gone
 from controller.kube.resources import Resource
 from controller.kube.watch import WatchStalled, WatchStream
 
@@ -216,11 +216,6 @@ class Reflector:
             log.warning("%s: %s; retrying in %.1fs", self.name, err, delay)
         else:
             log.exception("%s: unexpected failure; retrying in %.1fs", self.name, delay)
-        if is_unauthorized(err):
-            try:
-                self._client.refresh_credentials()
-            except KubeError as refresh_err:
-                log.warning("%s: cannot re-read credentials: %s", self.name, refresh_err)
         self._stopper.wait(delay)
 
 
