@@ -70,13 +70,20 @@ class Controller:
     def shutdown(self, timeout: float | None = 30.0, *, drain: bool = True) -> None:
         """Stop the workers; with ``drain``, first let queued and in-flight work finish.
 
+        ``timeout`` bounds the whole shutdown, as controller-runtime's graceful shutdown
+        timeout does: a reconcile that hangs must not keep the process from exiting.
         Without leadership, draining would reconcile next to the new leader, so a lost
         lease shuts down without it.
         """
         if drain:
-            self.queue.shutdown_with_drain()
-        else:
-            self.queue.shutdown()
+            draining = threading.Thread(target=self.queue.shutdown_with_drain,
+                                        name=f"{self.name}-drain", daemon=True)
+            draining.start()
+            draining.join(timeout)
+            if draining.is_alive():
+                log.warning("work still in flight after %ss; stopping without it", timeout,
+                            extra={"controller": self.name})
+        self.queue.shutdown()
         for thread in self._threads:
             thread.join(timeout)
         log.info("Stopped workers", extra={"controller": self.name})

@@ -205,3 +205,29 @@ def test_shutdown_with_drain_waits_for_the_reconcile_in_flight(clock, registry):
 def test_workers_must_be_positive(clock, registry):
     with pytest.raises(ValueError, match="workers must be >= 1"):
         make(ScriptedReconciler(), clock, registry, workers=0)
+
+
+def test_shutdown_gives_up_on_a_hung_reconcile_after_the_timeout(clock, registry, caplog):
+    inside = threading.Event()
+    release = threading.Event()
+
+    class Hung:
+        def reconcile(self, request: Request) -> Result:
+            inside.set()
+            release.wait(30)
+            return Result()
+
+    controller, queue = make(Hung(), clock, registry)
+    controller.start()
+    queue.add(REQUEST)
+    assert inside.wait(5)
+    stopper = threading.Thread(target=controller.shutdown, kwargs={"timeout": 0.2})
+    with caplog.at_level(logging.WARNING):
+        stopper.start()
+        stopper.join(5)
+    try:
+        assert not stopper.is_alive(), "shutdown must return although the reconcile hangs"
+        assert queue.shutting_down()
+        assert "still in flight" in caplog.text
+    finally:
+        release.set()
