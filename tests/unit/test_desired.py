@@ -55,10 +55,7 @@ def test_every_object_is_owned_and_labelled() -> None:
 def test_role_grants_only_what_the_service_needs() -> None:
     rules = role(make_ensemble())["rules"]
     assert rules == [
-        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
-         "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters/scale"],
-         "verbs": ["get", "patch", "update"]},
+        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"], "verbs": ["get", "patch"]},
         {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"], "verbs": ["get"]},
     ]
     binding = role_binding(make_ensemble())

@@ -46,16 +46,15 @@ def service_account(ensemble: dict) -> dict:
 
 
 def role(ensemble: dict) -> dict:
-    """Least privilege for grow/shrink: patch MiniClusters (or their scale), read the Ensemble."""
+    """Least privilege for the ensemble service: read and patch MiniClusters (their size), read
+    its Ensemble (budget, status). Exactly the calls controller/service makes."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": object_meta(ensemble, ensemble_name(ensemble)),
         "rules": [
             {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
-             "verbs": ["get", "list", "watch", "patch"]},
-            {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters/scale"],
-             "verbs": ["get", "patch", "update"]},
+             "verbs": ["get", "patch"]},
             {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
              "verbs": ["get"]},
         ],
