@@ -66,6 +66,17 @@ rules:
     action: {name: terminate}
 """
 
+# Six long jobs queued on one node and no grow rule of its own: only the operator's
+# scale algorithm (spec.algorithm) can make room for them.
+QUEUED_WORK = """
+logging: {heartbeat: 5}
+jobs:
+  - {name: batch, command: sleep 1000, count: 6, nodes: 1}
+rules:
+  - trigger: start
+    action: {name: submit, label: batch}
+"""
+
 # Runs until the test is done with it (no terminate rule).
 LONG_RUN = """
 logging: {heartbeat: 5}

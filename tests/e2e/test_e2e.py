@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 
 from tests.e2e.providers import wait_for
-from tests.e2e.scenarios import (GROW_SHRINK, LONG_RUN, QUICK_RUN, apply, condition, ensemble, example,
-                                 get, items, member, member_statuses, minicluster_size, phase, running_pods)
+from tests.e2e.scenarios import (GROW_SHRINK, LONG_RUN, QUEUED_WORK, QUICK_RUN, apply, condition, ensemble,
+                                 example, get, items, member, member_statuses, minicluster_size, phase,
+                                 running_pods)
 
 TIMEOUT = 180
 OWNED_KINDS = ("deployment", "service", "serviceaccount", "role", "rolebinding", "configmap", "minicluster")
@@ -52,6 +53,26 @@ def test_grow_then_shrink_follows_member_requests(cluster, ns):
     assert 1 <= shrunk < peak["size"] <= 4
     wait_for(lambda: running_pods(cluster, mc, ns) == shrunk, TIMEOUT, "pods to follow the shrink", cluster)
     wait_for(lambda: phase(cluster, "elastic", ns) == "Completed", TIMEOUT, "the elastic run to end", cluster)
+
+
+def test_operator_scale_algorithm_grows_a_member_with_waiting_jobs(cluster, ns):
+    algorithm = {"name": "scale", "options": {"waitSeconds": 4, "cooldownSeconds": 4, "growStep": 1}}
+    apply(cluster, ensemble("scaled", [member(QUEUED_WORK, size=1, max_size=3)], heartbeat=2,
+                            algorithm=algorithm), ns)
+    mc = "scaled-0"
+    wait_for(lambda: (member_statuses(cluster, "scaled", ns) or [{}])[0].get("lastPoll"), TIMEOUT,
+             "the operator to poll the member", cluster)
+    size = wait_for(lambda: (s := minicluster_size(cluster, mc, ns) or 0) >= 2 and s, TIMEOUT,
+                    "the scale algorithm to grow the MiniCluster", cluster)
+    wait_for(lambda: running_pods(cluster, mc, ns) >= size, TIMEOUT, "pods to follow the grow", cluster)
+    def scaled_up_event() -> bool:
+        events = json.loads(cluster.kubectl("get", "events.events.k8s.io", "-n", ns, "-o", "json"))["items"]
+        return any(e.get("reason") == "ScaledUp" and (e.get("regarding") or {}).get("name") == "scaled"
+                   for e in events)
+
+    wait_for(scaled_up_event, TIMEOUT, "the ScaledUp Event", cluster)
+    actions = (get(cluster, "ensemble", "scaled", ns)["status"].get("memberActions") or [])
+    assert [a["name"] for a in actions] == [mc] and actions[0]["lastAction"]["kind"] == "grow"
 
 
 def test_two_members_in_one_ensemble(cluster, ns):
