@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark: grow/shrink actions/s through the ensemble service vs raw PATCH/s.
 
-The service runs as its own process (`service` command, as deployed) and the raw PATCH
-baseline runs in this process, against the same local API server (hack/localcluster.py),
-with one and with several concurrent clients. The two alternate in small batches so the
-machine's drift (etcd fsyncs, other load) hits both alike. The service does more per
-action (gRPC hop, owner check, bounds, resourceVersion guard), so the ratio service/raw
-says what that costs; the target is >= 0.8.
+Three contenders against the same local API server (hack/localcluster.py), with one and
+with several concurrent clients, their batches interleaved so the machine's drift (etcd
+fsyncs, other load) hits all alike:
+- raw: a plain client in this process PATCHes spec.size (the limit);
+- relay: a bare grpcio server in its own process turning each RequestAction into that
+  PATCH, with no checks: the floor of any grpcio service that writes once per request;
+- service: our ensemble service in its own process, as deployed (parse, owner check,
+  bounds, resourceVersion guard, decision log, metrics).
+Every MiniCluster is created by one client (as the operator creates them) and patched
+under another field manager (as the service, or a member's own client, would), so the
+API server keeps the same managedFields for all three. Target: service/raw >= 0.8.
 Usage: bench/bench_service.py [--actions N] [--clients C] [--batch B] [--profile FILE]
 (--profile: the service's threads run under cProfile, stats saved to FILE for pstats.)
 """
@@ -36,6 +41,7 @@ from controller.proto import ensemble_service_pb2_grpc as pb2_grpc  # noqa: E402
 NAMESPACE = "bench"
 ENSEMBLE = "bench"
 TARGET_RATIO = 0.8
+WORKERS = 10
 SERVICE_PROCESS = """
 import argparse, logging, sys
 from controller.service import main
@@ -43,6 +49,30 @@ logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 parser = argparse.ArgumentParser()
 main.add_arguments(parser)
 sys.exit(main.run(parser.parse_args(sys.argv[1:])))
+"""
+# The floor of any grpcio service that writes once per request: the same gRPC server (sync,
+# same worker count) relaying each RequestAction to one unguarded PATCH, with no parsing,
+# no owner check, no bounds, no resourceVersion, no logging or metrics.
+RELAY_PROCESS = """
+import sys
+from concurrent import futures
+import grpc
+from controller.kube.client import KubeClient
+from controller.kube.resources import MINICLUSTERS
+from controller.proto import ensemble_service_pb2 as pb2, ensemble_service_pb2_grpc as pb2_grpc
+kubeconfig, namespace, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+kube = KubeClient.load(kubeconfig)
+class Relay(pb2_grpc.EnsembleOperatorServicer):
+    def RequestAction(self, request, context):
+        kube.patch(MINICLUSTERS, request.name, {"spec": {"size": 2 if request.action == "grow" else 1}},
+                   namespace=namespace, field_manager="bench-relay")
+        return pb2.Response(payload="{}", status=pb2.Response.SUCCESS)
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+pb2_grpc.add_EnsembleOperatorServicer_to_server(Relay(), server)
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(f"gRPC server listening on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+server.wait_for_termination()
 """
 # The same, with a cProfile per thread (gRPC workers start after the hook is set), merged on exit.
 PROFILED_SERVICE_PROCESS = """
@@ -95,29 +125,37 @@ def setup(cluster: LocalCluster, kube: KubeClient, members: int) -> None:
                                     "spec": {"members": [member]}}, NAMESPACE)
     ref = {"apiVersion": owner["apiVersion"], "kind": "Ensemble", "name": ENSEMBLE,
            "uid": owner["metadata"]["uid"], "controller": True}
-    for name in [f"svc-{i}" for i in range(members)] + [f"raw-{i}" for i in range(members)]:
+    for name in [f"{prefix}-{i}" for prefix in ("svc", "raw", "relay") for i in range(members)]:
         kube.create(MINICLUSTERS, {"apiVersion": MINICLUSTERS.api_version, "kind": "MiniCluster",
                                    "metadata": {"name": name, "namespace": NAMESPACE, "ownerReferences": [ref]},
                                    "spec": {"size": 1, "minSize": 1, "maxSize": 2,
                                             "containers": [{"image": "busybox"}]}}, NAMESPACE)
 
 
-def start_service(cluster: LocalCluster, profile: str | None = None) -> tuple[subprocess.Popen, str]:
-    code, extra = (PROFILED_SERVICE_PROCESS, ["--profile-out", profile]) if profile else (SERVICE_PROCESS, [])
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, "--host", "127.0.0.1", "--port", "0", "--workers", "10",
-         "--ensemble", ENSEMBLE, "--namespace", NAMESPACE, "--kubeconfig", cluster.kubeconfig,
-         "--metrics-port", "0", *extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+def start_server(argv: list[str]) -> tuple[subprocess.Popen, str]:
+    """Start a gRPC server process; return it and the address it printed once listening."""
+    child = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     stderr = child.stderr
     assert stderr is not None, "stderr=PIPE gives the child a stderr stream"
     while True:
         line = stderr.readline()
         if not line:
-            raise RuntimeError(f"service exited ({child.wait()}) before listening")
+            raise RuntimeError(f"{argv[:2]} exited ({child.wait()}) before listening")
         if line.startswith("gRPC server listening on "):
             # keep draining: the service logs decisions, and a full pipe would stall it
             threading.Thread(target=stderr.read, daemon=True).start()
             return child, line.rsplit(" ", 1)[-1].strip()
+
+
+def start_service(cluster: LocalCluster, profile: str | None = None) -> tuple[subprocess.Popen, str]:
+    code, extra = (PROFILED_SERVICE_PROCESS, ["--profile-out", profile]) if profile else (SERVICE_PROCESS, [])
+    return start_server(["-c", code, "--host", "127.0.0.1", "--port", "0", "--workers", str(WORKERS),
+                         "--ensemble", ENSEMBLE, "--namespace", NAMESPACE, "--kubeconfig", cluster.kubeconfig,
+                         "--metrics-port", "0", *extra])
+
+
+def start_relay(cluster: LocalCluster) -> tuple[subprocess.Popen, str]:
+    return start_server(["-c", RELAY_PROCESS, cluster.kubeconfig, NAMESPACE, str(WORKERS)])
 
 
 def timed_batch(pool: ThreadPoolExecutor, clients: int, per_client: int, offset: int, one) -> float:
@@ -127,36 +165,44 @@ def timed_batch(pool: ThreadPoolExecutor, clients: int, per_client: int, offset:
     return time.perf_counter() - started
 
 
-def compare(clients: int, actions: int, batch: int, raw, service) -> dict:
-    """Alternate batches of raw PATCHes and service actions; rates from the summed times."""
+def compare(clients: int, actions: int, batch: int, contenders: dict) -> dict[str, float]:
+    """Actions/s of each contender, their batches interleaved so drift hits all alike."""
     per_client = max(2, batch // clients // 2 * 2)          # even: grow and shrink pair up
-    seconds = {"raw": 0.0, "service": 0.0}
+    seconds = dict.fromkeys(contenders, 0.0)
     done = 0
     with ThreadPoolExecutor(clients) as pool:
-        timed_batch(pool, clients, per_client, 0, raw)        # warm connections
-        timed_batch(pool, clients, per_client, 0, service)
+        for one in contenders.values():                      # warm connections
+            timed_batch(pool, clients, per_client, 0, one)
         while done < actions:
-            seconds["raw"] += timed_batch(pool, clients, per_client, done, raw)
-            seconds["service"] += timed_batch(pool, clients, per_client, done, service)
+            for name, one in contenders.items():
+                seconds[name] += timed_batch(pool, clients, per_client, done, one)
             done += per_client * clients
-    raw_rate, service_rate = done / seconds["raw"], done / seconds["service"]
-    return {"actions": done, "raw_patch_per_s": round(raw_rate, 1),
-            "service_actions_per_s": round(service_rate, 1), "ratio": round(service_rate / raw_rate, 3)}
+    return {name: done / spent for name, spent in seconds.items()}
+
+
+def summarize(rates: dict[str, float]) -> dict:
+    raw, relay, service = rates["raw"], rates["relay"], rates["service"]
+    return {"raw_patch_per_s": round(raw, 1), "relay_actions_per_s": round(relay, 1),
+            "service_actions_per_s": round(service, 1),
+            "ratio": round(service / raw, 3),
+            "relay_ratio (floor of a gRPC hop)": round(relay / raw, 3),
+            "service_vs_relay (our own cost)": round(service / relay, 3)}
 
 
 def raw_patch(kube: KubeClient):
     def one(client: int, i: int) -> None:
-        kube.patch(MINICLUSTERS, f"raw-{client}", {"spec": {"size": 2 - i % 2}}, namespace=NAMESPACE)
+        kube.patch(MINICLUSTERS, f"raw-{client}", {"spec": {"size": 2 - i % 2}}, namespace=NAMESPACE,
+                   field_manager="bench-raw")
     return one
 
 
-def service_action(stub: pb2_grpc.EnsembleOperatorStub):
+def grpc_action(stub: pb2_grpc.EnsembleOperatorStub, prefix: str):
     def one(client: int, i: int) -> None:
         action = "grow" if i % 2 == 0 else "shrink"
-        response = stub.RequestAction(pb2.ActionRequest(member="miniclusters", name=f"svc-{client}",
+        response = stub.RequestAction(pb2.ActionRequest(member="miniclusters", name=f"{prefix}-{client}",
                                                         action=action, payload="{}"), timeout=30)
         if response.status != pb2.Response.SUCCESS:
-            raise RuntimeError(f"{action} svc-{client}: {response.payload}")
+            raise RuntimeError(f"{action} {prefix}-{client}: {response.payload}")
     return one
 
 
@@ -171,16 +217,25 @@ def main() -> int:
     with LocalCluster.start() as cluster:
         kube = cluster.admin_client()
         setup(cluster, kube, args.clients)
-        child, address = start_service(cluster, args.profile and str(Path(args.profile).resolve()))
+        children: list[subprocess.Popen] = []
         try:
-            with grpc.insecure_channel(address) as channel:
-                stub = pb2_grpc.EnsembleOperatorStub(channel)
-                results = {f"clients={clients}": compare(clients, args.actions, args.batch, raw_patch(kube),
-                                                         service_action(stub))
+            service, service_address = start_service(cluster, args.profile and str(Path(args.profile).resolve()))
+            children.append(service)
+            relay, relay_address = start_relay(cluster)
+            children.append(relay)
+            with grpc.insecure_channel(service_address) as service_channel, \
+                    grpc.insecure_channel(relay_address) as relay_channel:
+                contenders = {"raw": raw_patch(kube),
+                              "relay": grpc_action(pb2_grpc.EnsembleOperatorStub(relay_channel), "relay"),
+                              "service": grpc_action(pb2_grpc.EnsembleOperatorStub(service_channel), "svc")}
+                results = {f"clients={clients}": {"actions": args.actions,
+                                                  **summarize(compare(clients, args.actions, args.batch, contenders))}
                            for clients in (1, args.clients)}
         finally:
-            child.terminate()
-            child.wait(timeout=30)
+            for child in children:
+                child.terminate()
+            for child in children:
+                child.wait(timeout=30)
     print(json.dumps({"bench": "service", "target_ratio": TARGET_RATIO, "results": results}, indent=2))
     below = [case for case, result in results.items() if result["ratio"] < TARGET_RATIO]
     # A missed target is a finding to report, not a crash: make bench runs on.
