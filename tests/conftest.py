@@ -23,7 +23,6 @@ from tests.namespaces import scratch_namespace  # noqa: E402
 
 MINICLUSTER_CRD = ROOT / "hack" / "crds" / "minicluster.yaml"
 ENSEMBLE_CRD = ROOT / "manifests" / "crd.yaml"
-UPSTREAM_EXAMPLES = ROOT.parent / "shared" / "compat" / "upstream-examples"
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,14 @@ import yaml
 from api.v1alpha1 import validate
 from controller.kube.errors import ApiError
 from controller.kube.resources import CRDS, ENSEMBLES
+from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "manifests" / "crd.yaml"
-UPSTREAM = sorted((ROOT.parent / "shared" / "compat" / "upstream-examples").glob("*.yaml"))
+UPSTREAM = sorted(UPSTREAM_EXAMPLES.glob("*.yaml"))
 OURS = sorted((ROOT / "examples").glob("*/ensemble.yaml"))
 
 

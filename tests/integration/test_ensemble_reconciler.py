@@ -18,6 +18,7 @@ from controller.kube.errors import is_conflict
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, EVENTS, MINICLUSTERS, ROLEBINDINGS,
                                        ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.runtime.reconcile import Request
+from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
 from tests.integration.objects import ensemble_condition, ensemble_status, get_or_none
 from tests.integration.running import RunningController
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
-UPSTREAM_EXAMPLES = ROOT.parent / "shared" / "compat" / "upstream-examples"
 RBAC_FILES = ("namespace.yaml", "service_account.yaml", "cluster_role.yaml", "cluster_role_binding.yaml",
               "leader_election_role.yaml", "leader_election_role_binding.yaml")
 OPERATOR_NAMESPACE = "ensemble-operator-system"

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from api.v1alpha1 import Ensemble, validate
+from tests.compat import UPSTREAM_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM_EXAMPLES = sorted((ROOT.parent / "shared" / "compat" / "upstream-examples").glob("*.yaml"))
+UPSTREAM_FILES = sorted(UPSTREAM_EXAMPLES.glob("*.yaml"))
 OUR_EXAMPLES = sorted((ROOT / "examples").glob("*/ensemble.yaml"))
 
 
@@ -19,11 +20,11 @@ def load(path: Path) -> dict:
 
 
 def test_example_sets_are_present() -> None:
-    assert [p.name for p in UPSTREAM_EXAMPLES] == ["grow-shrink.yaml", "hello-world.yaml"]
+    assert [p.name for p in UPSTREAM_FILES] == ["grow-shrink.yaml", "hello-world.yaml"]
     assert [p.parent.name for p in OUR_EXAMPLES] == ["algorithm-scale", "grow-shrink", "hello-world"]
 
 
-@pytest.mark.parametrize("path", UPSTREAM_EXAMPLES + OUR_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", UPSTREAM_FILES + OUR_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_examples_are_valid(path: Path) -> None:
     obj = load(path)
     assert validate(obj) == []

@@ -9,7 +9,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import pytest
@@ -23,10 +22,8 @@ from controller.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.service.server import GrpcServer
+from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM_EXAMPLES = ROOT.parent / "shared" / "compat" / "upstream-examples"
 
 
 class SteppingClock(FakeClock):
