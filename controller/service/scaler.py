@@ -3,7 +3,9 @@
 Every write carries the resourceVersion it was computed from, so the API server rejects
 a write based on stale data (409) and the request is recomputed from a fresh read. The
 last object seen (usually our own patch's answer) is cached, so a steady stream of
-requests costs one PATCH each; the resourceVersion guard makes the cache safe.
+requests costs one PATCH each; the resourceVersion guard makes the cache safe. A
+decision that sends no write (already at the bound, denied) has no such guard, so it is
+only ever taken from a fresh read.
 """
 from __future__ import annotations
 
@@ -52,6 +54,10 @@ class RetryPolicy:
 
 class ConflictsExhausted(Exception):
     pass
+
+
+class _Unverified(Exception):
+    """A decision that writes nothing was about to be taken from a cached MiniCluster."""
 
 
 class EnsembleScaler:
@@ -103,11 +109,23 @@ class EnsembleScaler:
         raise ConflictsExhausted()
 
     def _attempt(self, request: ScaleRequest) -> Decision:
-        minicluster = self._get_minicluster(request.name)
+        minicluster, cached = self._get_minicluster(request.name)
+        try:
+            return self._decide(request, minicluster, cached)
+        except _Unverified:
+            # Another writer (the operator's algorithm, kubectl) may have changed the object since.
+            self._forget(request.name)
+            minicluster, _ = self._get_minicluster(request.name)
+            return self._decide(request, minicluster, False)
+
+    def _decide(self, request: ScaleRequest, minicluster: dict, cached: bool) -> Decision:
+        """Raises ``_Unverified`` instead of deciding on no write from a ``cached`` object."""
         ensemble = self._get_ensemble()
         if ensemble is None:
             return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
         if not owned_by(minicluster, self.ensemble, _uid(ensemble)):
+            if cached:
+                raise _Unverified()
             return Decision(Outcome.DENIED, {
                 "error": f"MiniCluster {self._key(request.name)} is not a member of Ensemble "
                          f"{self.ensemble!r}: {describe_owner(minicluster)}"})
@@ -118,11 +136,13 @@ class EnsembleScaler:
         budget = (ensemble.get("spec") or {}).get("budget")
         if target > size and budget is not None:
             with self._budget_lock:
-                return self._grow_within_budget(minicluster, ensemble, size, target, budget, reply)
+                return self._grow_within_budget(minicluster, ensemble, size, target, budget, reply, cached)
+        if target == size and cached:
+            raise _Unverified()
         return self._write_size(minicluster, size, target, reply)
 
     def _grow_within_budget(self, minicluster: dict, ensemble: dict, size: int, target: int,
-                            budget: object, reply: dict) -> Decision:
+                            budget: object, reply: dict, cached: bool) -> Decision:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ActionError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
                               f"non-negative integer, got {budget!r}")
@@ -134,6 +154,8 @@ class EnsembleScaler:
         grant = grant_growth(name, target - size, budget, sizes, demand)
         reply["budget"] = grant.reason
         if grant.granted == 0:
+            if cached:
+                raise _Unverified()
             reply.update({"to": size, "error": f"no nodes granted: {grant.reason}"})
             return Decision(Outcome.DENIED, reply)
         return self._write_size(minicluster, size, size + grant.granted, reply)
@@ -161,14 +183,15 @@ class EnsembleScaler:
         return {mc["metadata"]["name"]: current_size(mc) for mc in items
                 if owned_by(mc, self.ensemble, ensemble_uid)}
 
-    def _get_minicluster(self, name: str) -> dict:
+    def _get_minicluster(self, name: str) -> tuple[dict, bool]:
+        """The MiniCluster, and whether it came from the cache (then it may be stale)."""
         with self._lock:
             cached = self._miniclusters.get(name)
         if cached is not None:
-            return cached
+            return cached, True
         obj = self.api.get(MINICLUSTERS, name, self.namespace)
         self._remember(obj)
-        return obj
+        return obj, False
 
     def _get_ensemble(self) -> dict | None:
         with self._lock:

@@ -1,0 +1,42 @@
+"""Ensemble service defects found in review: each test failed before its fix."""
+from __future__ import annotations
+
+from controller.kube.resources import MINICLUSTERS
+from controller.proto import ensemble_service_pb2 as pb2
+from tests.unit.test_service import Setup
+
+
+def test_no_op_decision_is_not_taken_from_a_stale_cached_size() -> None:
+    """A grow clamped to the cached size sends no write, so no resourceVersion guard catches a
+    stale cache: the member's grow was answered SUCCESS "4 -> 4" while the MiniCluster had 2."""
+    setup = Setup()
+    setup.member("ens-0", size=3, max_size=4)
+    setup.act("ens-0", "grow")                                   # cache now holds size 4
+    setup.kube.patch(MINICLUSTERS, "ens-0", {"spec": {"size": 2}}, namespace="ns")   # e.g. the operator shrank it
+    status, body = setup.act("ens-0", "grow")
+    assert status == pb2.Response.SUCCESS and (body["from"], body["to"]) == (2, 3)
+    assert setup.size("ens-0") == 3
+
+
+def test_budget_denial_is_not_taken_from_a_stale_cached_size() -> None:
+    setup = Setup(budget=4)
+    setup.member("ens-0", size=1)
+    setup.member("ens-1", size=1)
+    assert setup.act("ens-0", "grow", grow=2)[1]["to"] == 3      # cache now holds size 3
+    setup.kube.patch(MINICLUSTERS, "ens-0", {"spec": {"size": 1}}, namespace="ns")
+    status, body = setup.act("ens-0", "grow")
+    assert status == pb2.Response.SUCCESS, body
+    assert setup.size("ens-0") == 2
+
+
+def test_steady_no_op_requests_read_once_each() -> None:
+    """The fix costs one GET for a request that changes nothing, and none for one that writes."""
+    setup = Setup()
+    setup.member("ens-0", size=3, max_size=3)
+    setup.act("ens-0", "grow")
+    calls = []
+    original_get = setup.kube.get
+    setup.kube.get = lambda *a, **k: calls.append(a) or original_get(*a, **k)
+    status, body = setup.act("ens-0", "grow")
+    assert status == pb2.Response.SUCCESS and body["to"] == 3
+    assert len(calls) == 1 and setup.kube.patches == []
