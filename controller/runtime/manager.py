@@ -2,7 +2,8 @@
 
 Start order follows controller-runtime: servers, event writer and caches first (so
 /readyz turns ok once caches synced, leader or not), then controllers once leading.
-Stop order: controllers drain, caches stop, the lease is released, servers close.
+Stop order: controllers drain (the lease still renewed), caches stop, the lease is
+released, servers close.
 """
 from __future__ import annotations
 
@@ -232,6 +233,12 @@ class Manager:
             except Exception:  # one failing stop must not keep the others running
                 log.exception("stopping %s failed", type(runnable).__name__)
 
+    def _stop_elector(self) -> None:
+        if self.elector is not None:
+            self.elector.stop()
+            if self._elector_thread is not None:
+                self._elector_thread.join()
+
     def _start_servers(self) -> None:
         for server in (self.metrics_server, self.health_server):
             if server is not None:
@@ -240,17 +247,19 @@ class Manager:
     def _shutdown(self) -> None:
         log.info("stopping manager")
         self._ready = False
-        if self.elector is not None:
-            self.elector.stop()
-            if self._elector_thread is not None:
-                self._elector_thread.join()
         with self._lock:
             self._stop.set()
             started = self._controllers_started
+        if not started:
+            self._stop_elector()  # a standby: no work of ours needs the lease
         self._stop_runnables()
         if started:
             for controller in self.controllers:
                 controller.shutdown(drain=not self._lost)
+        # Renewed until now, as controller-runtime cancels leader election only after the
+        # leader's runnables stopped: a lease left to expire mid-drain lets a standby
+        # reconcile next to us.
+        self._stop_elector()
         self.informers.shutdown()
         if self.elector is not None and not self._lost:
             self.elector.release()
