@@ -40,6 +40,8 @@ FIELD_MANAGER = "ensemble-operator"
 SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
 # How long after a create a cache miss is double-checked with a live read.
 CREATE_EXPECTATION_SECONDS = 60.0
+# How long after a delete the informer may still show the object without a second DELETE.
+DELETE_EXPECTATION_SECONDS = 60.0
 # Member objects whose removal from the spec means deletion.
 MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
 # A new lastPoll payload is written at most every max(heartbeat, this) seconds.
@@ -103,6 +105,8 @@ class EnsembleReconciler:
         self._actions: dict[Request, tuple[str, dict[str, ActionRecords]]] = {}
         # Objects we created that the informer may not have shown yet: (plural, ns, name) -> deadline.
         self._expected_creates: dict[tuple[str, str, str], float] = {}
+        # Objects we deleted that the informer may still show: uid -> deadline.
+        self._expected_deletes: dict[str, float] = {}
 
     # -- poller feedback ----------------------------------------------------------
 
@@ -213,22 +217,42 @@ class EnsembleReconciler:
                 raise
 
     def _delete_removed_members(self, ensemble: dict, member_count: int) -> None:
+        """Delete the objects of removed members, once each.
+
+        An object already being deleted, or deleted by us while the informer has not
+        shown it gone yet, gets no second DELETE and no second Event.
+        """
         uid = ensemble["metadata"]["uid"]
+        now = self._clock.now()
         for resource in MEMBER_RESOURCES:
             for obj in self._caches.owned[resource].by_index(CONTROLLER_UID_INDEX, uid):
                 index = member_index_of(obj)
                 if index is None or index < member_count:
                     continue
                 meta = obj["metadata"]
+                if meta.get("deletionTimestamp") or self._delete_expected(meta["uid"], now):
+                    continue
                 try:
-                    self._client.delete(resource, meta["name"], meta["namespace"],
-                                        preconditions={"uid": meta["uid"]})
+                    answer = self._client.delete(resource, meta["name"], meta["namespace"],
+                                                 preconditions={"uid": meta["uid"]})
                 except Exception as error:
                     if not is_not_found(error):
                         raise
+                    answer = None
+                with self._lock:
+                    self._expected_deletes[meta["uid"]] = now + DELETE_EXPECTATION_SECONDS
+                if answer is None:
+                    continue  # already gone: not our deletion to report
                 self._events.event(ensemble, "Normal", "Deleted",
                                    f"Deleted {obj.get('kind', resource.kind)} {meta['name']} "
                                    f"(member {index} removed from the spec)")
+
+    def _delete_expected(self, uid: str, now: float) -> bool:
+        """True while an object we deleted may still linger in the cache (expired ones dropped)."""
+        with self._lock:
+            for known in [u for u, deadline in self._expected_deletes.items() if deadline <= now]:
+                del self._expected_deletes[known]
+            return uid in self._expected_deletes
 
     # -- members and polling --------------------------------------------------------------
 

@@ -66,8 +66,11 @@ class FakeApi:
 
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation_policy: str | None = "Background", preconditions: dict | None = None):
+        """As KubeClient.delete: None when the object was already gone (404)."""
         self.writes.append(("delete", res.kind, name))
-        self.objects.pop((res, namespace, name))
+        if self.objects.pop((res, namespace, name), None) is None:
+            return None
+        return {"kind": "Status", "status": "Success"}
 
     def put(self, res: Resource, obj: dict) -> dict:
         self.objects[(res, obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj

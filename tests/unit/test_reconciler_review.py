@@ -1,0 +1,107 @@
+"""Reconciler defects found in review: each test failed before its fix."""
+from __future__ import annotations
+
+from controller.clock import FakeClock
+from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS, Resource
+from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
+from controller.runtime.reconcile import Request
+from tests.unit.test_reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, make_ensemble,
+                                        stored_ensemble)
+
+REQUEST = Request("ns", "e1")
+
+
+class LaggingApi(FakeApi):
+    """DELETE answers like the API server, but the caches (reading ``objects``) still show
+    what was deleted until ``catch_up``: the informer has not delivered the delete yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone: set[tuple[Resource, str, str]] = set()
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+               propagation_policy: str | None = "Background", preconditions: dict | None = None):
+        self.writes.append(("delete", res.kind, name))
+        key = (res, namespace or "", name)
+        if key in self.gone or key not in self.objects:
+            return None  # KubeClient.delete: 404 -> None
+        self.gone.add(key)
+        return {"kind": "Status", "status": "Success"}
+
+    def catch_up(self) -> None:
+        for key in self.gone:
+            self.objects.pop(key, None)
+        self.gone.clear()
+
+
+def new_env(api: FakeApi) -> tuple[FakeRecorder, FakeClock, EnsembleReconciler]:
+    recorder, clock = FakeRecorder(), FakeClock()
+    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
+                            owned={res: FakeCache(api, res) for res in OWNED}, pods=FakeCache(api, PODS))
+    reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
+                                    settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
+                                    poller=FakePoller())
+    return recorder, clock, reconciler
+
+
+def drop_last_member(api: FakeApi) -> None:
+    ensemble = stored_ensemble(api)
+    ensemble["spec"]["members"].pop()
+    ensemble["metadata"]["generation"] += 1
+
+
+def deletes(api: FakeApi) -> list[tuple]:
+    return sorted(w[1:] for w in api.writes if w[0] == "delete")
+
+
+def test_a_removed_member_is_deleted_and_reported_once_while_the_cache_lags() -> None:
+    api = LaggingApi()
+    recorder, _, reconciler = new_env(api)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(REQUEST)
+    drop_last_member(api)
+    api.writes.clear()
+    recorder.events.clear()
+    reconciler.reconcile(REQUEST)
+    assert deletes(api) == [("ConfigMap", "e1-1"), ("MiniCluster", "e1-1")]
+    assert [e[1] for e in recorder.events] == ["Deleted", "Deleted"]
+
+    # Woken again (by the ConfigMap's delete event, say) before the MiniCluster's arrives.
+    api.writes.clear()
+    reconciler.reconcile(REQUEST)
+    reconciler.reconcile(REQUEST)
+    assert api.writes == []
+    assert [e[1] for e in recorder.events] == ["Deleted", "Deleted"]
+    api.catch_up()
+    reconciler.reconcile(REQUEST)
+    assert api.writes == []
+
+
+def test_a_member_object_already_being_deleted_is_left_alone() -> None:
+    api = LaggingApi()
+    recorder, _, reconciler = new_env(api)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(REQUEST)
+    for res in (CONFIGMAPS, MINICLUSTERS):  # a finalizer holds them (deleted by someone else)
+        api.objects[(res, "ns", "e1-1")]["metadata"].update(
+            deletionTimestamp="2024-01-01T00:00:00Z", finalizers=["example.com/hold"])
+    drop_last_member(api)
+    api.writes.clear()
+    recorder.events.clear()
+    for _ in range(3):
+        reconciler.reconcile(REQUEST)
+    assert deletes(api) == []
+    assert [e for e in recorder.events if e[1] == "Deleted"] == []
+
+
+def test_a_member_gone_before_our_delete_is_not_reported_as_deleted_by_us() -> None:
+    api = LaggingApi()
+    recorder, _, reconciler = new_env(api)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(REQUEST)
+    api.gone.update({(CONFIGMAPS, "ns", "e1-1"), (MINICLUSTERS, "ns", "e1-1")})  # deleted by someone else
+    drop_last_member(api)
+    recorder.events.clear()
+    reconciler.reconcile(REQUEST)
+    assert [e for e in recorder.events if e[1] == "Deleted"] == []
