@@ -54,6 +54,9 @@ class Controller:
         self._object_key = object_key
         self._new_id = new_id
         self._threads: list[threading.Thread] = []
+        # Set by a shutdown without drain: the queue still hands out what it holds after
+        # shutdown, and the workers must leave it.
+        self._abandoned = threading.Event()
         metrics.register_controller(name, workers)
 
     def start(self) -> None:
@@ -73,7 +76,7 @@ class Controller:
         ``timeout`` bounds the whole shutdown, as controller-runtime's graceful shutdown
         timeout does: a reconcile that hangs must not keep the process from exiting.
         Without leadership, draining would reconcile next to the new leader, so a lost
-        lease shuts down without it.
+        lease shuts down without it: no reconcile starts after this call, queued or not.
         """
         if drain:
             draining = threading.Thread(target=self.queue.shutdown_with_drain,
@@ -83,6 +86,8 @@ class Controller:
             if draining.is_alive():
                 log.warning("work still in flight after %ss; stopping without it", timeout,
                             extra={"controller": self.name})
+        else:
+            self._abandoned.set()
         self.queue.shutdown()
         for thread in self._threads:
             thread.join(timeout)
@@ -93,9 +98,12 @@ class Controller:
             pass
 
     def process_next_work_item(self) -> bool:
-        """Reconcile one request; False once the queue shut down."""
+        """Reconcile one request; False once the queue shut down (or was abandoned)."""
         request, shutdown = self.queue.get()
         if shutdown:
+            return False
+        if self._abandoned.is_set():
+            self.queue.done(request)
             return False
         try:
             self._reconcile(request)

@@ -231,3 +231,32 @@ def test_shutdown_gives_up_on_a_hung_reconcile_after_the_timeout(clock, registry
         assert "still in flight" in caplog.text
     finally:
         release.set()
+
+
+def test_shutdown_without_drain_starts_no_further_reconciles(clock, registry):
+    # A lost lease shuts down without draining: the backlog is the new leader's now, and
+    # reconciling it here would run next to that leader.
+    inside = threading.Event()
+    release = threading.Event()
+    started: list[Request] = []
+
+    class Slow:
+        def reconcile(self, request: Request) -> Result:
+            started.append(request)
+            inside.set()
+            release.wait(5)
+            return Result()
+
+    controller, queue = make(Slow(), clock, registry)
+    controller.start()
+    queue.add(Request("ns", "in-flight"))
+    assert inside.wait(5)
+    queue.add(Request("ns", "queued-1"))
+    queue.add(Request("ns", "queued-2"))
+    stopper = threading.Thread(target=controller.shutdown, kwargs={"timeout": 5, "drain": False})
+    stopper.start()
+    assert wait_for(queue.shutting_down, 5, "the queue to shut down")
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert started == [Request("ns", "in-flight")]
