@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 MINICLUSTER_MEMBER = "miniclusters"
 MINICLUSTER_GROUP = "flux-framework.org"
@@ -83,11 +84,15 @@ class SizeBounds:
 
 
 def size_bounds(minicluster: dict) -> SizeBounds:
-    """``[spec.minSize, spec.maxSize]`` with upstream defaults (min 1, max = current size)."""
+    """``[spec.minSize, spec.maxSize]`` with upstream defaults (min 1, max = current size).
+
+    0 means unset, as for the Go zero value upstream and in the Ensemble API: a minSize of 0
+    must not let a shrink remove the lead broker.
+    """
     spec = minicluster.get("spec") or {}
     size = current_size(minicluster)
-    minimum = spec.get("minSize", DEFAULT_MIN_SIZE)
-    maximum = spec.get("maxSize", size)
+    minimum = _unless_zero(spec.get("minSize"), DEFAULT_MIN_SIZE)
+    maximum = _unless_zero(spec.get("maxSize"), size)
     for field, value in (("spec.minSize", minimum), ("spec.maxSize", maximum)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ActionError(f"MiniCluster {_name(minicluster)}: {field} is not an integer ({value!r})")
@@ -96,8 +101,13 @@ def size_bounds(minicluster: dict) -> SizeBounds:
     return SizeBounds(minimum, maximum)
 
 
+def _unless_zero(value: Any, default: int) -> Any:
+    return default if value is None or (type(value) is int and value == 0) else value
+
+
 def current_size(minicluster: dict) -> int:
-    size = (minicluster.get("spec") or {}).get("size", 1)
+    """``spec.size``; 0 means unset (1), as in the Ensemble API the member's spec comes from."""
+    size = _unless_zero((minicluster.get("spec") or {}).get("size"), 1)
     if isinstance(size, bool) or not isinstance(size, int):
         raise ActionError(f"MiniCluster {_name(minicluster)}: spec.size is not an integer ({size!r})")
     return size

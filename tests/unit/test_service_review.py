@@ -40,3 +40,29 @@ def test_steady_no_op_requests_read_once_each() -> None:
     status, body = setup.act("ens-0", "grow")
     assert status == pb2.Response.SUCCESS and body["to"] == 3
     assert len(calls) == 1 and setup.kube.patches == []
+
+
+def test_zero_min_and_max_size_mean_unset_as_in_the_api() -> None:
+    """0 is the Go zero value ("unset") for minSize/maxSize, and the Ensemble API documents it so;
+    the MiniCluster carries the member's spec as written. minSize 0 let a shrink reach 0 pods
+    (no lead broker), maxSize 0 made every grow and shrink an ERROR "minSize 1 > maxSize 0"."""
+    setup = Setup()
+    setup.member("ens-0", size=2, min_size=0)
+    setup.member("ens-1", size=2, max_size=0)
+    status, body = setup.act("ens-0", "shrink", shrink=5)
+    assert (status, body["to"], setup.size("ens-0")) == (pb2.Response.SUCCESS, 1, 1)
+    status, body = setup.act("ens-1", "shrink")
+    assert status == pb2.Response.SUCCESS, body
+    assert setup.size("ens-1") == 1
+
+
+def test_zero_size_means_one() -> None:
+    """An Ensemble member's ``size: 0`` means 1 and reaches the MiniCluster as written; with
+    maxSize unset every request was an ERROR "minSize 1 > maxSize 0"."""
+    setup = Setup()
+    setup.member("ens-0", size=0, max_size=3)
+    setup.member("ens-1", size=0, max_size=None)
+    status, body = setup.act("ens-0", "grow")
+    assert (status, body["from"], setup.size("ens-0")) == (pb2.Response.SUCCESS, 1, 2)
+    status, body = setup.act("ens-1", "grow")
+    assert (status, body["to"]) == (pb2.Response.SUCCESS, 1), body
