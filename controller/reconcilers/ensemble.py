@@ -19,7 +19,7 @@ from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, Resource,
                                        for_object)
 from controller.reconcilers.desired import DesiredSettings, desired_objects
-from controller.reconcilers.desired.compare import differs
+from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
 from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
 from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.algorithm import algorithm_errors, history_seconds
@@ -161,6 +161,9 @@ class EnsembleReconciler:
         else:
             with self._lock:
                 self._expected_creates.pop((resource.plural, meta["namespace"], meta["name"]), None)
+        # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
+        desired = with_applied_hash(desired, applied_hash(
+            _without_size(desired) if resource == MINICLUSTERS else desired))
         if resource == MINICLUSTERS and cached is not None:
             desired = _without_size(desired)
         if not differs(desired, cached):

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from controller.clock import FakeClock
-from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS, Resource
+from controller.kube.resources import CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, Resource
 from controller.reconcilers.desired import DesiredSettings
-from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
 from controller.runtime.reconcile import Request
 from tests.unit.test_reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, make_ensemble,
-                                        stored_ensemble)
+                                        member, stored_ensemble)
 
 REQUEST = Request("ns", "e1")
 
@@ -105,3 +105,48 @@ def test_a_member_gone_before_our_delete_is_not_reported_as_deleted_by_us() -> N
     recorder.events.clear()
     reconciler.reconcile(REQUEST)
     assert [e for e in recorder.events if e[1] == "Deleted"] == []
+
+
+def test_a_field_removed_from_the_spec_is_removed_from_the_owned_object() -> None:
+    """Compared as a subset, a desired object that lost a field still 'matches' the cached one
+    that has it, so the removal was never applied."""
+    api = FakeApi()
+    _, _, reconciler = new_env(api)
+    ensemble = make_ensemble([member(2, maxSize=4)])
+    ensemble["spec"]["sidecar"] = {"image": "registry.example/service:1", "pullAlways": True}
+    ensemble["spec"]["members"][0]["minicluster"]["spec"]["containers"][0]["workingDir"] = "/work"
+    api.put(ENSEMBLES, ensemble)
+    reconciler.reconcile(REQUEST)
+    container = api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["template"]["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "Always"
+    api.writes.clear()
+    reconciler.reconcile(REQUEST)
+    assert api.writes == []  # converged
+
+    del ensemble["spec"]["sidecar"]["pullAlways"]
+    del ensemble["spec"]["members"][0]["minicluster"]["spec"]["containers"][0]["workingDir"]
+    ensemble["metadata"]["generation"] = 2
+    reconciler.reconcile(REQUEST)
+    applied = {(w[1], w[3]): w[6] for w in api.writes if w[0] == "apply"}
+    assert "imagePullPolicy" not in applied[("Deployment", FIELD_MANAGER)]["spec"]["template"]["spec"][
+        "containers"][0]
+    assert "workingDir" not in applied[("MiniCluster", FIELD_MANAGER)]["spec"]["containers"][0]
+    assert "size" not in applied[("MiniCluster", FIELD_MANAGER)]["spec"]
+
+    api.writes.clear()
+    reconciler.reconcile(REQUEST)
+    assert api.writes == []  # converged again (the fake merges, so the fields linger: no matter)
+
+
+def test_the_applied_hash_ignores_the_minicluster_size() -> None:
+    """After creation spec.size belongs to grow/shrink: it is no reason to apply again."""
+    api = FakeApi()
+    _, _, reconciler = new_env(api)
+    api.put(ENSEMBLES, make_ensemble([member(2, maxSize=4)]))
+    reconciler.reconcile(REQUEST)
+    stored_ensemble(api)["spec"]["members"][0]["minicluster"]["spec"]["size"] = 3
+    stored_ensemble(api)["metadata"]["generation"] = 2
+    reconciler.reconcile(REQUEST)  # the status' observedGeneration moves
+    api.writes.clear()
+    reconciler.reconcile(REQUEST)
+    assert api.writes == []

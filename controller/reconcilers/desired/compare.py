@@ -3,10 +3,16 @@
 Server-side apply is idempotent, but a write per object per reconcile is still a
 write: the reconciler asks this first. Desired is compared as a subset of the cached
 object, because the API server adds defaults, status and metadata we never declare.
+A subset cannot see a field removed from desired (the cached object still has it), so
+each applied object carries a hash of what was applied (``with_applied_hash``).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
+
+APPLIED_HASH_ANNOTATION = "ensemble.flux-framework.org/applied-hash"
 
 # Identity and bookkeeping: never drift, or not ours to compare.
 _IGNORED_METADATA = ("name", "namespace")
@@ -35,3 +41,17 @@ def differs(desired: dict, cached: dict | None) -> bool:
     metadata = {key: value for key, value in (body.pop("metadata", None) or {}).items()
                 if key not in _IGNORED_METADATA}
     return not (_matches(metadata, cached.get("metadata") or {}) and _matches(body, cached))
+
+
+def applied_hash(obj: dict) -> str:
+    """A digest of ``obj`` that changes with any field, removals included."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_applied_hash(desired: dict, digest: str) -> dict:
+    """``desired`` annotated with ``digest``: once the desired object changes in any way,
+    the cached annotation no longer matches and ``differs`` says so."""
+    meta = desired["metadata"]
+    annotations = {**(meta.get("annotations") or {}), APPLIED_HASH_ANNOTATION: digest}
+    return {**desired, "metadata": {**meta, "annotations": annotations}}
