@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Protocol
@@ -199,11 +200,38 @@ class LeaderElector:
     def _renew_until_lost_or_stopped(self) -> bool:
         last_renewed = self._clock.now()
         while not self._stopper.wait(self._retry_period):
-            if self.try_acquire_or_renew():
+            if self._try_before(last_renewed + self._renew_deadline):
                 last_renewed = self._clock.now()
             elif self._clock.now() - last_renewed >= self._renew_deadline or not self._still_ours():
                 return True
         return False
+
+    def _try_before(self, deadline: float) -> bool:
+        """``try_acquire_or_renew``, but stop waiting for it at ``deadline`` (clock time).
+
+        client-go bounds each renewal with the renew deadline; a request hanging on a dead
+        connection (read timeout 60 s) would otherwise keep us leading long after the
+        lease expired and another replica took it. An abandoned attempt finishes unheard.
+        """
+        done = threading.Condition()
+        outcome: list[bool] = []
+
+        def attempt() -> None:
+            renewed = self.try_acquire_or_renew()
+            with done:
+                outcome.append(renewed)
+                done.notify_all()
+
+        threading.Thread(target=attempt, name="leader-election-renew", daemon=True).start()
+        with done:
+            while not outcome:
+                remaining = deadline - self._clock.now()
+                if remaining <= 0:
+                    log.warning("lease renewal still unanswered at the renew deadline",
+                                extra={"identity": self.identity})
+                    return False
+                self._clock.wait(done, remaining)
+            return outcome[0]
 
     def _still_ours(self) -> bool:
         """False once the record names another holder: someone took over, stop at once."""

@@ -10,7 +10,7 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import LEASES
 from controller.runtime.leader import (KubeLeaseStore, LeaderElectionRecord, LeaderElector,
                                        micro_time)
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_waiters
 
 WAIT = 5.0  # real-time bound on waiting for the elector thread
 
@@ -172,6 +172,38 @@ def test_run_leads_then_reports_loss_when_renewals_fail_past_the_deadline(store,
     runner.join(5)
     assert outcome == [True]
     assert 10 <= clock.now() - lost_at <= 12   # the renew deadline, not the lease duration
+
+
+def test_a_renewal_hanging_past_the_renew_deadline_loses_the_lease(store, clock):
+    # A read on a dead keep-alive connection answers only at the client's 60 s read timeout;
+    # by then the lease has expired and a standby leads. client-go cancels the attempt at
+    # the renew deadline, so the leader stops before anyone may take over.
+    a = elector(store, clock, "a")
+    runner, outcome = run_until_leading(a)
+    answer = threading.Event()
+    hung_reads = []
+    real_get = store.get
+
+    def hanging_get():
+        hung_reads.append(clock.now())
+        answer.wait(WAIT)
+        return real_get()
+
+    store.get = hanging_get
+    try:
+        leading_since = clock.now()
+        wait_for_waiters(clock, 1)
+        clock.step(2)   # the next renewal starts, and hangs
+        wait_for(lambda: hung_reads, WAIT, "the renewal's lease read")
+        wait_for_waiters(clock, 1)
+        clock.step(8)   # the renew deadline passes while the read still hangs
+        wait_for(lambda: outcome, WAIT, "run to report the lease lost")
+        assert outcome == [True]
+        assert clock.now() - leading_since == 10
+    finally:
+        answer.set()
+        a.stop()
+        runner.join(WAIT)
 
 
 def test_run_stops_when_another_holder_takes_over(store, clock):
