@@ -170,9 +170,11 @@ class _Checker:
             self.action(rule["action"], f"{path}.action", job_names, functions)
 
     def trigger_name(self, name: Any, trigger: str, path: str) -> None:
+        """A metric rule needs its metric; a job-<event> rule without a name fires for every
+        job, as ensemble-python's schema allows (it requires only trigger and action)."""
         if name is None:
-            what = "a metric name, e.g. count.<job>.success" if trigger == "metric" else "the job name"
-            self.fail(path, f"required for trigger {trigger}: {what}")
+            if trigger == "metric":
+                self.fail(path, f"required for trigger {trigger}: a metric name, e.g. count.<job>.success")
         elif not isinstance(name, str) or not name:
             self.fail(path, f"must be a non-empty string, got {name!r}")
         elif trigger == "metric" and name.split(".")[0] not in METRIC_MODELS:

@@ -5,8 +5,8 @@ instead: it fires ``start`` rules, turns the queue's job transitions into the jo
 would post, keeps metric models per job group, fires ``metric`` and ``job-<event>`` rules, and
 asks the ensemble service to grow or shrink. Custom actions (user Python) are not executed.
 
-Differences from ensemble-python, on purpose: ``job-<event>`` rules fire only for jobs of the
-group their ``name`` names, and every job in the queue is observed (also jobs the operator
+Differences from ensemble-python, on purpose: ``job-<event>`` rules with a ``name`` fire only for
+jobs of the group it names (without one, for every job, as ensemble-python does), and every job in the queue is observed (also jobs the operator
 submitted through the member endpoint), not only the jobs this run submitted.
 """
 from __future__ import annotations
@@ -156,7 +156,7 @@ class EnsembleRun:
         if tracked:
             self._evaluate_metrics(cause)
         if not self._terminated:
-            rules = [rule for rule in self._triggered(f"job-{event}") if rule.name == transition.group]
+            rules = [rule for rule in self._triggered(f"job-{event}") if rule.name in (None, transition.group)]
             self._fire_all(rules, cause)
 
     def _record(self, transition: JobTransition, event: str) -> bool:
