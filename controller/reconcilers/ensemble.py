@@ -343,10 +343,13 @@ class EnsembleReconciler:
             view = member_records.view(observation.name, size, observation.min_size, observation.max_size)
             lead = observation.lead
             address = self._member_address(lead.ip) if lead is not None and lead.reachable else None
-            for action in algorithm.decide(history, view, spec.options, now):
+            # Judged as of the newest poll, which this reconcile follows by a moment: from `now`,
+            # a window shorter than that moment (stabilizationSeconds 0) would hold no sample.
+            decided_at = history[-1].time
+            for action in algorithm.decide(history, view, spec.options, decided_at):
                 taken = executor.execute(ensemble, action, address)
                 if taken is not None:
-                    member_records.note(action, taken.amount, now)
+                    member_records.note(action, taken.amount, decided_at)
             if member_records.terminated and self._poller is not None:
                 self._poller.unregister(key)  # done: the next reconcile forgets its polls too
 

@@ -5,9 +5,11 @@ from controller.clock import FakeClock
 from controller.kube.resources import CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, Resource
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
 from tests.unit.test_reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, make_ensemble,
                                         member, stored_ensemble)
+from tests.unit.test_reconciler_algorithms import ADDRESS, EMPTY, KEY, Env, scale
 
 REQUEST = Request("ns", "e1")
 
@@ -150,3 +152,15 @@ def test_the_applied_hash_ignores_the_minicluster_size() -> None:
     api.writes.clear()
     reconciler.reconcile(REQUEST)
     assert api.writes == []
+
+
+def test_without_stabilization_an_idle_member_shrinks_though_the_decision_follows_the_poll() -> None:
+    """The reconcile reading a poll runs a moment after it; measured from then, a
+    stabilizationSeconds of 0 held no recommendation at all and the member never shrank."""
+    env = Env(scale(idlePolls="1", stabilizationSeconds="0", cooldownSeconds="0"), [member(2, maxSize=4)])
+    env.clock.step(7)
+    env.reconciler.record_poll(KEY, PollResult(True, env.clock.wall(), ADDRESS, 0.01, 0, EMPTY))
+    env.clock.step(0.05)  # the queue hands the Request to a worker
+    env.reconcile()
+    assert env.size() == 1
+    assert env.reasons().count("ScaledDown") == 1
