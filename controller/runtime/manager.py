@@ -99,6 +99,7 @@ class Manager:
             "/healthz": check("healthz", self.is_running),
             "/readyz": check("readyz", self.is_ready)}) if health_port is not None else None)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by the end of the cache sync
         self._running = False
         self._ready = False
         self._lost = False
@@ -176,7 +177,9 @@ class Manager:
             self._start_servers()
             self.events.start()
             self.informers.start()
-            if not self.informers.wait_for_cache_sync(self._cache_sync_timeout) and not self._stop.is_set():
+            if not self._wait_for_caches():
+                if self._stop.is_set():
+                    return
                 raise RuntimeError(f"informer caches did not sync within {self._cache_sync_timeout}s")
             self._ready = True
             log.info("caches synced", extra={"controllers": [c.name for c in self.controllers]})
@@ -197,6 +200,24 @@ class Manager:
     def stop(self) -> None:
         """Ask ``start`` to shut down and return; safe from any thread, signal handlers too."""
         self._stop.set()
+        self._wake.set()
+
+    def _wait_for_caches(self) -> bool:
+        """Wait for the caches to sync; False when they did not in time or ``stop`` came first.
+
+        The wait runs on a helper thread so that ``stop`` (a SIGTERM) ends it at once: caches
+        that cannot sync (a watched CRD not installed) would otherwise hold the process for
+        the whole sync timeout, past the pod's termination grace period.
+        """
+        synced: list[bool] = []
+
+        def wait() -> None:
+            synced.append(self.informers.wait_for_cache_sync(self._cache_sync_timeout))
+            self._wake.set()
+
+        threading.Thread(target=wait, name="cache-sync", daemon=True).start()
+        self._wake.wait()
+        return bool(synced) and synced[0] and not self._stop.is_set()
 
     def _lead(self, elector: LeaderElector) -> None:
         if elector.run(self._start_controllers):

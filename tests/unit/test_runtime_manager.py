@@ -79,3 +79,48 @@ def test_the_lease_is_renewed_until_the_controllers_drained_then_released() -> N
     thread.join(DEADLINE)
     assert not thread.is_alive()
     assert log == ["reconcile finished", "elector stopped", "lease released"]
+
+
+class NeverSyncing:
+    """An informer factory whose caches never sync (a watched CRD is not installed)."""
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        pass
+
+    def wait_for_cache_sync(self, timeout: float) -> bool:
+        self.waiting.set()
+        self.stopped.wait(timeout)
+        return False
+
+    def shutdown(self) -> None:
+        self.stopped.set()
+
+
+def test_stop_during_the_cache_sync_returns_without_waiting_out_the_sync_timeout() -> None:
+    # SIGTERM while caches cannot sync must stop the manager now, not after
+    # cache_sync_timeout (120 s, long past the pod's termination grace period).
+    manager = Manager(object(), metrics_port=None, health_port=None)
+    informers = NeverSyncing()
+    manager.informers = informers  # type: ignore[assignment]
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            manager.start()
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    try:
+        assert informers.waiting.wait(DEADLINE)
+        manager.stop()
+        thread.join(DEADLINE)
+        assert not thread.is_alive(), "stop() did not end the wait for the caches"
+        assert errors == [] and not manager.is_running() and not manager.is_ready()
+    finally:
+        informers.stopped.set()
