@@ -164,3 +164,20 @@ def test_without_stabilization_an_idle_member_shrinks_though_the_decision_follow
     env.reconcile()
     assert env.size() == 1
     assert env.reasons().count("ScaledDown") == 1
+
+
+def test_an_owner_reference_added_by_someone_else_is_no_reason_to_apply() -> None:
+    """ownerReferences merge by uid under server-side apply, so another owner's entry stays
+    after our apply; compared as a whole list it differed forever: a write every reconcile."""
+    api = FakeApi()
+    _, _, reconciler = new_env(api)
+    api.put(ENSEMBLES, make_ensemble([member()]))
+    reconciler.reconcile(REQUEST)
+    api.objects[(CONFIGMAPS, "ns", "e1-0")]["metadata"]["ownerReferences"].append(
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "keeper", "uid": "uid-keeper"})
+    api.writes.clear()
+    reconciler.reconcile(REQUEST)
+    assert api.writes == []
+    api.objects[(CONFIGMAPS, "ns", "e1-0")]["metadata"]["ownerReferences"].pop(0)  # ours removed: drift
+    reconciler.reconcile(REQUEST)
+    assert api.kinds_written() == [("ConfigMap", "e1-0")]

@@ -40,7 +40,15 @@ def differs(desired: dict, cached: dict | None) -> bool:
     body = {key: value for key, value in desired.items() if key not in ("apiVersion", "kind")}
     metadata = {key: value for key, value in (body.pop("metadata", None) or {}).items()
                 if key not in _IGNORED_METADATA}
-    return not (_matches(metadata, cached.get("metadata") or {}) and _matches(body, cached))
+    cached_meta = cached.get("metadata") or {}
+    return not (_owner_references_match(metadata.pop("ownerReferences", []), cached_meta)
+                and _matches(metadata, cached_meta) and _matches(body, cached))
+
+
+def _owner_references_match(desired: list[dict], cached_meta: dict) -> bool:
+    """Ours are present: a list merged by uid keeps other owners' references after our apply."""
+    by_uid = {ref.get("uid"): ref for ref in cached_meta.get("ownerReferences") or []}
+    return all(_matches(ref, by_uid.get(ref.get("uid"))) for ref in desired)
 
 
 def applied_hash(obj: dict) -> str:
