@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -78,6 +79,7 @@ class Controller:
         Without leadership, draining would reconcile next to the new leader, so a lost
         lease shuts down without it: no reconcile starts after this call, queued or not.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         if drain:
             draining = threading.Thread(target=self.queue.shutdown_with_drain,
                                         name=f"{self.name}-drain", daemon=True)
@@ -89,8 +91,8 @@ class Controller:
         else:
             self._abandoned.set()
         self.queue.shutdown()
-        for thread in self._threads:
-            thread.join(timeout)
+        for thread in self._threads:  # what is left of the one timeout (threads join in real time)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         log.info("Stopped workers", extra={"controller": self.name})
 
     def _work(self) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -260,3 +261,31 @@ def test_shutdown_without_drain_starts_no_further_reconciles(clock, registry):
     stopper.join(5)
     assert not stopper.is_alive()
     assert started == [Request("ns", "in-flight")]
+
+
+def test_the_shutdown_timeout_bounds_the_whole_shutdown_not_each_worker(clock, registry):
+    # Every worker hung: the drain gives up after the timeout, and joining the workers
+    # must use what is left of it, not another full timeout per worker.
+    workers = 4
+    inside = threading.Semaphore(0)
+    release = threading.Event()
+
+    class Hung:
+        def reconcile(self, request: Request) -> Result:
+            inside.release()
+            release.wait(30)
+            return Result()
+
+    controller, queue = make(Hung(), clock, registry, workers=workers)
+    controller.start()
+    for index in range(workers):
+        queue.add(Request("ns", f"e{index}"))
+    try:
+        for _ in range(workers):
+            assert inside.acquire(timeout=5)
+        started = time.monotonic()
+        controller.shutdown(timeout=0.3)
+        elapsed = time.monotonic() - started
+        assert elapsed < 1.0, f"shutdown took {elapsed:.2f}s (0.3 s per worker after the drain's 0.3 s?)"
+    finally:
+        release.set()
