@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from cachetools import TTLCache
@@ -55,6 +56,7 @@ class EventRecorder:
         self._pending: queue.Queue[_Write | None] = queue.Queue(max_pending)
         self._last_suffix = 0
         self._thread: threading.Thread | None = None
+        self._abandoned = threading.Event()  # stop's timeout passed: drop what is still queued
 
     def event(self, obj: dict, type_: str, reason: str, message: str, *,
               action: str | None = None) -> None:
@@ -107,6 +109,7 @@ class EventRecorder:
 
     def start(self) -> None:
         """Write queued events from a background thread until ``stop``."""
+        self._abandoned.clear()
         self._thread = threading.Thread(target=self._drain, name="event-recorder", daemon=True)
         self._thread.start()
 
@@ -114,12 +117,18 @@ class EventRecorder:
         """Write what is queued (bounded by ``timeout``), then end the writer thread."""
         if self._thread is None:
             return
-        self._pending.put(None)
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            # A full queue behind a hung write frees no slot for the end marker in time.
+            self._pending.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._abandoned.set()
         self._thread = None
 
     def _drain(self) -> None:
-        while (write := self._pending.get()) is not None:
+        while not self._abandoned.is_set() and (write := self._pending.get()) is not None:
             self._write(write)
 
     def write_pending(self) -> int:

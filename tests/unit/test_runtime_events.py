@@ -180,3 +180,29 @@ def test_the_aggregation_cache_is_bounded(client, clock):
         recorder.event(ENSEMBLE, "Normal", "Scaled", message)
     recorder.write_pending()
     assert [body["note"] for body, _ in client.created] == ["a", "b", "c", "a"]
+
+
+def test_stop_is_bounded_by_its_timeout_when_the_pending_writes_are_full(client, clock):
+    # The API server hangs (reads time out only after 60 s) and the pending queue is full:
+    # stop() must still return after its timeout, not wait for a slot to free.
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hung_create(res, obj, namespace=None):
+        entered.set()
+        release.wait(5)
+
+    client.create = hung_create
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1", max_pending=1)
+    recorder.start()
+    recorder.event(ENSEMBLE, "Normal", "First", "a")
+    assert entered.wait(5)
+    recorder.event(ENSEMBLE, "Normal", "Second", "b")   # fills the pending queue
+    stopper = threading.Thread(target=recorder.stop, kwargs={"timeout": 0.2}, daemon=True)
+    try:
+        stopper.start()
+        stopper.join(2)
+        assert not stopper.is_alive(), "stop() waited for the hung write"
+    finally:
+        release.set()
+        stopper.join(5)
