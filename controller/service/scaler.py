@@ -147,7 +147,7 @@ class EnsembleScaler:
             raise ActionError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
                               f"non-negative integer, got {budget!r}")
         name = minicluster["metadata"]["name"]
-        sizes = self._member_sizes(_uid(ensemble))
+        sizes = {mc["metadata"]["name"]: current_size(mc) for mc in self._members(ensemble)}
         sizes[name] = size
         demand = {member: waiting_demand((poll or {}).get("waiting"))
                   for member, poll in last_polls(ensemble).items()}
@@ -178,10 +178,20 @@ class EnsembleScaler:
         self._remember(updated)
         return Decision(Outcome.SUCCESS, reply)
 
-    def _member_sizes(self, ensemble_uid: str | None) -> dict[str, int]:
-        items = self.api.list(MINICLUSTERS, self.namespace).get("items") or []
-        return {mc["metadata"]["name"]: current_size(mc) for mc in items
-                if owned_by(mc, self.ensemble, ensemble_uid)}
+    def _members(self, ensemble: dict) -> list[dict]:
+        """The Ensemble's existing MiniClusters (``<e>-<i>`` for member ``i``), read one by one:
+        the service's Role grants get and patch on MiniClusters, not list."""
+        found = []
+        for name in member_names(ensemble):
+            try:
+                minicluster = self.api.get(MINICLUSTERS, name, self.namespace)
+            except KubeError as err:
+                if is_not_found(err):
+                    continue
+                raise
+            if owned_by(minicluster, self.ensemble, _uid(ensemble)):
+                found.append(minicluster)
+        return found
 
     def _get_minicluster(self, name: str) -> tuple[dict, bool]:
         """The MiniCluster, and whether it came from the cache (then it may be stale)."""
@@ -222,14 +232,14 @@ class EnsembleScaler:
             ensemble = self._get_ensemble()
             if ensemble is None:
                 return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
-            items = self.api.list(MINICLUSTERS, self.namespace).get("items") or []
+            items = self._members(ensemble)
         except KubeError as err:
             return Decision(Outcome.ERROR, {"error": f"reading Ensemble {self._key(self.ensemble)}: {err}"})
         polls = last_polls(ensemble)
         members = []
         for mc in sorted(items, key=lambda obj: obj["metadata"]["name"]):
             name = mc["metadata"]["name"]
-            if not owned_by(mc, self.ensemble, _uid(ensemble)) or member not in ("", name):
+            if member not in ("", name):
                 continue
             spec = mc.get("spec") or {}
             members.append({"name": name, "size": spec.get("size", 1), "minSize": spec.get("minSize"),
@@ -243,6 +253,13 @@ class EnsembleScaler:
 
     def _key(self, name: str) -> str:
         return f"{self.namespace}/{name}"
+
+
+def member_names(ensemble: dict) -> list[str]:
+    """``<ensemble>-<index>`` for each entry of ``spec.members``: the MiniClusters the operator creates."""
+    members = (ensemble.get("spec") or {}).get("members")
+    name = (ensemble.get("metadata") or {}).get("name", "")
+    return [f"{name}-{index}" for index in range(len(members))] if isinstance(members, list) else []
 
 
 def last_polls(ensemble: dict) -> dict[str, dict]:

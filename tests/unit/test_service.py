@@ -21,9 +21,9 @@ PAYLOAD = {"version": "v1alpha2", "group": "flux-framework.org"}
 
 
 class Setup:
-    def __init__(self, *, budget: int | None = None, polls: dict | None = None) -> None:
+    def __init__(self, *, budget: int | None = None, polls: dict | None = None, members: int = 1) -> None:
         self.kube = FakeKube()
-        self.ensemble = self.kube.put(ENSEMBLES, ensemble_obj("ens", budget=budget, polls=polls))
+        self.ensemble = self.kube.put(ENSEMBLES, ensemble_obj("ens", budget=budget, polls=polls, members=members))
         self.scaler = EnsembleScaler(self.kube, "ens", "ns", clock=FakeClock(), rng=random.Random(7),
                                      retry=NO_WAIT)
         self.registry = CollectorRegistry()
@@ -186,7 +186,7 @@ def test_persistent_conflicts_give_up_with_an_error() -> None:
 
 def test_budget_grants_in_proportion_to_waiting_demand() -> None:
     polls = {"ens-0": {"waiting": {"1": 6}}, "ens-1": {"waiting": {"2": 1}}}
-    setup = Setup(budget=8, polls=polls)
+    setup = Setup(budget=8, polls=polls, members=2)
     setup.member("ens-0", size=2)
     setup.member("ens-1", size=2)
     status, body = setup.act("ens-0", "grow", grow=6)
@@ -199,7 +199,7 @@ def test_budget_grants_in_proportion_to_waiting_demand() -> None:
 
 
 def test_budget_without_polls_uses_equal_shares_and_ignores_foreign_members() -> None:
-    setup = Setup(budget=6)
+    setup = Setup(budget=6, members=2)
     other = setup.kube.put(ENSEMBLES, ensemble_obj("other"))
     setup.kube.put(MINICLUSTERS, minicluster_obj("other-0", other, size=10))
     setup.member("ens-0", size=1)
@@ -226,7 +226,7 @@ def test_invalid_budget_is_an_error_naming_the_field() -> None:
 
 def test_status_returns_members_sizes_and_last_poll() -> None:
     poll = {"queue": {"run": 2}, "waiting": {"1": 1}}
-    setup = Setup(budget=9, polls={"ens-0": poll})
+    setup = Setup(budget=9, polls={"ens-0": poll}, members=2)
     setup.member("ens-1", size=3, min_size=1, max_size=4)
     setup.member("ens-0", size=2)
     other = setup.kube.put(ENSEMBLES, ensemble_obj("other"))

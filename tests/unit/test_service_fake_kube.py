@@ -79,9 +79,12 @@ def _merge(target: dict, patch: dict) -> None:
             target[key] = copy.deepcopy(value)
 
 
-def ensemble_obj(name: str = "ens", *, budget: int | None = None, polls: dict | None = None) -> dict:
+def ensemble_obj(name: str = "ens", *, budget: int | None = None, polls: dict | None = None,
+                 members: int = 1) -> dict:
+    """An Ensemble whose ``members`` entries are MiniClusters ``<name>-<i>`` (the service reads them so)."""
+    member = {"minicluster": {"spec": {"size": 1}}, "ensemble": "jobs: []\nrules: []\n"}
     obj: dict = {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
-                 "metadata": {"name": name, "namespace": "ns"}, "spec": {"members": []}}
+                 "metadata": {"name": name, "namespace": "ns"}, "spec": {"members": [member] * members}}
     if budget is not None:
         obj["spec"]["budget"] = budget
     if polls:

@@ -1,6 +1,9 @@
 """Ensemble service defects found in review: each test failed before its fix."""
 from __future__ import annotations
 
+import json
+
+from controller.kube.errors import ApiError
 from controller.kube.resources import MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
 from tests.unit.test_service import Setup
@@ -19,7 +22,7 @@ def test_no_op_decision_is_not_taken_from_a_stale_cached_size() -> None:
 
 
 def test_budget_denial_is_not_taken_from_a_stale_cached_size() -> None:
-    setup = Setup(budget=4)
+    setup = Setup(budget=4, members=2)
     setup.member("ens-0", size=1)
     setup.member("ens-1", size=1)
     assert setup.act("ens-0", "grow", grow=2)[1]["to"] == 3      # cache now holds size 3
@@ -66,3 +69,32 @@ def test_zero_size_means_one() -> None:
     assert (status, body["from"], setup.size("ens-0")) == (pb2.Response.SUCCESS, 1, 2)
     status, body = setup.act("ens-1", "grow")
     assert (status, body["to"]) == (pb2.Response.SUCCESS, 1), body
+
+
+def forbid_list(setup: Setup) -> None:
+    """The shipped Role grants the service get/patch on MiniClusters and get on its Ensemble, no list."""
+    def forbidden(*args, **kwargs):
+        raise ApiError(403, "Forbidden", 'miniclusters.flux-framework.org is forbidden: cannot list')
+    setup.kube.list = forbidden
+
+
+def test_budget_grow_needs_no_list_permission() -> None:
+    """Every grow of an Ensemble with spec.budget listed MiniClusters, which the service's Role does
+    not allow: under its own ServiceAccount each such grow was an ERROR '... forbidden'."""
+    setup = Setup(budget=6, members=2)
+    setup.member("ens-0", size=1)
+    setup.member("ens-1", size=1)
+    forbid_list(setup)
+    status, body = setup.act("ens-0", "grow", grow=5)
+    assert status == pb2.Response.SUCCESS, body
+    assert body["to"] == 3 and "equal shares" in body["budget"]
+
+
+def test_status_needs_no_list_permission() -> None:
+    setup = Setup(members=3)
+    setup.member("ens-0", size=2)
+    setup.member("ens-1", size=3)                                # ens-2 not created yet
+    forbid_list(setup)
+    response = setup.servicer.RequestStatus(pb2.StatusRequest(), None)
+    assert response.status == pb2.Response.SUCCESS, response.payload
+    assert [(m["name"], m["size"]) for m in json.loads(response.payload)["members"]] == [("ens-0", 2), ("ens-1", 3)]

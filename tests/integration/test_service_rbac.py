@@ -1,0 +1,65 @@
+"""The ensemble service under its own Role (controller/reconcilers/desired/service.py) on a real API server.
+
+The other service tests run it as the cluster admin, which hides a call the Role does not grant.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from controller.kube.client import KubeClient
+from controller.kube.errors import KubeError
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS
+from controller.proto import ensemble_service_pb2 as pb2
+from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.reconcilers.desired.service import role, role_binding, service_account
+from tests.helpers import wait_for
+from tests.integration.objects import JOBS_ONLY, make_minicluster
+from tests.integration.running import ensemble_service
+
+pytestmark = pytest.mark.integration
+
+
+def readable(client: KubeClient, namespace: str) -> bool:
+    try:
+        return bool(client.get(ENSEMBLES, "ens", namespace))
+    except KubeError:
+        return False
+
+
+@pytest.fixture
+def as_service_account(kube_cluster, kube: KubeClient, namespace: str, minicluster_crd: str,
+                       ensemble_crd: str) -> Iterator[tuple[dict, pb2_grpc.EnsembleOperatorStub]]:
+    """Ensemble ens (2 members, budget 6), its ServiceAccount, Role and RoleBinding, and the
+    service running with that ServiceAccount's token."""
+    member = {"minicluster": {"spec": {"size": 1, "maxSize": 16, "containers": [{"image": "busybox"}]}},
+              "ensemble": JOBS_ONLY}
+    ensemble = kube.create(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
+                                       "metadata": {"name": "ens", "namespace": namespace},
+                                       "spec": {"members": [member, member], "budget": 6}}, namespace)
+    for obj in (service_account(ensemble), role(ensemble), role_binding(ensemble)):
+        kube_cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
+    token = kube_cluster.kubectl("create", "token", "ens", "-n", namespace).strip()
+    client = KubeClient.with_token(kube_cluster.server, token, kube_cluster.ca_file)
+    wait_for(lambda: readable(client, namespace), 30, "the service's RoleBinding to take effect")
+    with ensemble_service(client, "ens", namespace) as address, grpc.insecure_channel(address) as channel:
+        yield ensemble, pb2_grpc.EnsembleOperatorStub(channel)
+
+
+def test_budget_grow_and_status_under_the_services_own_role(kube: KubeClient, namespace: str,
+                                                            as_service_account) -> None:
+    ensemble, stub = as_service_account
+    make_minicluster(kube, namespace, "ens-0", ensemble)
+    make_minicluster(kube, namespace, "ens-1", ensemble)
+    payload = json.dumps({"version": "v1alpha2", "group": "flux-framework.org", "grow": 5})
+    response = stub.RequestAction(pb2.ActionRequest(member="miniclusters", name="ens-0", action="grow",
+                                                    payload=payload), timeout=30)
+    assert response.status == pb2.Response.SUCCESS, response.payload
+    assert json.loads(response.payload)["to"] == 3                 # an equal share of the budget of 6
+    assert kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 3
+    status = stub.RequestStatus(pb2.StatusRequest(), timeout=30)
+    assert status.status == pb2.Response.SUCCESS, status.payload
+    assert [(m["name"], m["size"]) for m in json.loads(status.payload)["members"]] == [("ens-0", 3), ("ens-1", 1)]
