@@ -27,8 +27,9 @@ METRIC_MODELS = ("count", "mean", "variance", "iqr", "max", "min", "mad")
 
 TRIGGER_PATTERN = re.compile(r"^(start|metric|job-[a-z]+(-[a-z]+)*)$")
 # ensemble-python 0.0.16, which members run, understands a YAML number (equality) or a
-# string "<op> <number>" with these four operators; anything else fails when it loads.
-WHEN_PATTERN = re.compile(r"^\s*(<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$")
+# string "<op> <number>" with these four operators; anything else fails when it loads. It
+# reads the number with \w+, so a negative one ("> -1") fails too.
+WHEN_PATTERN = re.compile(r"^\s*(<=|>=|<|>)\s*\d+(\.\d+)?\s*$")
 
 
 def _is_number(value: Any) -> bool:

@@ -31,3 +31,11 @@ def test_job_event_rule_without_a_name_fires_for_every_job() -> None:
     # a1, a2 finish -> b3, b4; b3, b4 finish -> b5, b6; b5 finishes -> b7 (5 repetitions in all)
     assert [f.detail for f in run.fired] == ["a jobs [1, 2]"] + [f"b jobs [{n}]" for n in range(3, 8)]
     assert flux.status()["queue"]["inactive"] == 7
+
+
+def test_comparison_with_a_negative_number_is_refused() -> None:
+    """ensemble-python 0.0.16 parses the number with ``\\w+``, so "> -1" fails when the member
+    loads its rules ('NoneType' object has no attribute 'groupdict'); the checker accepted it."""
+    text = "jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: '> -1'\n" \
+           "    action: {name: terminate}\n"
+    assert [error.path for error in check_ensemble_yaml(text, BASE)] == [f"{BASE}.rules[0].when"]
