@@ -42,7 +42,8 @@ class TerminateAlgorithm:
             return []
         finished = queue_total(drained[-1].status, ("inactive",))
         reason = f"queue drained for {len(drained)} polls, {finished} jobs finished"
-        actions = [Action("terminate", member.name, reason=reason)]
-        if parsed.delete_minicluster:
-            actions.append(Action("delete", member.name, reason="deleteMiniCluster is set"))
-        return actions
+        # Delete first: once terminated, a member is never decided on again, so a delete
+        # that failed after the terminate would be lost; failing before it, it is retried.
+        actions = [Action("delete", member.name, reason="deleteMiniCluster is set")] \
+            if parsed.delete_minicluster else []
+        return actions + [Action("terminate", member.name, reason=reason)]

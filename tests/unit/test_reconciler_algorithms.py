@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from controller.clock import FakeClock
+from controller.kube.errors import ApiError
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
 from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.desired import DesiredSettings
@@ -189,6 +190,28 @@ def test_terminate_completes_once_deletes_the_minicluster_and_keeps_it_deleted()
     assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
     assert len(env.api.writes) == writes
     assert env.status["phase"] == "Completed"
+    assert env.reasons().count("Terminated") == 1 and env.reasons().count("MiniClusterDeleted") == 1
+
+
+def test_a_failed_delete_is_decided_again_on_the_next_poll_not_lost_behind_terminate() -> None:
+    env = Env({"name": "terminate", "options": {"confirmPolls": 2, "deleteMiniCluster": "true"}})
+    real_delete, failures = env.api.delete, [ApiError(500, "InternalError", "etcd timeout")]
+
+    def delete_failing_once(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real_delete(*args, **kwargs)
+
+    env.api.delete = delete_failing_once
+    env.poll(DONE)
+    with pytest.raises(ApiError):
+        env.poll(DONE)  # the reconcile fails and will be retried; the member is not terminated yet
+    assert (MINICLUSTERS, "ns", "e1-0") in env.api.objects
+    assert "Terminated" not in env.reasons()
+    env.poll(DONE)
+    assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
+    assert env.status["members"][0]["phase"] == "Completed"
+    assert env.status["memberActions"][0]["actionCounts"] == {"delete": 1, "terminate": 1}
     assert env.reasons().count("Terminated") == 1 and env.reasons().count("MiniClusterDeleted") == 1
 
 
