@@ -21,7 +21,8 @@ MEMBER = MemberView("m-0", 2, 1, 4)
         ("cleanup still running", [status(cleanup=1, inactive=3)] * 5, {}, []),
         ("dependent jobs still queued", [status(depend=1, inactive=3)] * 5, {}, []),
         ("confirmPolls 1", [DRAINED], {"confirmPolls": 1}, ["terminate"]),
-        ("deleteMiniCluster deletes, then terminates", [DRAINED] * 3, {"deleteMiniCluster": "true"}, ["delete", "terminate"]),
+        ("deleteMiniCluster: delete, then terminate", [DRAINED] * 3, {"deleteMiniCluster": "true"},
+         ["delete", "terminate"]),
     ],
 )
 def test_terminate(case, statuses, options, expected) -> None:
