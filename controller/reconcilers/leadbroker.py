@@ -30,11 +30,13 @@ class LeadBroker:
     pod: str
     ip: str | None
     phase: str
+    terminating: bool = False
 
     @property
     def reachable(self) -> bool:
-        """True when the status endpoint can be dialled (Running with an IP)."""
-        return self.phase == "Running" and bool(self.ip)
+        """True when the status endpoint can be dialled: Running with an IP, and not being
+        deleted (a terminating pod is on its way out, as Endpoints treat it)."""
+        return self.phase == "Running" and bool(self.ip) and not self.terminating
 
 
 def _labels(pod: dict) -> dict:
@@ -122,4 +124,5 @@ def lead_broker(
         pod=(chosen.get("metadata") or {}).get("name") or "",
         ip=status.get("podIP") or None,
         phase=status.get("phase") or "Unknown",
+        terminating=_is_deleting(chosen),
     )

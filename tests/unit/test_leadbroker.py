@@ -141,7 +141,14 @@ def test_lead_broker(case: str, pods: list[dict], kwargs: dict, expected: LeadBr
         (LeadBroker(pod="p", ip="10.0.0.1", phase="Running"), True),
         (LeadBroker(pod="p", ip=None, phase="Running"), False),
         (LeadBroker(pod="p", ip="10.0.0.1", phase="Succeeded"), False),
+        (LeadBroker(pod="p", ip="10.0.0.1", phase="Running", terminating=True), False),
     ],
 )
 def test_reachable(broker: LeadBroker, reachable: bool) -> None:
     assert broker.reachable is reachable
+
+
+def test_a_lone_terminating_index_0_pod_is_the_lead_broker_but_not_polled() -> None:
+    broker = lead_broker([indexed("e-0", 0, deleting=True)])
+    assert broker == LeadBroker(pod="e-0-0-abcde", ip="10.0.0.1", phase="Running", terminating=True)
+    assert not broker.reachable
