@@ -19,7 +19,7 @@ import cachetools
 import tenacity
 
 from controller.clock import Clock
-from controller.kube.errors import KubeError, is_conflict, is_not_found
+from controller.kube.errors import KubeError, is_conflict, is_forbidden, is_not_found
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.service.actions import ActionError, ScaleRequest, clamp, current_size, size_bounds
 from controller.service.fair_share import grant_growth, waiting_demand
@@ -109,7 +109,16 @@ class EnsembleScaler:
         raise ConflictsExhausted()
 
     def _attempt(self, request: ScaleRequest) -> Decision:
-        minicluster, cached = self._get_minicluster(request.name)
+        try:
+            minicluster, cached = self._get_minicluster(request.name)
+        except KubeError as err:
+            if not is_forbidden(err):
+                raise
+            # The Role grants this service its own members by name: any other MiniCluster is
+            # refused by the API server before ownership can even be read.
+            return Decision(Outcome.DENIED, {
+                "error": f"MiniCluster {self._key(request.name)} is not a member of Ensemble "
+                         f"{self.ensemble!r}: this service may not read it ({err})"})
         try:
             return self._decide(request, minicluster, cached)
         except _Unverified:

@@ -43,12 +43,13 @@ OPERATOR_NEVER = {
 }
 
 
-def can_i(cluster, user: str, verb: str, resource: str, namespace: str) -> bool:
+def can_i(cluster, user: str, verb: str, resource: str, namespace: str, name: str | None = None) -> bool:
     subresource = []
     if "/" in resource:
         resource, sub = resource.split("/", 1)
         subresource = [f"--subresource={sub}"]
-    out = cluster.kubectl("auth", "can-i", verb, resource, *subresource, "-n", namespace, "--as", user,
+    target = f"{resource}/{name}" if name else resource
+    out = cluster.kubectl("auth", "can-i", verb, target, *subresource, "-n", namespace, "--as", user,
                           check=False)
     return out.strip() == "yes"
 
@@ -75,19 +76,23 @@ def test_the_operator_may_not_do_more(kube_cluster, operator_rbac, namespace):
     assert not can_i(kube_cluster, OPERATOR, "get", "leases.coordination.k8s.io", "kube-system")
 
 
-def test_an_ensemble_service_may_resize_its_namespaces_miniclusters_and_nothing_else(
+def test_an_ensemble_service_may_resize_its_own_members_and_nothing_else(
         kube_cluster, operator_rbac, namespace):
     ensemble = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
-                "metadata": {"name": "svc", "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000001"}}
+                "metadata": {"name": "svc", "namespace": namespace, "uid": "00000000-0000-0000-0000-000000000001"},
+                "spec": {"members": [{"minicluster": {"spec": {}}}, {"minicluster": {"spec": {}}}]}}
     for obj in (role(ensemble), role_binding(ensemble)):
         obj["metadata"].pop("ownerReferences")
         kube_cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
     service = f"system:serviceaccount:{namespace}:svc"
-    assert can_i(kube_cluster, service, "get", "miniclusters.flux-framework.org", namespace)
-    assert can_i(kube_cluster, service, "patch", "miniclusters.flux-framework.org", namespace)
-    assert can_i(kube_cluster, service, "get", "ensembles.ensemble.flux-framework.org", namespace)
-    for verb, resource in (("list", "miniclusters.flux-framework.org"), ("delete", "miniclusters.flux-framework.org"),
-                           ("patch", "ensembles.ensemble.flux-framework.org"), ("get", "configmaps"),
-                           ("patch", "miniclusters.flux-framework.org/scale")):
-        assert not can_i(kube_cluster, service, verb, resource, namespace), f"{verb} {resource}"
-    assert not can_i(kube_cluster, service, "patch", "miniclusters.flux-framework.org", "default")
+    minicluster, ensembles = "miniclusters.flux-framework.org", "ensembles.ensemble.flux-framework.org"
+    for member in ("svc-0", "svc-1"):
+        assert can_i(kube_cluster, service, "get", minicluster, namespace, member)
+        assert can_i(kube_cluster, service, "patch", minicluster, namespace, member)
+    assert can_i(kube_cluster, service, "get", ensembles, namespace, "svc")
+    for verb, resource, name in (("get", minicluster, "svc-2"), ("patch", minicluster, "other-0"),
+                                 ("get", ensembles, "other"), ("list", minicluster, None),
+                                 ("delete", minicluster, "svc-0"), ("patch", ensembles, "svc"),
+                                 ("get", "configmaps", "svc-0"), ("patch", f"{minicluster}/scale", "svc-0")):
+        assert not can_i(kube_cluster, service, verb, resource, namespace, name), f"{verb} {resource} {name}"
+    assert not can_i(kube_cluster, service, "patch", minicluster, "default", "svc-0")

@@ -55,9 +55,13 @@ def test_every_object_is_owned_and_labelled() -> None:
 def test_role_grants_only_what_the_service_needs() -> None:
     rules = role(make_ensemble())["rules"]
     assert rules == [
-        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"], "verbs": ["get", "patch"]},
-        {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"], "verbs": ["get"]},
+        {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
+         "resourceNames": ["demo-0", "demo-1"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
+         "resourceNames": ["demo"], "verbs": ["get"]},
     ]
+    # never an empty resourceNames list: that would grant every MiniCluster
+    assert [rule["resources"] for rule in role(make_ensemble(members=[]))["rules"]] == [["ensembles"]]
     binding = role_binding(make_ensemble())
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo", "namespace": "ns1"}]

@@ -98,3 +98,18 @@ def test_status_needs_no_list_permission() -> None:
     response = setup.servicer.RequestStatus(pb2.StatusRequest(), None)
     assert response.status == pb2.Response.SUCCESS, response.payload
     assert [(m["name"], m["size"]) for m in json.loads(response.payload)["members"]] == [("ens-0", 2), ("ens-1", 3)]
+
+
+def test_a_minicluster_the_role_does_not_name_is_denied_not_an_error() -> None:
+    """The service's Role lists its members by name, so the API server answers 403 for any
+    other MiniCluster: that is the upstream DENIED (not ours), not an ERROR."""
+    setup = Setup()
+    setup.member("ens-0", size=1)
+
+    def forbidden(res, name, namespace=None):
+        raise ApiError(403, "Forbidden", f'miniclusters "{name}" is forbidden: User cannot get resource')
+
+    setup.kube.get = forbidden
+    status, body = setup.act("other-0", "grow")
+    assert status == pb2.Response.DENIED, body
+    assert "not a member of Ensemble" in body["error"] and "forbidden" in body["error"]

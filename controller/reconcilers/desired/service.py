@@ -1,12 +1,12 @@
 """The ensemble service of one Ensemble: ServiceAccount, Role, RoleBinding, Service, Deployment.
 
 Members reach the service over gRPC to ask for grow/shrink; the service patches their
-MiniClusters, so its account gets exactly those rights in its own namespace.
+MiniClusters, so its account gets exactly those rights on its own members, by name.
 """
 from __future__ import annotations
 
 from controller.reconcilers.desired.meta import (
-    ensemble_name, ensemble_namespace, grpc_service_name, object_meta, service_selector)
+    ensemble_name, ensemble_namespace, grpc_service_name, member_name, object_meta, service_selector)
 from controller.reconcilers.desired.settings import (
     DEFAULT_SERVICE_PORT, DEFAULT_SERVICE_WORKERS, UPSTREAM_SERVICE_REPOSITORIES,
     DesiredSettings, image_repository)
@@ -46,18 +46,21 @@ def service_account(ensemble: dict) -> dict:
 
 
 def role(ensemble: dict) -> dict:
-    """Least privilege for the ensemble service: read and patch MiniClusters (their size), read
-    its Ensemble (budget, status). Exactly the calls controller/service makes."""
+    """Least privilege for the ensemble service: read and patch its own members' MiniClusters
+    (their size) and read its own Ensemble (budget, status), each by name. Exactly the calls
+    controller/service makes; the API server, not only the service, refuses the rest."""
+    count = len((ensemble.get("spec") or {}).get("members") or [])
+    rules = [{"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
+              "resourceNames": [ensemble_name(ensemble)], "verbs": ["get"]}]
+    if count:  # an empty resourceNames list would grant every name
+        rules.insert(0, {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
+                         "resourceNames": [member_name(ensemble, index) for index in range(count)],
+                         "verbs": ["get", "patch"]})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": object_meta(ensemble, ensemble_name(ensemble)),
-        "rules": [
-            {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
-             "verbs": ["get", "patch"]},
-            {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
-             "verbs": ["get"]},
-        ],
+        "rules": rules,
     }
 
 
