@@ -87,15 +87,24 @@ class Reflector:
         """List and watch until stop(); blocks the calling thread."""
         need_list = True
         while not self._stopper.stopped:
+            listed = False
             try:
                 if need_list:
                     self._list_and_replace()
                     need_list = False
+                    listed = True
                 self._watch()
             except _Gone as gone:
-                log.info("%s: %s; relisting", self.name, gone)
                 self.relist_count += 1
                 need_list = True
+                if listed:
+                    # Gone from the version just listed: relisting at once could repeat
+                    # it forever (a lagging or load-balanced server), so back off first.
+                    delay = self._backoff.next_delay()
+                    log.info("%s: %s right after a list; relisting in %.1fs", self.name, gone, delay)
+                    self._stopper.wait(delay)
+                else:
+                    log.info("%s: %s; relisting", self.name, gone)
             except WatchStalled as err:
                 log.info("%s: %s; reconnecting from resourceVersion %s",
                          self.name, err, self.last_resource_version)

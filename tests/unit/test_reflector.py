@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
 
-from controller.informers import DeletedFinalStateUnknown, ReflectorOptions, SharedInformer
+from controller.informers import DeletedFinalStateUnknown, Reflector, ReflectorOptions, SharedInformer
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_waiters
 from tests.unit.scripted_apiserver import (
     Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
 )
@@ -98,6 +99,55 @@ def test_gone_relists_and_emits_the_differences(server, informer, gone) -> None:
     assert informer.reflector.relist_count == 1
     assert names(informer) == {"keep": "1", "change": "7", "new": "8"}
     assert server.wait_for_requests(2, PATH, watch=True)[1].query["resourceVersion"] == "20"
+
+
+class NullStore:
+    """A reflector store that drops what it is given: the tests read the requests."""
+
+    def replace(self, objects: list[dict], resource_version: str) -> None:
+        pass
+
+    def upsert(self, obj: dict) -> None:
+        pass
+
+    def delete(self, obj: dict) -> None:
+        pass
+
+
+@contextmanager
+def running_reflector(server: ScriptedApiServer, clock) -> Iterator[Reflector]:
+    reflector = Reflector(KubeClient(Endpoint(server.url)), CONFIGMAPS, NullStore(), namespace="ns",
+                          clock=clock, rand=lambda: 0.0, options=ReflectorOptions(initial_backoff=1.0))
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    try:
+        yield reflector
+    finally:
+        reflector.stop()
+        thread.join(5)
+
+
+def test_gone_right_after_a_list_backs_off_before_relisting(server, clock) -> None:
+    """A server whose every watch is 410 must not turn the reflector into a LIST hot loop."""
+    gone = Json(410, status_body(410, "Expired", "too old resource version: 10 (20)"))
+    server.on_list(PATH, list_of([], "10"), list_of([], "20"))
+    server.on_watch(PATH, gone)
+    with running_reflector(server, clock) as reflector:
+        wait_for_waiters(clock, 1)
+        assert len(server.requests_to(PATH, watch=False)) == 1 and reflector.relist_count == 1
+        clock.step(1)
+        watches = server.wait_for_requests(2, PATH, watch=True)
+        assert watches[1].query["resourceVersion"] == "20" and reflector.error_count == 0
+
+
+def test_gone_on_a_resumed_watch_relists_at_once(server, clock) -> None:
+    server.on_list(PATH, list_of([], "10"), list_of([], "20"))
+    server.on_watch(PATH, Stream([event("ADDED", obj("a", "11"))], end="close"),
+                    Json(410, status_body(410, "Expired", "too old resource version: 11 (20)")))
+    with running_reflector(server, clock) as reflector:
+        watches = server.wait_for_requests(3, PATH, watch=True)
+        assert [w.query["resourceVersion"] for w in watches] == ["10", "11", "20"]
+        assert reflector.relist_count == 1 and clock.waiter_count == 0
 
 
 def test_expired_continue_token_restarts_the_list(server, informer) -> None:
