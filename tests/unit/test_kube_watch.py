@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 
@@ -10,9 +11,17 @@ from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
 from controller.kube.watch import LineParser, WatchBroken, WatchStalled, parse_events
+from tests.helpers import wait_for
 from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
+
+
+def blocked_in_read(thread: threading.Thread) -> bool:
+    """True while ``thread`` waits in a socket read: a close that only drops the file cannot end it."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    return frame is not None and frame.f_code.co_name == "readinto" \
+        and frame.f_code.co_filename.endswith("socket.py")
 
 
 @pytest.fixture
@@ -75,6 +84,7 @@ def test_close_from_another_thread_ends_a_blocked_read(server: ScriptedApiServer
     result: list[object] = []
     reader = threading.Thread(target=lambda: result.append(list(stream)))
     reader.start()
+    wait_for(lambda: blocked_in_read(reader), 5, "the reader to block in a socket read")
     started = time.monotonic()
     stream.close()
     reader.join(5)

@@ -16,6 +16,7 @@ from tests.helpers import wait_for, wait_for_waiters
 from tests.unit.scripted_apiserver import (
     Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
 )
+from tests.unit.test_kube_watch import blocked_in_read
 
 PATH = "/api/v1/namespaces/ns/configmaps"
 FAST = ReflectorOptions(initial_backoff=0.01, max_backoff=0.05, min_watch_seconds=300)
@@ -227,6 +228,8 @@ def test_stop_ends_a_blocked_watch_promptly(server, informer) -> None:
     server.on_list(PATH, list_of([], "10"))
     informer.start()
     server.wait_for_requests(1, PATH, watch=True)
+    reflector = next(t for t in threading.enumerate() if t.name == "reflector-configmaps")
+    wait_for(lambda: blocked_in_read(reflector), 5, "the reflector to block reading its watch")
     stopper = threading.Thread(target=informer.stop)
     stopper.start()
     stopper.join(2)
