@@ -129,19 +129,24 @@ class Reflector:
         self.list_count += 1
 
     def _list_all(self) -> tuple[list[dict[str, Any]], str]:
-        """All pages of a consistent list; restarts when a continue token expires."""
+        """All pages of a consistent list; one unpaged list when a continue token expires.
+
+        As client-go's pager does: a paged list that outlives its snapshot (compaction)
+        would expire again on every restart, while a single unpaged list always completes.
+        """
         objects: list[dict[str, Any]] = []
         continue_token: str | None = None
+        limit: int | None = self._options.page_size
         while True:
             try:
                 page = self._client.list(self._resource, self._namespace,
                                          label_selector=self._label_selector,
                                          field_selector=self._field_selector,
-                                         limit=self._options.page_size, continue_=continue_token)
+                                         limit=limit, continue_=continue_token)
             except ApiError as err:
                 if is_gone(err) and continue_token:
-                    log.info("%s: list continue token expired; restarting the list", self.name)
-                    objects, continue_token = [], None
+                    log.info("%s: list continue token expired; listing again without paging", self.name)
+                    objects, continue_token, limit = [], None, None
                     continue
                 raise
             kind, api_version = self._resource.kind, self._resource.api_version
