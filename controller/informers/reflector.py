@@ -91,6 +91,8 @@ class Reflector:
             try:
                 if need_list:
                     self._list_and_replace()
+                    if self._stopper.stopped:
+                        break  # stopped during the list: no watch to open
                     need_list = False
                     listed = True
                 self._watch()
@@ -156,7 +158,7 @@ class Reflector:
                 objects.append(item)
             metadata = page.get("metadata") or {}
             continue_token = metadata.get("continue") or None
-            if not continue_token:
+            if not continue_token or self._stopper.stopped:  # a stopped list is never stored
                 return objects, metadata.get("resourceVersion", "")
 
     # -- watch ----------------------------------------------------------------------

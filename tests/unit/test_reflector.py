@@ -151,6 +151,22 @@ def test_gone_on_a_resumed_watch_relists_at_once(server, clock) -> None:
         assert reflector.relist_count == 1 and clock.waiter_count == 0
 
 
+def test_stop_during_a_list_sends_no_further_page_nor_a_watch(server, clock) -> None:
+    reflector = Reflector(KubeClient(Endpoint(server.url)), CONFIGMAPS, NullStore(), namespace="ns",
+                          clock=clock)
+
+    def first_page(request) -> Json:
+        reflector.stop()
+        return list_of([obj("a", "1")], "10", continue_="page2")
+
+    server.on_list(PATH, first_page, list_of([], "10"))
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and reflector.watch_count == 0
+    assert len(server.requests_to(PATH, watch=False)) == 1 and server.requests_to(PATH, watch=True) == []
+
+
 def test_expired_continue_token_falls_back_to_one_unpaged_list(server, informer) -> None:
     """A paged restart could expire again and again; an unpaged list completes (client-go's pager)."""
     expired = Json(410, status_body(410, "Expired", "continue token expired"))
