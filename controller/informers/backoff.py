@@ -54,8 +54,12 @@ class Stopper:
 
     def wait(self, seconds: float | None) -> bool:
         """Wait ``seconds`` (None: until woken) unless woken or stopped; True when stopped."""
+        return self.wait_until(None if seconds is None else self._clock.now() + seconds)
+
+    def wait_until(self, deadline: float | None) -> bool:
+        """As ``wait``, to a clock reading the caller already took: time that passes between
+        that reading and this call is not added to the wait."""
         with self._cond:
-            deadline = None if seconds is None else self._clock.now() + seconds
             while not self._stopped and not self._woken:
                 remaining = None if deadline is None else deadline - self._clock.now()
                 if remaining is not None and remaining <= 0:

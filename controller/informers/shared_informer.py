@@ -185,7 +185,7 @@ class SharedInformer:
                             listener.next_resync = now + listener.resync_period
                 next_due = min((listener.next_resync for listener in periodic), default=None) \
                     if self._has_synced else None
-            self._stopper.wait(None if next_due is None else max(next_due - now, 0.0))
+            self._stopper.wait_until(next_due)
 
 
 def _resource_version(obj: dict[str, Any]) -> str | None:
