@@ -373,6 +373,8 @@ class LocalCluster:
         """Stop every process (reverse start order) and delete the data directory."""
         for name in reversed(list(self.procs)):
             _terminate(self.procs.pop(name))
+            # Reaped by _terminate: its pid may already name an unrelated process.
+            self.pids.pop(name, None)
         for name, pid in list(self.pids.items()):
             _kill_pid(pid)
             self.pids.pop(name)
