@@ -21,6 +21,7 @@ import argparse
 import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -47,7 +48,12 @@ DEFAULT_BIN_DIR = CACHE_ROOT / "k8s" / K8S_VERSION / "bin"
 STATE_DIR = Path(os.environ.get("ENSEMBLE_CLUSTER_STATE", CACHE_ROOT / "cluster"))
 SERVICE_CIDR = "10.96.0.0/16"
 # Pod addresses handed out by kwok: loopback, so a simulated pod can listen on its own IP.
-POD_CIDR = "127.64.0.0/16"
+# Each running cluster takes one 127.<n>.0.0/16 (n in 64..127, the first free one: 127.64.0.0/16
+# when it runs alone), so concurrent runs never hand out the same pod IP: their simulated pods
+# all listen on the same ports, and gRPC servers bind with SO_REUSEPORT, so a shared IP would
+# silently split one run's connections between both runs' processes.
+POD_CIDR_BLOCKS = range(64, 128)
+LOCK_DIR = Path(tempfile.gettempdir())
 KWOK_STAGES = HACK_DIR / "kwok" / "stages.yaml"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 # Controllers the operator's tests rely on: garbage collection of owned objects,
@@ -61,6 +67,27 @@ CONTROLLERS = ",".join([
 
 class ClusterError(RuntimeError):
     """The local control plane could not be built, started or reached; the message names the fix."""
+
+
+def reserve_pod_cidr() -> tuple[str, int]:
+    """A pod CIDR no other running cluster holds, and the fd of its lock file.
+
+    The lock (flock) lasts as long as any process holds that fd open: the cluster passes
+    it to kwok, so a detached cluster keeps its CIDR after the command that started it.
+    """
+    for n in POD_CIDR_BLOCKS:
+        try:
+            fd = os.open(LOCK_DIR / f"ensemble-k8s-podcidr-127.{n}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError:  # another user's lock file
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return f"127.{n}.0.0/16", fd
+    raise ClusterError(f"no free pod CIDR: {len(POD_CIDR_BLOCKS)} local clusters with kwok are running; "
+                       "stop some (make cluster-down, or end other test runs)")
 
 
 def log(msg: str) -> None:
@@ -129,6 +156,8 @@ class LocalCluster:
     apiserver_port: int = 0
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    pod_cidr: str = ""
+    _pod_cidr_lock: int | None = None
 
     # ---- addresses and identities -------------------------------------------------
     @property
@@ -203,11 +232,11 @@ class LocalCluster:
             raise
         return cluster
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         logfile = open(self.data_dir / f"{name}.log", "ab")
         preexec = os.setpgrp if self.detached else _die_with_parent
         proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=preexec, close_fds=True)
+                                preexec_fn=preexec, close_fds=True, pass_fds=pass_fds)
         logfile.close()
         self.procs[name] = proc
         self.pids[name] = proc.pid
@@ -326,13 +355,15 @@ class LocalCluster:
         if not kwok.exists():
             raise ClusterError(f"{kwok} is missing: run hack/build-kwok.sh (make cluster-build)")
         self.start_scheduler()
+        if self._pod_cidr_lock is None:
+            self.pod_cidr, self._pod_cidr_lock = reserve_pod_cidr()
         self._spawn("kwok", [
             str(kwok), f"--kubeconfig={self.kubeconfig}", f"--config={KWOK_STAGES}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
+            f"--cidr={self.pod_cidr}", "--node-ip=127.0.0.1",
             f"--server-address=127.0.0.1:{free_port()}",
-        ])
+        ], pass_fds=(self._pod_cidr_lock,))
         for i in range(nodes):
             node = {"apiVersion": "v1", "kind": "Node", "metadata": {
                 "name": f"kwok-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
@@ -378,6 +409,9 @@ class LocalCluster:
         for name, pid in list(self.pids.items()):
             _kill_pid(pid)
             self.pids.pop(name)
+        if self._pod_cidr_lock is not None:
+            os.close(self._pod_cidr_lock)
+            self._pod_cidr_lock = None
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # ---- detached mode (make cluster-up / cluster-down) -------------------------------
@@ -386,7 +420,7 @@ class LocalCluster:
         (state_dir / "state.json").write_text(json.dumps({
             "data_dir": str(self.data_dir), "bin_dir": str(self.bin_dir), "pids": self.pids,
             "server": self.server, "kubeconfig": self.kubeconfig, "etcd_port": self.etcd_port,
-            "apiserver_port": self.apiserver_port}, indent=2))
+            "apiserver_port": self.apiserver_port, "pod_cidr": self.pod_cidr}, indent=2))
 
 
 def _terminate(proc: subprocess.Popen, timeout: float = 10) -> None:

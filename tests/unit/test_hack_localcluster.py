@@ -2,6 +2,7 @@
 the per-run resources (pod CIDR) that concurrent runs must not share."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,65 @@ def test_stop_still_kills_pids_it_has_no_process_handle_for(tmp_path: Path,
     monkeypatch.setattr(localcluster, "_kill_pid", lambda pid, timeout=10: signalled.append(pid))
     cluster.stop()
     assert signalled == [4242]
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "locks"
+    path.mkdir()
+    monkeypatch.setattr(localcluster, "LOCK_DIR", path, raising=False)
+    return path
+
+
+def kwok_cidr(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    """start_kwok with every process and API call stubbed out; the --cidr kwok would get."""
+    (cluster.bin_dir / "kwok").touch()
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(cluster, "_spawn", lambda name, argv, *a, **kw: spawned.append(argv), raising=False)
+    monkeypatch.setattr(cluster, "start_scheduler", lambda: None)
+    monkeypatch.setattr(cluster, "kubectl", lambda *a, **kw: "")
+    monkeypatch.setattr(cluster, "_wait_until", lambda *a, **kw: None)
+    cluster.start_kwok(nodes=1)
+    return next(arg.split("=", 1)[1] for arg in spawned[0] if arg.startswith("--cidr="))
+
+
+def test_concurrent_clusters_hand_out_disjoint_pod_ips(tmp_path: Path, lock_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    first = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "a")
+    second = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "b")
+    cidr_a, cidr_b = kwok_cidr(first, monkeypatch), kwok_cidr(second, monkeypatch)
+    assert cidr_a == "127.64.0.0/16"
+    assert cidr_b != cidr_a and cidr_b.startswith("127.") and cidr_b.endswith(".0.0/16")
+    # Stopped, its block is free for the next run.
+    first.stop()
+    third = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "c")
+    assert kwok_cidr(third, monkeypatch) == cidr_a
+    second.stop()
+    third.stop()
+
+
+def test_the_pod_cidr_lock_outlives_the_starter_in_kwok(lock_dir: Path) -> None:
+    """A detached cluster's command exits: kwok, holding the inherited fd, keeps the block."""
+    cidr, fd = localcluster.reserve_pod_cidr()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=(fd,))
+    try:
+        os.close(fd)
+        other, other_fd = localcluster.reserve_pod_cidr()
+        assert other != cidr
+        os.close(other_fd)
+    finally:
+        child.kill()
+        child.wait()
+    again, again_fd = localcluster.reserve_pod_cidr()
+    os.close(again_fd)
+    assert again == cidr
+
+
+def test_no_free_pod_cidr_is_a_clear_error(lock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(localcluster, "POD_CIDR_BLOCKS", range(64, 65))
+    _, fd = localcluster.reserve_pod_cidr()
+    try:
+        with pytest.raises(localcluster.ClusterError, match="no free pod CIDR"):
+            localcluster.reserve_pod_cidr()
+    finally:
+        os.close(fd)
