@@ -19,7 +19,7 @@ PENDING_STATES = ("DEPEND", "PRIORITY", "SCHED")
 def _import_flux() -> ModuleType:
     try:
         flux = importlib.import_module("flux")
-        for submodule in ("flux.job", "flux.resource"):
+        for submodule in ("flux.constants", "flux.job", "flux.resource"):
             importlib.import_module(submodule)
     except ImportError as err:
         raise BackendError(
@@ -37,8 +37,11 @@ class FluxBackend:
         self._groups = groups
 
     def status(self) -> dict:
+        """Jobs of every user: job_list's default is the caller's own, and this sidecar runs as
+        another user (the image's) than the ensemble-python that submits the member's jobs."""
         resources = self._flux.resource.list.resource_list(self._handle).get()
-        jobs = self._flux.job.job_list(self._handle).get().get("jobs", [])
+        jobs = self._flux.job.job_list(self._handle, userid=self._flux.constants.FLUX_USERID_UNKNOWN
+                                       ).get().get("jobs", [])
         states = Counter(self._flux.job.info.statetostr(job["state"]).lower() for job in jobs)
         pending = sorted((job for job in jobs if self._flux.job.info.statetostr(job["state"]) in PENDING_STATES),
                          key=lambda job: job["t_submit"])

@@ -1,0 +1,136 @@
+"""FluxBackend against a fake of flux-core's Python bindings (flux-core itself is not installable here).
+
+The fake follows flux-core as of v0.82: ``job_list`` lists the calling user's jobs unless
+``userid=FLUX_USERID_UNKNOWN``, at most ``max_entries`` of them (0: no limit), pending before
+running before inactive; its RPC streams one job per response, so ``get()`` is the first
+response only and ``get_jobs()`` reads them all; a handle must stay on one thread.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import types
+from dataclasses import dataclass, field
+
+import pytest
+
+from controller.member.flux_backend import FluxBackend
+
+FLUX_USERID_UNKNOWN = 0xFFFFFFFF
+STATES = {1: "NEW", 2: "DEPEND", 4: "PRIORITY", 8: "SCHED", 16: "RUN", 32: "CLEANUP", 64: "INACTIVE"}
+STATE_IDS = {name: state for state, name in STATES.items()}
+OTHER_USER = os.getuid() + 1000  # ensemble-python's jobs: not the status sidecar's user (65532 in the image)
+
+
+@dataclass
+class Broker:
+    jobs: list[dict] = field(default_factory=list)
+    handles: list["Handle"] = field(default_factory=list)
+    submitted: list[dict] = field(default_factory=list)
+    unterminated_rpcs: int = 0
+
+    def add(self, state: str, count: int = 1, *, nnodes: int = 1, userid: int = OTHER_USER) -> None:
+        for _ in range(count):
+            self.jobs.append({"id": len(self.jobs) + 1, "state": STATE_IDS[state], "nnodes": nnodes,
+                              "t_submit": float(len(self.jobs)), "userid": userid})
+
+
+class Handle:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.threads: set[int] = set()
+        broker.handles.append(self)
+
+    def use(self) -> None:
+        self.threads.add(threading.get_ident())
+
+
+class JobListRPC:
+    """Streaming, as flux-core >= 0.82: one job per response, then ENODATA."""
+
+    def __init__(self, handle: Handle, jobs: list[dict]) -> None:
+        handle.use()
+        self._handle, self._jobs = handle, jobs
+        handle.broker.unterminated_rpcs += 1
+
+    def get(self) -> dict:
+        return {"jobs": self._jobs[:1], "version": 1}
+
+    def get_jobs(self) -> list[dict]:
+        self._handle.broker.unterminated_rpcs -= 1
+        return list(self._jobs)
+
+
+def job_list(handle: Handle, max_entries: int = 1000, attrs: list | None = None, userid: int = os.getuid(),
+             states: int = 0, results: int = 0, since: float = 0.0, name: str | None = None,
+             queue: str | None = None, constraint: dict | None = None) -> JobListRPC:
+    order = {"NEW": 0, "DEPEND": 0, "PRIORITY": 0, "SCHED": 0, "RUN": 1, "CLEANUP": 1, "INACTIVE": 2}
+    jobs = sorted((job for job in handle.broker.jobs if userid in (FLUX_USERID_UNKNOWN, job["userid"])),
+                  key=lambda job: order[STATES[job["state"]]])
+    return JobListRPC(handle, jobs[:max_entries] if max_entries else jobs)
+
+
+@dataclass
+class ResourceSet:
+    ncores: int
+    nodelist: list[str]
+
+
+class ResourceListRPC:
+    def __init__(self, handle: Handle) -> None:
+        handle.use()
+
+    def get(self) -> types.SimpleNamespace:
+        return types.SimpleNamespace(up=ResourceSet(8, ["n0", "n1"]), free=ResourceSet(4, ["n1"]))
+
+
+class JobspecV1:
+    def __init__(self, **spec: object) -> None:
+        self.spec = spec
+        self.attributes: dict = {}
+        self.cwd: str | None = None
+        self.duration: float = 0
+
+    @classmethod
+    def from_command(cls, command: list[str], num_tasks: int = 1, num_nodes: int | None = None,
+                     **rest: object) -> "JobspecV1":
+        return cls(command=command, num_tasks=num_tasks, num_nodes=num_nodes, **rest)
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """Installs the fake ``flux`` package; returns the broker it talks to."""
+    broker = Broker()
+    flux = types.ModuleType("flux")
+    job = types.ModuleType("flux.job")
+    resource = types.ModuleType("flux.resource")
+    constants = types.ModuleType("flux.constants")
+    constants.FLUX_USERID_UNKNOWN = FLUX_USERID_UNKNOWN  # type: ignore[attr-defined]
+    flux.Flux = lambda: Handle(broker)  # type: ignore[attr-defined]
+    flux.job, flux.resource, flux.constants = job, resource, constants  # type: ignore[attr-defined]
+    job.job_list = job_list  # type: ignore[attr-defined]
+    job.info = types.SimpleNamespace(statetostr=lambda state, fmt="L": STATES[state])  # type: ignore[attr-defined]
+    job.JobspecV1 = JobspecV1  # type: ignore[attr-defined]
+
+    def submit(handle: Handle, jobspec: JobspecV1, **_: object) -> int:
+        handle.use()
+        broker.submitted.append({**jobspec.spec, "cwd": jobspec.cwd, "duration": jobspec.duration,
+                                 "attributes": jobspec.attributes})
+        return 1000 + len(broker.submitted)
+
+    job.submit = submit  # type: ignore[attr-defined]
+    resource.list = types.SimpleNamespace(resource_list=ResourceListRPC)  # type: ignore[attr-defined]
+    for name, module in (("flux", flux), ("flux.job", job), ("flux.resource", resource),
+                         ("flux.constants", constants)):
+        monkeypatch.setitem(__import__("sys").modules, name, module)
+    return broker
+
+
+def test_status_counts_the_jobs_of_every_user(broker: Broker) -> None:
+    # ensemble-python submits as the broker's user; the sidecar runs as another (the image's 65532)
+    broker.add("SCHED", nnodes=2)
+    status = FluxBackend({}).status()
+    assert status["queue"]["sched"] == 1
+    assert status["waiting"] == {"2": 1} and status["nextJobs"] == [1]
+    assert status["nodes"] == {"node_cores_free": 4, "node_cores_up": 8, "node_up_count": 2,
+                               "node_free_count": 1}
