@@ -38,10 +38,12 @@ class FluxBackend:
 
     def status(self) -> dict:
         """Jobs of every user: job_list's default is the caller's own, and this sidecar runs as
-        another user (the image's) than the ensemble-python that submits the member's jobs."""
+        another user (the image's) than the ensemble-python that submits the member's jobs.
+        ``get_jobs`` reads every response: since flux-core 0.82 the list streams one job per
+        response, and ``get`` returns only the first."""
         resources = self._flux.resource.list.resource_list(self._handle).get()
         jobs = self._flux.job.job_list(self._handle, userid=self._flux.constants.FLUX_USERID_UNKNOWN
-                                       ).get().get("jobs", [])
+                                       ).get_jobs()
         states = Counter(self._flux.job.info.statetostr(job["state"]).lower() for job in jobs)
         pending = sorted((job for job in jobs if self._flux.job.info.statetostr(job["state"]) in PENDING_STATES),
                          key=lambda job: job["t_submit"])
@@ -64,8 +66,12 @@ class FluxBackend:
         return [int(self._flux.job.submit(self._handle, jobspec)) for _ in range(count)]
 
     def alive(self) -> bool:
-        """True while the broker answers; its socket goes away when the broker exits."""
-        self._flux.job.job_list(self._handle, max_entries=1).get()
+        """True while the broker answers; its socket goes away when the broker exits.
+
+        Read to the end (``get_jobs``): a streaming RPC dropped before its last response
+        leaks its matchtag, one per check for as long as the sidecar runs.
+        """
+        self._flux.job.job_list(self._handle, max_entries=1).get_jobs()
         return True
 
     def resize(self, nodes: int) -> None:

@@ -134,3 +134,23 @@ def test_status_counts_the_jobs_of_every_user(broker: Broker) -> None:
     assert status["waiting"] == {"2": 1} and status["nextJobs"] == [1]
     assert status["nodes"] == {"node_cores_free": 4, "node_cores_up": 8, "node_up_count": 2,
                                "node_free_count": 1}
+
+
+def test_status_reads_every_streamed_response(broker: Broker) -> None:
+    # flux-core >= 0.82 streams job-list one job per response: get() is only the first of them
+    broker.add("SCHED", 2, nnodes=2)
+    broker.add("RUN", 3)
+    broker.add("INACTIVE", 4)
+    status = FluxBackend({}).status()
+    assert {state: status["queue"][state] for state in ("sched", "run", "inactive")} == {
+        "sched": 2, "run": 3, "inactive": 4}
+    assert status["waiting"] == {"2": 2} and status["nextJobs"] == [1, 2]
+    assert broker.unterminated_rpcs == 0
+
+
+def test_alive_ends_its_streaming_rpc(broker: Broker) -> None:
+    # a streaming RPC dropped before its terminating response leaks its matchtag, every check
+    broker.add("RUN", 2)
+    backend = FluxBackend({})
+    assert backend.alive()
+    assert broker.unterminated_rpcs == 0
