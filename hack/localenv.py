@@ -19,8 +19,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 HACK = Path(__file__).resolve().parent
 ROOT = HACK.parent
@@ -52,10 +53,16 @@ class OperatorProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
+        """Send ``sig``; a process still running after ``timeout`` is killed (a hung shutdown
+        must not leave it behind, nor stop the teardown of everything after it)."""
         if self.alive():
             self.proc.send_signal(sig)
-            self.proc.wait(30)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def logs(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -146,16 +153,27 @@ class LocalEnvironment:
 
     # ---- teardown -------------------------------------------------------------------------
     def stop(self, cluster_too: bool = True) -> None:
-        for operator in self.operators:
-            operator.kill(signal.SIGTERM)
+        """Stop everything, each step even when an earlier one failed (the first error is raised)."""
+        steps: list[Callable[[], None]] = [partial(op.kill, signal.SIGTERM) for op in self.operators]
+        steps.append(self._stop_simulators)
+        if self._runner is not None:
+            steps.append(self._runner.stop)
+        if cluster_too:
+            steps.append(self.cluster.stop)
+        first: BaseException | None = None
+        for step in steps:
+            try:
+                step()
+            except BaseException as err:  # keep stopping; raise the first at the end
+                first = first or err
+        if first is not None:
+            raise first
+
+    def _stop_simulators(self) -> None:
         if self._sim_manager is not None:
             self._sim_manager.stop()
             if self._sim_thread is not None:
                 self._sim_thread.join(30)
-        if self._runner is not None:
-            self._runner.stop()
-        if cluster_too:
-            self.cluster.stop()
 
 
 def _http_ok(url: str) -> bool:

@@ -100,3 +100,63 @@ def test_no_free_pod_cidr_is_a_clear_error(lock_dir: Path, monkeypatch: pytest.M
             localcluster.reserve_pod_cidr()
     finally:
         os.close(fd)
+
+
+class HungProcess:
+    """A Popen stand-in whose process ignores SIGTERM: wait() times out until it is killed."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self.killed = False
+
+    def poll(self) -> int | None:
+        return -9 if self.killed else None
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self.killed:
+            raise subprocess.TimeoutExpired("operator", timeout or 0)
+        return -9
+
+
+class RecordingCluster:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_teardown_kills_a_hung_operator_and_still_stops_the_rest(tmp_path: Path) -> None:
+    from localenv import LocalEnvironment, OperatorProcess
+
+    hung, fine = HungProcess(), HungProcess()
+    fine.wait = lambda timeout=None: 0  # type: ignore[method-assign]
+    cluster = RecordingCluster()
+    env = LocalEnvironment(cluster=cluster, workdir=tmp_path)  # type: ignore[arg-type]
+    env.operators = [OperatorProcess("operator-0", hung, 1, 2, tmp_path / "0.log"),  # type: ignore[arg-type]
+                     OperatorProcess("operator-1", fine, 3, 4, tmp_path / "1.log")]  # type: ignore[arg-type]
+    env.stop()
+    assert hung.killed, "an operator that ignores SIGTERM is killed, not left running"
+    assert fine.signals, "the next operator is stopped too"
+    assert cluster.stopped, "and the cluster"
+
+
+def test_teardown_goes_on_after_a_failing_step_and_raises_its_error(tmp_path: Path) -> None:
+    from localenv import LocalEnvironment
+
+    class FailingRunner:
+        def stop(self) -> None:
+            raise RuntimeError("runner stop failed")
+
+    cluster = RecordingCluster()
+    env = LocalEnvironment(cluster=cluster, workdir=tmp_path)  # type: ignore[arg-type]
+    env._runner = FailingRunner()  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="runner stop failed"):
+        env.stop()
+    assert cluster.stopped
