@@ -79,12 +79,17 @@ def watch(cluster, name: str, timeout: float) -> bool:
     return False
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", default=str(ROOT / "examples" / "hello-world" / "ensemble.yaml"))
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated Flux time runs this much faster")
+    parser.add_argument("--speed", type=float, default=5.0,
+                        help="simulated Flux seconds per wall second (default 5)")
     parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
     localcluster.main(["down"])
