@@ -14,6 +14,7 @@ from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendErro
 from controller.member.jobgroups import JobGroup
 
 PENDING_STATES = ("DEPEND", "PRIORITY", "SCHED")
+JOB_ATTRIBUTES = ("state", "nnodes", "t_submit")  # job-list always adds "id"
 
 
 def _import_flux() -> ModuleType:
@@ -40,10 +41,12 @@ class FluxBackend:
         """Jobs of every user: job_list's default is the caller's own, and this sidecar runs as
         another user (the image's) than the ensemble-python that submits the member's jobs.
         ``get_jobs`` reads every response: since flux-core 0.82 the list streams one job per
-        response, and ``get`` returns only the first."""
+        response, and ``get`` returns only the first. ``max_entries=0`` lists them all (the
+        default, 1000, cut the counts of a longer queue), with only the attributes read here.
+        """
         resources = self._flux.resource.list.resource_list(self._handle).get()
-        jobs = self._flux.job.job_list(self._handle, userid=self._flux.constants.FLUX_USERID_UNKNOWN
-                                       ).get_jobs()
+        jobs = self._flux.job.job_list(self._handle, max_entries=0, attrs=list(JOB_ATTRIBUTES),
+                                       userid=self._flux.constants.FLUX_USERID_UNKNOWN).get_jobs()
         states = Counter(self._flux.job.info.statetostr(job["state"]).lower() for job in jobs)
         pending = sorted((job for job in jobs if self._flux.job.info.statetostr(job["state"]) in PENDING_STATES),
                          key=lambda job: job["t_submit"])

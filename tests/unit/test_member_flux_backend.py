@@ -67,6 +67,8 @@ def job_list(handle: Handle, max_entries: int = 1000, attrs: list | None = None,
     order = {"NEW": 0, "DEPEND": 0, "PRIORITY": 0, "SCHED": 0, "RUN": 1, "CLEANUP": 1, "INACTIVE": 2}
     jobs = sorted((job for job in handle.broker.jobs if userid in (FLUX_USERID_UNKNOWN, job["userid"])),
                   key=lambda job: order[STATES[job["state"]]])
+    if attrs and attrs != ["all"]:  # as job-list: the attributes asked for, and the id
+        jobs = [{key: value for key, value in job.items() if key == "id" or key in attrs} for job in jobs]
     return JobListRPC(handle, jobs[:max_entries] if max_entries else jobs)
 
 
@@ -154,3 +156,10 @@ def test_alive_ends_its_streaming_rpc(broker: Broker) -> None:
     backend = FluxBackend({})
     assert backend.alive()
     assert broker.unterminated_rpcs == 0
+
+
+def test_status_counts_past_job_lists_default_of_1000_entries(broker: Broker) -> None:
+    broker.add("SCHED", 600)
+    broker.add("INACTIVE", 900)
+    queue = FluxBackend({}).status()["queue"]
+    assert (queue["sched"], queue["inactive"]) == (600, 900)
