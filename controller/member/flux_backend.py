@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import threading
 from collections import Counter
 from types import ModuleType
+from typing import Any
 
 from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendError
 from controller.member.jobgroups import JobGroup
@@ -34,8 +36,18 @@ class FluxBackend:
 
     def __init__(self, groups: dict[str, JobGroup]) -> None:
         self._flux = _import_flux()
-        self._handle = self._flux.Flux()
+        self._local = threading.local()
+        self._local.handle = self._flux.Flux()  # fails here, at start, when no broker answers
         self._groups = groups
+
+    @property
+    def _handle(self) -> Any:
+        """This thread's broker connection: a flux handle is not thread-safe, and gRPC workers
+        and the broker watch call in from several threads at once."""
+        handle = getattr(self._local, "handle", None)
+        if handle is None:
+            handle = self._local.handle = self._flux.Flux()
+        return handle
 
     def status(self) -> dict:
         """Jobs of every user: job_list's default is the caller's own, and this sidecar runs as

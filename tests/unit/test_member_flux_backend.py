@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from controller.member.flux_backend import FluxBackend
+from controller.member.jobgroups import JobGroup
 
 FLUX_USERID_UNKNOWN = 0xFFFFFFFF
 STATES = {1: "NEW", 2: "DEPEND", 4: "PRIORITY", 8: "SCHED", 16: "RUN", 32: "CLEANUP", 64: "INACTIVE"}
@@ -163,3 +164,17 @@ def test_status_counts_past_job_lists_default_of_1000_entries(broker: Broker) ->
     broker.add("INACTIVE", 900)
     queue = FluxBackend({}).status()["queue"]
     assert (queue["sched"], queue["inactive"]) == (600, 900)
+
+
+def test_each_thread_uses_its_own_handle(broker: Broker) -> None:
+    # gRPC workers answer status and submit while the broker watch checks alive(): a flux
+    # handle (its reactor, matchtags, message queue) is not thread-safe
+    backend = FluxBackend({"a": JobGroup("a", "sleep 1", 1, 1, 1.0)})
+    backend.status()
+    calls = [backend.status, lambda: backend.submit("a", 1), backend.alive]
+    threads = [threading.Thread(target=call) for call in calls]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert len(broker.handles) == 4
+    assert all(len(handle.threads) == 1 for handle in broker.handles)
