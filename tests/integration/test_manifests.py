@@ -29,6 +29,20 @@ def test_operator_deployment_is_locked_down() -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
+def test_operator_pod_outlives_the_managers_shutdown() -> None:
+    """SIGKILL must not come before the drain (a hung reconcile: the whole Controller.shutdown
+    timeout), the queued Events (EventRecorder.stop) and the lease release that follow it."""
+    from inspect import signature
+
+    from controller.runtime.controller import Controller
+    from controller.runtime.events import EventRecorder
+
+    pod = yaml.safe_load((MANIFESTS / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+    drain = signature(Controller.shutdown).parameters["timeout"].default
+    events = signature(EventRecorder.stop).parameters["timeout"].default
+    assert pod.get("terminationGracePeriodSeconds", 30) >= drain + events + 10
+
+
 def test_every_manifest_applies_to_the_api_server(kube_cluster) -> None:
     listed = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
     for name in listed:  # in order: the namespace and CRD before what lives in them
