@@ -14,6 +14,7 @@ Every provider offers the same small interface, so each scenario runs on all of 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
@@ -187,20 +188,30 @@ class KindProvider(KubectlCluster):
         self.keep = os.environ.get("E2E_KEEP_CLUSTER") == "1"
         self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-kind-"))
         kubeconfig = str(self.tmp / "kubeconfig")
-        _run(["kind", "create", "cluster", "--name", self.cluster_name, "--config",
-              str(ROOT / "hack" / "kind-config.yaml"), "--kubeconfig", kubeconfig, "--wait", "120s"])
         super().__init__(kubeconfig)
-        self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
-        self.kubectl("rollout", "status", "deployment/operator-controller-manager", "-n", "operator-system",
-                     "--timeout=300s", check=False)
-        _run(["docker", "build", "-t", IMAGE, str(ROOT)])
-        _run(["kind", "load", "docker-image", IMAGE, "--name", self.cluster_name])
-        self.install_operator(IMAGE)
+        try:
+            # A failed create removes its own nodes; a cluster of that name that already
+            # existed (and made it fail) is not ours to delete.
+            _run(["kind", "create", "cluster", "--name", self.cluster_name, "--config",
+                  str(ROOT / "hack" / "kind-config.yaml"), "--kubeconfig", kubeconfig, "--wait", "120s"])
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+        # The session fixture only closes a provider it got: a failed setup cleans up here.
+        with _close_on_error(self):
+            self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
+            self.kubectl("rollout", "status", "deployment/operator-controller-manager", "-n", "operator-system",
+                         "--timeout=300s", check=False)
+            _run(["docker", "build", "-t", IMAGE, str(ROOT)])
+            _run(["kind", "load", "docker-image", IMAGE, "--name", self.cluster_name])
+            self.install_operator(IMAGE)
 
     def close(self) -> None:
-        if not self.keep:
-            _run(["kind", "delete", "cluster", "--name", self.cluster_name])
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            if not self.keep:
+                _run(["kind", "delete", "cluster", "--name", self.cluster_name])
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class K3sProvider(KubectlCluster):
@@ -210,22 +221,27 @@ class K3sProvider(KubectlCluster):
 
     def __init__(self) -> None:
         from testcontainers.community.k3s import K3SContainer
-        self.container = K3SContainer().start()
         self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-k3s-"))
         kubeconfig = self.tmp / "kubeconfig"
-        kubeconfig.write_text(self.container.config_yaml())
         super().__init__(str(kubeconfig))
-        self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
-        _run(["docker", "build", "-t", IMAGE, str(ROOT)])
-        archive = self.tmp / "image.tar"
-        _run(["docker", "save", "-o", str(archive), IMAGE])
-        self.container.copy_into_container(archive, "/tmp/image.tar")
-        self.container.exec(["ctr", "images", "import", "/tmp/image.tar"])
-        self.install_operator(IMAGE)
+        # Kept before start(): a start that times out has already created the container.
+        self.container = K3SContainer()
+        with _close_on_error(self):
+            self.container.start()
+            kubeconfig.write_text(self.container.config_yaml())
+            self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
+            _run(["docker", "build", "-t", IMAGE, str(ROOT)])
+            archive = self.tmp / "image.tar"
+            _run(["docker", "save", "-o", str(archive), IMAGE])
+            self.container.copy_into_container(archive, "/tmp/image.tar")
+            self.container.exec(["ctr", "images", "import", "/tmp/image.tar"])
+            self.install_operator(IMAGE)
 
     def close(self) -> None:
-        self.container.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.container.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class ExistingProvider(KubectlCluster):
@@ -245,6 +261,17 @@ def make_provider(name: str | None = None) -> E2ECluster:
         return PROVIDERS[name]()
     except KeyError:
         raise SystemExit(f"E2E_CLUSTER={name!r}: choose one of {', '.join(PROVIDERS)}") from None
+
+
+@contextlib.contextmanager
+def _close_on_error(provider: "KindProvider | K3sProvider") -> Iterator[None]:
+    """Close a provider whose setup failed part way (an exception or a KeyboardInterrupt)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            provider.close()
+        raise
 
 
 def _run(argv: list[str]) -> None:

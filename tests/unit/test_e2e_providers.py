@@ -1,0 +1,92 @@
+"""tests/e2e/providers.py without Docker: what the kind and k3s providers run, and that a
+setup failing part way leaves no cluster or container behind."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import pytest
+
+from tests.e2e import providers
+
+
+class Commands:
+    """Records _run and kubectl; fails the command whose argv starts with ``fail``."""
+
+    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+        self.fail = fail
+        self.ran: list[list[str]] = []
+
+    def run(self, argv: list[str]) -> None:
+        self.ran.append(argv)
+        if self.fail and tuple(argv[:len(self.fail)]) == self.fail:
+            raise subprocess.CalledProcessError(1, argv)
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> Commands:
+    recorded = Commands()
+    monkeypatch.setattr(providers, "_run", lambda argv: recorded.run(argv))
+    monkeypatch.setattr(providers.KubectlCluster, "kubectl",
+                        lambda self, *args, input=None, check=True: recorded.run(["kubectl", *args]) or "")
+    monkeypatch.delenv("E2E_KEEP_CLUSTER", raising=False)
+    return recorded
+
+
+def test_kind_setup_failing_after_create_deletes_the_cluster(commands: Commands) -> None:
+    commands.fail = ("docker", "build")
+    with pytest.raises(subprocess.CalledProcessError):
+        providers.KindProvider()
+    assert ["kind", "delete", "cluster", "--name", "ensemble-e2e"] in commands.ran
+
+
+def test_kind_create_failing_deletes_no_cluster(commands: Commands) -> None:
+    # e.g. "node(s) already exist for a cluster with the name": that cluster is not ours.
+    commands.fail = ("kind", "create")
+    with pytest.raises(subprocess.CalledProcessError):
+        providers.KindProvider()
+    assert not any(argv[:2] == ["kind", "delete"] for argv in commands.ran)
+
+
+class FakeK3s:
+    instances: list["FakeK3s"] = []
+
+    def __init__(self, import_code: int = 0) -> None:
+        self.import_code = import_code
+        self.started = self.stopped = False
+        self.execs: list[list[str]] = []
+        FakeK3s.instances.append(self)
+
+    def start(self) -> "FakeK3s":
+        self.started = True
+        return self
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def config_yaml(self) -> str:
+        return "apiVersion: v1\nkind: Config\n"
+
+    def copy_into_container(self, source, target) -> None:
+        pass
+
+    def exec(self, argv: list[str]):
+        self.execs.append(argv)
+        return (self.import_code, b"ctr: image might be filtered out")
+
+
+@pytest.fixture
+def fake_k3s(monkeypatch: pytest.MonkeyPatch):
+    FakeK3s.instances = []
+    module = types.ModuleType("testcontainers.community.k3s")
+    module.K3SContainer = FakeK3s  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "testcontainers.community.k3s", module)
+    return module
+
+
+def test_k3s_setup_failing_stops_the_container(commands: Commands, fake_k3s) -> None:
+    commands.fail = ("docker", "build")
+    with pytest.raises(subprocess.CalledProcessError):
+        providers.K3sProvider()
+    assert FakeK3s.instances[0].started and FakeK3s.instances[0].stopped
