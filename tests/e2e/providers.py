@@ -234,7 +234,10 @@ class K3sProvider(KubectlCluster):
             archive = self.tmp / "image.tar"
             _run(["docker", "save", "-o", str(archive), IMAGE])
             self.container.copy_into_container(archive, "/tmp/image.tar")
-            self.container.exec(["ctr", "images", "import", "/tmp/image.tar"])
+            # The kubelet (CRI) only sees containerd's k8s.io namespace, not ctr's default one.
+            code, output = self.container.exec(["ctr", "-n=k8s.io", "images", "import", "/tmp/image.tar"])
+            if code != 0:
+                raise RuntimeError(f"importing {IMAGE} into k3s failed ({code}): {output.decode(errors='replace')}")
             self.install_operator(IMAGE)
 
     def close(self) -> None:

@@ -85,6 +85,20 @@ def fake_k3s(monkeypatch: pytest.MonkeyPatch):
     return module
 
 
+def test_k3s_imports_the_image_where_the_kubelet_looks_and_checks_it(commands: Commands, fake_k3s,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(providers.KubectlCluster, "install_operator", lambda self, image: None)
+    provider = providers.K3sProvider()
+    (argv,) = FakeK3s.instances[0].execs
+    assert argv[:2] == ["ctr", "-n=k8s.io"] and argv[2:4] == ["images", "import"]
+    provider.close()
+
+    fake_k3s.K3SContainer = lambda: FakeK3s(import_code=1)
+    with pytest.raises(RuntimeError, match="importing .* into k3s failed"):
+        providers.K3sProvider()
+    assert FakeK3s.instances[-1].stopped, "a failed setup stops the container"
+
+
 def test_k3s_setup_failing_stops_the_container(commands: Commands, fake_k3s) -> None:
     commands.fail = ("docker", "build")
     with pytest.raises(subprocess.CalledProcessError):
