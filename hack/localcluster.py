@@ -314,12 +314,13 @@ class LocalCluster:
         if "kube-controller-manager" in self.procs:
             return
         pki = self.pki
+        port = free_port()
         self._spawn("kube-controller-manager", [
             str(self.bin_dir / "kube-controller-manager"),
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+            "--bind-address=127.0.0.1", f"--secure-port={port}",
             "--leader-elect=false",
             f"--controllers={CONTROLLERS}",
             f"--service-account-private-key-file={pki / 'sa.key'}",
@@ -329,20 +330,21 @@ class LocalCluster:
             f"--cert-dir={self.data_dir / 'kcm-certs'}",
             "--v=1",
         ])
-        self._wait_until("kube-controller-manager", lambda: True, 1)
+        self._wait_until("kube-controller-manager", lambda: _healthz_ok(port), 60)
 
     def start_scheduler(self) -> None:
         if "kube-scheduler" in self.procs:
             return
+        port = free_port()
         self._spawn("kube-scheduler", [
             str(self.bin_dir / "kube-scheduler"),
             f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}",
             f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+            "--bind-address=127.0.0.1", f"--secure-port={port}",
             "--leader-elect=false", f"--cert-dir={self.data_dir / 'scheduler-certs'}", "--v=1",
         ])
-        self._wait_until("kube-scheduler", lambda: True, 1)
+        self._wait_until("kube-scheduler", lambda: _healthz_ok(port), 60)
 
     def start_kwok(self, nodes: int = 4) -> None:
         """Simulated nodes (kwok) so pods get scheduled, run and get a 127.64.x.y address.
@@ -457,6 +459,15 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ssl.SSLError):
         return False
+
+
+def _healthz_ok(port: int) -> bool:
+    """kube-controller-manager's or kube-scheduler's /healthz: served anonymously (an
+    always-allowed path) over TLS with the self-signed certificate of its --cert-dir."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return _http_ok(f"https://127.0.0.1:{port}/healthz", context)
 
 
 def _post_json(url: str, body: dict) -> dict:

@@ -160,3 +160,20 @@ def test_teardown_goes_on_after_a_failing_step_and_raises_its_error(tmp_path: Pa
     with pytest.raises(RuntimeError, match="runner stop failed"):
         env.stop()
     assert cluster.stopped
+
+
+@pytest.mark.parametrize("name,start", [("kube-controller-manager", LocalCluster.start_controller_manager),
+                                        ("kube-scheduler", LocalCluster.start_scheduler)])
+def test_a_component_that_dies_on_start_is_an_error_naming_it(tmp_path: Path, name: str, start) -> None:
+    """It used to count as started at once: a crash (a taken port, a bad flag) surfaced only
+    later, as a test timing out on garbage collection or scheduling."""
+    binary = tmp_path / name
+    binary.write_text("#!/bin/sh\nsleep 0.3\necho 'failed to listen on 127.0.0.1: address already in use'\nexit 1\n")
+    binary.chmod(0o755)
+    cluster = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "data")
+    cluster.data_dir.mkdir()
+    try:
+        with pytest.raises(localcluster.ClusterError, match=f"(?s){name} exited with code 1:.*address already in use"):
+            start(cluster)
+    finally:
+        cluster.stop()
