@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run            local demo: control plane + operator + example ensemble"
-	@echo "make test           unit and integration tests (builds the control plane when missing)"
-	@echo "make e2e            end-to-end suite (E2E_CLUSTER=local|kind|existing)"
+	@echo "make test           unit, integration and local e2e tests (builds the control plane when missing)"
+	@echo "make e2e            end-to-end suite (E2E_CLUSTER=local|kind|k3s|existing)"
 	@echo "make lint           pyflakes and mypy over controller, api, hack and bench"
 	@echo "make bench          benchmarks with baselines measured in the same run"
 	@echo "make cluster-up     start a detached local control plane (prints its kubeconfig)"
