@@ -73,11 +73,17 @@ class FluxBackend:
         }
 
     def submit(self, group: str, count: int) -> list[int]:
+        """The jobs ensemble-python submits for the group: at least one task per node, its
+        workdir, its duration as the time limit, the group named in the user attributes."""
         if group not in self._groups:
             raise BackendError(f"group: unknown job group {group!r} (known: {sorted(self._groups)})")
         spec = self._groups[group]
         jobspec = self._flux.job.JobspecV1.from_command(command=shlex.split(spec.command), num_nodes=spec.nodes,
-                                                         num_tasks=spec.nodes)
+                                                         num_tasks=max(spec.tasks, spec.nodes))
+        jobspec.attributes["user"] = {"group": spec.name}
+        if spec.workdir:
+            jobspec.cwd = spec.workdir
+        jobspec.duration = spec.time_limit
         return [int(self._flux.job.submit(self._handle, jobspec)) for _ in range(count)]
 
     def alive(self) -> bool:

@@ -13,11 +13,17 @@ _SLEEP = re.compile(r"^\d+(\.\d+)?$")
 
 @dataclass(frozen=True)
 class JobGroup:
+    """A ``jobs`` entry. ``duration`` is how long the simulator runs it; ``tasks``, ``workdir``
+    and ``time_limit`` (the entry's own ``duration``) are what Flux submissions carry."""
+
     name: str
     command: str
     count: int
     nodes: int
     duration: float
+    tasks: int = 1
+    workdir: str | None = None
+    time_limit: float = 0.0
 
 
 def load_job_groups(text: str, source: str = "ensemble.yaml") -> dict[str, JobGroup]:
@@ -50,7 +56,15 @@ def _job_group(job: object, where: str) -> JobGroup:
         raise ValueError(f"{where}.command: required string")
     count = _positive(job.get("count", 1), f"{where}.count")
     nodes = _positive(job.get("nodes", 1), f"{where}.nodes")
-    return JobGroup(name, command, count, nodes, sleep_duration(command))
+    tasks = _positive(job.get("tasks", 1), f"{where}.tasks")
+    workdir = job.get("workdir")
+    if workdir is not None and not isinstance(workdir, str):
+        raise ValueError(f"{where}.workdir: expected a string, got {workdir!r}")
+    time_limit = job.get("duration", 0)
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or time_limit < 0:
+        raise ValueError(f"{where}.duration: expected seconds >= 0, got {time_limit!r}")
+    return JobGroup(name, command, count, nodes, sleep_duration(command), tasks, workdir or None,
+                    float(time_limit))
 
 
 def _positive(value: object, where: str) -> int:

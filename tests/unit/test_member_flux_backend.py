@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from controller.member.flux_backend import FluxBackend
-from controller.member.jobgroups import JobGroup
+from controller.member.jobgroups import JobGroup, load_job_groups
 
 FLUX_USERID_UNKNOWN = 0xFFFFFFFF
 STATES = {1: "NEW", 2: "DEPEND", 4: "PRIORITY", 8: "SCHED", 16: "RUN", 32: "CLEANUP", 64: "INACTIVE"}
@@ -178,3 +178,30 @@ def test_each_thread_uses_its_own_handle(broker: Broker) -> None:
         thread.join()
     assert len(broker.handles) == 4
     assert all(len(handle.threads) == 1 for handle in broker.handles)
+
+
+def test_submit_builds_the_jobs_ensemble_python_would(broker: Broker) -> None:
+    # ensemble-python 0.0.16 (FluxQueue.extract_jobs/submit): max(tasks, nodes) tasks, the
+    # group's workdir as cwd, its duration as the time limit, the group in user attributes
+    groups = load_job_groups("""
+jobs:
+  - {name: lammps, command: "lmp -in in.lj", nodes: 2, tasks: 8, workdir: /opt/lammps, duration: 300}
+  - {name: hello, command: echo hello, nodes: 3}
+""")
+    ids = FluxBackend(groups).submit("lammps", 2) + FluxBackend(groups).submit("hello", 1)
+    assert ids == [1001, 1002, 1003]
+    lammps, _, hello = broker.submitted
+    assert lammps == {"command": ["lmp", "-in", "in.lj"], "num_nodes": 2, "num_tasks": 8,
+                      "cwd": "/opt/lammps", "duration": 300, "attributes": {"user": {"group": "lammps"}}}
+    assert hello == {"command": ["echo", "hello"], "num_nodes": 3, "num_tasks": 3,
+                     "cwd": None, "duration": 0, "attributes": {"user": {"group": "hello"}}}
+
+
+@pytest.mark.parametrize("job, message", [
+    ("{name: a, command: x, tasks: 0}", r"jobs\[0\]\.tasks: expected a positive integer"),
+    ("{name: a, command: x, workdir: 3}", r"jobs\[0\]\.workdir: expected a string"),
+    ("{name: a, command: x, duration: -1}", r"jobs\[0\]\.duration: expected seconds >= 0"),
+])
+def test_submission_fields_are_checked(job: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_job_groups(f"jobs: [{job}]")
