@@ -161,6 +161,9 @@ def run_manager(args: argparse.Namespace) -> int:
     except LeaderElectionLost as err:
         log.error("%s; exiting so another replica can lead", err)
         return 1
+    except Exception:  # e.g. caches that never synced: a JSON line with the cause, not a bare traceback
+        log.exception("manager stopped on an error")
+        return 1
     return 0
 
 

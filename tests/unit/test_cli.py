@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import types
@@ -114,3 +115,22 @@ def test_unknown_commands_exit_with_usage(capsys):
         cli.main(["frobnicate"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_manager_that_fails_logs_the_error_as_json_and_exits_1(monkeypatch, capsys):
+    # e.g. caches that never sync (a watched CRD not installed): one JSON line, not a bare traceback
+    from controller.kube.client import KubeClient
+    from controller.runtime.manager import Manager
+
+    def fail(self) -> None:
+        raise RuntimeError("informer caches did not sync within 120.0s")
+
+    fake_module(monkeypatch, "controller.reconcilers", setup=lambda manager, args: None)
+    monkeypatch.setattr(KubeClient, "load", classmethod(lambda cls, path=None: object()))
+    monkeypatch.setattr(Manager, "start", fail)
+    monkeypatch.setattr(cli, "stop_on_signals", lambda stop: None)
+    assert cli.main(["run", "--no-leader-elect", "--metrics-bind-address", "0",
+                     "--health-probe-bind-address", "0"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[-1]["level"] == "error" and lines[-1]["error"] == "informer caches did not sync within 120.0s"
+    assert "Traceback" in lines[-1]["stacktrace"]
