@@ -137,7 +137,7 @@ def sweep_stale_data_dirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """preexec_fn: ask the kernel to kill this child when the process that started it dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -234,7 +234,7 @@ class LocalCluster:
 
     def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         logfile = open(self.data_dir / f"{name}.log", "ab")
-        preexec = os.setpgrp if self.detached else _die_with_parent
+        preexec = os.setpgrp if self.detached else die_with_parent
         proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=preexec, close_fds=True, pass_fds=pass_fds)
         logfile.close()

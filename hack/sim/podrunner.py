@@ -30,6 +30,7 @@ from pathlib import Path
 import grpc
 
 from credentials import write_token_kubeconfig
+from localcluster import die_with_parent
 from controller.kube import errors
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, PODS, SERVICES, SERVICEACCOUNTS
@@ -126,7 +127,10 @@ class PodProcessRunner:
     def _spawn(self, key: str, role: str, ip: str, argv: list[str], **extra) -> RunningProcess:
         log_path = self.workdir / f"{key.replace('/', '_')}.log"
         with open(log_path, "ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # Gone with the runner even when it is killed: the process (or its starting worker
+            # thread, which lives as long as the runner) ending takes the pod process along.
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    preexec_fn=die_with_parent)
         running = RunningProcess(role=role, pod_ip=ip, proc=proc, log_path=log_path, **extra)
         with self._lock:
             self.processes[key] = running

@@ -3,6 +3,7 @@ the per-run resources (pod CIDR) that concurrent runs must not share."""
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,48 @@ def test_a_component_that_dies_on_start_is_an_error_naming_it(tmp_path: Path, na
             start(cluster)
     finally:
         cluster.stop()
+
+
+ORPHAN_PARENT = """
+import sys, threading, time
+from pathlib import Path
+root = Path(sys.argv[1])
+sys.path[:0] = [str(root), str(root / "hack")]
+from sim.podrunner import PodProcessRunner
+runner = PodProcessRunner.__new__(PodProcessRunner)   # only what _spawn touches
+runner.workdir, runner._lock, runner.processes = Path(sys.argv[2]), threading.Lock(), {}
+def spawn():
+    running = runner._spawn("ns/pod-0", "service", "127.0.0.1",
+                            [sys.executable, "-c", "import time; time.sleep(120)"])
+    print(running.proc.pid, flush=True)
+    time.sleep(120)                                    # a worker thread that lives on, as the runner's do
+threading.Thread(target=spawn, daemon=True).start()
+time.sleep(120)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_runner_takes_its_pod_processes_along(tmp_path: Path) -> None:
+    """SIGKILL leaves no cleanup to run: the kernel ends pod processes with their runner."""
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT, str(root), str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert not _gone(child)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(child), f"pod process {child} outlived its killed runner"
+    finally:
+        parent.kill()
