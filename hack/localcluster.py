@@ -524,11 +524,15 @@ def cmd_env(_: argparse.Namespace) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's, after pid reuse, counts too:
+    the sweep then keeps a directory rather than delete one that may be in use)."""
     try:
         os.kill(pid, 0)
         return True
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:

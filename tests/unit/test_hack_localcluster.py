@@ -223,3 +223,11 @@ def test_a_killed_runner_takes_its_pod_processes_along(tmp_path: Path) -> None:
         assert _gone(child), f"pod process {child} outlived its killed runner"
     finally:
         parent.kill()
+
+
+def test_a_pid_of_another_user_counts_as_alive_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_permitted(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")  # a reused pid of another user
+
+    monkeypatch.setattr(localcluster.os, "kill", not_permitted)
+    assert localcluster._alive(12345) is True
