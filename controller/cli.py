@@ -167,9 +167,19 @@ def run_manager(args: argparse.Namespace) -> int:
     return 0
 
 
-def stop_on_signals(stop: Callable[[], None]) -> None:
+def stop_on_signals(stop: Callable[[], None], exit_now: Callable[[int], object] = os._exit) -> None:
+    """The first SIGTERM/SIGINT shuts down gracefully; a second one exits at once (as
+    controller-runtime does), for when the graceful shutdown is what hangs."""
+    received: list[int] = []
+
     def handle(signum: int, _frame: object) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if received:
+            log.warning("received %s again during shutdown, exiting now", name)
+            exit_now(1)
+            return
+        received.append(signum)
+        log.info("received %s, shutting down", name)
         stop()
 
     signal.signal(signal.SIGTERM, handle)

@@ -134,3 +134,17 @@ def test_a_manager_that_fails_logs_the_error_as_json_and_exits_1(monkeypatch, ca
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert lines[-1]["level"] == "error" and lines[-1]["error"] == "informer caches did not sync within 120.0s"
     assert "Traceback" in lines[-1]["stacktrace"]
+
+
+def test_a_second_signal_exits_at_once_while_the_first_shuts_down_gracefully(monkeypatch) -> None:
+    import signal as signals
+
+    handlers: dict[int, object] = {}
+    monkeypatch.setattr(cli.signal, "signal", lambda signum, handler: handlers.__setitem__(signum, handler))
+    stops: list[bool] = []
+    exits: list[int] = []
+    cli.stop_on_signals(lambda: stops.append(True), exit_now=exits.append)
+    handlers[signals.SIGTERM](signals.SIGTERM, None)
+    assert stops == [True] and exits == []
+    handlers[signals.SIGINT](signals.SIGINT, None)
+    assert stops == [True] and exits == [1]
