@@ -16,7 +16,7 @@ PRINTER_COLUMNS = [
     {"name": "Members", "type": "integer", "jsonPath": ".status.summary.members",
      "description": "Number of members."},
     {"name": "Ready", "type": "integer", "jsonPath": ".status.summary.ready",
-     "description": "Members whose lead broker answered the last poll."},
+     "description": "Members running or completed (as the MembersReady condition counts them)."},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Ensemble phase."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
