@@ -363,13 +363,14 @@ class StatusPoller:
                 continue  # unregistered, or superseded by a newer schedule entry
             schedule.in_flight = True
             schedule.last_start = now
-            self._pool.submit(self._poll_scheduled, schedule.target, self._failures.get(key, 0))
+            self._pool.submit(self._poll_scheduled, schedule, schedule.target, self._failures.get(key, 0))
 
-    def _poll_scheduled(self, target: PollTarget, failures: int) -> None:
+    def _poll_scheduled(self, schedule: _Schedule, target: PollTarget, failures: int) -> None:
         result = self._poll_once(target, failures)
         with self._cond:
-            schedule = self._schedules.get(target.key)
-            if schedule is None:
+            if self._schedules.get(target.key) is not schedule:
+                # Unregistered, perhaps registered again since: the result, its failure count
+                # and its in_flight belong to a registration that is gone.
                 return
             schedule.in_flight = False
             now = self._clock.now()

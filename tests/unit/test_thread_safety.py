@@ -1,0 +1,95 @@
+"""Shared state between informer, reconcile, poll and gRPC threads: deterministic races.
+
+Threads are ordered with Events (gates), never with sleeps.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from controller.clock import FakeClock
+from controller.proto import ensemble_service_pb2 as pb
+from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+from controller.reconcilers.poller import PollKey, PollTarget, StatusPoller
+from tests.helpers import wait_for
+from tests.unit.test_poller import STATUS, Results
+
+WAIT = 5.0
+KEY: PollKey = ("ns", "ens", "ens-0")
+
+
+class GatedMember(pb_grpc.EnsembleOperatorServicer):
+    """Call n waits for ``gates[n]``; call 0 answers ERROR, later calls SUCCESS."""
+
+    def __init__(self, calls: int) -> None:
+        self.gates = [threading.Event() for _ in range(calls)]
+        self.started = [threading.Event() for _ in range(calls)]
+        self.finished = [threading.Event() for _ in range(calls)]
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def RequestStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.Response:
+        with self._lock:
+            n = self._count
+            self._count += 1
+        self.started[n].set()
+        try:
+            self.gates[n].wait(WAIT)
+            if n == 0:
+                return pb.Response(payload="broker restarting", status=pb.Response.ERROR)
+            return pb.Response(payload=json.dumps(STATUS), status=pb.Response.SUCCESS)
+        finally:
+            self.finished[n].set()
+
+
+@pytest.fixture
+def member_address():
+    servers: list[grpc.Server] = []
+
+    def start(member: pb_grpc.EnsembleOperatorServicer) -> str:
+        server = grpc.server(ThreadPoolExecutor(max_workers=8))
+        pb_grpc.add_EnsembleOperatorServicer_to_server(member, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+def test_poll_in_flight_from_a_previous_registration_is_dropped(member_address, registry) -> None:
+    """Unregister + register (the lead broker went unready and came back) while a poll is in
+    flight: that poll's answer belongs to the old registration. Delivered, it reported a stale
+    failure and cleared ``in_flight`` under the new registration's poll, whose schedule it
+    then overwrote."""
+    clock = FakeClock()
+    member = GatedMember(2)
+    results = Results()
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
+    try:
+        address = member_address(member)
+        poller.register(PollTarget(KEY, address, heartbeat=10))
+        poller.start()
+        assert member.started[0].wait(WAIT)
+        poller.unregister(KEY)
+        poller.register(PollTarget(KEY, address, heartbeat=10))
+        assert member.started[1].wait(WAIT), "the new registration polls at once"
+        member.gates[0].set()  # the old poll answers first (a failure)
+        assert member.finished[0].wait(WAIT)
+        wait_for(lambda: registry.get_sample_value("ensemble_member_polls_total", {"result": "error"}),
+                 WAIT, "the old poll to be counted")
+        member.gates[1].set()
+        _, first = results.next()
+        assert first.ok, f"a stale result from the previous registration was delivered: {first}"
+        assert first.consecutive_failures == 0
+        assert poller.next_poll_at(KEY) == clock.now() + 10
+    finally:
+        for gate in member.gates:
+            gate.set()
+        poller.stop()
