@@ -243,6 +243,10 @@ class StatusPoller:
         except _PollFailure as failure:
             return self._finish(target, started, failures_before + 1, outcome=failure.outcome,
                                 error=str(failure))
+        except Exception as error:  # unforeseen: still a result, or the target stays in flight forever
+            log.exception("polling %s at %s failed", "/".join(target.key), target.address)
+            return self._finish(target, started, failures_before + 1, outcome="error",
+                                error=f"{target.address}: {type(error).__name__}: {error}")
         return self._finish(target, started, 0, outcome="ok", status=status)
 
     def _finish(self, target: PollTarget, started: float, failures: int, *,
@@ -274,7 +278,8 @@ class StatusPoller:
             }.get(code, "error")
             raise _PollFailure(outcome, f"{target.address}: {code.name}: {error.details()}") from error
         if response.status != pb.Response.SUCCESS:
-            status_name = pb.Response.ResultType.Name(response.status)
+            status_name = (pb.Response.ResultType.Name(response.status)
+                           if response.status in pb.Response.ResultType.values() else str(response.status))
             raise _PollFailure("error", f"{target.address}: member answered {status_name}: {response.payload!r}")
         try:
             return parse_status(response.payload)

@@ -93,3 +93,42 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(member_address, 
         for gate in member.gates:
             gate.set()
         poller.stop()
+
+
+def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(member_address, registry) -> None:
+    """A poll that raised anything but a poll failure (here a result code this build does not
+    know) ended its pool thread's task silently, leaving ``in_flight`` set: the member was
+    never polled again and no result said why."""
+    from tests.unit.test_poller import Member
+
+    clock = FakeClock()
+    results = Results()
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
+    try:
+        poller.register(PollTarget(KEY, member_address(Member(status=99)), heartbeat=10))
+        poller.start()
+        _, result = results.next()
+        assert not result.ok and result.consecutive_failures == 1
+        assert "99" in (result.error or "")
+        assert poller.next_poll_at(KEY) is not None, "the target is scheduled again"
+    finally:
+        poller.stop()
+
+
+def test_a_poll_that_raises_is_a_failed_result(registry) -> None:
+    """Any exception out of one poll (here the channel factory's) is a failed result with its
+    cause, and the target keeps its schedule."""
+    def broken_factory(address: str) -> grpc.Channel:
+        raise RuntimeError("no channel for you")
+
+    clock = FakeClock()
+    results = Results()
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, channel_factory=broken_factory)
+    try:
+        poller.register(PollTarget(KEY, "127.0.0.1:1", heartbeat=10))
+        poller.start()
+        _, result = results.next()
+        assert not result.ok and "RuntimeError: no channel for you" in (result.error or "")
+        assert poller.next_poll_at(KEY) is not None
+    finally:
+        poller.stop()
