@@ -242,7 +242,9 @@ class Manager:
                 if self._stop.is_set():
                     return
                 self._started_runnables.append(runnable)
-            runnable.start()
+                # Under the lock, as controllers start: a shutdown from another thread stops
+                # this runnable only once its start() returned, never during or before it.
+                runnable.start()
 
     def _stop_runnables(self) -> None:
         """Stop started runnables, last started first, before controllers drain."""
