@@ -104,8 +104,8 @@ def _ensemble_yaml_section() -> list[str]:
         f"- `logging`: {_keys(ensemble_yaml.LOGGING_KEYS)}; `debug` a boolean, `heartbeat` seconds >= 0.",
         f"- `jobs[]`: {_keys(ensemble_yaml.JOB_KEYS)}; `name` (unique) and `command` required; "
         "`count`, `nodes`, `tasks` positive integers; `duration` seconds >= 0.",
-        f"- `rules[]`: {_keys(ensemble_yaml.RULE_KEYS)}; `trigger` is `start`, `metric` or `job-<event>` "
-        "(e.g. `job-finish`); metric and job triggers need `name`; a metric name starts with one of "
+        f"- `rules[]`: {_keys(ensemble_yaml.RULE_KEYS)}; `trigger` one of {_keys(ensemble_yaml.TRIGGERS)}; "
+        "a metric trigger needs `name`; a metric name starts with one of "
         f"{_keys(ensemble_yaml.METRIC_MODELS)}; `when` is a number or `\"<op> <number>\"` with op one of "
         "`<` `<=` `>` `>=` `==` `!=`.",
         f"- `rules[].action`: {_keys(ensemble_yaml.ACTION_KEYS)}; "

@@ -40,7 +40,7 @@ rules:
   - trigger: job-finish
     name: sim
     action: {name: shrink}
-  - trigger: job-jobspec-update
+  - trigger: job-depend
     name: sim
     when: "> 0"
     action: {name: terminate}

@@ -177,7 +177,7 @@ rules:
   - {trigger: start, action: {name: submit, label: a}}
   - {trigger: start, action: {name: submit, label: b}}
   - {trigger: start, action: {name: submit, label: c}}
-  - {trigger: job-start, name: b, action: {name: submit, label: c, repetitions: 10}}
+  - {trigger: job-depend, name: b, action: {name: submit, label: c, repetitions: 10}}
 """
     run, flux = ensemble_run(text, clock, nodes=3)
     run.run(until=10)
