@@ -107,7 +107,7 @@ def _ensemble_yaml_section() -> list[str]:
         f"- `rules[]`: {_keys(ensemble_yaml.RULE_KEYS)}; `trigger` one of {_keys(ensemble_yaml.TRIGGERS)}; "
         "a metric trigger needs `name`; a metric name starts with one of "
         f"{_keys(ensemble_yaml.METRIC_MODELS)}; `when` is a number or `\"<op> <number>\"` with op one of "
-        "`<` `<=` `>` `>=` `==` `!=`.",
+        "`<` `<=` `>` `>=` (what ensemble-python 0.0.16 understands).",
         f"- `rules[].action`: {_keys(ensemble_yaml.ACTION_KEYS)}; "
         f"`name` one of {_keys(ensemble_yaml.ACTIONS)}; "
         "`submit` needs a `label` naming a job; `custom` needs a `label` naming a function defined in "

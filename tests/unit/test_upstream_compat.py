@@ -1,6 +1,7 @@
 """Compatibility review: the CRD and the ensemble.yaml checks agree with what they describe."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 from api.v1alpha1.crd import crd
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
 from api.v1alpha1.markers import api_fields, field_info, json_name
+from api.v1alpha1.reference import reference_markdown
 from api.v1alpha1.types import StatusSummary
 
 
@@ -62,3 +64,12 @@ def test_a_trigger_is_accepted_exactly_when_ensemble_python_can_run_it(tmp_path:
     assert ours == theirs
     assert [trigger for trigger, verdict in theirs.items() if verdict == "ok"] == \
         ["start", "metric", "job-finish", "job-depend"]
+
+
+def test_reference_lists_exactly_the_when_operators_the_check_accepts() -> None:
+    line = next(line for line in reference_markdown().splitlines() if line.startswith("- `rules[]`"))
+    listed = set(re.findall(r"`([<>=!]=?)`", line.split("with op one of", 1)[1]))
+    accepted = {op for op in ("<", "<=", ">", ">=", "==", "!=")
+                if not check_ensemble_yaml(f'jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n'
+                                           f'    when: "{op} 1"\n    action: {{name: terminate}}\n', "e")}
+    assert listed == accepted == {"<", "<=", ">", ">="}
