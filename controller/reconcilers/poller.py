@@ -95,6 +95,7 @@ class ChannelCache:
         self._factory = factory
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def __len__(self) -> int:
         with self._lock:
@@ -106,8 +107,11 @@ class ChannelCache:
             slot = self._slots.get(address)
             if slot is None:
                 channel = self._factory(address)
-                slot = _Slot(channel, pb_grpc.EnsembleOperatorStub(channel), self._clock.now())
-                self._slots[address] = slot
+                # After close() (member actions of a draining reconcile): used once, then closed.
+                slot = _Slot(channel, pb_grpc.EnsembleOperatorStub(channel), self._clock.now(),
+                             retired=self._closed)
+                if not self._closed:
+                    self._slots[address] = slot
             slot.leases += 1
         try:
             yield slot.stub
@@ -150,12 +154,15 @@ class ChannelCache:
 
     def close(self) -> None:
         with self._lock:
-            slots = list(self._slots.values())
+            self._closed = True
+            idle = []
+            for slot in self._slots.values():
+                slot.retired = True  # under the lock, as lease() reads it: closed exactly once
+                if slot.leases == 0:
+                    idle.append(slot)
             self._slots.clear()
-        for slot in slots:
-            slot.retired = True
-            if slot.leases == 0:
-                slot.channel.close()
+        for slot in idle:
+            slot.channel.close()
 
 
 def _is_unavailable(error: BaseException) -> bool:

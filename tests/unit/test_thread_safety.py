@@ -168,3 +168,19 @@ def test_a_leader_runnable_is_not_stopped_while_it_is_still_starting() -> None:
     thread.join(WAIT)
     assert not thread.is_alive()
     assert log == ["started", "stopped"]
+
+
+def test_a_channel_leased_after_the_cache_closed_is_closed_after_its_call() -> None:
+    """Reconcile workers share the poller's channels (member actions) and still run while the
+    manager drains, after the poller stopped and closed its channels: a lease then dialled a
+    channel that was stored in the closed cache and never closed."""
+    from controller.reconcilers.poller import ChannelCache
+    from tests.unit.test_poller import RecordingChannels
+
+    factory = RecordingChannels()
+    cache = ChannelCache(FakeClock(), 60.0, factory)
+    cache.close()
+    with cache.lease("127.0.0.1:1"):
+        assert factory.closed == []  # not under a call
+    assert factory.closed == ["127.0.0.1:1"]
+    assert len(cache) == 0
