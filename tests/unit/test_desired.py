@@ -103,6 +103,9 @@ def test_deployment_runs_our_service_with_grpc_probes_as_non_root() -> None:
     # Upstream examples name the ensemble-python image, which cannot run our service.
     ({"image": "ghcr.io/converged-computing/ensemble-python:latest", "imagePullPolicy": "Never"},
      "registry.local/ensemble-operator:dev", None),
+    # ... and upstream's CRD defaults it to its API image, which an exported Ensemble carries.
+    ({"image": "ghcr.io/converged-computing/ensemble-operator-api:rockylinux9"},
+     "registry.local/ensemble-operator:dev", None),
 ])
 def test_service_image_defaults_to_the_operator_image(sidecar, image, policy) -> None:
     (container,) = deployment(make_ensemble(sidecar=sidecar), SETTINGS)["spec"]["template"]["spec"]["containers"]

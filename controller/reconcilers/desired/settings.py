@@ -9,9 +9,12 @@ DEFAULT_SERVICE_PORT = 50051
 DEFAULT_SERVICE_WORKERS = 10
 DEFAULT_MEMBER_STATUS_PORT = 50052
 
-# Images of upstream's ensemble-python server: they cannot run our service (no
-# `ensemble-operator` command), yet upstream examples name them in spec.sidecar.image.
-UPSTREAM_SERVICE_REPOSITORIES = ("ghcr.io/converged-computing/ensemble-python",)
+# Images of upstream's ensemble service: they cannot run ours (no `ensemble-operator`
+# command), yet upstream Ensembles name them in spec.sidecar.image: ensemble-python in the
+# examples, ensemble-operator-api as the default of upstream's CRD (so an Ensemble exported
+# from an upstream cluster carries it).
+UPSTREAM_SERVICE_REPOSITORIES = ("ghcr.io/converged-computing/ensemble-python",
+                                 "ghcr.io/converged-computing/ensemble-operator-api")
 
 
 @dataclass(frozen=True)
