@@ -84,7 +84,9 @@ class MiniClusterShape:
 class Sidecar:
     """Settings of the ensemble gRPC service Deployment (named "sidecar" upstream, kept for compatibility)."""
 
-    image: str = api_field("Image of the ensemble service (ensemble-server).", default=DEFAULT_SIDECAR_IMAGE)
+    image: str = api_field("Image of the ensemble service. Upstream's service images (ensemble-python, "
+                           "ensemble-operator-api) are replaced by the operator's image, which runs this "
+                           "service.", default=DEFAULT_SIDECAR_IMAGE)
     image_pull_policy: str | None = api_field("Pull policy of the service image.", default=None,
                                               enum=PULL_POLICIES)
     port: str = api_field("Port the service listens on, as a string (upstream type).",
