@@ -12,6 +12,7 @@ import grpc
 
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.proto.results import result_name
 
 MEMBER_KIND = "miniclusters"
 MINICLUSTER_API = {"version": "v1alpha2", "group": "flux-framework.org"}
@@ -55,7 +56,7 @@ class ActionClient:
         except grpc.RpcError as err:
             raise ActionError(f"ensemble service {self.target}: {action} {self.name} failed: "
                               f"{err.code().name} {err.details()}") from None
-        return ActionReply(pb2.Response.ResultType.Name(response.status), response.payload)
+        return ActionReply(result_name(response.status), response.payload)
 
     def close(self) -> None:
         self._channel.close()

@@ -10,6 +10,7 @@ from typing import Protocol
 import grpc
 
 from controller.proto import ensemble_service_pb2 as pb
+from controller.proto.results import result_name
 from controller.reconcilers.poller import STATUS_REQUEST_MEMBER, ChannelCache
 
 
@@ -37,7 +38,7 @@ class GrpcMemberClient:
         except grpc.RpcError as error:
             raise MemberActionError(f"{where}: {error.code().name}: {error.details()}") from None
         if response.status != pb.Response.SUCCESS:
-            raise MemberActionError(f"{where}: answered {pb.Response.ResultType.Name(response.status)}: "
+            raise MemberActionError(f"{where}: answered {result_name(response.status)}: "
                                     f"{response.payload}")
         try:
             return json.loads(response.payload or "{}")

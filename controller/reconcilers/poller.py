@@ -24,6 +24,7 @@ from controller.algorithms.status import StatusError, parse_status
 from controller.clock import Clock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+from controller.proto.results import result_name
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +286,8 @@ class StatusPoller:
             }.get(code, "error")
             raise _PollFailure(outcome, f"{target.address}: {code.name}: {error.details()}") from error
         if response.status != pb.Response.SUCCESS:
-            status_name = (pb.Response.ResultType.Name(response.status)
-                           if response.status in pb.Response.ResultType.values() else str(response.status))
-            raise _PollFailure("error", f"{target.address}: member answered {status_name}: {response.payload!r}")
+            raise _PollFailure("error", f"{target.address}: member answered {result_name(response.status)}: "
+                                        f"{response.payload!r}")
         try:
             return parse_status(response.payload)
         except StatusError as error:
