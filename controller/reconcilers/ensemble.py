@@ -173,9 +173,14 @@ class EnsembleReconciler:
         log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
         if cached is None:
+            now = self._clock.now()
             with self._lock:
+                # Expired entries go here too: one whose object never showed (its Ensemble was
+                # deleted first) is never looked up again.
+                for key in [k for k, deadline in self._expected_creates.items() if deadline <= now]:
+                    del self._expected_creates[key]
                 self._expected_creates[(resource.plural, meta["namespace"], meta["name"])] = \
-                    self._clock.now() + CREATE_EXPECTATION_SECONDS
+                    now + CREATE_EXPECTATION_SECONDS
             self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
 
     def _unseen_create(self, resource: Resource, meta: dict) -> dict | None:

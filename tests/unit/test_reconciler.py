@@ -348,3 +348,21 @@ def test_write_errors_raise_for_a_rate_limited_retry(env) -> None:
     api.apply = failing_apply
     with pytest.raises(ApiError):
         reconciler.reconcile(Request("ns", "e1"))
+
+
+def test_create_expectations_of_a_deleted_ensemble_expire_instead_of_piling_up(env) -> None:
+    """An Ensemble deleted before the informer showed its new objects left one expectation
+    per object, never looked up again: a slow leak in a long-running operator."""
+    api, _, _, clock, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    pending = [key for key in reconciler._expected_creates if key[2].startswith("e1")]
+    assert pending  # what we just created and the (fake) informer would deliver later
+    for key in list(api.objects):
+        if key[1] == "ns" and key[2].startswith("e1"):
+            del api.objects[key]  # the Ensemble and, by garbage collection, all it owned
+    reconciler.reconcile(Request("ns", "e1"))
+    clock.step(61)
+    api.put(ENSEMBLES, make_ensemble(name="e2"))
+    reconciler.reconcile(Request("ns", "e2"))
+    assert [key for key in reconciler._expected_creates if key[2].startswith("e1")] == []
