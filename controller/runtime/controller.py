@@ -93,6 +93,9 @@ class Controller:
         self.queue.shutdown()
         for thread in self._threads:  # what is left of the one timeout (threads join in real time)
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        # A worker still in a hung reconcile starts nothing more once this returns: the
+        # manager releases the lease next, and the backlog would run next to the new leader.
+        self._abandoned.set()
         log.info("Stopped workers", extra={"controller": self.name})
 
     def _work(self) -> None:
