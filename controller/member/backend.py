@@ -14,6 +14,15 @@ class BackendError(Exception):
     """A request the backend cannot carry out; the message names the cause."""
 
 
+class PartialSubmit(BackendError):
+    """Some jobs of a submit went in before one failed: ``submitted`` are their ids, so the
+    caller counts them rather than submit them again."""
+
+    def __init__(self, submitted: list[int], message: str) -> None:
+        super().__init__(message)
+        self.submitted = submitted
+
+
 class MemberBackend(Protocol):
     def status(self) -> dict:
         """``{"nodes": {...}, "queue": {...}, "waiting": {"<nodes>": n}, "nextJobs": [...]}``."""

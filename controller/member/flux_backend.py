@@ -12,7 +12,7 @@ from collections import Counter
 from types import ModuleType
 from typing import Any
 
-from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendError
+from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendError, PartialSubmit
 from controller.member.jobgroups import JobGroup
 
 PENDING_STATES = ("DEPEND", "PRIORITY", "SCHED")
@@ -84,7 +84,14 @@ class FluxBackend:
         if spec.workdir:
             jobspec.cwd = spec.workdir
         jobspec.duration = spec.time_limit
-        return [int(self._flux.job.submit(self._handle, jobspec)) for _ in range(count)]
+        ids: list[int] = []
+        for _ in range(count):
+            try:
+                ids.append(int(self._flux.job.submit(self._handle, jobspec)))
+            except OSError as err:  # flux raises OSError subclasses with the broker's errno
+                why = f"submit {group}: job {len(ids) + 1} of {count} refused: {err}"
+                raise (PartialSubmit(ids, why) if ids else BackendError(why)) from err
+        return ids
 
     def alive(self) -> bool:
         """True while the broker answers; its socket goes away when the broker exits.

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import grpc
 
-from controller.member.backend import BackendError, MemberBackend
+from controller.member.backend import BackendError, MemberBackend, PartialSubmit
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 
@@ -32,8 +32,7 @@ class MemberServicer(pb2_grpc.EnsembleOperatorServicer):
         try:
             payload = _payload(request.payload)
             if request.action == "submit":
-                ids = self._backend.submit(_field(payload, "group", str), _field(payload, "count", int))
-                result: dict[str, object] = {"submitted": ids}
+                result: dict[str, object] = self._submit(payload)
             elif request.action == "resize":
                 nodes = _field(payload, "nodes", int)
                 self._backend.resize(nodes)
@@ -45,6 +44,15 @@ class MemberServicer(pb2_grpc.EnsembleOperatorServicer):
             return _reply(pb2.Response.ERROR, {"error": str(err)})
         log.info("member action %r: %s", request.action, result)
         return _reply(pb2.Response.SUCCESS, result)
+
+    def _submit(self, payload: dict) -> dict[str, object]:
+        """A submit that failed part way is a success for the jobs that went in: the reply
+        lists them with the error, so the caller neither loses nor repeats them."""
+        try:
+            return {"submitted": self._backend.submit(_field(payload, "group", str), _field(payload, "count", int))}
+        except PartialSubmit as err:
+            log.warning("member action 'submit' partly done: %s", err)
+            return {"submitted": err.submitted, "error": str(err)}
 
     def RequestUpdate(self, request: pb2.UpdateRequest, context: grpc.ServicerContext) -> pb2.Response:
         return _reply(pb2.Response.ERROR, {"error": "RequestUpdate: not supported by the member endpoint"})

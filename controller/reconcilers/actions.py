@@ -95,6 +95,10 @@ class ActionExecutor:
         reply = self._members.request(lead_address, action.member, "submit",
                                       {"group": action.group, "count": action.amount})
         submitted = len(reply.get("submitted") or [])
+        if reply.get("error"):  # part of the jobs went in: count those, say why not the rest
+            self._failed(ensemble, action, f"{submitted} of {action.amount} jobs submitted: {reply['error']}")
+            if not submitted:
+                return None
         self._record(ensemble, action, f"submitted {submitted} jobs of group {action.group!r}")
         return Taken(action, submitted)
 

@@ -12,7 +12,7 @@ import pytest
 from controller.algorithms.status import parse_status
 from controller.clock import FakeClock
 from controller.member import main as member_main
-from controller.member.backend import BackendError
+from controller.member.backend import BackendError, PartialSubmit
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import DEFAULT_DURATION, load_job_groups, sleep_duration
 from controller.member.servicer import MemberServicer
@@ -113,6 +113,19 @@ def test_bad_actions_are_errors_with_the_reason(member, name: str, payload: str,
     stub, _, _ = member
     status, body = action(stub, name, payload)
     assert status == pb2.Response.ERROR and message in body["error"]
+
+
+def test_a_partly_done_submit_answers_the_jobs_that_went_in_and_why_not_the_rest(member) -> None:
+    stub, flux, _ = member
+    submit = flux.submit
+
+    def two_then_refused(group: str, count: int) -> list[int]:
+        raise PartialSubmit(submit(group, 2), f"submit {group}: job 3 of {count} refused: queue closed")
+
+    flux.submit = two_then_refused  # type: ignore[method-assign]
+    status, body = action(stub, "submit", '{"group": "hello", "count": 4}')
+    assert status == pb2.Response.SUCCESS
+    assert body == {"submitted": [1, 2], "error": "submit hello: job 3 of 4 refused: queue closed"}
 
 
 def test_flux_backend_says_the_flux_module_is_missing() -> None:

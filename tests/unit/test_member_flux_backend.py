@@ -205,3 +205,28 @@ jobs:
 def test_submission_fields_are_checked(job: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_job_groups(f"jobs: [{job}]")
+
+
+def refuse_from(broker: Broker, nth: int):
+    """The broker's submit fails from its ``nth`` job on, as flux does: an OSError with its errno."""
+    submit = __import__("sys").modules["flux.job"].submit
+
+    def refusing(handle: Handle, jobspec: JobspecV1, **kw: object) -> int:
+        if len(broker.submitted) + 1 >= nth:
+            raise PermissionError(1, "Operation not permitted")
+        return submit(handle, jobspec, **kw)
+
+    __import__("sys").modules["flux.job"].submit = refusing
+
+
+def test_a_submit_failing_part_way_names_the_jobs_that_went_in(broker: Broker) -> None:
+    from controller.member.backend import BackendError, PartialSubmit
+    backend = FluxBackend({"a": JobGroup("a", "sleep 1", 1, 1, 1.0)})
+    refuse_from(broker, 3)
+    with pytest.raises(PartialSubmit) as partial:
+        backend.submit("a", 4)
+    assert partial.value.submitted == [1001, 1002]
+    assert "job 3 of 4 refused" in str(partial.value)
+    with pytest.raises(BackendError) as none_in:
+        backend.submit("a", 1)
+    assert not isinstance(none_in.value, PartialSubmit) and "job 1 of 1 refused" in str(none_in.value)

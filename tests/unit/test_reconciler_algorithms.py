@@ -227,6 +227,18 @@ def test_refill_submits_through_the_member_up_to_max_refills() -> None:
     assert len(env.members.requests) == 1
 
 
+def test_a_partly_done_refill_counts_the_jobs_that_went_in_and_warns_about_the_rest() -> None:
+    env = Env({"name": "refill", "options": {"group": "a", "count": 3, "emptyPolls": 1, "maxRefills": 1}})
+    env.members.request = lambda address, member, action, payload: {  # type: ignore[method-assign]
+        "submitted": [7], "error": "submit a: job 2 of 3 refused: queue closed"}
+    env.poll(EMPTY)
+    assert env.status["memberActions"][0]["lastAction"]["amount"] == 1
+    (warning,) = [e for e in env.events.events if e[1] == "AlgorithmActionFailed"]
+    assert warning[0] == "Warning" and "1 of 3 jobs submitted: submit a: job 2 of 3 refused" in warning[2]
+    env.poll(EMPTY)  # counted as the one refill allowed: the jobs that went in are not submitted again
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
+
+
 def test_a_failed_submit_is_a_warning_and_is_tried_again() -> None:
     env = Env({"name": "refill", "options": {"group": "a", "emptyPolls": 1}})
     env.members.fail = True
