@@ -80,7 +80,7 @@ class FluxBackend:
         spec = self._groups[group]
         jobspec = self._flux.job.JobspecV1.from_command(command=shlex.split(spec.command), num_nodes=spec.nodes,
                                                          num_tasks=max(spec.tasks, spec.nodes))
-        jobspec.attributes["user"] = {"group": spec.name}
+        jobspec.attributes.setdefault("user", {})["group"] = spec.name  # keep any user attributes
         if spec.workdir:
             jobspec.cwd = spec.workdir
         jobspec.duration = spec.time_limit
