@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import cachetools
 import tenacity
 
+from api.v1alpha1.names import member_object_name
+
 from controller.clock import Clock
 from controller.kube.errors import KubeError, is_conflict, is_forbidden, is_not_found
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
@@ -268,7 +270,7 @@ def member_names(ensemble: dict) -> list[str]:
     """``<ensemble>-<index>`` for each entry of ``spec.members``: the MiniClusters the operator creates."""
     members = (ensemble.get("spec") or {}).get("members")
     name = (ensemble.get("metadata") or {}).get("name", "")
-    return [f"{name}-{index}" for index in range(len(members))] if isinstance(members, list) else []
+    return [member_object_name(name, index) for index in range(len(members))] if isinstance(members, list) else []
 
 
 def last_polls(ensemble: dict) -> dict[str, dict]:

@@ -5,6 +5,8 @@ reconciler's orphan clean-up and the informer selectors can never disagree.
 """
 from __future__ import annotations
 
+from api.v1alpha1.names import member_object_name
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ensemble-operator"
 ENSEMBLE_LABEL = "ensemble.flux-framework.org/name"
@@ -26,7 +28,7 @@ def ensemble_namespace(ensemble: dict) -> str:
 
 def member_name(ensemble: dict, index: int) -> str:
     """``<e>-<i>``: the name of member ``i``'s MiniCluster and ConfigMap."""
-    return f"{ensemble_name(ensemble)}-{index}"
+    return member_object_name(ensemble_name(ensemble), index)
 
 
 def grpc_service_name(ensemble: dict) -> str:
