@@ -151,6 +151,7 @@ class LocalCluster:
     bin_dir: Path
     data_dir: Path
     detached: bool = False
+    etcd_fsync: bool = False
     etcd_port: int = 0
     etcd_peer_port: int = 0
     apiserver_port: int = 0
@@ -195,9 +196,9 @@ class LocalCluster:
     @classmethod
     @contextlib.contextmanager
     def start(cls, *, controller_manager: bool = False, scheduler: bool = False, kwok: bool = False,
-              bin_dir: Path | None = None) -> Iterator["LocalCluster"]:
+              bin_dir: Path | None = None, etcd_fsync: bool = False) -> Iterator["LocalCluster"]:
         cluster = cls.launch(controller_manager=controller_manager, scheduler=scheduler, kwok=kwok,
-                             bin_dir=bin_dir)
+                             bin_dir=bin_dir, etcd_fsync=etcd_fsync)
         try:
             yield cluster
         finally:
@@ -206,13 +207,16 @@ class LocalCluster:
     @classmethod
     def launch(cls, *, controller_manager: bool = False, scheduler: bool = False, kwok: bool = False,
                bin_dir: Path | None = None, detached: bool = False,
-               data_dir: Path | None = None) -> "LocalCluster":
+               data_dir: Path | None = None, etcd_fsync: bool = False) -> "LocalCluster":
+        """Start etcd and kube-apiserver (and optionally more). etcd skips fsync unless
+        ``etcd_fsync``: tests want speed, while a benchmark of write paths wants each write
+        to cost what it costs on a real cluster, whose etcd always syncs its log."""
         bins = ensure_binaries(bin_dir or DEFAULT_BIN_DIR, build=detached)
         sweep_stale_data_dirs()
         data = data_dir or Path(tempfile.mkdtemp(prefix=DATA_PREFIX))
         data.mkdir(parents=True, exist_ok=True)
         (data / "owner.pid").write_text(str(os.getpid()))
-        cluster = cls(bin_dir=bins, data_dir=data, detached=detached)
+        cluster = cls(bin_dir=bins, data_dir=data, detached=detached, etcd_fsync=etcd_fsync)
         try:
             t0 = time.monotonic()
             make_pki(cluster.pki)
@@ -265,8 +269,9 @@ class LocalCluster:
             str(self.bin_dir / "etcd"), "--name", "local", "--data-dir", str(self.data_dir / "etcd"),
             "--listen-client-urls", self.etcd_endpoint, "--advertise-client-urls", self.etcd_endpoint,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"local={peer}", "--unsafe-no-fsync", "--log-level", "warn",
+            "--initial-cluster", f"local={peer}", "--log-level", "warn",
             "--quota-backend-bytes", str(4 * 1024**3),
+            *([] if self.etcd_fsync else ["--unsafe-no-fsync"]),
         ])
         self._wait_until("etcd", lambda: _http_ok(f"{self.etcd_endpoint}/health"), 30)
 

@@ -180,6 +180,20 @@ def test_a_component_that_dies_on_start_is_an_error_naming_it(tmp_path: Path, na
         cluster.stop()
 
 
+@pytest.mark.parametrize("etcd_fsync,flag_present", [(False, True), (True, False)])
+def test_etcd_skips_fsync_only_when_not_asked_to_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      etcd_fsync: bool, flag_present: bool) -> None:
+    """Tests run etcd without fsync for speed; bench_service asks for a syncing etcd, whose
+    writes cost what a real cluster's do."""
+    cluster = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "data", etcd_fsync=etcd_fsync)
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(cluster, "_spawn", lambda name, argv, *a, **kw: spawned.append(argv))
+    monkeypatch.setattr(cluster, "_wait_until", lambda *a, **kw: None)
+    cluster._start_etcd()
+    assert spawned[0][0].endswith("etcd")
+    assert ("--unsafe-no-fsync" in spawned[0]) is flag_present
+
+
 ORPHAN_PARENT = """
 import sys, threading, time
 from pathlib import Path
