@@ -14,6 +14,9 @@ ALGORITHM_PATH = "spec.algorithm"
 EXTRA_HEARTBEATS = 10
 # The option windows (typed option attributes, in seconds) the built-in algorithms read.
 WINDOW_OPTIONS = ("wait_seconds", "stabilization_seconds")
+# The options that count consecutive polls (typed option attributes): a run of n polls
+# spans n heartbeats, so the history must reach that far back too.
+POLL_COUNT_OPTIONS = ("confirm_polls", "empty_polls", "idle_polls")
 
 
 def algorithm_errors(ensemble: dict) -> list[FieldError]:
@@ -34,6 +37,11 @@ def algorithm_errors(ensemble: dict) -> list[FieldError]:
 
 
 def history_seconds(parsed_options: object, heartbeat: float) -> float:
-    """How far back a member's history must reach for the algorithm's windows."""
+    """How far back a member's history must reach for the algorithm's windows.
+
+    Poll counts are windows too: trimmed to the extra heartbeats alone, a history could
+    never hold a run of more polls than that (``confirmPolls: 15`` never terminated).
+    """
     windows = [float(getattr(parsed_options, name, 0.0)) for name in WINDOW_OPTIONS]
-    return max(windows) + EXTRA_HEARTBEATS * heartbeat
+    polls = max(int(getattr(parsed_options, name, 0)) for name in POLL_COUNT_OPTIONS)
+    return max(windows) + (polls + EXTRA_HEARTBEATS) * heartbeat
