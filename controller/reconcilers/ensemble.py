@@ -131,7 +131,8 @@ class EnsembleReconciler:
             self._report_invalid(ensemble, errors)
             return Result()
         typed = Ensemble.from_dict(ensemble)
-        records = self._action_records(ensemble)
+        members = {member_name(ensemble, index) for index in range(len(typed.spec.members))}
+        records = self._action_records(ensemble, members)
         for obj in desired_objects(typed.to_dict(), self._settings):
             if not _deleted_by_algorithm(obj, records):
                 self._apply(ensemble, obj)
@@ -311,16 +312,20 @@ class EnsembleReconciler:
 
     # -- algorithm ------------------------------------------------------------------------
 
-    def _action_records(self, ensemble: dict) -> dict[str, ActionRecords]:
+    def _action_records(self, ensemble: dict, members: set[str]) -> dict[str, ActionRecords]:
         """This Ensemble's records: in memory, else as the status last stored them (restart).
 
-        Keyed by uid too, so an Ensemble recreated under the same name starts afresh.
+        Keyed by uid too, so an Ensemble recreated under the same name starts afresh. Records
+        of members no longer in the spec are dropped, as the status drops them: a member added
+        again at that index is a new MiniCluster, not one already terminated or deleted.
         """
         request, uid = _request_of(ensemble), ensemble["metadata"]["uid"]
         with self._lock:
             known = self._actions.get(request)
             if known is None or known[0] != uid:
                 known = self._actions[request] = (uid, records_from_status(ensemble.get("status")))
+            for removed in [name for name in known[1] if name not in members]:
+                del known[1][removed]
             return known[1]
 
     def _forget_actions(self, request: Request) -> None:

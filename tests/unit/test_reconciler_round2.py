@@ -1,6 +1,9 @@
 """Second review of the reconciler and algorithms: windows, edits while members act, member replies."""
 from __future__ import annotations
 
+from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, PODS
+from controller.reconcilers.poller import PollResult
+from tests.unit.test_reconciler import lead_pod, member, stored_ensemble
 from tests.unit.test_reconciler_algorithms import DONE, Env
 
 
@@ -13,3 +16,29 @@ def test_a_poll_count_longer_than_ten_heartbeats_is_still_reached() -> None:
     assert env.status["members"][0]["phase"] == "Running"
     env.poll(DONE)
     assert env.status["members"][0]["phase"] == "Completed"
+
+
+def test_a_member_removed_and_added_again_starts_afresh_not_terminated() -> None:
+    # The records of a removed member stayed in memory (the status dropped them), so a
+    # member added again at that index was Completed at once and, after deleteMiniCluster,
+    # its MiniCluster was never created; after a restart it was created. Both now start afresh.
+    env = Env({"name": "terminate", "options": {"confirmPolls": 1, "deleteMiniCluster": "true"}},
+              members=[member(2, maxSize=4), member()])
+    env.api.put(PODS, lead_pod("e1-1", ip="10.0.0.6"))
+    env.reconcile()
+    env.clock.step(7)
+    env.reconciler.record_poll(("ns", "e1", "e1-1"), PollResult(True, env.clock.wall(), "10.0.0.6:7000", 0.01,
+                                                               0, DONE))
+    env.reconcile()
+    assert (MINICLUSTERS, "ns", "e1-1") not in env.api.objects
+    assert [m["phase"] for m in env.status["members"]] == ["Running", "Completed"]
+    ensemble = stored_ensemble(env.api)
+    removed = ensemble["spec"]["members"].pop()
+    del env.api.objects[(PODS, "ns", "e1-1-0-abcde")]
+    env.reconcile()
+    assert (CONFIGMAPS, "ns", "e1-1") not in env.api.objects
+    ensemble["spec"]["members"].append(removed)
+    env.reconcile()
+    assert (MINICLUSTERS, "ns", "e1-1") in env.api.objects
+    assert [m["phase"] for m in env.status["members"]] == ["Running", "Pending"]
+    assert [entry["name"] for entry in env.status.get("memberActions", [])] == []
