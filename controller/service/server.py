@@ -26,7 +26,10 @@ class GrpcServer:
                  workers: int) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be >= 1, got {workers}")
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+        # gRPC sets SO_REUSEPORT by default: a second server on a port in use would bind too and
+        # the kernel would split connections between the two processes (a stale one answering).
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
+                                   options=[("grpc.so_reuseport", 0)])
         pb2_grpc.add_EnsembleOperatorServicer_to_server(servicer, self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
