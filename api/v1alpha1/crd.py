@@ -5,6 +5,7 @@ from typing import Any
 
 import yaml
 
+from api.v1alpha1.names import NAME_RULES
 from api.v1alpha1.openapi import object_schema
 from api.v1alpha1.types import GROUP, KIND, PLURAL, VERSION, EnsembleSpec, EnsembleStatus
 
@@ -35,6 +36,7 @@ def ensemble_schema() -> dict[str, Any]:
             "spec": object_schema(EnsembleSpec),
             "status": object_schema(EnsembleStatus),
         },
+        "x-kubernetes-validations": [rule.to_schema() for rule in NAME_RULES],
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from api.v1alpha1.codec import check
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
 from api.v1alpha1.errors import FieldError
+from api.v1alpha1.names import ensemble_name_errors
 from api.v1alpha1.types import API_VERSION, DEFAULT_MEMBER_SIZE, KIND, Ensemble
 
 
@@ -18,7 +19,7 @@ def validate(obj: Any) -> list[FieldError]:
     """All field errors of an Ensemble object (a plain dict); empty when it is valid."""
     if not isinstance(obj, dict):
         return [FieldError("", f"an {KIND} must be an object, got {type(obj).__name__}")]
-    errors = _type_meta(obj) + check(Ensemble, obj)
+    errors = _type_meta(obj) + _name(obj) + check(Ensemble, obj)
     spec = obj.get("spec")
     members = spec.get("members") if isinstance(spec, dict) else None
     for index, member in enumerate(members if isinstance(members, list) else []):
@@ -37,6 +38,15 @@ def _type_meta(obj: dict) -> list[FieldError]:
     if "kind" in obj and obj["kind"] != KIND:
         errors.append(FieldError("kind", f"must be {KIND}, got {obj['kind']!r}"))
     return errors
+
+
+def _name(obj: dict) -> list[FieldError]:
+    """The CRD's name rules: an invalid name would fail every apply of a Service, unreported."""
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str):
+        return []
+    return [FieldError("metadata.name", message) for message in ensemble_name_errors(name)]
 
 
 def _member(member: dict, path: str) -> list[FieldError]:
