@@ -7,6 +7,7 @@ and the same error messages.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -50,14 +51,21 @@ def _convert(kind: type, value: object) -> object:
             return int(value)
         raise ValueError("expected an integer")
     if kind is float:
+        number: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ValueError("expected a number")
+        if number is None:
+            raise ValueError("expected a number")
+        # NaN passes any minimum (every comparison is false) and then silently disables the
+        # window or cooldown it names; an infinite one never ends. Neither is a duration.
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        return number
     if kind is str:
         if isinstance(value, str) and value:
             return value
