@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from controller.clock import Clock, RealClock
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.actions import ActionError, parse_scale_request
+from controller.service.actions import ActionError, ScaleRequest, parse_scale_request
 from controller.service.decision_log import DecisionLog
 from controller.service.scaler import Decision, EnsembleScaler, Outcome
 
@@ -46,12 +46,22 @@ class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
         except ActionError as err:
             decision = Decision(Outcome.ERROR, {"error": str(err)})
         else:
-            decision = self._scaler.scale(scale)
+            decision = self._scale(scale)
         self._count(request.action if request.action in ("grow", "shrink") else "unknown", decision.outcome)
         response = _response(decision)
         self._decisions.record(request.action or "<empty>", f"{self._scaler.namespace}/{request.name}",
                                request.member, decision.outcome, response.payload)
         return response
+
+    def _scale(self, request: ScaleRequest) -> Decision:
+        """Any failure is an ERROR reply naming its cause, as upstream's service answers: on a gRPC
+        error (an exception here is UNKNOWN) ensemble-python's client raises, ending the member's run."""
+        try:
+            return self._scaler.scale(request)
+        except Exception as err:
+            log.exception("action %s on %s/%s failed", request.action, self._scaler.namespace, request.name)
+            return Decision(Outcome.ERROR, {"error": f"{request.action} MiniCluster {self._scaler.namespace}/"
+                                                     f"{request.name} failed: {type(err).__name__}: {err}"})
 
     def _count(self, action: str, outcome: Outcome) -> None:
         child = self._counted.get((action, outcome))
