@@ -94,7 +94,11 @@ class ActionExecutor:
             raise MemberActionError(f"member {action.member}: submit: no serving lead broker")
         reply = self._members.request(lead_address, action.member, "submit",
                                       {"group": action.group, "count": action.amount})
-        submitted = len(reply.get("submitted") or [])
+        jobs = reply.get("submitted") or []
+        if not isinstance(jobs, list):  # len() of a string or a TypeError would miscount or crash
+            raise MemberActionError(f"member {action.member}: submit: reply's 'submitted' is not a list "
+                                    f"of jobs: {jobs!r}")
+        submitted = len(jobs)
         if reply.get("error"):  # part of the jobs went in: count those, say why not the rest
             self._failed(ensemble, action, f"{submitted} of {action.amount} jobs submitted: {reply['error']}")
             if not submitted:

@@ -41,6 +41,9 @@ class GrpcMemberClient:
             raise MemberActionError(f"{where}: answered {result_name(response.status)}: "
                                     f"{response.payload}")
         try:
-            return json.loads(response.payload or "{}")
+            reply = json.loads(response.payload or "{}")
         except json.JSONDecodeError:
             raise MemberActionError(f"{where}: reply is not JSON: {response.payload!r}") from None
+        if not isinstance(reply, dict):  # callers read it as a map: a list would crash the reconcile
+            raise MemberActionError(f"{where}: reply is not a JSON object: {response.payload!r}")
+        return reply
