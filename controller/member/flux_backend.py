@@ -77,6 +77,8 @@ class FluxBackend:
         workdir, its duration as the time limit, the group named in the user attributes."""
         if group not in self._groups:
             raise BackendError(f"group: unknown job group {group!r} (known: {sorted(self._groups)})")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:  # as the simulator refuses it
+            raise BackendError(f"count: expected a positive integer, got {count!r}")
         spec = self._groups[group]
         jobspec = self._flux.job.JobspecV1.from_command(command=shlex.split(spec.command), num_nodes=spec.nodes,
                                                          num_tasks=max(spec.tasks, spec.nodes))

@@ -230,3 +230,12 @@ def test_a_submit_failing_part_way_names_the_jobs_that_went_in(broker: Broker) -
     with pytest.raises(BackendError) as none_in:
         backend.submit("a", 1)
     assert not isinstance(none_in.value, PartialSubmit) and "job 1 of 1 refused" in str(none_in.value)
+
+
+@pytest.mark.parametrize("count", [0, -2])
+def test_a_submit_of_no_jobs_is_refused_as_the_simulator_refuses_it(broker: Broker, count: int) -> None:
+    # it answered SUCCESS {"submitted": []}: a caller could not tell that nothing was asked of Flux
+    from controller.member.backend import BackendError
+    with pytest.raises(BackendError, match=f"count: expected a positive integer, got {count}"):
+        FluxBackend({"a": JobGroup("a", "sleep 1", 1, 1, 1.0)}).submit("a", count)
+    assert broker.submitted == []
