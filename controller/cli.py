@@ -12,11 +12,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from controller.kube.errors import KubeError, status_of
+from controller.kube.resources import Resource
 from controller.logs import LEVELS, configure
 
 log = logging.getLogger("controller.cli")
@@ -26,6 +28,11 @@ DELEGATED = {
     "member-status": ("controller.member.main", "serve a lead broker's queue and node status"),
 }
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# What installs each custom resource the controller watches, for the error naming a missing one.
+INSTALLED_BY = {
+    "ensembles.ensemble.flux-framework.org": "the Ensemble CRD: kubectl apply -k manifests/",
+    "miniclusters.flux-framework.org": "the Flux Operator first, whose CRD defines MiniCluster",
+}
 
 
 class CliError(Exception):
@@ -128,10 +135,34 @@ def load_setup() -> Callable[[Any, argparse.Namespace], Any]:
     return setup
 
 
+def unserved_resources(client: Any, resources: Iterable[Resource]) -> list[Resource]:
+    """The resources the API server does not serve (a CRD not installed), asked of discovery.
+
+    Informers of such a resource retry their list forever, and the manager gives up only after
+    its cache sync timeout with "caches did not sync", which names no CRD. A discovery answer
+    other than 404 (forbidden, unreachable) is left to the informers to report.
+    """
+    served: dict[str, set[str] | None] = {}
+    missing = []
+    for resource in sorted(set(resources), key=str):
+        base = resource.path().rsplit("/", 1)[0]
+        if base not in served:
+            try:
+                answer = client.request("GET", base)
+                served[base] = {item.get("name") for item in answer.get("resources") or ()}
+            except KubeError as err:
+                served[base] = set() if status_of(err) == 404 else None
+                if served[base] is None:
+                    log.warning("cannot check that %s is served: %s", resource, err)
+        names = served[base]
+        if names is not None and resource.plural not in names:
+            missing.append(resource)
+    return missing
+
+
 def run_manager(args: argparse.Namespace) -> int:
     """Build the Manager, register the Ensemble controller, run until SIGTERM/SIGINT."""
     from controller.kube.client import KubeClient
-    from controller.kube.errors import KubeError
     from controller.runtime.manager import LeaderElectionLost, Manager
 
     if args.workers < 1:
@@ -153,6 +184,12 @@ def run_manager(args: argparse.Namespace) -> int:
         leader_election=leader_elect, leader_election_id=args.leader_election_id,
         leader_election_namespace=args.leader_election_namespace)
     setup(manager, args)
+    missing = unserved_resources(client, (informer.resource for informer in manager.informers.informers()))
+    for resource in missing:
+        log.error("%s (%s/%s) is not served by the API server: install %s", resource.kind, resource,
+                  resource.version, INSTALLED_BY.get(str(resource), f"the CRD {resource}"))
+    if missing:
+        return 1
     stop_on_signals(manager.stop)
     log.info("starting manager", extra={"namespaces": args.namespaces or "all",
                                         "leaderElection": leader_elect, "identity": manager.identity})
