@@ -60,8 +60,17 @@ def running_pods(cluster, namespace: str) -> dict[str, int]:
     return counts
 
 
+def invalid_reason(ensemble: dict) -> str:
+    """The InvalidSpec condition's message: every bad field with its path."""
+    for condition in (ensemble.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "InvalidSpec":
+            return condition.get("message") or "(no message)"
+    return "(no InvalidSpec condition)"
+
+
 def watch(cluster, name: str, timeout: float) -> bool:
-    """Print the table whenever it changes; True once the ensemble completed."""
+    """Print the table whenever it changes; True once the ensemble completed, False once it
+    failed, was found invalid, or the timeout passed."""
     interactive = sys.stdout.isatty()
     shown = ""
     deadline = time.monotonic() + timeout
@@ -73,8 +82,12 @@ def watch(cluster, name: str, timeout: float) -> bool:
             if table != shown:
                 print(("\033[H\033[J" if interactive else "\n") + table, flush=True)
                 shown = table
-            if (ensemble.get("status") or {}).get("phase") in ("Completed", "Failed"):
-                return ensemble["status"]["phase"] == "Completed"
+            phase = (ensemble.get("status") or {}).get("phase")
+            if phase == "Invalid":  # nothing runs until the spec is fixed: say why and stop
+                print(f"\nThe operator refused the Ensemble: {invalid_reason(ensemble)}", flush=True)
+                return False
+            if phase in ("Completed", "Failed"):
+                return phase == "Completed"
         time.sleep(0.5)
     return False
 
