@@ -40,11 +40,16 @@ def run(args: argparse.Namespace) -> int:
         log.error("--namespace: required (or set POD_NAMESPACE)")
         return 2
     from controller.kube.client import KubeClient
+    from controller.kube.errors import KubeError
 
-    if args.kubernetes and not args.kubeconfig:
-        client = KubeClient.in_cluster()
-    else:
-        client = KubeClient.load(args.kubeconfig)
+    try:
+        if args.kubernetes and not args.kubeconfig:
+            client = KubeClient.in_cluster()
+        else:
+            client = KubeClient.load(args.kubeconfig)
+    except KubeError as err:  # one log line naming the cause, not a traceback past the JSON logs
+        log.error("cannot configure API access: %s", err)
+        return 1
     clock = RealClock()
     scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock)
     servicer = EnsembleServicer(scaler, actions_counter(REGISTRY), clock=clock)
@@ -54,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 1
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.host)
+        try:
+            start_http_server(args.metrics_port, addr=args.host)
+        except OSError as err:
+            server.stop(0)
+            log.error("--metrics-port: cannot serve metrics on %s:%d: %s", args.host, args.metrics_port, err)
+            return 1
     log.info("serving Ensemble %s/%s", args.namespace, args.ensemble)
     server.serve_until_signal(args.grace)
     return 0

@@ -1,10 +1,16 @@
 """Second review of the gRPC servers (ensemble service and member endpoint) and the member side."""
 from __future__ import annotations
 
+import argparse
+import socket
+from pathlib import Path
+
 import pytest
+import yaml
 
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.service import main as service_main
 from controller.service.server import GrpcServer
 from tests.unit.served_service import serving
 from tests.unit.test_service_fake_kube import FakeKube
@@ -39,3 +45,34 @@ def test_an_unexpected_failure_is_an_error_reply_the_real_member_client_can_read
     assert status == pb2.Response.ERROR
     assert body["error"] == ("grow MiniCluster ns/ens-0 failed: RuntimeError: "
                              "token file /var/run/secrets/token: unreadable")
+
+
+def service_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    service_main.add_arguments(parser)
+    return parser.parse_args(["--ensemble", "ens", "--namespace", "ns", "--host", "127.0.0.1", "--port", "0",
+                              *argv])
+
+
+def test_service_without_api_access_exits_1_naming_the_cause(caplog: pytest.LogCaptureFixture,
+                                                            tmp_path: Path) -> None:
+    # the KubeError escaped run() as a bare traceback, the only non-JSON output of the service
+    missing = tmp_path / "absent.kubeconfig"
+    assert service_main.run(service_args("--kubeconfig", str(missing), "--metrics-port", "0")) == 1
+    assert f"cannot configure API access: cannot load kubeconfig {missing}" in caplog.text
+
+
+def test_service_with_its_metrics_port_taken_exits_1_naming_it(caplog: pytest.LogCaptureFixture,
+                                                               tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert service_main.run(service_args("--kubeconfig", str(kubeconfig), "--metrics-port", str(port))) == 1
+    assert f"--metrics-port: cannot serve metrics on 127.0.0.1:{port}" in caplog.text
