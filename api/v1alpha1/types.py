@@ -222,6 +222,25 @@ class StatusSummary:
 
 
 @dataclass
+class BudgetGrant:
+    """A grow granted within spec.budget whose MiniCluster patch may not have landed yet.
+
+    Every decider (the ensemble service, the operator's scale algorithm) writes its grant here
+    before patching the MiniCluster, guarded by the Ensemble's resourceVersion, and counts the
+    others' grants: that is what keeps the budget across processes.
+    """
+
+    minicluster: str = api_field("The member's MiniCluster.", required=True, min_length=1)
+    size: int = api_field("The size granted.", required=True, minimum=1)
+    resource_version: str = api_field(
+        "The MiniCluster's resourceVersion the grant was decided from: once the MiniCluster has changed, "
+        "the grant either shows in its spec.size or can no longer be applied, and stops counting.",
+        required=True, min_length=1)
+    expires_at: str = api_field("When the grant stops counting even if it was never applied (RFC 3339).",
+                                required=True, format="date-time")
+
+
+@dataclass
 class EnsembleStatus:
     """The observed state of an Ensemble, written by the operator through the status subresource."""
 
@@ -237,6 +256,9 @@ class EnsembleStatus:
     members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
                                             list_map_keys=("name",))
     summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)
+    budget_grants: list[BudgetGrant] = api_field(
+        "The spec.budget ledger, written by the deciders that grow members (not by the reconciler).",
+        default_factory=list, list_map_keys=("minicluster",))
 
 
 @dataclass
