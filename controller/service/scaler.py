@@ -6,6 +6,14 @@ last object seen (usually our own patch's answer) is cached, so a steady stream 
 requests costs one PATCH each; the resourceVersion guard makes the cache safe. A
 decision that sends no write (already at the bound, denied) has no such guard, so it is
 only ever taken from a fresh read.
+
+With ``spec.budget`` a grow also depends on the other members' sizes, which another decider
+(the operator's ``scale`` algorithm, another process) may be changing at the same moment. So a
+budgeted grow reads the Ensemble afresh, counts the grants other deciders recorded in its
+ledger (``status.budgetGrants``) and not yet applied, records its own grant there guarded by
+the Ensemble's resourceVersion, and only then patches the MiniCluster: of two grows decided
+from the same ledger, one gets a 409 and decides again with the other's grant counted.
+Unbudgeted grows and shrinks send no more requests than before.
 """
 from __future__ import annotations
 
@@ -21,10 +29,11 @@ import tenacity
 from api.v1alpha1.names import member_object_name
 
 from controller.clock import Clock
-from controller.kube.errors import KubeError, is_conflict, is_forbidden, is_not_found
+from controller.kube.errors import ApiError, KubeError, is_conflict, is_forbidden, is_not_found
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.service.actions import ActionError, ScaleRequest, clamp, current_size, size_bounds
-from controller.service.fair_share import grant_growth, waiting_demand
+from controller.service.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, grant_growth, pending_sizes,
+                                           read_ledger, record_grant, waiting_demand)
 from controller.service.kubeapi import KubeApi
 from controller.service.ownership import describe_owner, owned_by
 
@@ -75,6 +84,8 @@ class EnsembleScaler:
         self._rng = rng or random.Random()
         self._retry = retry
         self._lock = threading.Lock()
+        # Not what keeps the budget (the ledger does, across processes): it spares this
+        # process's own budgeted grows from conflicting with each other on the ledger.
         self._budget_lock = threading.Lock()
         self._miniclusters: cachetools.TTLCache = cachetools.TTLCache(1024, cache_ttl, timer=clock.now)
         self._ensemble_cache: cachetools.TTLCache = cachetools.TTLCache(1, ensemble_ttl, timer=clock.now)
@@ -131,7 +142,7 @@ class EnsembleScaler:
 
     def _decide(self, request: ScaleRequest, minicluster: dict, cached: bool) -> Decision:
         """Raises ``_Unverified`` instead of deciding on no write from a ``cached`` object."""
-        ensemble = self._get_ensemble()
+        ensemble, ensemble_cached = self._get_ensemble_and_age()
         if ensemble is None:
             return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
         if not owned_by(minicluster, self.ensemble, _uid(ensemble)):
@@ -144,32 +155,68 @@ class EnsembleScaler:
         target = clamp(size + request.delta, size_bounds(minicluster))
         reply = {"action": request.action, "name": request.name, "from": size,
                  "requested": size + request.delta}
-        budget = (ensemble.get("spec") or {}).get("budget")
-        if target > size and budget is not None:
+        if target > size and (ensemble.get("spec") or {}).get("budget") is not None:
             with self._budget_lock:
-                return self._grow_within_budget(minicluster, ensemble, size, target, budget, reply, cached)
+                fresh = self._fetch_ensemble() if ensemble_cached else ensemble
+                return self._grow_within_budget(fresh, minicluster, size, target, reply, cached)
         if target == size and cached:
             raise _Unverified()
         return self._write_size(minicluster, size, target, reply)
 
-    def _grow_within_budget(self, minicluster: dict, ensemble: dict, size: int, target: int,
-                            budget: object, reply: dict, cached: bool) -> Decision:
+    def _grow_within_budget(self, ensemble: dict | None, minicluster: dict, size: int, target: int,
+                            reply: dict, cached: bool) -> Decision:
+        """Grant what the budget allows, counting other deciders' pending grants; record the
+        grant in the ledger (resourceVersion-guarded), then patch the MiniCluster.
+
+        ``ensemble`` is freshly read: the ledger write is guarded by its resourceVersion."""
+        if ensemble is None:
+            return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
+        budget = (ensemble.get("spec") or {}).get("budget")
+        if budget is None:  # removed since the cached read
+            return self._write_size(minicluster, size, target, reply)
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ActionError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
                               f"non-negative integer, got {budget!r}")
         name = minicluster["metadata"]["name"]
-        sizes = {mc["metadata"]["name"]: current_size(mc) for mc in self._members(ensemble)}
-        sizes[name] = size
+        members = {mc["metadata"]["name"]: mc for mc in self._members(ensemble)}
+        versions = {member: mc["metadata"]["resourceVersion"] for member, mc in members.items()}
+        if versions.get(name) != minicluster["metadata"]["resourceVersion"]:
+            # Our copy is stale: its patch would get a 409, and its grant would be recorded
+            # against a version other deciders no longer count.
+            self._forget(name)
+            if cached:
+                raise _Unverified()
+            raise ApiError(409, "Conflict", f"MiniCluster {self._key(name)} changed while the budget was decided")
+        now = self._clock.wall()
+        ledger = read_ledger(ensemble.get("status"))
+        pending = pending_sizes(ledger, versions, now)
+        sizes = {member: max(current_size(mc), pending.get(member, 0)) for member, mc in members.items()}
         demand = {member: waiting_demand((poll or {}).get("waiting"))
                   for member, poll in last_polls(ensemble).items()}
         grant = grant_growth(name, target - size, budget, sizes, demand)
         reply["budget"] = grant.reason
         if grant.granted == 0:
-            if cached:
-                raise _Unverified()
             reply.update({"to": size, "error": f"no nodes granted: {grant.reason}"})
             return Decision(Outcome.DENIED, reply)
-        return self._write_size(minicluster, size, size + grant.granted, reply)
+        granted = LedgerGrant(name, size + grant.granted, versions[name], now + GRANT_TTL_SECONDS)
+        self._write_ledger(ensemble, record_grant(ledger, granted, versions, now))
+        return self._write_size(minicluster, size, granted.size, reply)
+
+    def _write_ledger(self, ensemble: dict, grants: list[dict]) -> None:
+        """Replace ``status.budgetGrants`` (status subresource: the service's Role grants patch on
+        its Ensemble's status only) if the Ensemble is still the version the grant was decided on."""
+        patch = {"metadata": {"resourceVersion": ensemble["metadata"]["resourceVersion"]},
+                 "status": {"budgetGrants": grants}}
+        try:
+            updated = self.api.patch(ENSEMBLES, self.ensemble, patch, namespace=self.namespace,
+                                     subresource="status", field_manager=FIELD_MANAGER)
+        except KubeError as err:
+            if is_conflict(err):
+                raise
+            raise ActionError(f"Ensemble {self._key(self.ensemble)}: recording the grant in "
+                              f"status.budgetGrants: {err}") from err
+        with self._lock:
+            self._ensemble_cache[self.ensemble] = updated
 
     def _write_size(self, minicluster: dict, size: int, target: int, reply: dict) -> Decision:
         reply["to"] = target
@@ -215,10 +262,18 @@ class EnsembleScaler:
         return obj, False
 
     def _get_ensemble(self) -> dict | None:
+        return self._get_ensemble_and_age()[0]
+
+    def _get_ensemble_and_age(self) -> tuple[dict | None, bool]:
+        """The Ensemble, and whether it came from the cache (then it may be stale)."""
         with self._lock:
             cached = self._ensemble_cache.get(self.ensemble)
         if cached is not None:
-            return cached
+            return cached, True
+        return self._fetch_ensemble(), False
+
+    def _fetch_ensemble(self) -> dict | None:
+        """The Ensemble as the API server has it now (and cached for ``_get_ensemble``)."""
         try:
             obj = self.api.get(ENSEMBLES, self.ensemble, self.namespace)
         except KubeError as err:

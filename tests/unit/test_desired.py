@@ -59,9 +59,12 @@ def test_role_grants_only_what_the_service_needs() -> None:
          "resourceNames": ["demo-0", "demo-1"], "verbs": ["get", "patch"]},
         {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
          "resourceNames": ["demo"], "verbs": ["get"]},
+        {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles/status"],
+         "resourceNames": ["demo"], "verbs": ["patch"]},
     ]
     # never an empty resourceNames list: that would grant every MiniCluster
-    assert [rule["resources"] for rule in role(make_ensemble(members=[]))["rules"]] == [["ensembles"]]
+    assert [rule["resources"] for rule in role(make_ensemble(members=[]))["rules"]] == [
+        ["ensembles"], ["ensembles/status"]]
     binding = role_binding(make_ensemble())
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo", "namespace": "ns1"}]
