@@ -318,7 +318,15 @@ class StatusPoller:
                 if not schedule.in_flight:
                     self._push(target.key, now)
             else:
-                schedule.target = target  # a new heartbeat applies from the next poll on
+                shorter = target.heartbeat < schedule.target.heartbeat
+                schedule.target = target
+                # A shortened heartbeat counts from the last poll, not after the old one
+                # (spec.heartbeat 300 -> 10 would show no effect for 300 s); a longer one,
+                # or a failure backoff, applies from the next poll on.
+                if shorter and not schedule.in_flight and not self._failures.get(target.key):
+                    due = max(now, schedule.last_start + target.heartbeat)
+                    if due < schedule.due:
+                        self._push(target.key, due)
             self._cond.notify_all()
 
     def unregister(self, key: PollKey) -> None:
