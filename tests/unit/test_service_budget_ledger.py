@@ -14,7 +14,9 @@ from controller.service.actions import ScaleRequest
 from controller.service.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, pending_sizes, read_ledger,
                                            record_grant)
 from controller.service.scaler import EnsembleScaler, Outcome, RetryPolicy
+from controller.runtime.reconcile import Request
 from tests.helpers import run_together
+from tests.unit.test_reconciler import env, make_ensemble, stored_ensemble  # noqa: F401  (env: fixture)
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
@@ -194,3 +196,13 @@ def test_the_ledger_is_no_reason_for_the_reconciler_to_write_status() -> None:
     status = {"observedGeneration": 1, "phase": "Running", "members": [{"name": "ens-0"}]}
     with_ledger = {**status, "budgetGrants": [LedgerGrant("ens-0", 2, "5", 2e9).to_status()]}
     assert not status_changed(status, with_ledger)
+
+
+def test_a_reconcile_after_a_ledger_write_sends_no_writes(env) -> None:  # noqa: F811
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    stored_ensemble(api)["status"]["budgetGrants"] = [LedgerGrant("e1-0", 3, "5", 2e9).to_status()]
+    before = len(api.writes)
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.writes[before:] == []
