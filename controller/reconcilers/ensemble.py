@@ -294,7 +294,9 @@ class EnsembleReconciler:
         return observations
 
     def _member_address(self, ip: str | None) -> str:
-        return f"{ip}:{self._settings.member_status_port}"
+        """``host:port`` as gRPC parses it: an IPv6 pod IP goes in brackets (an IPv6 cluster)."""
+        host = f"[{ip}]" if ip is not None and ":" in ip else ip
+        return f"{host}:{self._settings.member_status_port}"
 
     def _set_poll_targets(self, request: Request, targets: dict[PollKey, PollTarget]) -> None:
         with self._lock:

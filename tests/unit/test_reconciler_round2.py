@@ -42,3 +42,13 @@ def test_a_member_removed_and_added_again_starts_afresh_not_terminated() -> None
     assert (MINICLUSTERS, "ns", "e1-1") in env.api.objects
     assert [m["phase"] for m in env.status["members"]] == ["Running", "Pending"]
     assert [entry["name"] for entry in env.status.get("memberActions", [])] == []
+
+
+def test_an_ipv6_lead_broker_is_dialled_in_brackets() -> None:
+    # "fd00::5:7000" is no host:port to gRPC (an unbracketed IPv6 address takes the
+    # last group as part of the address), so on an IPv6 cluster no member was ever polled.
+    env = Env(None)
+    env.api.put(PODS, lead_pod("e1-0", ip="fd00::5"))
+    env.reconcile()
+    (target,) = env.poller.targets.values()
+    assert target.address == "[fd00::5]:7000"
