@@ -129,7 +129,7 @@ def test_drift_is_repaired_and_a_no_op_reconcile_writes_nothing(kube: KubeClient
     wait_for(lambda: get_or_none(kube, CONFIGMAPS, "ensemble-0", namespace), 30, "ConfigMap restored")
     wait_for(lambda: kube.get(DEPLOYMENTS, "ensemble", namespace)["spec"]["replicas"] == 1, 30, "replicas restored")
     # The emptied rules read back as null until the controller restores them.
-    wait_for(lambda: len(kube.get(ROLES, "ensemble", namespace)["rules"] or []) == 2, 30, "Role rules restored")
+    wait_for(lambda: len(kube.get(ROLES, "ensemble", namespace)["rules"] or []) == 3, 30, "Role rules restored")
 
     # Converged: reconciling from the (synced) caches sends no write at all.
     def settled_no_op() -> bool:
