@@ -13,14 +13,13 @@ Used three ways:
 - ``python hack/localcluster.py env`` prints the kubeconfig path of a running cluster.
 
 Processes started by a fixture die with the Python process that started them
-(PR_SET_PDEATHSIG), so even a crashed test run leaves no server behind.
+(PR_SET_PDEATHSIG, through setpriv), so even a crashed test run leaves no server behind.
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -137,11 +136,20 @@ def sweep_stale_data_dirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def die_with_parent() -> None:
-    """preexec_fn: ask the kernel to kill this child when the process that started it dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    os.setpgrp()
+SETPRIV = shutil.which("setpriv")
+
+
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel kills it when the thread that started it dies
+    (PR_SET_PDEATHSIG, set by util-linux's setpriv before it execs ``argv``).
+
+    Not a preexec_fn doing the prctl: Python code between fork and exec runs the
+    os.register_at_fork hooks of grpcio (which the test process and the pod runner have
+    loaded) in the child, and their restarted poller now and then aborts the child before
+    it execs (SIGABRT, "epoll_wait error: Bad file descriptor"). Without setpriv the
+    process still stops with the normal teardown, just not when its starter is SIGKILLed.
+    """
+    return [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
 
 
 @dataclass
@@ -238,9 +246,9 @@ class LocalCluster:
 
     def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         logfile = open(self.data_dir / f"{name}.log", "ab")
-        preexec = os.setpgrp if self.detached else die_with_parent
-        proc = subprocess.Popen(argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=preexec, close_fds=True, pass_fds=pass_fds)
+        proc = subprocess.Popen(argv if self.detached else dying_with_parent(argv), stdout=logfile,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0,
+                                close_fds=True, pass_fds=pass_fds)
         logfile.close()
         self.procs[name] = proc
         self.pids[name] = proc.pid

@@ -28,7 +28,7 @@ ROOT = HACK.parent
 sys.path.insert(0, str(HACK))
 
 from credentials import write_token_kubeconfig  # noqa: E402
-from localcluster import STATE_DIR, ClusterError, LocalCluster, die_with_parent, free_port  # noqa: E402
+from localcluster import STATE_DIR, ClusterError, LocalCluster, dying_with_parent, free_port  # noqa: E402
 
 if TYPE_CHECKING:  # imported for real in start_simulators
     from controller.runtime import Manager
@@ -138,8 +138,8 @@ class LocalEnvironment:
                 "--leader-election-namespace", OPERATOR_NAMESPACE,
                 "--leader-elect" if leader_elect else "--no-leader-elect"]
         with open(log_path, "ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, cwd=ROOT, preexec_fn=die_with_parent)
+            proc = subprocess.Popen(dying_with_parent(argv), stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, cwd=ROOT, process_group=0)
         operator = OperatorProcess(identity, proc, health, metrics, log_path)
         self.operators.append(operator)
         deadline = time.monotonic() + 60

@@ -30,7 +30,7 @@ from pathlib import Path
 import grpc
 
 from credentials import write_token_kubeconfig
-from localcluster import die_with_parent
+from localcluster import dying_with_parent
 from controller.kube import errors
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, PODS, SERVICES, SERVICEACCOUNTS
@@ -129,8 +129,8 @@ class PodProcessRunner:
         with open(log_path, "ab") as out:
             # Gone with the runner even when it is killed: the process (or its starting worker
             # thread, which lives as long as the runner) ending takes the pod process along.
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    preexec_fn=die_with_parent)
+            proc = subprocess.Popen(dying_with_parent(argv), stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, process_group=0)
         running = RunningProcess(role=role, pod_ip=ip, proc=proc, log_path=log_path, **extra)
         with self._lock:
             self.processes[key] = running

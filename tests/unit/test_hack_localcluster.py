@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
@@ -245,3 +246,33 @@ def test_a_pid_of_another_user_counts_as_alive_not_an_error(monkeypatch: pytest.
 
     monkeypatch.setattr(localcluster.os, "kill", not_permitted)
     assert localcluster._alive(12345) is True
+
+
+_fork_hook_armed = False
+
+
+def _exit_if_armed() -> None:
+    if _fork_hook_armed:
+        os._exit(97)
+
+
+os.register_at_fork(after_in_child=_exit_if_armed)   # hooks cannot be removed: armed only in the test below
+
+
+def test_starting_a_process_runs_no_python_fork_hooks_in_the_child(tmp_path: Path) -> None:
+    """grpcio registers such hooks; run between fork and exec (as a preexec_fn makes Python do),
+    they now and then aborted a pod's service before it started (SIGABRT, 'epoll_wait error:
+    Bad file descriptor'): the e2e grow test then waited in vain for a dead service."""
+    global _fork_hook_armed
+    from sim.podrunner import PodProcessRunner
+    runner = PodProcessRunner.__new__(PodProcessRunner)   # only what _spawn touches
+    runner.workdir, runner._lock, runner.processes = tmp_path, threading.Lock(), {}
+    cluster = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path)
+    _fork_hook_armed = True
+    try:
+        pod = runner._spawn("ns/pod-0", "service", "127.0.0.1", [sys.executable, "-c", "pass"]).proc
+        cluster._spawn("etcd", [sys.executable, "-c", "pass"])
+        started = [pod, cluster.procs["etcd"]]
+    finally:
+        _fork_hook_armed = False
+    assert [proc.wait(30) for proc in started] == [0, 0]
