@@ -5,8 +5,12 @@ reconciler checks them here and reports a bad one as an InvalidSpec field error.
 """
 from __future__ import annotations
 
+import math
+
 from api.v1alpha1 import FieldError
+from api.v1alpha1.types import DEFAULT_HEARTBEAT_SECONDS
 from controller.algorithms import OptionError, UnknownAlgorithmError, get_algorithm
+from controller.reconcilers.pollbook import MAX_SAMPLES
 
 ALGORITHM_PATH = "spec.algorithm"
 # History kept beyond the algorithm's own windows, in heartbeats: trailing-run
@@ -25,7 +29,7 @@ def algorithm_errors(ensemble: dict) -> list[FieldError]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         return []  # absent, or malformed in a way the schema validation reports
     try:
-        get_algorithm(spec["name"]).parse_options(spec.get("options") or {})
+        parsed = get_algorithm(spec["name"]).parse_options(spec.get("options") or {})
     except UnknownAlgorithmError as error:
         return [FieldError(f"{ALGORITHM_PATH}.name", str(error).removeprefix(f"{ALGORITHM_PATH}.name: "))]
     except OptionError as error:
@@ -33,7 +37,23 @@ def algorithm_errors(ensemble: dict) -> list[FieldError]:
         if error.option != "options":
             path += f".{error.option}"
         return [FieldError(path, str(error))]
-    return []
+    return _history_errors(spec["name"], parsed, (ensemble.get("spec") or {}).get("heartbeat"))
+
+
+def _history_errors(name: str, parsed_options: object, heartbeat: object) -> list[FieldError]:
+    """A window longer than the polls kept per member could never be seen whole: the
+    algorithm would act on a shorter one (shrink too early) or wait for a run forever."""
+    if heartbeat is None:
+        heartbeat = DEFAULT_HEARTBEAT_SECONDS
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or heartbeat <= 0:
+        return []  # the schema validation reports it
+    polls = math.ceil(history_seconds(parsed_options, heartbeat) / heartbeat)
+    if polls <= MAX_SAMPLES:
+        return []
+    return [FieldError(f"{ALGORITHM_PATH}.options",
+                       f"algorithm {name!r}: its windows and poll counts need {polls} polls of history "
+                       f"at spec.heartbeat {heartbeat:g} s, more than the {MAX_SAMPLES} kept per member: "
+                       f"shorten them or raise spec.heartbeat")]
 
 
 def history_seconds(parsed_options: object, heartbeat: float) -> float:
