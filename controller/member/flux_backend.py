@@ -6,6 +6,8 @@ imported when the backend is created, with an error that says what is missing.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import shlex
 import threading
 from collections import Counter
@@ -15,8 +17,11 @@ from typing import Any
 from controller.member.backend import NEXT_JOBS_SHOWN, QUEUE_STATES, BackendError, PartialSubmit
 from controller.member.jobgroups import JobGroup
 
+log = logging.getLogger(__name__)
+
 PENDING_STATES = ("DEPEND", "PRIORITY", "SCHED")
 JOB_ATTRIBUTES = ("state", "nnodes", "t_submit")  # job-list always adds "id"
+SUBMITTED_BY = "ensemble-operator member-status"  # user attribute submittedBy: our job, never a source
 
 
 def _import_flux() -> ModuleType:
@@ -74,18 +79,31 @@ class FluxBackend:
 
     def submit(self, group: str, count: int) -> list[int]:
         """The jobs ensemble-python submits for the group: at least one task per node, its
-        workdir, its duration as the time limit, the group named in the user attributes."""
+        workdir, its duration as the time limit, the group named in the user attributes.
+
+        ``from_command`` fills the environment from this process (the sidecar: its PATH, not the
+        app container's), so the jobs take the environment, and cwd unless the group sets a
+        workdir, of the group's newest job submitted by ensemble-python, when one can be read.
+        """
         if group not in self._groups:
             raise BackendError(f"group: unknown job group {group!r} (known: {sorted(self._groups)})")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:  # as the simulator refuses it
             raise BackendError(f"count: expected a positive integer, got {count!r}")
         spec = self._groups[group]
-        jobspec = self._flux.job.JobspecV1.from_command(command=shlex.split(spec.command), num_nodes=spec.nodes,
+        command = shlex.split(spec.command)
+        jobspec = self._flux.job.JobspecV1.from_command(command=command, num_nodes=spec.nodes,
                                                          num_tasks=max(spec.tasks, spec.nodes))
-        jobspec.attributes.setdefault("user", {})["group"] = spec.name  # keep any user attributes
-        if spec.workdir:
-            jobspec.cwd = spec.workdir
+        user = jobspec.attributes.setdefault("user", {})  # keep any user attributes
+        user["group"] = spec.name
+        user["submittedBy"] = SUBMITTED_BY
+        source, origin = self._earlier_job_system(group, command)
+        if source is not None:
+            jobspec.environment = source.get("environment", {})  # the job shell reads none as empty
+        cwd = spec.workdir or (source or {}).get("cwd")
+        if cwd:
+            jobspec.cwd = cwd
         jobspec.duration = spec.time_limit
+        log.info("submit %s: %d job(s) with %s", group, count, origin)
         ids: list[int] = []
         for _ in range(count):
             try:
@@ -94,6 +112,39 @@ class FluxBackend:
                 why = f"submit {group}: job {len(ids) + 1} of {count} refused: {err}"
                 raise (PartialSubmit(ids, why) if ids else BackendError(why)) from err
         return ids
+
+    def _earlier_job_system(self, group: str, command: list[str]) -> tuple[dict | None, str]:
+        """``attributes.system`` of the group's newest job not submitted by this sidecar, and
+        for the log where the environment comes from.
+
+        job-list knows no user attributes, so candidates are the jobs named as ours are (arg 0's
+        basename), read newest first. Only J, the jobspec as submitted, keeps the environment
+        (job-ingest drops it from the KVS copy). job-info answers only the instance owner and
+        the job's own user: one refusal stands for all of that user's jobs.
+        """
+        try:
+            jobs = self._flux.job.job_list(self._handle, max_entries=0, attrs=["t_submit", "userid"],
+                                           userid=self._flux.constants.FLUX_USERID_UNKNOWN,
+                                           name=os.path.basename(command[0])).get_jobs()
+        except OSError as err:
+            raise BackendError(f"submit {group}: listing the group's earlier jobs failed: {err}") from err
+        refusals: dict[int, str] = {}
+        for job in sorted(jobs, key=lambda job: job["t_submit"], reverse=True):
+            if job["userid"] in refusals:
+                continue
+            try:
+                found = self._flux.job.job_kvs_lookup(self._handle, job["id"], keys=["jobspec"],
+                                                      original=True)
+            except OSError as err:
+                refusals[job["userid"]] = f"job {job['id']} of user {job['userid']}: {err}"
+                continue
+            attributes = found["jobspec"]["attributes"] if found else {}  # None: purged since listed
+            user = attributes.get("user", {})
+            if user.get("group") == group and user.get("submittedBy") != SUBMITTED_BY:
+                return attributes["system"], (f"the environment and cwd of job {job['id']}, which "
+                                              f"ensemble-python submitted for group {group!r}")
+        unread = f" readable: {'; '.join(refusals.values())}" if refusals else ""
+        return None, f"the status sidecar's own environment (no earlier job of group {group!r}{unread})"
 
     def alive(self) -> bool:
         """True while the broker answers; its socket goes away when the broker exits.
