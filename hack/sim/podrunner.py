@@ -15,22 +15,23 @@ process its container would run in a real cluster, listening on that pod IP:
   Succeeded or Failed, so the Job and the MiniCluster finish).
 
 When a MiniCluster's count of running pods changes, the simulated member is told
-(``resize``), as new Flux brokers would join a real one.
+(``resize``), as new Flux brokers would join a real one. A process of a pod with
+``restartPolicy: Always`` (the service's Deployment pod) that exits is started again after
+a kubelet's crash-loop backoff, and the pod status shows its ``restartCount`` and last
+exit; members are Job pods, which end with their process.
 """
 from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import grpc
 
 from credentials import write_token_kubeconfig
-from localcluster import dying_with_parent
+from controller.clock import Clock, RealClock
 from controller.kube import errors
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, PODS, SERVICES, SERVICEACCOUNTS
@@ -38,6 +39,9 @@ from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.leadbroker import pod_index
 from controller.runtime import ControllerBuilder, Manager, Request, Result
+from sim.podprocesses import PodProcesses, RunningProcess
+from sim.restarts import (BackoffPolicy, container_exit_code, running_again, terminated, timestamp,
+                          waiting_to_restart)
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +49,6 @@ SERVICE_CONTAINER = "ensemble-service"
 MEMBER_STATUS_CONTAINER = "ensemble-member-status"
 EXIT_CODE_ANNOTATION = "ensemble.flux-framework.org/sim-exit-code"
 RETRY_SECONDS = 1.0
-
-
-@dataclass
-class RunningProcess:
-    role: str
-    pod_ip: str
-    proc: subprocess.Popen
-    log_path: Path
-    minicluster: str = ""
-    nodes: int = 0
-    exited: threading.Event = field(default_factory=threading.Event)
 
 
 def pod_ip(pod: dict) -> str:
@@ -79,7 +72,8 @@ class PodProcessRunner:
     """Reconciles each pod into at most one local process (see the module docstring)."""
 
     def __init__(self, manager: Manager, *, server: str, ca_file: str, workdir: Path,
-                 speed: float = 10.0, python: str = sys.executable) -> None:
+                 speed: float = 10.0, python: str = sys.executable, clock: Clock = RealClock(),
+                 backoff: BackoffPolicy = BackoffPolicy()) -> None:
         self.client: KubeClient = manager.client
         self.pods = manager.cache(PODS)
         self.services = manager.cache(SERVICES)
@@ -87,8 +81,8 @@ class PodProcessRunner:
         self.workdir = workdir
         self.speed = speed
         self.python = python
-        self.processes: dict[str, RunningProcess] = {}
-        self._lock = threading.Lock()
+        self.clock = clock
+        self.processes = PodProcesses(workdir, self, clock=clock, backoff=backoff)
         workdir.mkdir(parents=True, exist_ok=True)
 
     # ---- reconcile ------------------------------------------------------------------
@@ -98,7 +92,7 @@ class PodProcessRunner:
         running = self.processes.get(key)
         if pod is None or not is_running(pod) or (running and running.pod_ip != pod_ip(pod)):
             if running is not None and pod is None:
-                self._stop(key)
+                self.processes.stop(key)
             return Result()
         if not pod_ip(pod):
             return Result()
@@ -123,41 +117,52 @@ class PodProcessRunner:
         return [Request(namespace, p["metadata"]["name"]) for p in self.pods.list(namespace)
                 if (p["metadata"].get("labels") or {}).get("job-name") == job and pod_index(p) == 0]
 
-    # ---- processes ------------------------------------------------------------------
-    def _spawn(self, key: str, role: str, ip: str, argv: list[str], **extra) -> RunningProcess:
-        log_path = self.workdir / f"{key.replace('/', '_')}.log"
-        with open(log_path, "ab") as out:
-            # Gone with the runner even when it is killed: the process (or its starting worker
-            # thread, which lives as long as the runner) ending takes the pod process along.
-            proc = subprocess.Popen(dying_with_parent(argv), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, process_group=0)
-        running = RunningProcess(role=role, pod_ip=ip, proc=proc, log_path=log_path, **extra)
-        with self._lock:
-            self.processes[key] = running
-        threading.Thread(target=self._wait, args=(key, running), name=f"wait-{key}", daemon=True).start()
-        log.info("started %s for pod %s on %s: %s", role, key, ip, " ".join(argv))
-        return running
-
-    def _wait(self, key: str, running: RunningProcess) -> None:
-        code = running.proc.wait()
-        running.exited.set()
-        log.info("%s of pod %s exited with %d", running.role, key, code)
-        if running.role == "member" and code is not None and code >= 0:
-            self._mark_minicluster_exited(key.split("/", 1)[0], running.minicluster, code)
-
-    def _stop(self, key: str) -> None:
-        with self._lock:
-            running = self.processes.pop(key, None)
-        if running is not None and running.proc.poll() is None:
-            running.proc.terminate()
-            try:
-                running.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                running.proc.kill()
-
     def stop(self) -> None:
-        for key in list(self.processes):
-            self._stop(key)
+        self.processes.stop_all()
+
+    # ---- process events (ProcessEvents), reported as a kubelet would ---------------------
+    def exited(self, key: str, running: RunningProcess, returncode: int, restart_in: float | None) -> None:
+        if restart_in is not None:
+            now = timestamp(self.clock.wall())
+            running.last_exit = terminated(container_exit_code(returncode), self._started_wall(running), now)
+            self._patch_container_status(key, running.container, lambda base: waiting_to_restart(
+                base, restart_count=running.restarts, last_exit=running.last_exit, delay=restart_in))
+        elif running.role == "member" and returncode >= 0:
+            self._mark_minicluster_exited(key.split("/", 1)[0], running.minicluster, returncode)
+
+    def restarted(self, key: str, running: RunningProcess) -> None:
+        started = timestamp(self.clock.wall())
+        self._patch_container_status(key, running.container, lambda base: running_again(
+            base, restart_count=running.restarts, last_exit=running.last_exit, started_at=started))
+
+    def _started_wall(self, running: RunningProcess) -> str:
+        return timestamp(self.clock.wall() - (self.clock.now() - running.started_at))
+
+    def _patch_container_status(self, key: str, container: str,
+                                update: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Rewrite ``container``'s entry of the pod's containerStatuses and the Ready conditions
+        that follow from them (kwok wrote them at start and no stage touches them after)."""
+        namespace, name = key.split("/", 1)
+        pod = self.pods.get(name, namespace)
+        if pod is None:
+            return
+        statuses = list((pod.get("status") or {}).get("containerStatuses") or [])
+        index = next((i for i, s in enumerate(statuses) if s.get("name") == container), None)
+        if index is None:
+            statuses.append(update({"name": container}))
+        else:
+            statuses[index] = update(statuses[index])
+        ready = str(all(s.get("ready") for s in statuses))
+        now = timestamp(self.clock.wall())
+        patch = {"status": {"containerStatuses": statuses,
+                            "conditions": [{"type": kind, "status": ready, "lastTransitionTime": now}
+                                           for kind in ("Ready", "ContainersReady")]}}
+        try:
+            self.client.patch(PODS, name, patch, namespace=namespace, patch_type="strategic",
+                              subresource="status")
+        except errors.ApiError as err:
+            if not errors.is_not_found(err):
+                log.warning("could not report the container status of pod %s: %s", key, err)
 
     # ---- the ensemble service -----------------------------------------------------------
     def _service_kubeconfig(self, namespace: str, service_account: str) -> Path:
@@ -177,7 +182,8 @@ class PodProcessRunner:
         argv = [self.python, "-m", "controller", *command[1:]]
         argv[argv.index("--host") + 1] = pod_ip(pod)
         argv += ["--kubeconfig", str(kubeconfig)]
-        self._spawn(key, "service", pod_ip(pod), argv)
+        self.processes.start(key, "service", pod_ip(pod), argv, container=SERVICE_CONTAINER,
+                             restart_policy=pod["spec"].get("restartPolicy", "Always"))
 
     # ---- the simulated member -----------------------------------------------------------
     def _service_address(self, namespace: str, host: str) -> str | None:
@@ -223,7 +229,9 @@ class PodProcessRunner:
                 "--host", pod_ip(pod), "--port", status_port, "--ensemble-yaml", str(ensemble_yaml),
                 "--nodes", str(nodes), "--run", "--service", f"{address}:{port}",
                 "--name", minicluster, "--speed", str(self.speed)]
-        self._spawn(key, "member", pod_ip(pod), argv, minicluster=minicluster, nodes=nodes)
+        # Never restarted, whatever the pod says: a member's exit ends its MiniCluster (its
+        # simulator's Job pods say Never), and a new run would not know the resizes since.
+        self.processes.start(key, "member", pod_ip(pod), argv, minicluster=minicluster, nodes=nodes)
         return Result()
 
     def _resize_if_needed(self, running: RunningProcess, namespace: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 import subprocess
-import threading
 import sys
 from pathlib import Path
 
@@ -200,12 +199,12 @@ import sys, threading, time
 from pathlib import Path
 root = Path(sys.argv[1])
 sys.path[:0] = [str(root), str(root / "hack")]
-from sim.podrunner import PodProcessRunner
-runner = PodProcessRunner.__new__(PodProcessRunner)   # only what _spawn touches
-runner.workdir, runner._lock, runner.processes = Path(sys.argv[2]), threading.Lock(), {}
+from controller.clock import RealClock
+from sim.podprocesses import PodProcesses
+processes = PodProcesses(Path(sys.argv[2]), events=None, clock=RealClock())
 def spawn():
-    running = runner._spawn("ns/pod-0", "service", "127.0.0.1",
-                            [sys.executable, "-c", "import time; time.sleep(120)"])
+    running = processes.start("ns/pod-0", "service", "127.0.0.1",
+                              [sys.executable, "-c", "import time; time.sleep(120)"])
     print(running.proc.pid, flush=True)
     time.sleep(120)                                    # a worker thread that lives on, as the runner's do
 threading.Thread(target=spawn, daemon=True).start()
@@ -248,6 +247,14 @@ def test_a_pid_of_another_user_counts_as_alive_not_an_error(monkeypatch: pytest.
     assert localcluster._alive(12345) is True
 
 
+class IgnoredEvents:
+    def exited(self, key: str, running: object, returncode: int, restart_in: float | None) -> None:
+        pass
+
+    def restarted(self, key: str, running: object) -> None:
+        pass
+
+
 _fork_hook_armed = False
 
 
@@ -264,13 +271,15 @@ def test_starting_a_process_runs_no_python_fork_hooks_in_the_child(tmp_path: Pat
     they now and then aborted a pod's service before it started (SIGABRT, 'epoll_wait error:
     Bad file descriptor'): the e2e grow test then waited in vain for a dead service."""
     global _fork_hook_armed
-    from sim.podrunner import PodProcessRunner
-    runner = PodProcessRunner.__new__(PodProcessRunner)   # only what _spawn touches
-    runner.workdir, runner._lock, runner.processes = tmp_path, threading.Lock(), {}
+    from controller.clock import RealClock
+    from sim.podprocesses import PodProcesses
+    processes = PodProcesses(tmp_path, IgnoredEvents(), clock=RealClock())
     cluster = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path)
     _fork_hook_armed = True
     try:
-        pod = runner._spawn("ns/pod-0", "service", "127.0.0.1", [sys.executable, "-c", "pass"]).proc
+        running = processes.start("ns/pod-0", "service", "127.0.0.1", [sys.executable, "-c", "pass"])
+        assert running is not None
+        pod = running.proc
         cluster._spawn("etcd", [sys.executable, "-c", "pass"])
         started = [pod, cluster.procs["etcd"]]
     finally:

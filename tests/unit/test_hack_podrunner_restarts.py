@@ -1,0 +1,275 @@
+"""The pod process runner restarts a pod's process as a kubelet would: restartPolicy Always
+after a crash-loop backoff on the injected clock, restartCount and the last exit in the pod
+status; Job pods (members) stay exited; a stop never races a restart."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.clock import FakeClock
+from controller.kube.resources import Resource
+from sim.podprocesses import PodProcesses, RunningProcess
+from sim.podrunner import SERVICE_CONTAINER, PodProcessRunner
+from sim.restarts import BackoffPolicy, CrashLoopBackoff, container_exit_code, restarts_after
+from tests.helpers import wait_for, wait_for_waiters
+
+EVENT_TIMEOUT = 10.0
+KEY = "ns/pod-0"
+
+
+def crashes_once(marker: Path) -> list[str]:
+    """A process that exits 3 on its first run and stays up on the next ones."""
+    return [sys.executable, "-c", "import os, sys, time\n"
+            f"if not os.path.exists({str(marker)!r}):\n"
+            f"    open({str(marker)!r}, 'w').close(); sys.exit(3)\n"
+            "time.sleep(60)"]
+
+
+class RecordedEvents:
+    """ProcessEvents that remember each call, with an Event per kind to wait on."""
+
+    def __init__(self) -> None:
+        self.exits: list[tuple[int, float | None]] = []
+        self.restarts: list[int] = []
+        self.exited_once, self.restarted_once = threading.Event(), threading.Event()
+
+    def exited(self, key: str, running: RunningProcess, returncode: int, restart_in: float | None) -> None:
+        self.exits.append((returncode, restart_in))
+        self.exited_once.set()
+
+    def restarted(self, key: str, running: RunningProcess) -> None:
+        self.restarts.append(running.restarts)
+        self.restarted_once.set()
+
+
+class LaunchRecording(PodProcesses):
+    """Keeps every process it launched, so a test can check none outlives a stop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.launched: list[subprocess.Popen] = []
+
+    def _launch(self, argv: list[str], log_path: Path) -> subprocess.Popen:
+        proc = super()._launch(argv, log_path)
+        self.launched.append(proc)
+        return proc
+
+
+@pytest.fixture
+def events() -> RecordedEvents:
+    return RecordedEvents()
+
+
+@pytest.fixture
+def processes(tmp_path: Path, events: RecordedEvents, clock: FakeClock):
+    processes = LaunchRecording(tmp_path, events, clock=clock, backoff=BackoffPolicy())
+    yield processes
+    processes.stop_all()
+    assert all(proc.poll() is not None for proc in processes.launched), "a pod process outlived stop_all"
+
+
+# ---- the rules ---------------------------------------------------------------------------
+def test_backoff_doubles_from_10s_up_to_5_minutes() -> None:
+    backoff = CrashLoopBackoff(BackoffPolicy())
+    assert [backoff.delay_after(ran_for=1) for _ in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+
+
+def test_backoff_starts_over_after_a_run_of_10_minutes() -> None:
+    backoff = CrashLoopBackoff(BackoffPolicy())
+    for _ in range(4):
+        backoff.delay_after(ran_for=1)
+    assert backoff.delay_after(ran_for=599) == 160
+    assert backoff.delay_after(ran_for=600) == 10
+    assert backoff.delay_after(ran_for=1) == 20
+
+
+@pytest.mark.parametrize("policy,returncode,restarts", [
+    ("Always", 0, True), ("Always", 3, True), ("Always", -9, True),
+    ("OnFailure", 0, False), ("OnFailure", 3, True), ("OnFailure", -9, True),
+    ("Never", 0, False), ("Never", 3, False)])
+def test_which_exits_restart(policy: str, returncode: int, restarts: bool) -> None:
+    assert restarts_after(policy, returncode) is restarts
+
+
+def test_a_signal_shows_as_128_plus_its_number() -> None:
+    assert (container_exit_code(-9), container_exit_code(3), container_exit_code(0)) == (137, 3, 0)
+
+
+# ---- PodProcesses on a fake clock ----------------------------------------------------------
+def test_an_always_process_comes_back_after_its_backoff_on_the_same_key(
+        processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
+    first = processes.start(KEY, "service", "127.0.0.1", crashes_once(tmp_path / "ran"), restart_policy="Always")
+    assert first is not None
+    wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
+    assert events.exits == [(3, 10.0)]
+    clock.step(9.5)
+    wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)   # woke, found 0.5 s left, waits again
+    assert events.restarts == [] and len(processes.launched) == 1
+    clock.step(0.5)
+    assert events.restarted_once.wait(EVENT_TIMEOUT)
+    assert processes.get(KEY) is first and first.restarts == 1 and events.restarts == [1]
+    assert len(processes.launched) == 2 and first.proc is processes.launched[1]
+    assert first.proc.poll() is None and not first.exited.is_set()
+
+
+@pytest.mark.parametrize("policy,code", [("Never", 3), ("OnFailure", 0)])
+def test_a_process_its_policy_does_not_restart_stays_exited(
+        processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, policy: str, code: int) -> None:
+    running = processes.start(KEY, "member", "127.0.0.1", [sys.executable, "-c", f"raise SystemExit({code})"],
+                              restart_policy=policy)
+    assert running is not None and events.exited_once.wait(EVENT_TIMEOUT)
+    assert events.exits == [(code, None)]
+    clock.step(3600)
+    assert clock.waiter_count == 0 and len(processes.launched) == 1 and running.exited.is_set()
+
+
+def test_a_pod_stopped_during_its_backoff_is_not_started_again(
+        processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
+    processes.start(KEY, "service", "127.0.0.1", crashes_once(tmp_path / "ran"), restart_policy="Always")
+    wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
+    processes.stop(KEY)
+    wait_for(lambda: clock.waiter_count == 0, EVENT_TIMEOUT, "the restart to be called off")
+    clock.step(10)
+    assert processes.get(KEY) is None and len(processes.launched) == 1 and events.restarts == []
+
+
+def test_a_stopped_runner_restarts_nothing_and_starts_nothing(
+        processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
+    processes.start(KEY, "service", "127.0.0.1", crashes_once(tmp_path / "ran"), restart_policy="Always")
+    wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
+    processes.stop_all()
+    wait_for(lambda: clock.waiter_count == 0, EVENT_TIMEOUT, "the restart to be called off")
+    clock.step(10)
+    assert processes.start("ns/other", "service", "127.0.0.1", crashes_once(tmp_path / "x")) is None
+    assert len(processes.launched) == 1 and events.restarts == []
+
+
+# ---- the runner: what the pod status says ----------------------------------------------------
+class RecordingClient:
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+        self.patched = threading.Condition()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        assert path.endswith("/token")
+        return {"status": {"token": "t"}}
+
+    def patch(self, res: Resource, name: str, patch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        with self.patched:
+            self.patches.append({"name": name, "patch": patch, **kwargs})
+            self.patched.notify_all()
+        return {}
+
+
+class PodCache:
+    def __init__(self, pods: list[dict[str, Any]]) -> None:
+        self.pods = pods
+
+    def get(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return next((p for p in self.pods if p["metadata"]["name"] == name), None)
+
+    def list(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return list(self.pods)
+
+
+class FakeManager:
+    def __init__(self, pods: list[dict[str, Any]]) -> None:
+        self.client = RecordingClient()
+        self.pod_cache = PodCache(pods)
+
+    def cache(self, resource: Resource) -> PodCache:
+        return self.pod_cache
+
+
+def service_pod(restart_policy: str = "Always") -> dict[str, Any]:
+    kwok_status = {"name": SERVICE_CONTAINER, "image": "img", "ready": True, "started": True,
+                   "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
+    return {"metadata": {"name": "hello-abc", "namespace": "ns"},
+            "spec": {"restartPolicy": restart_policy, "serviceAccountName": "hello",
+                     "containers": [{"name": SERVICE_CONTAINER, "image": "img",
+                                     "command": ["ensemble-operator", "service", "--host", "0.0.0.0"]}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.1", "containerStatuses": [kwok_status]}}
+
+
+def fake_interpreter(tmp_path: Path) -> str:
+    """Stands in for ``python -m controller service``: exits 3 once, then stays up."""
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\nif [ ! -e {tmp_path}/ran ]; then touch {tmp_path}/ran; exit 3; fi\nexec sleep 60\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def container_status(patch: dict[str, Any]) -> dict[str, Any]:
+    return patch["patch"]["status"]["containerStatuses"][0]
+
+
+def test_a_crashed_service_pod_restarts_and_its_status_counts_it(tmp_path: Path, clock: FakeClock) -> None:
+    from controller.runtime import Request
+    manager = FakeManager([service_pod()])
+    runner = PodProcessRunner(manager, server="https://127.0.0.1:1", ca_file="ca.crt",  # type: ignore[arg-type]
+                              workdir=tmp_path / "pods", python=fake_interpreter(tmp_path), clock=clock)
+    try:
+        runner.reconcile(Request("ns", "hello-abc"))
+        wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
+        waiting = manager.client.patches[-1]
+        assert (waiting["name"], waiting["subresource"], waiting["patch_type"]) == ("hello-abc", "status", "strategic")
+        status = container_status(waiting)
+        assert status["restartCount"] == 0 and status["ready"] is False
+        assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        assert status["lastState"]["terminated"]["exitCode"] == 3
+        assert {c["type"]: c["status"] for c in waiting["patch"]["status"]["conditions"]} == \
+            {"Ready": "False", "ContainersReady": "False"}
+        runner.reconcile(Request("ns", "hello-abc"))   # an event meanwhile starts no second process
+        clock.step(10)
+        with manager.client.patched:
+            manager.client.patched.wait_for(lambda: len(manager.client.patches) == 2, EVENT_TIMEOUT)
+        status = container_status(manager.client.patches[-1])
+        assert status["restartCount"] == 1 and status["ready"] is True and "running" in status["state"]
+        assert status["lastState"]["terminated"]["exitCode"] == 3
+        running = runner.processes.get("ns/hello-abc")
+        assert running is not None and running.proc.poll() is None
+    finally:
+        runner.stop()
+    assert running.proc.poll() is not None
+
+
+def test_a_service_pod_killed_by_a_signal_reports_exit_code_137(tmp_path: Path, clock: FakeClock) -> None:
+    manager = FakeManager([service_pod()])
+    runner = PodProcessRunner(manager, server="s", ca_file="c", workdir=tmp_path,  # type: ignore[arg-type]
+                              clock=clock)
+    running = runner.processes.start("ns/hello-abc", "service", "127.0.0.1", ["sleep", "60"],
+                                     container=SERVICE_CONTAINER, restart_policy="Always")
+    try:
+        assert running is not None
+        running.proc.kill()
+        wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
+        assert container_status(manager.client.patches[-1])["lastState"]["terminated"] == {
+            "exitCode": 137, "reason": "Error", "startedAt": "2023-11-14T22:30:00Z",
+            "finishedAt": "2023-11-14T22:30:00Z"}
+    finally:
+        runner.stop()
+
+
+def test_a_member_exit_still_ends_its_minicluster_and_is_not_restarted(tmp_path: Path, clock: FakeClock) -> None:
+    member_pod = {"metadata": {"name": "hello-0-0", "namespace": "ns", "labels": {"job-name": "hello-0"}},
+                  "spec": {"restartPolicy": "Never"}, "status": {"phase": "Running", "podIP": "127.0.0.2"}}
+    manager = FakeManager([member_pod])
+    runner = PodProcessRunner(manager, server="s", ca_file="c", workdir=tmp_path,  # type: ignore[arg-type]
+                              clock=clock)
+    running = runner.processes.start("ns/hello-0-0", "member", "127.0.0.2", ["sh", "-c", "exit 2"],
+                                     minicluster="hello-0")
+    try:
+        assert running is not None
+        with manager.client.patched:
+            assert manager.client.patched.wait_for(lambda: manager.client.patches, EVENT_TIMEOUT)
+        assert manager.client.patches == [{"name": "hello-0-0", "namespace": "ns", "patch": {
+            "metadata": {"annotations": {"ensemble.flux-framework.org/sim-exit-code": "2"}}}}]
+        clock.step(3600)
+        assert clock.waiter_count == 0 and running.restarts == 0
+    finally:
+        runner.stop()
