@@ -264,8 +264,10 @@ class PodProcessRunner:
                     log.warning("could not mark pod %s/%s exited: %s", namespace, pod["metadata"]["name"], err)
 
 
-def setup(manager: Manager, *, server: str, ca_file: str, workdir: Path, speed: float = 10.0) -> PodProcessRunner:
-    runner = PodProcessRunner(manager, server=server, ca_file=ca_file, workdir=workdir, speed=speed)
+def setup(manager: Manager, *, server: str, ca_file: str, workdir: Path, speed: float = 10.0,
+          backoff: BackoffPolicy = BackoffPolicy()) -> PodProcessRunner:
+    runner = PodProcessRunner(manager, server=server, ca_file=ca_file, workdir=workdir, speed=speed,
+                              backoff=backoff)
     (ControllerBuilder(manager).named("pod-process-runner").for_(PODS)
      .watches(PODS, runner.map_minicluster_pods)
      .with_workers(2).complete(runner))
