@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,6 +61,9 @@ class PodProcesses:
         self._processes: dict[str, RunningProcess] = {}
         self._changed = threading.Condition()   # guards _processes and _stopped; notified on stops
         self._stopped = False
+        # Every process is started on this one thread, which lives until stop_all: PR_SET_PDEATHSIG
+        # kills a process when the thread that started it ends, and reconcile workers end first.
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-process-launcher")
 
     def get(self, key: str) -> RunningProcess | None:
         with self._changed:
@@ -100,11 +104,16 @@ class PodProcesses:
             keys = list(self._processes)
         for key in keys:
             self.stop(key)
+        self._launcher.shutdown()
 
     def _launch(self, argv: list[str], log_path: Path) -> subprocess.Popen:
+        return self._launcher.submit(self._popen, argv, log_path).result()
+
+    @staticmethod
+    def _popen(argv: list[str], log_path: Path) -> subprocess.Popen:
         with open(log_path, "ab") as out:
-            # Gone with the runner even when it is killed: the thread that starts a process (a
-            # reconcile worker, or the thread that waits on it for a restart) outlives it.
+            # Gone with the runner even when it is killed, and only then: the launcher thread
+            # outlives every process it starts.
             return subprocess.Popen(dying_with_parent(argv), stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, process_group=0)
 

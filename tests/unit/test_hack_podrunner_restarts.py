@@ -3,6 +3,7 @@ after a crash-loop backoff on the injected clock, restartCount and the last exit
 status; Job pods (members) stay exited; a stop never races a restart."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -147,6 +148,31 @@ def test_a_stopped_runner_restarts_nothing_and_starts_nothing(
     clock.step(10)
     assert processes.start("ns/other", "service", "127.0.0.1", crashes_once(tmp_path / "x")) is None
     assert len(processes.launched) == 1 and events.restarts == []
+
+
+def test_a_process_outlives_the_thread_that_asked_for_it(
+        processes: LaunchRecording, events: RecordedEvents, tmp_path: Path) -> None:
+    """Reconcile workers start pods' processes and end when the manager stops, which localenv and
+    the fixtures do before stopping the runner: a process tied to its starter's thread (PR_SET_PDEATHSIG
+    is per thread) was SIGKILLed then and reported as a crash (CrashLoopBackOff, exit 137)."""
+    marker = tmp_path / "execed"
+    starter: list[int] = []
+
+    def reconcile_worker() -> None:
+        starter.append(threading.get_native_id())
+        processes.start(KEY, "service", "127.0.0.1", ["sh", "-c", f"touch {marker}; exec sleep 60"],
+                        restart_policy="Always")
+        wait_for(marker.exists, EVENT_TIMEOUT, "the process to run (its death signal set)")
+
+    worker = threading.Thread(target=reconcile_worker)
+    worker.start()
+    worker.join(EVENT_TIMEOUT)
+    wait_for(lambda: not Path(f"/proc/self/task/{starter[0]}").exists(), EVENT_TIMEOUT,
+             "the worker thread to be gone")   # the kernel signals a thread's children as it exits
+    running = processes.get(KEY)
+    assert running is not None
+    processes.stop(KEY)
+    assert running.proc.returncode == -signal.SIGTERM and events.exits == []
 
 
 # ---- the runner: what the pod status says ----------------------------------------------------
