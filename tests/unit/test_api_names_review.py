@@ -70,6 +70,8 @@ def test_a_name_too_long_gets_invalid_spec_and_a_warning_instead_of_failing_appl
 
 def test_the_crd_refuses_such_names_at_apply() -> None:
     rules = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
-    assert [r["rule"] for r in rules] == [f"self.metadata.name.size() <= {MAX_ENSEMBLE_NAME_LENGTH}",
-                                          "!self.metadata.name.contains('.')"]
+    assert [r["rule"] for r in rules] == [
+        f"oldSelf.hasValue() || (self.metadata.name.size() <= {MAX_ENSEMBLE_NAME_LENGTH})",
+        "oldSelf.hasValue() || (!self.metadata.name.contains('.'))"]
+    assert all(r["optionalOldSelf"] for r in rules)   # at create only: stored objects stay writable
     assert all(r["message"].startswith("metadata.name") for r in rules)
