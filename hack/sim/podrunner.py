@@ -16,8 +16,8 @@ process its container would run in a real cluster, listening on that pod IP:
 
 When a MiniCluster's count of running pods changes, the simulated member is told
 (``resize``), as new Flux brokers would join a real one. A process of a pod with
-``restartPolicy: Always`` (the service's Deployment pod) that exits is started again after
-a kubelet's crash-loop backoff, and the pod status shows its ``restartCount`` and last
+``restartPolicy: Always`` (the service's Deployment pod) that exits is started again, at once
+after its first crash and then after a kubelet's crash-loop backoff, and the pod status shows its ``restartCount`` and last
 exit; members are Job pods, which end with their process.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.leadbroker import pod_index
 from controller.runtime import ControllerBuilder, Manager, Request, Result
 from sim.podprocesses import PodProcesses, RunningProcess
-from sim.restarts import (BackoffPolicy, container_exit_code, running_again, terminated, timestamp,
-                          waiting_to_restart)
+from sim.restarts import (BackoffPolicy, container_exit_code, exited_to_restart, running_again, terminated,
+                          timestamp, waiting_to_restart)
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,12 @@ class PodProcessRunner:
     def exited(self, key: str, running: RunningProcess, returncode: int, restart_in: float | None) -> None:
         if restart_in is not None:
             now = timestamp(self.clock.wall())
-            running.last_exit = terminated(container_exit_code(returncode), self._started_wall(running), now)
+            previous, running.last_exit = running.last_exit, terminated(
+                container_exit_code(returncode), self._started_wall(running), now)
             self._patch_container_status(key, running.container, lambda base: waiting_to_restart(
-                base, restart_count=running.restarts, last_exit=running.last_exit, delay=restart_in))
+                base, restart_count=running.restarts, last_exit=running.last_exit, delay=restart_in)
+                if restart_in > 0 else exited_to_restart(
+                base, restart_count=running.restarts, last_exit=running.last_exit, previous_exit=previous))
         elif running.role == "member" and returncode >= 0:
             self._mark_minicluster_exited(key.split("/", 1)[0], running.minicluster, returncode)
 

@@ -23,18 +23,20 @@ class BackoffPolicy:
 
 
 class CrashLoopBackoff:
-    """The waits before the successive restarts of one container."""
+    """The waits before the successive restarts of one container: none after its first crash (a
+    kubelet restarts it at once, as after a crash that follows a ``reset_after`` run), then the
+    policy's backoff."""
 
     def __init__(self, policy: BackoffPolicy) -> None:
         self.policy = policy
-        self._next = policy.initial
+        self._next = 0.0
 
     def delay_after(self, ran_for: float) -> float:
         """The wait before restarting a container that exited after running ``ran_for`` seconds."""
         if ran_for >= self.policy.reset_after:
-            self._next = self.policy.initial
+            self._next = 0.0
         delay = self._next
-        self._next = min(delay * 2, self.policy.cap)
+        self._next = min(max(delay * 2, self.policy.initial), self.policy.cap)
         return delay
 
 
@@ -64,6 +66,14 @@ def waiting_to_restart(base: dict[str, Any], *, restart_count: int, last_exit: d
             "state": {"waiting": {"reason": "CrashLoopBackOff",
                                   "message": f"back-off {delay:g}s restarting failed container"}},
             "lastState": last_exit}
+
+
+def exited_to_restart(base: dict[str, Any], *, restart_count: int, last_exit: dict[str, Any],
+                      previous_exit: dict[str, Any]) -> dict[str, Any]:
+    """``base`` between an exit and its immediate restart: the exit is the state (``Error`` or
+    ``Completed`` in kubectl), ``lastState`` the exit before."""
+    return {**base, "ready": False, "started": False, "restartCount": restart_count,
+            "state": last_exit, "lastState": previous_exit}
 
 
 def running_again(base: dict[str, Any], *, restart_count: int, last_exit: dict[str, Any],

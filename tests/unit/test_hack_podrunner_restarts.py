@@ -23,11 +23,12 @@ EVENT_TIMEOUT = 10.0
 KEY = "ns/pod-0"
 
 
-def crashes_once(marker: Path) -> list[str]:
-    """A process that exits 3 on its first run and stays up on the next ones."""
+def crashes(marker: Path, times: int = 2) -> list[str]:
+    """A process that exits 3 on its first ``times`` runs and stays up on the next ones."""
     return [sys.executable, "-c", "import os, sys, time\n"
-            f"if not os.path.exists({str(marker)!r}):\n"
-            f"    open({str(marker)!r}, 'w').close(); sys.exit(3)\n"
+            f"runs = os.path.getsize({str(marker)!r}) if os.path.exists({str(marker)!r}) else 0\n"
+            f"if runs < {times}:\n"
+            f"    open({str(marker)!r}, 'a').write('x'); sys.exit(3)\n"
             "time.sleep(60)"]
 
 
@@ -75,18 +76,19 @@ def processes(tmp_path: Path, events: RecordedEvents, clock: FakeClock):
 
 
 # ---- the rules ---------------------------------------------------------------------------
-def test_backoff_doubles_from_10s_up_to_5_minutes() -> None:
+def test_backoff_restarts_a_first_crash_at_once_then_doubles_from_10s_up_to_5_minutes() -> None:
+    # a kubelet restarts a container at once after its first crash; it waited 10 s here
     backoff = CrashLoopBackoff(BackoffPolicy())
-    assert [backoff.delay_after(ran_for=1) for _ in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+    assert [backoff.delay_after(ran_for=1) for _ in range(8)] == [0, 10, 20, 40, 80, 160, 300, 300]
 
 
 def test_backoff_starts_over_after_a_run_of_10_minutes() -> None:
     backoff = CrashLoopBackoff(BackoffPolicy())
-    for _ in range(4):
+    for _ in range(5):
         backoff.delay_after(ran_for=1)
     assert backoff.delay_after(ran_for=599) == 160
-    assert backoff.delay_after(ran_for=600) == 10
-    assert backoff.delay_after(ran_for=1) == 20
+    assert backoff.delay_after(ran_for=600) == 0
+    assert backoff.delay_after(ran_for=1) == 10
 
 
 @pytest.mark.parametrize("policy,returncode,restarts", [
@@ -104,17 +106,17 @@ def test_a_signal_shows_as_128_plus_its_number() -> None:
 # ---- PodProcesses on a fake clock ----------------------------------------------------------
 def test_an_always_process_comes_back_after_its_backoff_on_the_same_key(
         processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
-    first = processes.start(KEY, "service", "127.0.0.1", crashes_once(tmp_path / "ran"), restart_policy="Always")
+    first = processes.start(KEY, "service", "127.0.0.1", crashes(tmp_path / "ran"), restart_policy="Always")
     assert first is not None
-    wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
-    assert events.exits == [(3, 10.0)]
+    wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)   # the first crash restarted at once, the second waits
+    assert events.exits == [(3, 0.0), (3, 10.0)] and events.restarts == [1]
     clock.step(9.5)
     wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)   # woke, found 0.5 s left, waits again
-    assert events.restarts == [] and len(processes.launched) == 1
+    assert events.restarts == [1] and len(processes.launched) == 2
     clock.step(0.5)
-    assert events.restarted_once.wait(EVENT_TIMEOUT)
-    assert processes.get(KEY) is first and first.restarts == 1 and events.restarts == [1]
-    assert len(processes.launched) == 2 and first.proc is processes.launched[1]
+    wait_for(lambda: events.restarts == [1, 2], EVENT_TIMEOUT, "the restart after the backoff")
+    assert processes.get(KEY) is first and first.restarts == 2
+    assert len(processes.launched) == 3 and first.proc is processes.launched[2]
     assert first.proc.poll() is None and not first.exited.is_set()
 
 
@@ -131,23 +133,23 @@ def test_a_process_its_policy_does_not_restart_stays_exited(
 
 def test_a_pod_stopped_during_its_backoff_is_not_started_again(
         processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
-    processes.start(KEY, "service", "127.0.0.1", crashes_once(tmp_path / "ran"), restart_policy="Always")
+    processes.start(KEY, "service", "127.0.0.1", crashes(tmp_path / "ran"), restart_policy="Always")
     wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
     processes.stop(KEY)
     wait_for(lambda: clock.waiter_count == 0, EVENT_TIMEOUT, "the restart to be called off")
     clock.step(10)
-    assert processes.get(KEY) is None and len(processes.launched) == 1 and events.restarts == []
+    assert processes.get(KEY) is None and len(processes.launched) == 2 and events.restarts == [1]
 
 
 def test_a_stopped_runner_restarts_nothing_and_starts_nothing(
         processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
-    processes.start(KEY, "service", "127.0.0.1", crashes_once(tmp_path / "ran"), restart_policy="Always")
+    processes.start(KEY, "service", "127.0.0.1", crashes(tmp_path / "ran"), restart_policy="Always")
     wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
     processes.stop_all()
     wait_for(lambda: clock.waiter_count == 0, EVENT_TIMEOUT, "the restart to be called off")
     clock.step(10)
-    assert processes.start("ns/other", "service", "127.0.0.1", crashes_once(tmp_path / "x")) is None
-    assert len(processes.launched) == 1 and events.restarts == []
+    assert processes.start("ns/other", "service", "127.0.0.1", crashes(tmp_path / "x")) is None
+    assert len(processes.launched) == 2 and events.restarts == [1]
 
 
 def test_a_process_outlives_the_thread_that_asked_for_it(
@@ -223,9 +225,10 @@ def service_pod(restart_policy: str = "Always") -> dict[str, Any]:
 
 
 def fake_interpreter(tmp_path: Path) -> str:
-    """Stands in for ``python -m controller service``: exits 3 once, then stays up."""
+    """Stands in for ``python -m controller service``: exits 3 twice, then stays up."""
     script = tmp_path / "python"
-    script.write_text(f"#!/bin/sh\nif [ ! -e {tmp_path}/ran ]; then touch {tmp_path}/ran; exit 3; fi\nexec sleep 60\n")
+    script.write_text(f"#!/bin/sh\nif [ ! -e {tmp_path}/ran2 ]; then [ -e {tmp_path}/ran ] && touch {tmp_path}/ran2; "
+                      f"touch {tmp_path}/ran; exit 3; fi\nexec sleep 60\n")
     script.chmod(0o755)
     return str(script)
 
@@ -242,10 +245,17 @@ def test_a_crashed_service_pod_restarts_and_its_status_counts_it(tmp_path: Path,
     try:
         runner.reconcile(Request("ns", "hello-abc"))
         wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
-        waiting = manager.client.patches[-1]
+        crashed, restarted, waiting = manager.client.patches
+        # the first crash: shown exited (kubectl: Error), restarted at once
+        status = container_status(crashed)
+        assert status["restartCount"] == 0 and status["ready"] is False and status["lastState"] == {}
+        assert status["state"]["terminated"]["exitCode"] == 3
+        status = container_status(restarted)
+        assert status["restartCount"] == 1 and status["ready"] is True and "running" in status["state"]
+        # the second: waits out the backoff
         assert (waiting["name"], waiting["subresource"], waiting["patch_type"]) == ("hello-abc", "status", "strategic")
         status = container_status(waiting)
-        assert status["restartCount"] == 0 and status["ready"] is False
+        assert status["restartCount"] == 1 and status["ready"] is False
         assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
         assert status["lastState"]["terminated"]["exitCode"] == 3
         assert {c["type"]: c["status"] for c in waiting["patch"]["status"]["conditions"]} == \
@@ -253,9 +263,9 @@ def test_a_crashed_service_pod_restarts_and_its_status_counts_it(tmp_path: Path,
         runner.reconcile(Request("ns", "hello-abc"))   # an event meanwhile starts no second process
         clock.step(10)
         with manager.client.patched:
-            manager.client.patched.wait_for(lambda: len(manager.client.patches) == 2, EVENT_TIMEOUT)
+            manager.client.patched.wait_for(lambda: len(manager.client.patches) == 4, EVENT_TIMEOUT)
         status = container_status(manager.client.patches[-1])
-        assert status["restartCount"] == 1 and status["ready"] is True and "running" in status["state"]
+        assert status["restartCount"] == 2 and status["ready"] is True and "running" in status["state"]
         assert status["lastState"]["terminated"]["exitCode"] == 3
         running = runner.processes.get("ns/hello-abc")
         assert running is not None and running.proc.poll() is None
@@ -273,7 +283,8 @@ def test_a_service_pod_killed_by_a_signal_reports_exit_code_137(tmp_path: Path, 
     try:
         assert running is not None
         running.proc.kill()
-        wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)
+        with manager.client.patched:
+            assert manager.client.patched.wait_for(lambda: len(manager.client.patches) == 2, EVENT_TIMEOUT)
         assert container_status(manager.client.patches[-1])["lastState"]["terminated"] == {
             "exitCode": 137, "reason": "Error", "startedAt": "2023-11-14T22:30:00Z",
             "finishedAt": "2023-11-14T22:30:00Z"}
