@@ -189,7 +189,9 @@ class EnsembleScaler:
             raise ApiError(409, "Conflict", f"MiniCluster {self._key(name)} changed while the budget was decided")
         now = self._clock.wall()
         ledger = read_ledger(ensemble.get("status"))
-        pending = pending_sizes(ledger, versions, now)
+        # This member's own pending grant (same version: a failed patch, another decider) is not
+        # in use: of its patch and ours only one can land, and record_grant keeps the larger.
+        pending = pending_sizes([g for g in ledger if g.minicluster != name], versions, now)
         sizes = {member: max(current_size(mc), pending.get(member, 0)) for member, mc in members.items()}
         demand = {member: waiting_demand((poll or {}).get("waiting"))
                   for member, poll in last_polls(ensemble).items()}

@@ -206,3 +206,24 @@ def test_a_reconcile_after_a_ledger_write_sends_no_writes(env) -> None:  # noqa:
     before = len(api.writes)
     reconciler.reconcile(Request("ns", "e1"))
     assert api.writes[before:] == []
+
+
+def test_a_members_own_unlanded_grant_does_not_hold_back_its_next_grow() -> None:
+    """A grant whose MiniCluster patch failed (a 500, a timeout) stays pending at that version;
+    a grow of the same member from the same version replaces it (only one of the two patches can
+    land), so it must not count it as nodes already in use: that denied the member's retry."""
+    setup = Ledgered(budget=4)
+    original_patch = setup.kube.patch
+    failures = [ApiError(500, "InternalError", "etcd timeout")]
+
+    def minicluster_patch_fails_once(res: Resource, name: str, patch: object, **kwargs) -> dict:
+        if res is MINICLUSTERS and failures:
+            raise failures.pop()
+        return original_patch(res, name, patch, **kwargs)
+
+    setup.kube.patch = minicluster_patch_fails_once
+    assert setup.grow("ens-0", 2)[0] is Outcome.ERROR         # granted ens-0 -> 3, the patch failed
+    assert [(g["minicluster"], g["size"]) for g in setup.ledger()] == [("ens-0", 3)]
+    outcome, body = setup.grow("ens-0", 2)                      # the member's rule asks again
+    assert (outcome, body["to"]) == (Outcome.SUCCESS, 3), body
+    assert setup.grow("ens-1", 1)[0] is Outcome.DENIED          # ens-0's 3 and ens-1's 1 fill the budget
