@@ -71,7 +71,14 @@ class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
         child.inc()
 
     def RequestStatus(self, request: pb2.StatusRequest, context: grpc.ServicerContext) -> pb2.Response:
-        return _response(self._scaler.view(request.name))
+        """Like an action, any failure is an ERROR reply naming its cause, not a gRPC UNKNOWN."""
+        try:
+            return _response(self._scaler.view(request.name))
+        except Exception as err:
+            log.exception("status of Ensemble %s/%s failed", self._scaler.namespace, self._scaler.ensemble)
+            return _response(Decision(Outcome.ERROR, {"error": f"status of Ensemble {self._scaler.namespace}/"
+                                                               f"{self._scaler.ensemble} failed: "
+                                                               f"{type(err).__name__}: {err}"}))
 
     def RequestUpdate(self, request: pb2.UpdateRequest, context: grpc.ServicerContext) -> pb2.Response:
         return _response(Decision(Outcome.ERROR, {

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 from pathlib import Path
 
+import grpc
 import pytest
 import yaml
 
@@ -76,3 +78,11 @@ def test_service_with_its_metrics_port_taken_exits_1_naming_it(caplog: pytest.Lo
         port = taken.getsockname()[1]
         assert service_main.run(service_args("--kubeconfig", str(kubeconfig), "--metrics-port", str(port))) == 1
     assert f"--metrics-port: cannot serve metrics on 127.0.0.1:{port}" in caplog.text
+
+
+def test_an_unexpected_failure_of_a_status_request_is_an_error_reply_too() -> None:
+    with serving(UnexpectedFailure(), workers=2) as server, grpc.insecure_channel(server.address) as channel:
+        response = pb2_grpc.EnsembleOperatorStub(channel).RequestStatus(pb2.StatusRequest(member="ens-0"), timeout=10)
+    assert response.status == pb2.Response.ERROR
+    assert json.loads(response.payload) == {"error": "status of Ensemble ns/ens failed: RuntimeError: "
+                                                      "token file /var/run/secrets/token: unreadable"}
