@@ -180,7 +180,11 @@ class EnsembleScaler:
         name = minicluster["metadata"]["name"]
         members = {mc["metadata"]["name"]: mc for mc in self._members(ensemble)}
         versions = {member: mc["metadata"]["resourceVersion"] for member, mc in members.items()}
-        if versions.get(name) != minicluster["metadata"]["resourceVersion"]:
+        if name not in members:  # until the reconciler deletes it, it exists and is still owned
+            return Decision(Outcome.DENIED, {**reply, "to": size, "error": (
+                f"MiniCluster {self._key(name)} is no longer in spec.members of Ensemble "
+                f"{self.ensemble!r}: it gets no share of spec.budget")})
+        if versions[name] != minicluster["metadata"]["resourceVersion"]:
             # Our copy is stale: its patch would get a 409, and its grant would be recorded
             # against a version other deciders no longer count.
             self._forget(name)

@@ -227,3 +227,15 @@ def test_a_members_own_unlanded_grant_does_not_hold_back_its_next_grow() -> None
     outcome, body = setup.grow("ens-0", 2)                      # the member's rule asks again
     assert (outcome, body["to"]) == (Outcome.SUCCESS, 3), body
     assert setup.grow("ens-1", 1)[0] is Outcome.DENIED          # ens-0's 3 and ens-1's 1 fill the budget
+
+
+def test_a_budgeted_grow_of_a_member_just_removed_from_the_spec_is_denied_naming_why() -> None:
+    # Between the spec edit and the reconcile that deletes it, ens-1 still exists and is owned;
+    # it used to be retried as a conflict 50 times and answered "still conflicting".
+    setup = Ledgered(budget=4)
+    member = setup.ensemble["spec"]["members"][0]
+    setup.kube.patch(ENSEMBLES, "ens", {"spec": {"members": [member]}}, namespace="ns")
+    outcome, body = setup.grow("ens-1", 1)
+    assert outcome is Outcome.DENIED, body
+    assert "no longer in spec.members of Ensemble 'ens'" in body["error"]
+    assert setup.size("ens-1") == 1 and setup.ledger() == []
