@@ -7,7 +7,7 @@ import pytest
 
 from controller.clock import FakeClock
 from controller.workqueue import Queue
-from tests.helpers import wait_for_waiters
+from tests.helpers import wait_for, wait_for_waiters
 
 
 class Getter(threading.Thread):
@@ -133,7 +133,21 @@ def test_get_with_timeout_returns_an_item_added_while_waiting(queue: Queue, cloc
     assert getter.result == ("a", False)
 
 
-def test_shutdown_with_drain_waits_for_items_in_flight(queue: Queue, clock: FakeClock) -> None:
+class CountingClock(FakeClock):
+    """A FakeClock counting the waits begun on it, so a test sees a waiter wake and park again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        self.waits += 1  # the caller holds the queue's lock
+        return super().wait(condition, timeout)
+
+
+def test_shutdown_with_drain_waits_for_items_in_flight() -> None:
+    clock = CountingClock()
+    queue = Queue("test", clock=clock)
     queue.add("a")
     queue.add("b")
     queue.get()
@@ -143,8 +157,9 @@ def test_shutdown_with_drain_waits_for_items_in_flight(queue: Queue, clock: Fake
     wait_for_waiters(clock, 1)
     assert queue.shutting_down()
     queue.done("a")
-    wait_for_waiters(clock, 1)
-    assert drainer.is_alive()
+    clock.step(0)  # wakes every waiter on the clock: the drainer must see "b" in flight and wait again
+    wait_for(lambda: clock.waits == 2 or not drainer.is_alive(), 2, "the drainer to wait again or return")
+    assert drainer.is_alive(), "shutdown_with_drain returned with 'b' still in flight"
     queue.done("b")
     drainer.join(2)
     assert not drainer.is_alive()
