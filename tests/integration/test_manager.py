@@ -7,7 +7,6 @@ are all exercised end to end.
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -142,11 +141,10 @@ def test_the_second_manager_leads_once_the_first_stops_and_releases(kube_cluster
                  "the leader to reconcile src-before")
         assert second_reconciler.seen == [] and not second.is_leader
 
-        stopped_at = time.monotonic()
         first_run.stop()
+        # Released, not left to expire: without the release the lease still names "first" for 4 s.
         assert kube.get(LEASES, "toy-leader", namespace)["spec"]["holderIdentity"] in ("", "second")
         wait_for(lambda: second.is_leader, 20, "the second manager to lead")
-        assert time.monotonic() - stopped_at < 4.0, "took over by expiry, not by release"
         lease = kube.get(LEASES, "toy-leader", namespace)["spec"]
         assert lease["holderIdentity"] == "second" and lease["leaseTransitions"] >= 1
         kube.create(CONFIGMAPS, configmap("src-after", namespace, {"b": "2"}), namespace)
