@@ -71,7 +71,9 @@ def test_operator_scale_algorithm_grows_a_member_with_waiting_jobs(cluster, ns):
                    for e in events)
 
     wait_for(scaled_up_event, TIMEOUT, "the ScaledUp Event", cluster)
-    actions = (get(cluster, "ensemble", "scaled", ns)["status"].get("memberActions") or [])
+    # The Event is written by its own thread, the status by the reconcile: either may land first.
+    actions = wait_for(lambda: get(cluster, "ensemble", "scaled", ns)["status"].get("memberActions"), TIMEOUT,
+                       "status.memberActions", cluster)
     assert [a["name"] for a in actions] == [mc] and actions[0]["lastAction"]["kind"] == "grow"
 
 
