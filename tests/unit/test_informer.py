@@ -11,7 +11,7 @@ from controller.informers import (
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS, PODS
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_waiters
 from tests.unit.scripted_apiserver import RecordingHandler, list_of, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
@@ -178,7 +178,15 @@ def test_wait_for_cache_sync_times_out_when_a_list_never_succeeds(server) -> Non
     factory = SharedInformerFactory(KubeClient(Endpoint(server.url)), clock=clock)
     factory.informer_for(CONFIGMAPS, namespace="missing")  # the scripted server answers 404
     factory.start()
+    results: list[bool] = []
+    waiter = threading.Thread(target=lambda: results.append(factory.wait_for_cache_sync(30)))
     try:
-        assert factory.wait_for_cache_sync(0) is False
+        server.wait_for_requests(1, "/api/v1/namespaces/missing/configmaps")
+        waiter.start()
+        wait_for_waiters(clock, 3)   # the resync loop, the reflector backing off after the 404, the sync wait
+        clock.step(30)
+        waiter.join(5)
+        assert results == [False]
     finally:
         factory.shutdown()
+        waiter.join(5)
