@@ -141,8 +141,7 @@ def test_leader_election_fails_over(cluster, ns):
     first = wait_for(cluster.leader, TIMEOUT, "a leader", cluster)
     killed = cluster.kill_leader()
     assert killed == first
-    second = wait_for(lambda: (h := cluster.leader()) and h != first and h, TIMEOUT, "a new leader", cluster)
-    assert second != first
+    wait_for(lambda: (h := cluster.leader()) and h != first and h, TIMEOUT, "a new leader", cluster)
     apply(cluster, ensemble("after-failover", [member(QUICK_RUN)]), ns)
     wait_for(lambda: phase(cluster, "after-failover", ns) == "Completed", TIMEOUT,
              "the new leader to reconcile", cluster)
