@@ -100,14 +100,35 @@ def test_run_rejects_bad_flags_before_touching_the_cluster(capsys):
 
 
 def test_leader_election_defaults_on_only_in_a_cluster(monkeypatch, tmp_path):
+    from controller.kube.client import KubeClient
+    from controller.runtime.manager import Manager
+
     token = tmp_path / "token"
     monkeypatch.setattr(cli, "SERVICE_ACCOUNT_TOKEN", token)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("POD_NAMESPACE", "ops")
     assert not cli.in_cluster()
     token.write_text("t")
     assert cli.in_cluster()
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     assert not cli.in_cluster()
+
+    electing: list[bool] = []   # whether each manager `run` built elects a leader
+    fake_module(monkeypatch, "controller.reconcilers", setup=lambda manager, args: None)
+    monkeypatch.setattr(KubeClient, "load", classmethod(lambda cls, path=None: object()))
+    monkeypatch.setattr(Manager, "start", lambda self: electing.append(self.elector is not None))
+    monkeypatch.setattr(cli, "stop_on_signals", lambda stop: None)
+
+    def run(*flags: str) -> None:
+        assert cli.main(["run", *flags, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+                         "--log-level", "error"]) == 0
+
+    run()                          # outside a cluster: off
+    run("--leader-elect")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    run()                          # in a cluster: on
+    run("--no-leader-elect")
+    assert electing == [False, True, True, False]
 
 
 def test_unknown_commands_exit_with_usage(capsys):
