@@ -3,7 +3,10 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-RUN useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin operator
+# Not "operator": Debian already has a group of that name (gid 37), and useradd refuses
+# to create a user whose own group would clash with it.
+RUN groupadd --gid 65532 ensemble \
+    && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin ensemble
 WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when pyproject.toml changes.
