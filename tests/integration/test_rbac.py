@@ -14,6 +14,7 @@ import json
 import pytest
 
 from controller.reconcilers.desired.service import role, role_binding
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +60,10 @@ def operator_rbac(kube_cluster, ensemble_crd: str, minicluster_crd: str) -> None
     for name in ("namespace.yaml", "service_account.yaml", "cluster_role.yaml", "cluster_role_binding.yaml",
                  "leader_election_role.yaml", "leader_election_role_binding.yaml"):
         kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(MANIFESTS / name))
+    # The authorizer reads RBAC from its own caches: until the binding reaches them, every
+    # answer is "no", which the checks of what the operator may not do would take for a pass.
+    wait_for(lambda: can_i(kube_cluster, OPERATOR, "list", "ensembles.ensemble.flux-framework.org", "default"),
+             30, "the operator's ClusterRoleBinding to take effect")
 
 
 def test_the_operator_may_make_every_call_it_makes(kube_cluster, operator_rbac, namespace):
@@ -86,6 +91,8 @@ def test_an_ensemble_service_may_resize_its_own_members_and_nothing_else(
         kube_cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
     service = f"system:serviceaccount:{namespace}:svc"
     minicluster, ensembles = "miniclusters.flux-framework.org", "ensembles.ensemble.flux-framework.org"
+    wait_for(lambda: can_i(kube_cluster, service, "get", ensembles, namespace, "svc"), 30,
+             "the service's RoleBinding to take effect")  # before it, every "no" below would pass
     for member in ("svc-0", "svc-1"):
         assert can_i(kube_cluster, service, "get", minicluster, namespace, member)
         assert can_i(kube_cluster, service, "patch", minicluster, namespace, member)
