@@ -17,7 +17,7 @@ from controller.reconcilers.desired.service import role, role_binding
 from controller.reconcilers.ensemble import FIELD_MANAGER as OPERATOR_FIELD_MANAGER
 from controller.service.actions import ScaleRequest
 from controller.service.scaler import EnsembleScaler, Outcome
-from tests.helpers import run_together
+from tests.helpers import run_together, wait_for
 from tests.integration.objects import JOBS_ONLY, make_minicluster
 from tests.integration.test_rbac import can_i
 
@@ -126,7 +126,9 @@ def test_the_service_may_write_its_own_ensembles_status_only(kube_cluster, names
         obj["metadata"].pop("ownerReferences")
         kube_cluster.kubectl("apply", "-f", "-", input=json.dumps(obj))
     service, ensembles = f"system:serviceaccount:{namespace}:svc", "ensembles.ensemble.flux-framework.org"
-    assert can_i(kube_cluster, service, "patch", f"{ensembles}/status", namespace, "svc")
+    # Waited for: the authorizer's RBAC caches lag the apply, and until then every "no" below would pass.
+    wait_for(lambda: can_i(kube_cluster, service, "patch", f"{ensembles}/status", namespace, "svc"), 30,
+             "the service may patch its own Ensemble's status")
     for verb, resource, name in (("patch", f"{ensembles}/status", "other"), ("patch", ensembles, "svc"),
                                  ("update", f"{ensembles}/status", "svc"), ("patch", f"{ensembles}/status", None)):
         assert not can_i(kube_cluster, service, verb, resource, namespace, name), f"{verb} {resource} {name}"
