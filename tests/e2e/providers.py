@@ -15,6 +15,7 @@ Every provider offers the same small interface, so each scenario runs on all of 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Protocol
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
@@ -168,11 +171,12 @@ class KubectlCluster:
                          check=False)])
 
     def install_operator(self, image: str) -> None:
-        self.kubectl("apply", "--server-side", "-k", str(ROOT / "manifests"))
-        self.kubectl("set", "image", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
-                     f"manager={image}")
-        self.kubectl("set", "env", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
-                     f"ENSEMBLE_OPERATOR_IMAGE={image}")
+        # The image goes in before the Deployment is created: the API server defaults
+        # imagePullPolicy once, at creation (Always for the manifests' :latest), and a later
+        # `kubectl set image` keeps it, so the kubelet would try to pull the loaded image.
+        rendered = self.kubectl("kustomize", str(ROOT / "manifests"))
+        documents = with_operator_image([d for d in yaml.safe_load_all(rendered) if d], image)
+        self.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(documents))
         self.kubectl("rollout", "status", "deployment/ensemble-operator", "-n", OPERATOR_NAMESPACE,
                      "--timeout=300s")
 
@@ -180,10 +184,38 @@ class KubectlCluster:
         pass
 
 
+def with_operator_image(documents: list[dict], image: str) -> list[dict]:
+    """manifests/ with the operator Deployment running ``image``, pulled only when absent
+    (it was loaded into the nodes), and creating the ensemble services and member sidecars
+    from it too (``ENSEMBLE_OPERATOR_IMAGE``)."""
+    documents = copy.deepcopy(documents)
+    for document in documents:
+        if document.get("kind") == "Deployment" and document["metadata"]["name"] == "ensemble-operator":
+            (container,) = [c for c in document["spec"]["template"]["spec"]["containers"] if c["name"] == "manager"]
+            container["image"] = image
+            container["imagePullPolicy"] = "IfNotPresent"
+            env = container.setdefault("env", [])
+            env[:] = [e for e in env if e["name"] != "ENSEMBLE_OPERATOR_IMAGE"]
+            env.append({"name": "ENSEMBLE_OPERATOR_IMAGE", "value": image})
+            return documents
+    raise ValueError("manifests/ has no Deployment ensemble-operator with a container manager")
+
+
+def loadable_image(image: str) -> str:
+    """An image loaded into the nodes must not be tagged :latest (or untagged): the ensemble
+    service Deployments name it without a pull policy, which then defaults to Always."""
+    name = image.rsplit("/", 1)[-1]
+    if "@" not in name and name.partition(":")[2] in ("", "latest"):
+        raise SystemExit(f"E2E_IMAGE={image!r}: give it a tag other than latest; a :latest image "
+                         "loaded into the cluster is pulled from its registry (imagePullPolicy Always)")
+    return image
+
+
 class KindProvider(KubectlCluster):
     name = "kind"
 
     def __init__(self) -> None:
+        loadable_image(IMAGE)
         self.cluster_name = os.environ.get("KIND_CLUSTER", "ensemble-e2e")
         self.keep = os.environ.get("E2E_KEEP_CLUSTER") == "1"
         self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-kind-"))
@@ -221,6 +253,7 @@ class K3sProvider(KubectlCluster):
 
     def __init__(self) -> None:
         from testcontainers.community.k3s import K3SContainer
+        loadable_image(IMAGE)
         self.tmp = Path(tempfile.mkdtemp(prefix="ensemble-k3s-"))
         kubeconfig = self.tmp / "kubeconfig"
         super().__init__(str(kubeconfig))
