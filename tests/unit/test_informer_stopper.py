@@ -5,6 +5,26 @@ import threading
 
 from controller.clock import FakeClock
 from controller.informers.backoff import Stopper
+from tests.helpers import wait_for, wait_for_waiters
+
+
+class CountingClock(FakeClock):
+    """Counts the waits begun on it: after a step, a waiter that woke and waits again is
+    told apart from one not woken yet (``waiter_count`` shows both)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+        self._counting = threading.Lock()
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        with self._counting:
+            self.waits += 1
+        return super().wait(condition, timeout)
+
+
+def waits_again(clock: CountingClock, waits: int) -> None:
+    wait_for(lambda: clock.waits == waits + 1 and clock.waiter_count == 1, 5, "the waiter to wait again")
 
 
 def test_wait_until_a_reading_taken_before_time_passed_returns_at_that_reading_plus_the_period() -> None:
@@ -18,32 +38,30 @@ def test_wait_until_a_reading_taken_before_time_passed_returns_at_that_reading_p
 
 
 def test_wait_until_blocks_to_the_deadline_and_a_stop_ends_it_early() -> None:
-    clock = FakeClock()
+    clock = CountingClock()
     stopper = Stopper(clock)
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(stopper.wait_until(clock.now() + 10)))
     waiter.start()
-    while clock.waiter_count == 0:
-        threading.Event().wait(0.001)
+    wait_for_waiters(clock, 1)
     clock.step(5)
-    waiter.join(0.2)
-    assert waiter.is_alive()  # 5 of 10 s: still waiting
+    waits_again(clock, 1)  # 5 of 10 s: still waiting
+    assert results == []
     stopper.stop()
     waiter.join(5)
     assert results == [True]
 
 
 def test_wait_until_none_waits_for_a_wake() -> None:
-    clock = FakeClock()
+    clock = CountingClock()
     stopper = Stopper(clock)
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(stopper.wait_until(None)))
     waiter.start()
-    while clock.waiter_count == 0:
-        threading.Event().wait(0.001)
+    wait_for_waiters(clock, 1)
     clock.step(1_000)
-    waiter.join(0.2)
-    assert waiter.is_alive()
+    waits_again(clock, 1)  # time passing ends no wait without a deadline
+    assert results == []
     stopper.wake()
     waiter.join(5)
     assert results == [False]
