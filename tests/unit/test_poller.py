@@ -272,8 +272,12 @@ def test_callback_errors_do_not_stop_polling(make_poller, serve, clock) -> None:
     poller = make_poller(on_result=flaky)
     poller.register(PollTarget(KEY, serve(Member()), heartbeat=5))
     poller.start()
+    # Step only once the first poll was delivered (and the next one scheduled 5 s after it):
+    # stepped earlier, the first poll itself would start at +5 s and the next be due at +10 s.
+    wait_for(lambda: calls == 1, WAIT, "the first result to reach the failing callback")
     clock.step(5)
     assert results.next()[1].ok
+    assert calls == 2
 
 
 class RecordingChannels:
