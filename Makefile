@@ -42,8 +42,12 @@ unit: $(STAMP)
 integration: $(STAMP) cluster-build
 	$(PYTEST) tests/integration
 
-e2e: $(STAMP) cluster-build
-	$(PYTEST) tests/e2e -p no:cacheprovider -v
+# Only the local cluster needs the control plane built (and Go): kind, k3s and existing do not.
+e2e: $(STAMP)
+	@cluster="$${E2E_CLUSTER:-$$($(PY) -c 'from tests.e2e.providers import default_provider; print(default_provider())')}"; \
+	if [ "$$cluster" = local ]; then bash hack/build-k8s.sh >/dev/null && bash hack/build-kwok.sh >/dev/null || exit 1; fi; \
+	echo "E2E_CLUSTER=$$cluster $(PYTEST) tests/e2e -p no:cacheprovider -v"; \
+	E2E_CLUSTER="$$cluster" $(PYTEST) tests/e2e -p no:cacheprovider -v
 
 # The generated gRPC stubs are left out (mypy excludes them in setup.cfg).
 LINT_DIRS := controller api hack bench
