@@ -71,6 +71,17 @@ def lease_holder(kubectl) -> str | None:
         return None
 
 
+def kubectl_binary() -> str:
+    """kubectl on PATH, else the one hack/build-k8s.sh built for the local cluster."""
+    from localcluster import DEFAULT_BIN_DIR
+    found = shutil.which("kubectl") or (str(DEFAULT_BIN_DIR / "kubectl")
+                                        if (DEFAULT_BIN_DIR / "kubectl").is_file() else None)
+    if not found:
+        raise SystemExit(f"kubectl is not on PATH (nor in {DEFAULT_BIN_DIR}): E2E_CLUSTER=kind, k3s and "
+                         "existing drive the cluster with it; install kubectl")
+    return found
+
+
 class LocalProvider:
     name = "local"
 
@@ -129,9 +140,10 @@ class KubectlCluster:
 
     def __init__(self, kubeconfig: str) -> None:
         self.kubeconfig = kubeconfig
-        self.kubectl_bin = shutil.which("kubectl") or str(ROOT / ".venv" / "bin" / "kubectl")
+        self.kubectl_bin: str | None = None
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        self.kubectl_bin = self.kubectl_bin or kubectl_binary()
         proc = subprocess.run([self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args], input=input,
                               capture_output=True, text=True)
         if check and proc.returncode != 0:

@@ -82,3 +82,19 @@ def test_a_latest_e2e_image_is_refused_before_any_cluster_is_made(image: str,
 @pytest.mark.parametrize("image", [IMAGE, "ghcr.io/x/y:e2e", "ghcr.io/x/y@sha256:" + "0" * 64])
 def test_tagged_images_are_loadable(image: str) -> None:
     assert providers.loadable_image(image) == image
+
+
+def test_kubectl_comes_from_path_else_from_the_local_build_else_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import localcluster  # hack/, on sys.path through providers
+    monkeypatch.setattr(localcluster, "DEFAULT_BIN_DIR", tmp_path)
+    monkeypatch.setattr(providers.shutil, "which", lambda name: "/usr/local/bin/kubectl")
+    assert providers.kubectl_binary() == "/usr/local/bin/kubectl"
+    monkeypatch.setattr(providers.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="kubectl is not on PATH"):
+        providers.kubectl_binary()
+    (tmp_path / "kubectl").write_text("#!/bin/sh\necho \"$@\"\n")
+    (tmp_path / "kubectl").chmod(0o755)
+    assert providers.kubectl_binary() == str(tmp_path / "kubectl")
+    # The cluster runs it with its kubeconfig; it was never looked for in .venv/bin.
+    assert providers.KubectlCluster("/k/config").kubectl("get", "pods") == "--kubeconfig /k/config get pods\n"
