@@ -182,6 +182,14 @@ class KubectlCluster:
             self.kubectl("logs", "-n", OPERATOR_NAMESPACE, "deployment/ensemble-operator", "--tail=60",
                          check=False)])
 
+    def install_flux_operator(self) -> None:
+        """The Flux Operator, ready: one that never starts (an image it cannot pull, e.g. its
+        amd64-only :latest on an arm64 node) fails the setup here, not each scenario later."""
+        self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
+        self.kubectl("wait", "--for=condition=Established", "crd/miniclusters.flux-framework.org", "--timeout=60s")
+        self.kubectl("rollout", "status", "deployment/operator-controller-manager", "-n", "operator-system",
+                     "--timeout=300s")
+
     def install_operator(self, image: str) -> None:
         # The image goes in before the Deployment is created: the API server defaults
         # imagePullPolicy once, at creation (Always for the manifests' :latest), and a later
@@ -243,9 +251,7 @@ class KindProvider(KubectlCluster):
             raise
         # The session fixture only closes a provider it got: a failed setup cleans up here.
         with _close_on_error(self):
-            self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
-            self.kubectl("rollout", "status", "deployment/operator-controller-manager", "-n", "operator-system",
-                         "--timeout=300s", check=False)
+            self.install_flux_operator()
             _run(["docker", "build", "-t", IMAGE, str(ROOT)])
             _run(["kind", "load", "docker-image", IMAGE, "--name", self.cluster_name])
             self.install_operator(IMAGE)
@@ -274,7 +280,7 @@ class K3sProvider(KubectlCluster):
         with _close_on_error(self):
             self.container.start()
             kubeconfig.write_text(self.container.config_yaml())
-            self.kubectl("apply", "--server-side", "-f", FLUX_OPERATOR_MANIFEST)
+            self.install_flux_operator()
             _run(["docker", "build", "-t", IMAGE, str(ROOT)])
             archive = self.tmp / "image.tar"
             _run(["docker", "save", "-o", str(archive), IMAGE])

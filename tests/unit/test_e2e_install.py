@@ -98,3 +98,23 @@ def test_kubectl_comes_from_path_else_from_the_local_build_else_a_clear_error(
     assert providers.kubectl_binary() == str(tmp_path / "kubectl")
     # The cluster runs it with its kubeconfig; it was never looked for in .venv/bin.
     assert providers.KubectlCluster("/k/config").kubectl("get", "pods") == "--kubeconfig /k/config get pods\n"
+
+
+def test_a_flux_operator_that_never_gets_ready_fails_the_kind_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(providers, "_run", lambda argv: ran.append(argv))
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        ran.append(["kubectl", *args])
+        if args[:2] == ("rollout", "status") and "operator-system" in args and check:
+            raise RuntimeError("kubectl rollout status deployment/operator-controller-manager failed: timed out")
+        return ""
+
+    monkeypatch.setattr(providers.KubectlCluster, "kubectl", kubectl)
+    monkeypatch.delenv("E2E_KEEP_CLUSTER", raising=False)
+    with pytest.raises(RuntimeError, match="operator-controller-manager"):
+        providers.KindProvider()
+    assert ["kubectl", "wait", "--for=condition=Established", "crd/miniclusters.flux-framework.org",
+            "--timeout=60s"] in ran
+    assert not [argv for argv in ran if argv[:2] == ["docker", "build"]], "setup stops there"
+    assert ran[-1][:3] == ["kind", "delete", "cluster"]
