@@ -1,6 +1,9 @@
 # The operator image: the controller (`ensemble-operator run`), each ensemble's gRPC
 # service (`ensemble-operator service`) and the member status sidecar.
-FROM python:3.11-slim
+# Python 3.12 on trixie: the sidecar imports the Flux bindings of the MiniCluster's Flux
+# view, and the Flux Operator's default view (flux-view-ubuntu:tag-noble) builds them for
+# Ubuntu noble's Python 3.12 against its glibc 2.39 (bookworm has 2.36, trixie 2.41).
+FROM python:3.12-slim-trixie
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 # Not "operator": Debian already has a group of that name (gid 37), and useradd refuses
