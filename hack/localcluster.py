@@ -148,6 +148,7 @@ def dying_with_parent(argv: list[str]) -> list[str]:
     loaded) in the child, and their restarted poller now and then aborts the child before
     it execs (SIGABRT, "epoll_wait error: Bad file descriptor"). Without setpriv the
     process still stops with the normal teardown, just not when its starter is SIGKILLed.
+    A starter killed in the millisecond before setpriv sets the signal leaves it behind too.
     """
     return [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
 
