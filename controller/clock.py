@@ -78,6 +78,7 @@ class FakeClock:
         self._wall_offset = wall_offset
         self._lock = threading.Condition()
         self._waiters: list[threading.Condition] = []
+        self._waits_begun = 0
 
     def now(self) -> float:
         with self._lock:
@@ -109,6 +110,7 @@ class FakeClock:
         deadline = None if timeout is None else self.now() + timeout
         with self._lock:
             self._waiters.append(condition)
+            self._waits_begun += 1
         try:
             if deadline is not None and self.now() >= deadline:
                 return False
@@ -123,3 +125,10 @@ class FakeClock:
         """Threads parked in ``wait``, so a test can step time only once they are all parked."""
         with self._lock:
             return len(self._waiters)
+
+    @property
+    def waits_begun(self) -> int:
+        """``wait`` calls so far: after a step, a waiter that woke and parked again is told
+        apart from one not woken yet (``waiter_count`` shows both as one)."""
+        with self._lock:
+            return self._waits_begun

@@ -1,6 +1,7 @@
 """Fixtures many unit test modules share: a scripted API server, a fake clock, a metrics registry."""
 from __future__ import annotations
 
+import logging
 from typing import Iterator
 
 import pytest
@@ -26,3 +27,15 @@ def clock() -> FakeClock:
 def registry() -> CollectorRegistry:
     """A private registry so metric values do not leak between tests."""
     return CollectorRegistry()
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """For tests of code that configures root logging (cli.main): undo it afterwards, so
+    later tests log as before."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in saved_handlers]:
+        root.removeHandler(handler)
+    root.setLevel(saved_level)

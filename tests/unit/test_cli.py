@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import types
 
@@ -12,15 +11,8 @@ import pytest
 from controller import cli
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    """cli.main configures root logging; undo it so later tests log as before."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    yield
-    for handler in [h for h in root.handlers if h not in saved_handlers]:
-        root.removeHandler(handler)
-    root.setLevel(saved_level)
+# cli.main configures root logging: undone after each test (tests/unit/conftest.py)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 def test_run_defaults_match_the_documented_flags():

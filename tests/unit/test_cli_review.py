@@ -4,7 +4,6 @@ informers retrying silently until "caches did not sync" 120 s later, in a crash 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import types
 
@@ -15,14 +14,8 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
 
 
-@pytest.fixture(autouse=True)
-def restore_root_logger():
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    yield
-    for handler in [h for h in root.handlers if h not in saved_handlers]:
-        root.removeHandler(handler)
-    root.setLevel(saved_level)
+# cli.main configures root logging: undone after each test (tests/unit/conftest.py)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")
 
 
 class Discovery:

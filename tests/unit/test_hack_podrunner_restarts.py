@@ -62,24 +62,9 @@ class LaunchRecording(PodProcesses):
         return proc
 
 
-class CountingClock(FakeClock):
-    """A FakeClock that counts the waits begun on it: after a step, a waiter that woke and
-    waits again is then told apart from one not woken yet (both show in ``waiter_count``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waits = 0
-        self._counting = threading.Lock()
-
-    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
-        with self._counting:
-            self.waits += 1
-        return super().wait(condition, timeout)
-
-
 @pytest.fixture
-def clock() -> CountingClock:
-    return CountingClock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -125,14 +110,14 @@ def test_a_signal_shows_as_128_plus_its_number() -> None:
 
 # ---- PodProcesses on a fake clock ----------------------------------------------------------
 def test_an_always_process_comes_back_after_its_backoff_on_the_same_key(
-        processes: LaunchRecording, events: RecordedEvents, clock: CountingClock, tmp_path: Path) -> None:
+        processes: LaunchRecording, events: RecordedEvents, clock: FakeClock, tmp_path: Path) -> None:
     first = processes.start(KEY, "service", "127.0.0.1", crashes(tmp_path / "ran"), restart_policy="Always")
     assert first is not None
     wait_for_waiters(clock, 1, timeout=EVENT_TIMEOUT)   # the first crash restarted at once, the second waits
     assert events.exits == [(3, 0.0), (3, 10.0)] and events.restarts == [1]
-    waits = clock.waits
+    waits = clock.waits_begun
     clock.step(9.5)
-    wait_for(lambda: clock.waits == waits + 1 and clock.waiter_count == 1, EVENT_TIMEOUT,
+    wait_for(lambda: clock.waits_begun == waits + 1 and clock.waiter_count == 1, EVENT_TIMEOUT,
              "the restart to wake, find 0.5 s left and wait again")
     assert events.restarts == [1] and len(processes.launched) == 2
     clock.step(0.5)

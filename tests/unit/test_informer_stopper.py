@@ -8,23 +8,8 @@ from controller.informers.backoff import Stopper
 from tests.helpers import wait_for, wait_for_waiters
 
 
-class CountingClock(FakeClock):
-    """Counts the waits begun on it: after a step, a waiter that woke and waits again is
-    told apart from one not woken yet (``waiter_count`` shows both)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waits = 0
-        self._counting = threading.Lock()
-
-    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
-        with self._counting:
-            self.waits += 1
-        return super().wait(condition, timeout)
-
-
-def waits_again(clock: CountingClock, waits: int) -> None:
-    wait_for(lambda: clock.waits == waits + 1 and clock.waiter_count == 1, 5, "the waiter to wait again")
+def waits_again(clock: FakeClock, waits: int) -> None:
+    wait_for(lambda: clock.waits_begun == waits + 1 and clock.waiter_count == 1, 5, "the waiter to wait again")
 
 
 def test_wait_until_a_reading_taken_before_time_passed_returns_at_that_reading_plus_the_period() -> None:
@@ -38,7 +23,7 @@ def test_wait_until_a_reading_taken_before_time_passed_returns_at_that_reading_p
 
 
 def test_wait_until_blocks_to_the_deadline_and_a_stop_ends_it_early() -> None:
-    clock = CountingClock()
+    clock = FakeClock()
     stopper = Stopper(clock)
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(stopper.wait_until(clock.now() + 10)))
@@ -53,7 +38,7 @@ def test_wait_until_blocks_to_the_deadline_and_a_stop_ends_it_early() -> None:
 
 
 def test_wait_until_none_waits_for_a_wake() -> None:
-    clock = CountingClock()
+    clock = FakeClock()
     stopper = Stopper(clock)
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(stopper.wait_until(None)))

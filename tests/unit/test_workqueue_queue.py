@@ -133,20 +133,8 @@ def test_get_with_timeout_returns_an_item_added_while_waiting(queue: Queue, cloc
     assert getter.result == ("a", False)
 
 
-class CountingClock(FakeClock):
-    """A FakeClock counting the waits begun on it, so a test sees a waiter wake and park again."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waits = 0
-
-    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
-        self.waits += 1  # the caller holds the queue's lock
-        return super().wait(condition, timeout)
-
-
 def test_shutdown_with_drain_waits_for_items_in_flight() -> None:
-    clock = CountingClock()
+    clock = FakeClock()
     queue = Queue("test", clock=clock)
     queue.add("a")
     queue.add("b")
@@ -158,7 +146,7 @@ def test_shutdown_with_drain_waits_for_items_in_flight() -> None:
     assert queue.shutting_down()
     queue.done("a")
     clock.step(0)  # wakes every waiter on the clock: the drainer must see "b" in flight and wait again
-    wait_for(lambda: clock.waits == 2 or not drainer.is_alive(), 2, "the drainer to wait again or return")
+    wait_for(lambda: clock.waits_begun == 2 or not drainer.is_alive(), 2, "the drainer to wait again or return")
     assert drainer.is_alive(), "shutdown_with_drain returned with 'b' still in flight"
     queue.done("b")
     drainer.join(2)
