@@ -63,11 +63,6 @@ class LaunchRecording(PodProcesses):
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def events() -> RecordedEvents:
     return RecordedEvents()
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import pytest
 
 from controller.clock import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.poller import PollKey, PollTarget, StatusPoller
 from tests.helpers import wait_for
-from tests.unit.test_poller import STATUS, Results
+from tests.unit.test_poller import STATUS, Results, serve  # noqa: F401  (serve: fixture)
 
 WAIT = 5.0
 KEY: PollKey = ("ns", "ens", "ens-0")
@@ -46,24 +44,7 @@ class GatedMember(pb_grpc.EnsembleOperatorServicer):
             self.finished[n].set()
 
 
-@pytest.fixture
-def member_address():
-    servers: list[grpc.Server] = []
-
-    def start(member: pb_grpc.EnsembleOperatorServicer) -> str:
-        server = grpc.server(ThreadPoolExecutor(max_workers=8))
-        pb_grpc.add_EnsembleOperatorServicer_to_server(member, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop(None)
-
-
-def test_poll_in_flight_from_a_previous_registration_is_dropped(member_address, registry) -> None:
+def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry) -> None:
     """Unregister + register (the lead broker went unready and came back) while a poll is in
     flight: that poll's answer belongs to the old registration. Delivered, it reported a stale
     failure and cleared ``in_flight`` under the new registration's poll, whose schedule it
@@ -73,7 +54,7 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(member_address, 
     results = Results()
     poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
     try:
-        address = member_address(member)
+        address = serve(member)
         poller.register(PollTarget(KEY, address, heartbeat=10))
         poller.start()
         assert member.started[0].wait(WAIT)
@@ -95,7 +76,7 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(member_address, 
         poller.stop()
 
 
-def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(member_address, registry) -> None:
+def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, registry) -> None:
     """A poll that raised anything but a poll failure (here a result code this build does not
     know) ended its pool thread's task silently, leaving ``in_flight`` set: the member was
     never polled again and no result said why."""
@@ -105,7 +86,7 @@ def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(member_addres
     results = Results()
     poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
     try:
-        poller.register(PollTarget(KEY, member_address(Member(status=99)), heartbeat=10))
+        poller.register(PollTarget(KEY, serve(Member(status=99)), heartbeat=10))
         poller.start()
         _, result = results.next()
         assert not result.ok and result.consecutive_failures == 1
