@@ -135,7 +135,9 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
     runner, sidecar = spec["containers"]
     assert runner["image"] == "app:1" and runner["workingDir"] == "/w"
     assert runner["runFlux"] is True and runner["launcher"] is True
-    assert runner["volumes"] == {"ensemble-entrypoint": {
+    # Keyed by the ConfigMap's name: the Flux Operator names the pod volume after
+    # configMapName and mounts it by this key, so any other key leaves the Job invalid.
+    assert runner["volumes"] == {"demo-0": {
         "configMapName": "demo-0", "path": "/ensemble-entrypoint",
         "items": {"ensemble.yaml": "ensemble.yaml"}}}
     assert runner["command"] == ("ensemble run --kubernetes --executor minicluster "

@@ -17,7 +17,6 @@ from controller.reconcilers.desired.settings import DesiredSettings
 
 ENSEMBLE_YAML = "ensemble.yaml"
 ENTRYPOINT_DIR = "/ensemble-entrypoint"
-ENTRYPOINT_VOLUME = "ensemble-entrypoint"
 STATUS_CONTAINER = "ensemble-member-status"
 # The wire version the operator is tested against (tests install the same pin).
 ENSEMBLE_PYTHON_VERSION = "0.0.16"
@@ -58,10 +57,15 @@ def run_command(ensemble: dict, index: int) -> str:
     ])
 
 
-def entrypoint_volume(ensemble: dict, index: int) -> dict:
-    """The member's ConfigMap as the Flux Operator mounts it: ensemble.yaml in /ensemble-entrypoint."""
-    return {"configMapName": member_name(ensemble, index), "path": ENTRYPOINT_DIR,
-            "items": {ENSEMBLE_YAML: ENSEMBLE_YAML}}
+def entrypoint_volume(ensemble: dict, index: int) -> dict[str, dict]:
+    """The member's ConfigMap as the Flux Operator mounts it: ensemble.yaml in /ensemble-entrypoint.
+
+    The key is the ConfigMap's name because the Flux Operator names a ConfigMap's pod volume
+    after ``configMapName`` while each container mounts the volume by its key: any other
+    key makes the Job invalid (``volumeMounts[...].name: Not found``) and no pod starts.
+    """
+    name = member_name(ensemble, index)
+    return {name: {"configMapName": name, "path": ENTRYPOINT_DIR, "items": {ENSEMBLE_YAML: ENSEMBLE_YAML}}}
 
 
 def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
@@ -75,7 +79,7 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> d
         "name": STATUS_CONTAINER,
         "image": settings.operator_image,
         "runFlux": False,
-        "volumes": {ENTRYPOINT_VOLUME: entrypoint_volume(ensemble, index)},
+        "volumes": entrypoint_volume(ensemble, index),
         "command": ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
                     f" --port {settings.member_status_port}"
                     f" --ensemble-yaml {ENTRYPOINT_DIR}/{ENSEMBLE_YAML}"),
@@ -84,8 +88,7 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> d
 
 def _runner_container(ensemble: dict, index: int, container: dict, branch: str | None) -> dict:
     runner = copy.deepcopy(container)
-    volumes = dict(runner.get("volumes") or {})
-    volumes[ENTRYPOINT_VOLUME] = entrypoint_volume(ensemble, index)
+    volumes = {**(runner.get("volumes") or {}), **entrypoint_volume(ensemble, index)}
     commands = dict(runner.get("commands") or {})
     user_pre = commands.get("pre")
     commands["pre"] = install_command(branch) + (f"\n{user_pre}" if user_pre else "")
