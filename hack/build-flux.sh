@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Build flux-core (broker, `flux` CLI, Python bindings) from its source release into
+# $ENSEMBLE_CACHE/flux/<version>/, and beside it the member virtualenv: PyPI's
+# ensemble-python (the version the operator pins) with the Flux bindings on its path.
+# The local system's real members run both (hack/sim/fluxmembers.py). A no-op once built.
+#
+# Source: FLUX_CORE_SRC (a release tarball or an extracted tree), else the official
+# release download. Debian build dependencies are installed when run as root, else named.
+# Prints the install prefix on stdout; progress goes to stderr.
+set -euo pipefail
+
+BUILD_NAME=build-flux
+HACK="$(cd "$(dirname "$0")" && pwd)"
+CACHE_ROOT="${ENSEMBLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ensemble-operator}"
+FLUX_CORE_VERSION="${FLUX_CORE_VERSION:-0.88.0}"
+# The ensemble-python our MiniClusters install (controller/reconcilers/desired/member.py).
+ENSEMBLE_PYTHON_VERSION="${ENSEMBLE_PYTHON_VERSION:-$(sed -n 's/^ENSEMBLE_PYTHON_VERSION = "\(.*\)"$/\1/p' "$HACK/../controller/reconcilers/desired/member.py")}"
+PREFIX="$CACHE_ROOT/flux/$FLUX_CORE_VERSION"
+VENV="$PREFIX/ensemble-python-$ENSEMBLE_PYTHON_VERSION"
+WORK="$CACHE_ROOT/flux/src-$FLUX_CORE_VERSION"
+# Flux's bindings are built for this interpreter; the member virtualenv must use the same,
+# with the modules they import (cffi, ply, pyyaml).
+FLUX_PYTHON="${FLUX_PYTHON:-/usr/bin/python3}"
+DEBIAN_DEPS=(autoconf automake libtool make gcc g++ pkg-config libzmq3-dev libjansson-dev liblz4-dev
+             libarchive-dev libhwloc-dev lua5.1 liblua5.1-dev lua-posix python3-cffi python3-ply
+             python3-dev python3-setuptools python3-yaml python3-venv uuid-dev libsqlite3-dev curl)
+
+log() { printf '[%s %s] %s\n' "$BUILD_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$BUILD_NAME" "$*" >&2; exit 1; }
+started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+[ -n "$ENSEMBLE_PYTHON_VERSION" ] || die "could not read ENSEMBLE_PYTHON_VERSION from controller/reconcilers/desired/member.py"
+
+install_debian_deps() {
+  local missing=() pkg
+  for pkg in "${DEBIAN_DEPS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing build dependencies (${missing[*]}) and no apt-get: install their equivalents and re-run"
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+}
+
+unpack_source() {
+  local src="${FLUX_CORE_SRC:-}" tarball="$WORK.tar.gz"
+  rm -rf "$WORK" && mkdir -p "$WORK"
+  if [ -z "$src" ]; then
+    local url="https://github.com/flux-framework/flux-core/releases/download/v$FLUX_CORE_VERSION/flux-core-$FLUX_CORE_VERSION.tar.gz"
+    log "download $url (set FLUX_CORE_SRC to build from a local copy)"
+    curl -fsSL -o "$tarball" "$url" || die "could not download $url; set FLUX_CORE_SRC to a flux-core $FLUX_CORE_VERSION tarball or tree"
+    src="$tarball"
+  fi
+  if [ -d "$src" ]; then
+    log "copy source tree $src"
+    cp -a "$src/." "$WORK/"
+  elif [ -f "$src" ]; then
+    log "unpack $src"
+    tar -xzf "$src" -C "$WORK" --strip-components=1 || die "could not unpack $src"
+  else
+    die "FLUX_CORE_SRC=$src is neither a tarball nor a directory"
+  fi
+  [ -f "$WORK/configure.ac" ] || die "$src holds no flux-core source (no configure.ac)"
+}
+
+build_flux() {
+  install_debian_deps
+  unpack_source
+  cd "$WORK"
+  export FLUX_VERSION="$FLUX_CORE_VERSION"  # configure.ac asks git describe otherwise
+  log "autogen + configure --prefix=$PREFIX (about 30 s)"
+  { ./autogen.sh && ./configure --prefix="$PREFIX" --disable-docs PYTHON="$FLUX_PYTHON"; } >"$WORK.configure.log" 2>&1 \
+    || die "configure failed; see $WORK.configure.log"
+  log "make -j$(nproc) (about 3 min on 2 cores)"
+  make -j"$(nproc)" >"$WORK.make.log" 2>&1 || die "make failed; see $WORK.make.log (last lines: $(tail -n 5 "$WORK.make.log" | tr '\n' ' '))"
+  log "make install"
+  rm -rf "$PREFIX"
+  make install >"$WORK.install.log" 2>&1 || die "make install failed; see $WORK.install.log"
+  cd / && rm -rf "$WORK" "$WORK.tar.gz"
+  log "flux-core $FLUX_CORE_VERSION installed in $PREFIX after $(elapsed)"
+}
+
+build_member_venv() {
+  local site purelib
+  site="$(echo "$PREFIX"/lib/python3*/site-packages)"
+  [ -d "$site/flux" ] || die "no Flux Python bindings under $PREFIX/lib (flux-core built without Python?)"
+  log "member virtualenv: ensemble-python==$ENSEMBLE_PYTHON_VERSION from PyPI (about 1 min)"
+  # A virtualenv records its own path in its scripts, so it is built where it stays; a
+  # failed build is removed, and the check below makes the next run build it again.
+  rm -rf "$VENV"
+  trap 'rm -rf "$VENV"' ERR
+  "$FLUX_PYTHON" -m venv "$VENV" || die "$FLUX_PYTHON -m venv failed (Debian: apt-get install python3-venv)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "ensemble-python==$ENSEMBLE_PYTHON_VERSION" cffi ply pyyaml >&2 \
+    || { rm -rf "$VENV"; die "pip install ensemble-python==$ENSEMBLE_PYTHON_VERSION failed (is PyPI reachable?)"; }
+  # `flux start` does not pass the bindings' path to its children: a .pth file does.
+  purelib="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "$site" > "$purelib/flux-core.pth"
+  "$VENV/bin/python" -c 'import flux, flux.job, ensemble' \
+    || { rm -rf "$VENV"; die "the member virtualenv cannot import flux and ensemble"; }
+  trap - ERR
+  log "member virtualenv ready in $VENV after $(elapsed)"
+}
+
+if [ ! -x "$PREFIX/bin/flux" ]; then
+  build_flux
+fi
+if ! { [ -x "$VENV/bin/ensemble" ] && "$VENV/bin/python" -c 'import flux, ensemble' 2>/dev/null; }; then
+  build_member_venv
+fi
+echo "$PREFIX"
