@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from controller.minicluster_sizes import maximum_size
+
 MINICLUSTER_MEMBER = "miniclusters"
 MINICLUSTER_GROUP = "flux-framework.org"
 MINICLUSTER_VERSION = "v1alpha2"
@@ -84,7 +86,9 @@ class SizeBounds:
 
 
 def size_bounds(minicluster: dict) -> SizeBounds:
-    """``[spec.minSize, spec.maxSize]`` with upstream defaults (min 1, max = current size).
+    """``[spec.minSize, spec.maxSize]`` with upstream defaults (min 1, max = current size),
+    the maximum capped by ``status.maximumSize``: the Flux Operator refuses any size above it
+    (see controller.minicluster_sizes), so writing one would only leave it in the spec.
 
     0 means unset, as for the Go zero value upstream and in the Ensemble API: a minSize of 0
     must not let a shrink remove the lead broker.
@@ -93,6 +97,9 @@ def size_bounds(minicluster: dict) -> SizeBounds:
     size = current_size(minicluster)
     minimum = _unless_zero(spec.get("minSize"), DEFAULT_MIN_SIZE)
     maximum = _unless_zero(spec.get("maxSize"), size)
+    ceiling = maximum_size(minicluster)
+    if ceiling is not None and isinstance(maximum, int) and not isinstance(maximum, bool):
+        maximum = min(maximum, ceiling)
     for field, value in (("spec.minSize", minimum), ("spec.maxSize", maximum)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ActionError(f"MiniCluster {_name(minicluster)}: {field} is not an integer ({value!r})")

@@ -76,6 +76,19 @@ def test_clamped_reply_says_so() -> None:
     assert body == {"action": "grow", "name": "ens-0", "from": 15, "requested": 18, "to": 16, "clamped": True}
 
 
+def test_a_grow_never_writes_a_size_above_the_flux_operators_maximum_size() -> None:
+    # maxSize raised to 16 after the Flux Operator recorded maximumSize 4: it refuses 5+.
+    setup = Setup()
+    setup.kube.put(MINICLUSTERS, {**minicluster_obj("ens-0", setup.ensemble, size=3, max_size=16),
+                                  "status": {"size": 3, "maximumSize": 4, "selector": "hpa-selector=ens-0",
+                                             "jobid": ""}})
+    status, body = setup.act("ens-0", "grow", grow=3)
+    assert status == pb2.Response.SUCCESS and body["to"] == 4 and body["clamped"] is True
+    assert setup.size("ens-0") == 4
+    status, body = setup.act("ens-0", "grow")
+    assert status == pb2.Response.SUCCESS and body["to"] == 4 and setup.size("ens-0") == 4
+
+
 def test_minicluster_of_another_ensemble_is_denied() -> None:
     setup = Setup()
     other = setup.kube.put(ENSEMBLES, ensemble_obj("other"))

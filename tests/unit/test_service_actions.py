@@ -61,6 +61,16 @@ def test_bounds_default_like_upstream(spec: dict, bounds: SizeBounds) -> None:
     assert size_bounds({"metadata": {"name": "mc"}, "spec": spec}) == bounds
 
 
+@pytest.mark.parametrize("spec, status, bounds", [
+    ({"size": 2, "maxSize": 8}, {"maximumSize": 4, "size": 0}, SizeBounds(1, 4)),   # maxSize raised later
+    ({"size": 2, "maxSize": 8}, {"maximumSize": 0, "size": 0}, SizeBounds(1, 8)),   # not recorded yet
+    ({"size": 2, "maxSize": 3}, {"maximumSize": 4, "size": 0}, SizeBounds(1, 3)),
+])
+def test_the_maximum_is_capped_by_the_flux_operators_maximum_size(spec: dict, status: dict,
+                                                                  bounds: SizeBounds) -> None:
+    assert size_bounds({"metadata": {"name": "mc"}, "spec": spec, "status": status}) == bounds
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"size": 2, "minSize": 5, "maxSize": 3}, "spec.minSize 5 > spec.maxSize 3"),
     ({"size": 2, "maxSize": "9"}, "spec.maxSize is not an integer"),
