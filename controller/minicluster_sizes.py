@@ -45,3 +45,9 @@ def accepted_size(minicluster: dict, fallback: int) -> int:
         return spec_size
     status_size = _int((minicluster.get("status") or {}).get("size"))
     return status_size if status_size else fallback
+
+
+def effective_max_size(configured: int, minicluster: dict | None) -> int:
+    """The Ensemble's ``maxSize`` for a member, capped by the Flux Operator's ``status.maximumSize``."""
+    ceiling = maximum_size(minicluster or {})
+    return configured if ceiling is None else min(configured, ceiling)

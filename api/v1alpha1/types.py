@@ -201,10 +201,14 @@ class MemberStatus:
     minicluster: str | None = api_field("Name of the member's MiniCluster.", default=None)
     phase: str | None = api_field("Member phase: Pending, Running, Completed or Failed.",
                                   default=None)
-    desired_size: int | None = api_field("spec.size of the MiniCluster.", default=None, minimum=0)
+    desired_size: int | None = api_field(
+        "spec.size of the MiniCluster, unless the Flux Operator refuses it (0, outside minSize..maxSize, "
+        "above its status.maximumSize): then the size it last gave the Job.", default=None, minimum=0)
     current_size: int | None = api_field("Pods of the MiniCluster that are running.", default=None, minimum=0)
     min_size: int | None = api_field("Effective minimum size.", default=None, minimum=0)
-    max_size: int | None = api_field("Effective maximum size.", default=None, minimum=0)
+    max_size: int | None = api_field("Effective maximum size: maxSize, capped by the MiniCluster's "
+                                     "status.maximumSize (the Flux Operator grows no further).",
+                                     default=None, minimum=0)
     lead_broker: LeadBroker | None = api_field("The lead broker pod, once it exists.", default=None)
     last_poll_time: str | None = api_field("When the lead broker was last polled (RFC 3339).",
                                            default=None, format="date-time")

@@ -18,6 +18,7 @@ from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, Resource,
                                        for_object)
+from controller.minicluster_sizes import effective_max_size
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
 from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
@@ -286,9 +287,10 @@ class EnsembleReconciler:
         observations = []
         for name, member, pods in pod_lists:
             key = (namespace, request.name, name)
+            minicluster = self._caches.owned[MINICLUSTERS].get(name, namespace)
             observations.append(MemberObservation(
-                name=name, spec_size=member.size, min_size=member.min_size, max_size=member.max_size,
-                minicluster=self._caches.owned[MINICLUSTERS].get(name, namespace), pods=pods,
+                name=name, spec_size=member.size, min_size=member.min_size,
+                max_size=effective_max_size(member.max_size, minicluster), minicluster=minicluster, pods=pods,
                 poll=self._polls.latest(key), published=self._polls.published(key, publish_every),
                 terminated=_records_of(records, name).terminated))
         return observations

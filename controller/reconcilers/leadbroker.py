@@ -31,6 +31,8 @@ class LeadBroker:
     ip: str | None
     phase: str
     terminating: bool = False
+    broker_exit: int | None = None
+    """How the pod's Flux broker container last ended (see ``broker_exit``), None while it has not."""
 
     @property
     def reachable(self) -> bool:
@@ -101,6 +103,42 @@ def _rank(pod: dict) -> tuple[bool, bool, str, str]:
     return (serving, not _is_deleting(pod), metadata.get("creationTimestamp") or "", metadata.get("name") or "")
 
 
+def broker_exit(pod: dict) -> int | None:
+    """The exit code of the pod's Flux broker container if its run ended: its current state
+    when terminated, else a failed previous run (None if neither).
+
+    The broker runs in the pod's first container (the Flux Operator's ``runFlux`` container;
+    sidecars such as the member status endpoint come after it). The Flux Operator's Job
+    pods restart a failed container in place (restartPolicy OnFailure), so a failed run
+    shows only as the container's ``lastState`` while the pod stays Running.
+    """
+    containers = (pod.get("spec") or {}).get("containers") or []
+    if not containers:
+        return None
+    name = containers[0].get("name")
+    status = next((s for s in (pod.get("status") or {}).get("containerStatuses") or [] if s.get("name") == name), None)
+    if status is None:
+        return None
+    current = ((status.get("state") or {}).get("terminated") or {}).get("exitCode")
+    if isinstance(current, int):
+        return current
+    previous = ((status.get("lastState") or {}).get("terminated") or {}).get("exitCode")
+    return previous if isinstance(previous, int) and previous != 0 else None
+
+
+def lead_broker_pods(
+    pods: Iterable[dict], *, minicluster: str | None = None, namespace: str | None = None
+) -> list[dict]:
+    """Every index-0 pod of the MiniCluster: the lead broker and the ones it replaced."""
+    return [
+        pod
+        for pod in pods
+        if pod_index(pod) == LEAD_BROKER_INDEX
+        and (minicluster is None or minicluster_of(pod) == minicluster)
+        and (namespace is None or (pod.get("metadata") or {}).get("namespace") == namespace)
+    ]
+
+
 def lead_broker(
     pods: Iterable[dict], *, minicluster: str | None = None, namespace: str | None = None
 ) -> LeadBroker | None:
@@ -109,13 +147,7 @@ def lead_broker(
     During a restart the old and new index-0 pods can coexist; the serving one wins,
     and among equals the newest, since the older one is on its way out.
     """
-    candidates = [
-        pod
-        for pod in pods
-        if pod_index(pod) == LEAD_BROKER_INDEX
-        and (minicluster is None or minicluster_of(pod) == minicluster)
-        and (namespace is None or (pod.get("metadata") or {}).get("namespace") == namespace)
-    ]
+    candidates = lead_broker_pods(pods, minicluster=minicluster, namespace=namespace)
     if not candidates:
         return None
     chosen = max(candidates, key=_rank)
@@ -125,4 +157,5 @@ def lead_broker(
         ip=status.get("podIP") or None,
         phase=status.get("phase") or "Unknown",
         terminating=_is_deleting(chosen),
+        broker_exit=broker_exit(chosen),
     )

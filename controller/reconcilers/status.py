@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from functools import cached_property
 
 from api.v1alpha1.errors import FieldError
-from controller.reconcilers.leadbroker import LeadBroker, lead_broker
+from controller.reconcilers.leadbroker import LeadBroker, lead_broker, lead_broker_pods
+from controller.minicluster_sizes import accepted_size
 from controller.reconcilers.poller import PollResult
 
 READY = "Ready"
@@ -68,8 +69,15 @@ def _has_true_condition(obj: dict | None, type_: str) -> bool:
 
 
 def member_phase(observation: MemberObservation) -> str:
-    """Completed from an algorithm's verdict, else Completed/Failed from the MiniCluster and its
-    lead pod; Running once the broker answers."""
+    """Completed from an algorithm's verdict, else Completed/Failed from the lead broker's pods;
+    Running once the broker answers.
+
+    The Flux Operator never sets ``JobFinished`` (still read, should a version set it), and
+    its Job retries a failed lead broker (restartPolicy OnFailure, backoffLimit 100): the
+    kubelet restarts the container in the same pod, or the Job replaces a pod that failed.
+    Either way the run that failed is lost, so one failed index-0 pod or broker exit fails
+    the member, unless a retry then completed (the Job completed too).
+    """
     if observation.terminated:
         return COMPLETED
     if observation.minicluster is None:
@@ -77,9 +85,11 @@ def member_phase(observation: MemberObservation) -> str:
     if _has_true_condition(observation.minicluster, MINICLUSTER_FINISHED):
         return COMPLETED
     lead = observation.lead
-    if lead is not None and lead.phase == "Succeeded":
+    if lead is not None and (lead.phase == "Succeeded" or lead.broker_exit == 0):
         return COMPLETED
-    if lead is not None and lead.phase == "Failed":
+    if (lead is not None and (lead.phase == "Failed" or lead.broker_exit)) or any(
+            (pod.get("status") or {}).get("phase") == "Failed"
+            for pod in lead_broker_pods(observation.pods, minicluster=observation.name)):
         return FAILED
     if (lead is not None and lead.reachable) or (observation.poll is not None and observation.poll.ok):
         return RUNNING
@@ -95,12 +105,12 @@ def _running_pods(pods: list[dict]) -> int:
 def member_status(observation: MemberObservation, previous: dict | None = None) -> dict:
     """One member's status; ``previous`` (its last written status) keeps the last report
     of a member that is no longer polled (finished), so its final queue stays visible."""
-    minicluster_spec = (observation.minicluster or {}).get("spec") or {}
     status: dict = {
         "name": observation.name,
         "minicluster": observation.name,
         "phase": member_phase(observation),
-        "desiredSize": int(minicluster_spec.get("size") or observation.spec_size),
+        # Never a size the Flux Operator refused (it leaves those in the spec).
+        "desiredSize": accepted_size(observation.minicluster or {}, observation.spec_size),
         "currentSize": _running_pods(observation.pods),
         "minSize": observation.min_size,
         "maxSize": observation.max_size,

@@ -366,3 +366,17 @@ def test_create_expectations_of_a_deleted_ensemble_expire_instead_of_piling_up(e
     api.put(ENSEMBLES, make_ensemble(name="e2"))
     reconciler.reconcile(Request("ns", "e2"))
     assert [key for key in reconciler._expected_creates if key[2].startswith("e1")] == []
+
+
+def test_member_status_shows_the_sizes_the_flux_operator_runs_not_ones_it_refused(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble([member(2, maxSize=6)]))
+    reconciler.reconcile(Request("ns", "e1"))
+    minicluster = api.objects[(MINICLUSTERS, "ns", "e1-0")]
+    # The Flux Operator recorded maximumSize 4 (maxSize was 4 when it first saw it) and has
+    # not resized yet; a size of 9 left in the spec is one it refuses.
+    minicluster["status"] = {"size": 0, "maximumSize": 4, "selector": "hpa-selector=e1-0", "jobid": ""}
+    minicluster["spec"]["size"] = 9
+    reconciler.reconcile(Request("ns", "e1"))
+    (shown,) = stored_ensemble(api)["status"]["members"]
+    assert (shown["desiredSize"], shown["maxSize"]) == (2, 4)

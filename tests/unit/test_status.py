@@ -1,6 +1,8 @@
 """Status computation: member phases, condition transitions, change detection."""
 from __future__ import annotations
 
+import pytest
+
 from controller.reconcilers.poller import PollResult
 from controller.reconcilers.status import (MemberObservation, invalid_status, member_phase, set_condition,
                                            status_changed, valid_status)
@@ -108,3 +110,90 @@ def test_a_finished_member_keeps_its_last_report_once_no_longer_polled() -> None
     (pending,) = valid_status(ensemble(old), [observation(pods=[pod("Pending", ip=None)])], None,
                               now=1_700_000_100.0)["members"]
     assert "lastPoll" not in pending
+
+
+# ---- the real Flux Operator: no JobFinished, OnFailure pods, refused sizes left in the spec ----
+
+# A MiniCluster's status as the Flux Operator writes it (seen running it): every condition,
+# JobFinished never True; size 0 until its first resize; maximumSize from its first reconcile.
+FLUX_OPERATOR_STATUS = {
+    "jobid": "", "selector": "hpa-selector=m", "size": 0, "maximumSize": 4,
+    "conditions": [{"type": t, "status": "True" if t == "JobMiniClusterReady" else "False", "reason": t}
+                   for t in ("JobRequested", "JobWaitingForResources", "JobRunning", "JobMiniClusterReady",
+                             "JobFinished")]}
+
+
+def flux_operator_mc(size: int = 2, max_size: int = 4, status: dict | None = None) -> dict:
+    return {"spec": {"size": size, "maxSize": max_size}, "status": status or FLUX_OPERATOR_STATUS}
+
+
+def job_pod(phase: str, suffix: str, created: str, *, broker: dict | None = None,
+            sidecar: dict | None = None) -> dict:
+    """An index-0 pod of the Flux Operator's Job: the broker container is named after the
+    MiniCluster and runs its wait script; the status sidecar follows."""
+    running = {"state": {"running": {"startedAt": created}}}
+    return {"metadata": {"name": f"m-0-{suffix}", "namespace": "ns", "creationTimestamp": created,
+                         "labels": {"job-name": "m", "batch.kubernetes.io/job-completion-index": "0",
+                                    "job-index": "0"}},
+            "spec": {"restartPolicy": "OnFailure",
+                     "containers": [{"name": "m", "command": ["/bin/bash", "/flux_operator/wait-0.sh"]},
+                                    {"name": "ensemble-member-status",
+                                     "command": ["/bin/bash", "/flux_operator/start-1.sh"]}]},
+            "status": {"phase": phase, "podIP": "10.1.1.1",
+                       "containerStatuses": [{"name": "m", **(broker or running)},
+                                             {"name": "ensemble-member-status", **(sidecar or running)}]}}
+
+
+def exited(code: int) -> dict:
+    return {"terminated": {"exitCode": code}}
+
+
+def test_a_member_completes_from_its_lead_pod_without_job_finished() -> None:
+    done = observation(minicluster=flux_operator_mc(), pods=[job_pod("Succeeded", "a", "T1")])
+    assert member_phase(done) == "Completed"
+    assert member_phase(observation(minicluster=flux_operator_mc(), pods=[job_pod("Running", "a", "T1")])) \
+        == "Running"
+
+
+def test_a_failed_lead_pod_the_job_replaced_keeps_the_member_failed() -> None:
+    # kwok (or an eviction) fails the pod; the Job (backoffLimit 100) starts a new index-0 pod.
+    failed = job_pod("Failed", "a", "T1", broker={"state": exited(1)})
+    retry = job_pod("Running", "b", "T2")
+    obs = observation(minicluster=flux_operator_mc(), pods=[failed, retry])
+    assert obs.lead is not None and obs.lead.pod == "m-0-b"
+    assert member_phase(obs) == "Failed"
+    # A retry that completed completes the member (and the Job).
+    done = job_pod("Succeeded", "b", "T2", broker={"state": exited(0)})
+    assert member_phase(observation(minicluster=flux_operator_mc(), pods=[failed, done])) == "Completed"
+
+
+def test_a_broker_restarted_in_place_after_a_failure_fails_the_member() -> None:
+    # restartPolicy OnFailure on a real node: the pod stays Running, the exit is in lastState.
+    restarted = {"state": {"running": {"startedAt": "T3"}}, "lastState": exited(2), "restartCount": 1}
+    obs = observation(minicluster=flux_operator_mc(), pods=[job_pod("Running", "a", "T1", broker=restarted)])
+    assert member_phase(obs) == "Failed"
+
+
+def test_a_restarted_status_sidecar_does_not_fail_the_member() -> None:
+    sidecar = {"state": {"running": {"startedAt": "T3"}}, "lastState": exited(1), "restartCount": 1}
+    obs = observation(minicluster=flux_operator_mc(), pods=[job_pod("Running", "a", "T1", sidecar=sidecar)])
+    assert member_phase(obs) == "Running"
+
+
+def test_a_broker_that_exited_0_completes_the_member_while_its_sidecar_runs() -> None:
+    obs = observation(minicluster=flux_operator_mc(), pods=[job_pod("Running", "a", "T1", broker={"state": exited(0)})])
+    assert member_phase(obs) == "Completed"
+
+
+@pytest.mark.parametrize("spec_size, status_size, shown", [
+    (3, 0, 3),     # accepted
+    (9, 3, 3),     # above maxSize 4: left in the spec, the Job kept its size
+    (0, 3, 3),     # 0: same
+    (9, 0, 2),     # refused before any resize: the size it was created with
+])
+def test_the_status_never_claims_a_size_the_flux_operator_refused(spec_size: int, status_size: int,
+                                                                  shown: int) -> None:
+    mc = flux_operator_mc(size=spec_size, status={**FLUX_OPERATOR_STATUS, "size": status_size})
+    (member,) = valid_status(ensemble(), [observation(minicluster=mc, spec_size=2)], None,
+                             now=1_700_000_100.0)["members"]
+    assert member["desiredSize"] == shown
