@@ -7,14 +7,19 @@ process its container would run in a real cluster, listening on that pod IP:
 - the ensemble service pod (container ``ensemble-service``): ``ensemble-operator
   service``, authenticated with a token of the pod's ServiceAccount, so the RBAC it
   gets is the one the reconciler created;
-- the lead broker (index 0) of a MiniCluster with the ``ensemble-member-status``
-  container: ``ensemble-operator member-status --backend simulated --run``, the
+- the pods of a MiniCluster with the ``ensemble-member-status`` container (members), in
+  one of two runtimes (``setup(members=...)``, default ``$ENSEMBLE_MEMBERS``, else ``real``
+  where Flux is built and the runner is root, see ``sim.fluxmembers.default_member_runtime``):
+  ``real`` runs a Flux broker in every pod, the MiniCluster's own command on the lead and
+  the status container beside it (``sim.realmembers``);
+  ``simulated`` runs, for the lead broker (index 0) only,
+  ``ensemble-operator member-status --backend simulated --run``, the
   simulated Flux queue following the member's ensemble.yaml, asking the ensemble
   service (found through the ``<e>-grpc`` Service) to grow or shrink. When it
   exits, its exit code is written to the MiniCluster's pods (kwok then marks them
   Succeeded or Failed, so the Job and the MiniCluster finish).
 
-When a MiniCluster's count of running pods changes, the simulated member is told
+When a MiniCluster's count of running pods changes, a simulated member is told
 (``resize``), as new Flux brokers would join a real one. A process of a pod with
 ``restartPolicy: Always`` (the service's Deployment pod) that exits is started again, at once
 after its first crash and then after a kubelet's crash-loop backoff, and the pod status shows its ``restartCount`` and last
@@ -39,7 +44,11 @@ from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.leadbroker import pod_index
 from controller.runtime import ControllerBuilder, Manager, Request, Result
+from sim import fluxmembers
 from sim.podprocesses import PodProcesses, RunningProcess
+from sim.pods import container_named, flag_value, is_running, pod_ip
+from sim.realmembers import ROLES as REAL_ROLES
+from sim.realmembers import RealMembers, is_member_pod
 from sim.restarts import (BackoffPolicy, container_exit_code, exited_to_restart, running_again, terminated,
                           timestamp, waiting_to_restart)
 
@@ -51,29 +60,13 @@ EXIT_CODE_ANNOTATION = "ensemble.flux-framework.org/sim-exit-code"
 RETRY_SECONDS = 1.0
 
 
-def pod_ip(pod: dict) -> str:
-    return (pod.get("status") or {}).get("podIP") or ""
-
-
-def is_running(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
-
-
-def container_named(pod: dict, name: str) -> dict | None:
-    return next((c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == name), None)
-
-
-def flag_value(command: list[str] | str, flag: str, default: str = "") -> str:
-    words = command.split() if isinstance(command, str) else list(command)
-    return words[words.index(flag) + 1] if flag in words[:-1] else default
-
-
 class PodProcessRunner:
     """Reconciles each pod into at most one local process (see the module docstring)."""
 
     def __init__(self, manager: Manager, *, server: str, ca_file: str, workdir: Path,
                  speed: float = 10.0, python: str = sys.executable, clock: Clock = RealClock(),
-                 backoff: BackoffPolicy = BackoffPolicy()) -> None:
+                 backoff: BackoffPolicy = BackoffPolicy(), members: str = "simulated",
+                 flux: fluxmembers.FluxBuild | None = None) -> None:
         self.client: KubeClient = manager.client
         self.pods = manager.cache(PODS)
         self.services = manager.cache(SERVICES)
@@ -84,11 +77,26 @@ class PodProcessRunner:
         self.clock = clock
         self.processes = PodProcesses(workdir, self, clock=clock, backoff=backoff)
         workdir.mkdir(parents=True, exist_ok=True)
+        if members not in fluxmembers.RUNTIMES:
+            raise ValueError(f"members={members!r}: expected one of {', '.join(fluxmembers.RUNTIMES)}")
+        self.members = members
+        self.real: RealMembers | None = None
+        if members == "real":
+            build = flux or fluxmembers.flux_build()
+            problem = fluxmembers.real_runtime_problem(build)
+            if problem is not None:
+                raise RuntimeError(f"member runtime 'real': {problem}")
+            self.real = RealMembers(client=self.client, pods=self.pods, services=self.services,
+                                    processes=self.processes, workdir=workdir, build=build,
+                                    operator_bin=Path(python).parent, service_address=self._service_address,
+                                    minicluster_exited=self._mark_minicluster_exited)
 
     # ---- reconcile ------------------------------------------------------------------
     def reconcile(self, request: Request) -> Result:
         key = f"{request.namespace}/{request.name}"
         pod = self.pods.get(request.name, request.namespace)
+        if self.real is not None and (pod is None or is_member_pod(pod)):
+            return self.real.reconcile(key, pod)
         running = self.processes.get(key)
         if pod is None or not is_running(pod) or (running and running.pod_ip != pod_ip(pod)):
             if running is not None and pod is None:
@@ -130,6 +138,8 @@ class PodProcessRunner:
                 base, restart_count=running.restarts, last_exit=running.last_exit, delay=restart_in)
                 if restart_in > 0 else exited_to_restart(
                 base, restart_count=running.restarts, last_exit=running.last_exit, previous_exit=previous))
+        elif running.role in REAL_ROLES and self.real is not None:
+            self.real.exited(key, running, returncode)
         elif running.role == "member" and returncode >= 0:
             self._mark_minicluster_exited(key.split("/", 1)[0], running.minicluster, returncode)
 
@@ -268,9 +278,11 @@ class PodProcessRunner:
 
 
 def setup(manager: Manager, *, server: str, ca_file: str, workdir: Path, speed: float = 10.0,
-          backoff: BackoffPolicy = BackoffPolicy()) -> PodProcessRunner:
+          backoff: BackoffPolicy = BackoffPolicy(), members: str | None = None) -> PodProcessRunner:
+    """The runner as a controller of ``manager``; ``members`` picks the member runtime
+    (None: ``fluxmembers.default_member_runtime()``, i.e. ``$ENSEMBLE_MEMBERS`` or what can run here)."""
     runner = PodProcessRunner(manager, server=server, ca_file=ca_file, workdir=workdir, speed=speed,
-                              backoff=backoff)
+                              backoff=backoff, members=members or fluxmembers.default_member_runtime())
     (ControllerBuilder(manager).named("pod-process-runner").for_(PODS)
      .watches(PODS, runner.map_minicluster_pods)
      .with_workers(2).complete(runner))
