@@ -108,14 +108,21 @@ class LocalEnvironment:
     # ---- simulators ---------------------------------------------------------------------
     def start_simulators(self) -> None:
         from controller.runtime import Manager
-        from sim import fluxoperator, podrunner
+        from sim import fluxmembers, fluxoperator, podrunner
         manager = Manager(self.cluster.admin_client(), metrics_port=None, health_port=None)
         fluxoperator.setup(manager)
         self._runner = podrunner.setup(manager, server=self.cluster.server, ca_file=self.cluster.ca_file,
-                                       workdir=self.workdir / "pods", speed=self.speed)
+                                       workdir=self.workdir / "pods", speed=self.speed,
+                                       members=fluxmembers.default_member_runtime())
+        log.info("member runtime: %s", self._runner.members)
         self._sim_manager = manager
         self._sim_thread = threading.Thread(target=manager.start, name="simulators", daemon=True)
         self._sim_thread.start()
+
+    @property
+    def member_runtime(self) -> str | None:
+        """``real`` or ``simulated``: how the pod process runner runs members (None before start)."""
+        return self._runner.members if self._runner is not None else None
 
     # ---- the operator -------------------------------------------------------------------
     def operator_kubeconfig(self) -> Path:
