@@ -42,6 +42,11 @@ class HungMember(pb_grpc.EnsembleOperatorServicer):
         return pb.Response(status=pb.Response.SUCCESS, payload="{}")
 
 
+# A member endpoint answers only for its own name, and one server here stands for many members:
+# each simulated member is its own Ensemble's member 0, named alike.
+MEMBER = "member-0"
+
+
 def serve(members: int, servers: int, hung: int, ready: Connection) -> None:
     """Child process: ``servers`` gRPC servers sharing ``members`` ports plus ``hung`` hung ones."""
     flux = SimulatedFlux({"sim": JobGroup("sim", "sleep 30", 200, 1, 30.0)}, nodes=4, clock=RealClock())
@@ -49,7 +54,7 @@ def serve(members: int, servers: int, hung: int, ready: Connection) -> None:
     running, ports = [], []
     for index in range(servers):
         server = grpc.server(ThreadPoolExecutor(max_workers=8))
-        pb_grpc.add_EnsembleOperatorServicer_to_server(MemberServicer(flux), server)
+        pb_grpc.add_EnsembleOperatorServicer_to_server(MemberServicer(flux, MEMBER), server)
         for _ in range(index, members, servers):
             ports.append(server.add_insecure_port("127.0.0.1:0"))
         server.start()
@@ -139,11 +144,11 @@ def main() -> int:
                                      daemon=True)
     server.start()
     ports, hung_ports = parent.recv()
-    targets = [PollTarget(("bench", "ens", f"ens-{i}"), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
+    targets = [PollTarget(("bench", f"ens-{i}", MEMBER), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
                for i, port in enumerate(ports)]
     # the hung members replace healthy ones, so the round still has ``members`` polls
     with_hung = targets[len(hung_ports):] + [
-        PollTarget(("bench", "ens", f"hung-{i}"), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
+        PollTarget(("bench", f"hung-{i}", MEMBER), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
         for i, port in enumerate(hung_ports)]
     print(f"{args.members} members on {len(set(ports))} ports, {args.servers} servers, "
           f"{args.workers} poll workers, heartbeat {args.heartbeat:g}s")

@@ -12,6 +12,7 @@ import grpc
 
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.proto.limits import insecure_channel
 from controller.proto.results import result_name
 
 MEMBER_KIND = "miniclusters"
@@ -44,7 +45,7 @@ class ActionClient:
         self.target = target
         self.name = name
         self._timeout = timeout
-        self._channel = grpc.insecure_channel(target)
+        self._channel = insecure_channel(target)
         self._stub = pb2_grpc.EnsembleOperatorStub(self._channel)
 
     def scale(self, action: str, amount: int) -> ActionReply:

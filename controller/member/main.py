@@ -12,8 +12,9 @@ from controller.member.backend import BackendError, MemberBackend
 from controller.member.brokerwatch import BrokerWatch
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import JobGroup, load_job_groups
-from controller.member.servicer import MemberServicer
+from controller.member.servicer import DEFAULT_MAX_SUBMIT, NAME_REQUIRED, MemberServicer
 from controller.member.simulator import SimulatedFlux
+from controller.proto.limits import DEFAULT_MAX_MESSAGE_BYTES
 from controller.service.server import GrpcServer
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the member's ensemble.yaml (its jobs are the groups that can be submitted)")
     parser.add_argument("--nodes", type=int, default=1, help="simulated backend: nodes at start (default 1)")
     parser.add_argument("--workers", type=int, default=4, help="gRPC worker threads (default 4)")
+    parser.add_argument("--name", default="",
+                        help="this member's MiniCluster name (required): requests naming another member "
+                             "are DENIED, and --run sends it with grow/shrink")
+    parser.add_argument("--max-submit", type=int, default=DEFAULT_MAX_SUBMIT,
+                        help=f"most jobs one submit action may ask for (default {DEFAULT_MAX_SUBMIT})")
+    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                        help=f"largest gRPC message received or sent (default {DEFAULT_MAX_MESSAGE_BYTES})")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
     parser.add_argument("--broker-check-interval", type=float, default=5.0,
                         help="flux backend: seconds between broker liveness checks; the endpoint exits 0 "
@@ -38,8 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "would in the lead broker (needs --backend simulated)")
     simulated_run.add_argument("--service", metavar="HOST:PORT", default=None,
                      help="the ensemble service that grow/shrink rules ask")
-    simulated_run.add_argument("--name", default="",
-                               help="this member's MiniCluster name (sent with grow/shrink)")
     simulated_run.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per wall second (default 1; 10 makes `sleep 10` take 1 s)")
     simulated_run.add_argument("--linger", type=float, default=10.0,
@@ -61,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
     if args.run:
         return session.run(args)
     try:
+        if not args.name:  # before the backend: the flux one connects to the broker
+            raise ValueError(NAME_REQUIRED)
         backend = build_backend(args)
-        server = GrpcServer(MemberServicer(backend), args.host, args.port, args.workers)
+        server = GrpcServer(MemberServicer(backend, args.name, max_submit=args.max_submit),
+                            args.host, args.port, args.workers, max_message_bytes=args.max_message_bytes)
     except (BackendError, ValueError, OSError) as err:
         log.error("%s", err)
         return 1

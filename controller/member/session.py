@@ -19,7 +19,7 @@ from controller.clock import ScaledClock
 from controller.member.action_client import ActionClient
 from controller.member.jobgroups import load_job_groups
 from controller.member.runner import EnsembleRun
-from controller.member.servicer import MemberServicer
+from controller.member.servicer import NAME_REQUIRED, MemberServicer
 from controller.member.simulator import SimulatedFlux
 from controller.service.server import GrpcServer
 
@@ -83,8 +83,8 @@ def build_session(args: argparse.Namespace) -> MemberSession:
         raise ValueError("--run: needs --ensemble-yaml (the rules to follow)")
     if not args.speed > 0:
         raise ValueError(f"--speed: must be > 0, got {args.speed}")
-    if args.service and not args.name:
-        raise ValueError("--name: required with --service (the MiniCluster to grow or shrink)")
+    if not args.name:
+        raise ValueError(NAME_REQUIRED)
     source = str(args.ensemble_yaml)
     try:
         text = args.ensemble_yaml.read_text()
@@ -95,7 +95,8 @@ def build_session(args: argparse.Namespace) -> MemberSession:
     actions = ActionClient(args.service, args.name) if args.service else None
     try:
         ensemble = EnsembleRun(yaml.safe_load(text), flux, actions, clock, source=source)
-        server = GrpcServer(MemberServicer(flux), args.host, args.port, args.workers)
+        server = GrpcServer(MemberServicer(flux, args.name, max_submit=args.max_submit), args.host, args.port,
+                            args.workers, max_message_bytes=args.max_message_bytes)
     except (ValueError, OSError):
         if actions is not None:
             actions.close()

@@ -25,6 +25,7 @@ from controller.clock import Clock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.results import result_name
+from controller.proto.limits import insecure_channel
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class ChannelCache:
         self,
         clock: Clock,
         idle_seconds: float,
-        factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+        factory: Callable[[str], grpc.Channel] = insecure_channel,
     ) -> None:
         self._clock = clock
         self._idle_seconds = idle_seconds
@@ -197,7 +198,7 @@ class StatusPoller:
         retry_backoff: float = 0.05,
         max_backoff: float = 300.0,
         channel_idle_seconds: float = 300.0,
-        channel_factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+        channel_factory: Callable[[str], grpc.Channel] = insecure_channel,
     ) -> None:
         if max_workers < 1 or attempts < 1 or call_timeout <= 0:
             raise ValueError("StatusPoller: max_workers and attempts must be >= 1, call_timeout > 0")
@@ -283,6 +284,7 @@ class StatusPoller:
             outcome = {
                 grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
                 grpc.StatusCode.UNAVAILABLE: "unreachable",
+                grpc.StatusCode.RESOURCE_EXHAUSTED: "invalid",  # a reply over the message size limit
             }.get(code, "error")
             raise _PollFailure(outcome, f"{target.address}: {code.name}: {error.details()}") from error
         if response.status != pb.Response.SUCCESS:

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.proto.limits import DEFAULT_MAX_MESSAGE_BYTES, message_size_options
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +21,20 @@ SERVICE_NAME = "convergedcomputing.org.grpc.v1.EnsembleOperator"
 
 
 class GrpcServer:
-    """Owns the grpc.Server; ``port`` is the bound port (useful with port 0 in tests)."""
+    """Owns the grpc.Server; ``port`` is the bound port (useful with port 0 in tests).
+
+    Messages either way are capped at ``max_message_bytes`` (``controller.proto.limits``).
+    """
 
     def __init__(self, servicer: pb2_grpc.EnsembleOperatorServicer, host: str, port: int,
-                 workers: int) -> None:
+                 workers: int, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be >= 1, got {workers}")
+        limits = message_size_options(max_message_bytes)
         # gRPC sets SO_REUSEPORT by default: a second server on a port in use would bind too and
         # the kernel would split connections between the two processes (a stale one answering).
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                                   options=[("grpc.so_reuseport", 0)])
+                                   options=[("grpc.so_reuseport", 0), *limits])
         pb2_grpc.add_EnsembleOperatorServicer_to_server(servicer, self._server)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

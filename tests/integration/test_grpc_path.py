@@ -91,3 +91,37 @@ def test_real_client_cannot_touch_another_ensembles_minicluster(kube: KubeClient
     assert denied["status"] == pb2.Response.DENIED
     assert "not a member of Ensemble 'ens'" in denied["error"]
     assert size(kube, namespace, "other-0") == 1
+
+
+# One request through the real client; a gRPC error is printed by its code instead of raised.
+CLIENT_ONCE = """
+import json, sys
+import grpc
+from ensemble.members.client import EnsembleClient
+address, name, action, payload = sys.argv[1:5]
+try:
+    response = EnsembleClient(address).action_request("miniclusters", name, action, json.loads(payload))
+except grpc.RpcError as err:
+    print(json.dumps({"code": err.code().name}))
+else:
+    print(json.dumps({"status": int(response.status), **json.loads(response.payload or "{}")}))
+"""
+
+
+def member_request_once(address: str, name: str, action: str, payload: dict) -> dict:
+    done = subprocess.run([sys.executable, "-c", CLIENT_ONCE, address, name, action, json.dumps(payload)],
+                          check=True, capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_largest_request_ensemble_python_sends_fits_the_message_limit_and_larger_ones_are_refused(
+        kube: KubeClient, namespace: str, service_address: str) -> None:
+    # The largest ActionRequest ensemble-python 0.0.16 builds: a member name at the 63-character
+    # limit, its fixed {"version", "group"} and a grow of 2**63 - 1; the service answers it.
+    largest = member_request_once(service_address, "e" * 58 + "-9999", "grow", {**API, "grow": 2**63 - 1})
+    assert largest["status"] == pb2.Response.ERROR and "not found" in largest["error"]  # answered: no such member
+    # Over 64 KiB the client's call fails by gRPC before any decision, and the service goes on.
+    assert member_request_once(service_address, "ens-0", "grow", {**API, "grow": 1, "pad": "x" * 70_000}) == \
+        {"code": "RESOURCE_EXHAUSTED"}
+    (grown,) = member_requests(service_address, "ens-0", "grow", {**API, "grow": 1})
+    assert (grown["status"], grown["to"]) == (pb2.Response.SUCCESS, 2)

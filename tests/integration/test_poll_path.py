@@ -55,7 +55,7 @@ class Member:
         self.server: GrpcServer | None = None
 
     def serve(self, ip: str = LEAD_IP) -> None:
-        self.server = GrpcServer(MemberServicer(self.flux), ip, self.port, 4)
+        self.server = GrpcServer(MemberServicer(self.flux, "ens-0"), ip, self.port, 4)
         self.server.start()
 
     def stop(self) -> None:

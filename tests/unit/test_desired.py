@@ -151,6 +151,14 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
     # The status endpoint reads the same ensemble.yaml, so it knows the job groups to submit.
     assert sidecar["volumes"] == runner["volumes"]
     assert "--ensemble-yaml /ensemble-entrypoint/ensemble.yaml" in sidecar["command"]
+    # It answers only for its own member: the name the poller and the member client send.
+    assert sidecar["command"] == ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
+                                  " --port 50099 --ensemble-yaml /ensemble-entrypoint/ensemble.yaml"
+                                  " --name demo-0")
+    assert sidecar["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True, "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"}}
     # The builder must not mutate the Ensemble it reads.
     assert ensemble == make_ensemble()
 

@@ -69,15 +69,16 @@ def test_bad_ensemble_yaml_names_the_field(text: str, message: str) -> None:
 def member() -> Iterator[tuple[pb2_grpc.EnsembleOperatorStub, SimulatedFlux, FakeClock]]:
     clock = FakeClock(start=0.0)
     flux = SimulatedFlux(load_job_groups(ENSEMBLE_YAML), 4, clock)
-    server = GrpcServer(MemberServicer(flux), "127.0.0.1", 0, 2)
+    server = GrpcServer(MemberServicer(flux, "ens-0", max_submit=50), "127.0.0.1", 0, 2)
     server.start()
     with grpc.insecure_channel(server.address) as channel:
         yield pb2_grpc.EnsembleOperatorStub(channel), flux, clock
     server.stop(grace=1)
 
 
-def action(stub: pb2_grpc.EnsembleOperatorStub, name: str, payload: str) -> tuple[int, dict]:
-    response = stub.RequestAction(pb2.ActionRequest(action=name, payload=payload), timeout=5)
+def action(stub: pb2_grpc.EnsembleOperatorStub, name: str, payload: str, member: str = "ens-0") -> tuple[int, dict]:
+    response = stub.RequestAction(pb2.ActionRequest(member="miniclusters", name=member, action=name,
+                                                    payload=payload), timeout=5)
     return response.status, json.loads(response.payload)
 
 
@@ -151,8 +152,60 @@ def test_simulated_backend_submits_every_group_at_start(tmp_path: Path) -> None:
 
 def test_run_fails_cleanly_without_flux_or_with_a_missing_file(caplog: pytest.LogCaptureFixture,
                                                               tmp_path: Path) -> None:
-    assert member_main.run(parse_args("--backend", "flux", "--port", "0")) == 1
+    assert member_main.run(parse_args("--backend", "flux", "--port", "0", "--name", "ens-0")) == 1
     assert "`flux` Python module" in caplog.text
     missing = tmp_path / "absent.yaml"
-    assert member_main.run(parse_args("--backend", "simulated", "--ensemble-yaml", str(missing))) == 1
+    assert member_main.run(parse_args("--backend", "simulated", "--ensemble-yaml", str(missing),
+                                      "--name", "ens-0")) == 1
     assert f"--ensemble-yaml {missing}" in caplog.text
+
+
+def test_requests_naming_another_member_are_denied_and_change_nothing(member) -> None:
+    stub, flux, _ = member
+    response = stub.RequestStatus(pb2.StatusRequest(member="miniclusters", name="ens-1"), timeout=5)
+    assert response.status == pb2.Response.DENIED
+    assert "answers for member 'ens-0', not 'ens-1'" in json.loads(response.payload)["error"]
+    for name in ("ens-1", ""):
+        status, body = action(stub, "submit", '{"group": "hello", "count": 1}', member=name)
+        assert status == pb2.Response.DENIED and "answers for member 'ens-0'" in body["error"]
+    assert flux.status()["queue"] == dict.fromkeys(flux.status()["queue"], 0)  # nothing submitted
+
+
+@pytest.mark.parametrize("count", [51, 10**9, 0, -1])
+def test_a_submit_outside_one_to_max_submit_jobs_is_refused_naming_count(member, count: int) -> None:
+    stub, flux, _ = member
+    status, body = action(stub, "submit", json.dumps({"group": "hello", "count": count}))
+    assert status == pb2.Response.ERROR
+    assert f"payload.count: must be 1 to 50 jobs per submit (--max-submit), got {count}" == body["error"]
+    assert sum(flux.status()["queue"].values()) == 0
+    assert action(stub, "submit", '{"group": "hello", "count": 50}')[0] == pb2.Response.SUCCESS
+
+
+@pytest.mark.parametrize("payload, message", [
+    ('{"group": "hello", "count": ' + "9" * 5000 + "}", "payload: unreadable JSON (ValueError"),
+    ("[" * 20000 + "]" * 20000, "payload: unreadable JSON (RecursionError"),
+    (json.dumps({"group": "x" * 10000, "count": "1"}), "payload.count: expected int, got '1'"),
+])
+def test_odd_payloads_are_errors_with_short_reasons_and_the_endpoint_goes_on(member, payload: str,
+                                                                              message: str) -> None:
+    stub, _, _ = member
+    status, body = action(stub, "submit", payload)
+    assert status == pb2.Response.ERROR and body["error"].startswith(message)
+    assert len(body["error"]) < 300
+    assert action(stub, "submit", '{"group": "hello", "count": 1}')[0] == pb2.Response.SUCCESS
+
+
+def test_a_message_over_the_size_limit_is_refused_and_the_endpoint_goes_on(member) -> None:
+    stub, _, _ = member
+    with pytest.raises(grpc.RpcError) as refused:
+        action(stub, "submit", json.dumps({"group": "hello", "count": 1, "pad": "x" * 70_000}))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert action(stub, "submit", json.dumps({"group": "hello", "count": 1, "pad": "x" * 60_000}))[0] == \
+        pb2.Response.SUCCESS
+
+
+def test_the_endpoint_needs_its_member_name(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    assert member_main.run(parse_args("--backend", "simulated", "--port", "0")) == 1
+    assert "--name: required: the member (MiniCluster) this endpoint answers for" in caplog.text
+    with pytest.raises(ValueError, match="--max-submit: must be >= 1, got 0"):
+        MemberServicer(SimulatedFlux({}, 1, FakeClock()), "ens-0", max_submit=0)

@@ -56,7 +56,8 @@ def test_member_status_exits_zero_once_the_broker_is_gone(monkeypatch) -> None:
     monkeypatch.setattr(member_main, "build_backend", lambda args: GoneBroker({}, 1, None))
     parser = argparse.ArgumentParser()
     member_main.add_arguments(parser)
-    args = parser.parse_args(["--host", "127.0.0.1", "--port", "0", "--broker-check-interval", "0.01"])
+    args = parser.parse_args(["--host", "127.0.0.1", "--port", "0", "--name", "ens-0",
+                              "--broker-check-interval", "0.01"])
     started = time.monotonic()
     assert member_main.run(args) == 0
     assert time.monotonic() - started < 10

@@ -38,7 +38,7 @@ class MemberProcess:
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "controller", "member-status", "--log-format", "json",
-             "--host", "127.0.0.1", "--port", "0", *argv],
+             "--host", "127.0.0.1", "--port", "0", "--name", "ensemble-0", *argv],
             cwd=ROOT, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -124,7 +124,8 @@ def test_grow_requests_reach_the_service_and_a_resize_reaches_the_running_member
         nodes = status(member_address[0])["nodes"]["node_up_count"] + payload["grow"]
         with grpc.insecure_channel(member_address[0]) as channel:
             pb2_grpc.EnsembleOperatorStub(channel).RequestAction(
-                pb2.ActionRequest(action="resize", payload=json.dumps({"nodes": nodes})), timeout=5)
+                pb2.ActionRequest(name="ensemble-0", action="resize", payload=json.dumps({"nodes": nodes})),
+                timeout=5)
 
     servicer = FakeEnsembleService(RealClock(), on_action=resize_member)
     service = GrpcServer(servicer, "127.0.0.1", 0, 2)
@@ -132,7 +133,7 @@ def test_grow_requests_reach_the_service_and_a_resize_reaches_the_running_member
     try:
         member = start_member("--run", "--backend", "simulated", "--ensemble-yaml",
                               str(write_member_yaml(tmp_path, "grow-shrink.yaml")),
-                              "--service", service.address, "--name", "ensemble-0",
+                              "--service", service.address,
                               "--speed", "100", "--linger", "2")
         member_address.append(member.address())
         member.wait_for_log(lambda m: m.startswith("ensemble terminated"))
@@ -172,9 +173,9 @@ GROWING_YAML = yaml.safe_dump({"jobs": [{"name": "a", "command": "sleep 1"}],
      "--speed: must be > 0, got 0.0"),
     (["--backend", "simulated", "--ensemble-yaml", "{yaml}"],
      "rules[0].action.name: grow needs the ensemble service address (--service HOST:PORT)"),
-    (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "127.0.0.1:50051"],
-     "--name: required with --service"),
-    (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "nowhere", "--name", "e-0"],
+    (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "127.0.0.1:50051", "--name", ""],
+     "--name: required: the member (MiniCluster) this endpoint answers for"),
+    (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "nowhere"],
      "service address: expected HOST:PORT, got 'nowhere'"),
     (["--backend", "simulated", "--ensemble-yaml", "{missing}"], "No such file or directory"),
 ])
@@ -183,5 +184,5 @@ def test_bad_run_arguments_fail_before_serving_naming_the_cause(
     path = tmp_path / "ensemble.yaml"
     path.write_text(GROWING_YAML)
     argv = [arg.format(yaml=path, missing=tmp_path / "absent.yaml") for arg in argv]
-    assert member_main.run(parse_args("--run", "--port", "0", *argv)) == 1
+    assert member_main.run(parse_args("--run", "--port", "0", "--name", "e-0", *argv)) == 1
     assert message in caplog.text

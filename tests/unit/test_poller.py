@@ -135,6 +135,8 @@ def test_success_returns_status_and_counts(make_poller, serve, registry, clock) 
         (Member(status=pb.Response.ERROR, payload="no flux"), "error", "member answered ERROR"),
         (Member(payload="{not json"), "invalid", "not valid JSON"),
         (Member(payload=json.dumps({"queue": {"sched": -1}})), "invalid", "status.queue.sched"),
+        # the member's server sends without limit; our channel refuses more than 64 KiB
+        (Member(payload=json.dumps({**STATUS, "pad": "x" * 70_000})), "invalid", "RESOURCE_EXHAUSTED"),
     ],
 )
 def test_bad_answers_are_failures(make_poller, serve, registry, member, outcome, message) -> None:

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from controller.proto import ensemble_service_pb2 as pb2
+from controller.proto.limits import message_size_options
 
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = ("ensemble_service_pb2.py", "ensemble_service_pb2_grpc.py", "ensemble_service_pb2.pyi")
@@ -62,3 +65,14 @@ def test_wire_matches_ensemble_python() -> None:
         "UNSPECIFIED": 0, "SUCCESS": 1, "ERROR": 2, "DENIED": 3, "EXISTS": 4}
     assert _fields(pb2.UpdateRequest.DESCRIPTOR) == {
         "member": (1, 9), "algorithm": (2, 9), "options": (3, 9), "payload": (4, 9)}
+
+
+@pytest.mark.parametrize("bad", [0, 1023, True, 65536.0])
+def test_a_message_size_limit_below_1_kib_or_not_an_integer_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match=f"max message bytes: must be an integer >= 1024, got {bad!r}"):
+        message_size_options(bad)  # type: ignore[arg-type]
+
+
+def test_the_default_limits_cap_both_directions_at_64_kib() -> None:
+    assert dict(message_size_options()) == {"grpc.max_receive_message_length": 65536,
+                                            "grpc.max_send_message_length": 65536}

@@ -12,7 +12,7 @@ import shlex
 
 from controller.reconcilers.desired.meta import (
     ensemble_name, grpc_service_host, member_name, object_meta, ownership_labels)
-from controller.reconcilers.desired.service import service_port
+from controller.reconcilers.desired.service import SERVICE_USER_ID, service_port
 from controller.reconcilers.desired.settings import DesiredSettings
 
 ENSEMBLE_YAML = "ensemble.yaml"
@@ -21,6 +21,19 @@ STATUS_CONTAINER = "ensemble-member-status"
 # The wire version the operator is tested against (tests install the same pin).
 ENSEMBLE_PYTHON_VERSION = "0.0.16"
 ENSEMBLE_PYTHON_REPO = "https://github.com/converged-computing/ensemble-python"
+
+# Restricted (Pod Security Standards): the sidecar only reads the Flux view and the ConfigMap
+# and connects to the broker's socket, all on volumes, and listens on an unprivileged port;
+# as the image's user it needs no capability and no writable root (docs/member-status.md).
+STATUS_SECURITY_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": SERVICE_USER_ID,
+    "runAsGroup": SERVICE_USER_ID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def members(ensemble: dict) -> list[dict]:
@@ -73,7 +86,8 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> d
 
     The Flux Operator wraps a non-Flux container's command in a script that waits for
     the broker's socket and sets ``$fluxsocket``, which the Flux bindings read as FLUX_URI.
-    It reads the member's ensemble.yaml too, so it can submit the job groups named there.
+    It reads the member's ensemble.yaml too, so it can submit the job groups named there,
+    and knows its member's name, so it refuses requests meant for another member.
     """
     return {
         "name": STATUS_CONTAINER,
@@ -82,7 +96,9 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> d
         "volumes": entrypoint_volume(ensemble, index),
         "command": ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
                     f" --port {settings.member_status_port}"
-                    f" --ensemble-yaml {ENTRYPOINT_DIR}/{ENSEMBLE_YAML}"),
+                    f" --ensemble-yaml {ENTRYPOINT_DIR}/{ENSEMBLE_YAML}"
+                    f" --name {member_name(ensemble, index)}"),
+        "securityContext": copy.deepcopy(STATUS_SECURITY_CONTEXT),
     }
 
 
