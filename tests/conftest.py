@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "hack"))
 
+from fluxoperator import MANAGER, FluxOperatorProcess, not_built_message  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 
 from tests.helpers import wait_for  # noqa: E402
@@ -77,3 +78,15 @@ def controller_manager(kube_cluster: LocalCluster) -> LocalCluster:
     """The control plane with kube-controller-manager running (garbage collector, Jobs, ...)."""
     kube_cluster.start_controller_manager()
     return kube_cluster
+
+
+@pytest.fixture
+def flux_operator(controller_manager: LocalCluster, minicluster_crd: str,
+                  tmp_path: Path) -> Iterator[FluxOperatorProcess]:
+    """The real Flux Operator's manager (hack/build-flux-operator.sh), for one test: it acts on
+    MiniClusters in every namespace, so a test that runs the simulator must not overlap it.
+    Not built (no Go) fails the test: passing without the Flux Operator would prove nothing."""
+    if not MANAGER.is_file():
+        pytest.fail(not_built_message(), pytrace=False)
+    with FluxOperatorProcess.start(controller_manager, tmp_path / "flux-operator.log") as manager:
+        yield manager
