@@ -76,3 +76,10 @@ def _poll(read: Callable[[], T], accept: Callable[[T], bool], timeout: float, wh
                 seen = seen[:LAST_VALUE_CHARS] + "..."
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value seen: {seen}")
         time.sleep(pause)
+
+
+def job_owner(job: str) -> dict:
+    """The controller owner reference the Job controller puts on the pods of Job ``job``: a pod
+    counts as a member's lead broker only with it (controller/reconcilers/leadbroker.py)."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": f"uid-job-{job}",
+            "controller": True, "blockOwnerDeletion": True}

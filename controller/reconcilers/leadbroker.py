@@ -126,15 +126,38 @@ def broker_exit(pod: dict) -> int | None:
     return previous if isinstance(previous, int) and previous != 0 else None
 
 
+def controlling_job(pod: dict) -> str | None:
+    """The name of the Job (``batch``) that is the pod's controller owner, else None."""
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if not isinstance(ref, dict) or ref.get("controller") is not True:
+            continue
+        group = str(ref.get("apiVersion") or "").partition("/")[0]
+        if ref.get("kind") == "Job" and group == "batch" and isinstance(ref.get("name"), str):
+            return ref["name"]
+        return None  # one controller at most, and it is not a Job
+    return None
+
+
+def _owned_by_members_job(pod: dict, minicluster: str | None) -> bool:
+    return minicluster is not None and controlling_job(pod) == minicluster
+
+
 def lead_broker_pods(
     pods: Iterable[dict], *, minicluster: str | None = None, namespace: str | None = None
 ) -> list[dict]:
-    """Every index-0 pod of the MiniCluster: the lead broker and the ones it replaced."""
+    """Every index-0 pod of the MiniCluster: the lead broker and the ones it replaced.
+
+    Only pods the member's Job controls count: labels are anyone's to set, so a pod that merely
+    carries the member's labels (a tenant's forgery) would otherwise be polled for the
+    member's status or mark it Failed. The Job is named as the MiniCluster (the Flux Operator's
+    Indexed Job), and names are unique in a namespace.
+    """
     return [
         pod
         for pod in pods
         if pod_index(pod) == LEAD_BROKER_INDEX
         and (minicluster is None or minicluster_of(pod) == minicluster)
+        and _owned_by_members_job(pod, minicluster or minicluster_of(pod))
         and (namespace is None or (pod.get("metadata") or {}).get("namespace") == namespace)
     ]
 

@@ -13,7 +13,7 @@ import pytest
 
 from controller.clock import RealClock
 from controller.kube.client import KubeClient
-from controller.kube.resources import ENSEMBLES, EVENTS, MINICLUSTERS, PODS
+from controller.kube.resources import ENSEMBLES, EVENTS, JOBS, MINICLUSTERS, PODS
 from controller.member.jobgroups import JobGroup
 from controller.member.servicer import MemberServicer
 from controller.member.simulator import SimulatedFlux
@@ -94,12 +94,29 @@ def create_ensemble(kube: KubeClient, namespace: str, *, algorithm: dict | None 
                                    "metadata": {"name": "ens", "namespace": namespace}, "spec": spec}, namespace)
 
 
-def start_lead_pod(kube: KubeClient, namespace: str, ensemble: dict, name: str, ip: str) -> None:
-    """Create index 0 of MiniCluster ens-0 as the Flux Operator labels it, and mark it Running."""
+def members_job(kube: KubeClient, namespace: str) -> dict:
+    """The Job ens-0 the Flux Operator would create, suspended: no Job controller makes pods for it."""
+    existing = get_or_none(kube, JOBS, "ens-0", namespace)
+    if existing is not None:
+        return existing
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}
+    return kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job",
+                              "metadata": {"name": "ens-0", "namespace": namespace},
+                              "spec": {"suspend": True, "template": template}}, namespace)
+
+
+def start_lead_pod(kube: KubeClient, namespace: str, ensemble: dict, name: str, ip: str, *,
+                   owned: bool = True) -> None:
+    """Create index 0 of MiniCluster ens-0 as the Job controller does (labels and its controller
+    owner reference; ``owned=False`` leaves the reference out), and mark it Running."""
     labels = {"job-name": "ens-0", "batch.kubernetes.io/job-completion-index": "0", "hpa-selector": "ens-0",
               **ownership_labels(ensemble, 0)}
-    kube.create(PODS, {"apiVersion": "v1", "kind": "Pod",
-                       "metadata": {"name": name, "namespace": namespace, "labels": labels},
+    metadata: dict = {"name": name, "namespace": namespace, "labels": labels}
+    if owned:
+        job = members_job(kube, namespace)
+        metadata["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": "ens-0",
+                                        "uid": job["metadata"]["uid"], "controller": True}]
+    kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
                        "spec": {"containers": [{"name": "flux", "image": "busybox"}]}}, namespace)
     kube.patch(PODS, name, {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}},
                namespace=namespace, subresource="status")
@@ -178,3 +195,23 @@ def test_invalid_algorithm_option_is_reported_on_the_ensemble(
                        "InvalidSpec")
     assert invalid["message"].startswith("spec.algorithm.options.idlePolls: ")
     assert get_or_none(kube, MINICLUSTERS, "ens-0", namespace) is None
+
+
+def test_a_pod_with_the_lead_brokers_labels_but_not_owned_by_its_job_is_never_polled(
+        kube: KubeClient, namespace: str, controller: RunningController, port: int) -> None:
+    forger, real = Member(port, jobs=7), Member(port, jobs=3)
+    forger.serve(LEAD_IP)
+    real.serve(OTHER_IP)
+    try:
+        ensemble = create_ensemble(kube, namespace)
+        wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
+        start_lead_pod(kube, namespace, ensemble, "ens-0-0-forged", LEAD_IP, owned=False)
+        start_lead_pod(kube, namespace, ensemble, "ens-0-0-aaaaa", OTHER_IP)
+        polled = wait_for(lambda: (s := member_status(kube, namespace)).get("lastPoll") and s, 30, "lastPoll")
+        assert polled["leadBroker"] == {"pod": "ens-0-0-aaaaa", "ip": OTHER_IP}
+        assert polled["lastPoll"]["queue"]["sched"] == 2       # the real member's 3 jobs, not the forger's 7
+        kube.delete(PODS, "ens-0-0-aaaaa", namespace)          # only the forged pod is left: no lead broker
+        wait_for(lambda: "leadBroker" not in member_status(kube, namespace), 30, "lead broker gone")
+    finally:
+        forger.stop()
+        real.stop()

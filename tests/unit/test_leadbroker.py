@@ -6,9 +6,11 @@ from controller.reconcilers.leadbroker import (
     LeadBroker,
     index_by_minicluster,
     lead_broker,
+    lead_broker_pods,
     minicluster_of,
     pod_index,
 )
+from tests.helpers import job_owner
 
 
 def pod(
@@ -39,7 +41,9 @@ def indexed(mc: str, index: int, suffix: str = "abcde", **kwargs: object) -> dic
         "job-index": str(index),
         "hpa-selector": mc,
     }
-    return pod(f"{mc}-{index}-{suffix}", labels=labels, **kwargs)  # type: ignore[arg-type]
+    made = pod(f"{mc}-{index}-{suffix}", labels=labels, **kwargs)  # type: ignore[arg-type]
+    made["metadata"]["ownerReferences"] = [job_owner(mc)]
+    return made
 
 
 @pytest.mark.parametrize(
@@ -125,7 +129,8 @@ def test_index_by_minicluster(given: dict, expected: list[str]) -> None:
         ),
         (
             "missing phase reads Unknown",
-            [{"metadata": {"name": "e-0-0-z", "labels": {"job-index": "0"}}}],
+            [{"metadata": {"name": "e-0-0-z", "labels": {"job-name": "e-0", "job-index": "0"},
+                           "ownerReferences": [job_owner("e-0")]}}],
             {},
             LeadBroker(pod="e-0-0-z", ip=None, phase="Unknown"),
         ),
@@ -152,3 +157,27 @@ def test_a_lone_terminating_index_0_pod_is_the_lead_broker_but_not_polled() -> N
     broker = lead_broker([indexed("e-0", 0, deleting=True)])
     assert broker == LeadBroker(pod="e-0-0-abcde", ip="10.0.0.1", phase="Running", terminating=True)
     assert not broker.reachable
+
+
+def forged(owner: dict | None, **changes: object) -> dict:
+    """Index 0 of e-0 by its labels, with the given controller owner (None: no owner at all)."""
+    made = indexed("e-0", 0, suffix="forged", ip="10.9.9.9", created="2030-01-01T00:00:00Z")
+    made["metadata"]["ownerReferences"] = [] if owner is None else [{**owner, **changes}]
+    return made
+
+
+@pytest.mark.parametrize("case, pod_", [
+    ("no owner reference", forged(None)),
+    ("owned by another Job", forged(job_owner("e-1"))),
+    ("owner not the controller", forged(job_owner("e-0"), controller=False)),
+    ("controller of another kind", forged(job_owner("e-0"), kind="ReplicaSet", apiVersion="apps/v1")),
+    ("a Job of another group", forged(job_owner("e-0"), apiVersion="example.com/v1")),
+])
+def test_only_a_pod_the_members_job_controls_counts_as_its_lead_broker(case: str, pod_: dict) -> None:
+    """A pod carrying the member's labels, newer and serving, is still not the lead broker."""
+    real = indexed("e-0", 0, ip="10.0.0.1")
+    assert lead_broker([pod_, real], minicluster="e-0") == LeadBroker(pod="e-0-0-abcde", ip="10.0.0.1",
+                                                                      phase="Running"), case
+    assert lead_broker([pod_], minicluster="e-0") is None, case
+    assert lead_broker([pod_]) is None, case
+    assert lead_broker_pods([pod_], minicluster="e-0") == [], case

@@ -17,6 +17,7 @@ from controller.reconcilers.ensemble import (FIELD_MANAGER, SIZE_FIELD_MANAGER, 
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request, Result
+from tests.helpers import job_owner
 
 OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
 ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
@@ -291,7 +292,8 @@ def test_invalid_spec_creates_nothing_reports_once_and_recovers(env) -> None:
 def lead_pod(mc: str, ip: str = "10.0.0.5", phase: str = "Running") -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{mc}-0-abcde", "namespace": "ns", "creationTimestamp": "2024-01-01T00:00:00Z",
-                         "labels": {"job-name": mc, "batch.kubernetes.io/job-completion-index": "0"}},
+                         "labels": {"job-name": mc, "batch.kubernetes.io/job-completion-index": "0"},
+                         "ownerReferences": [job_owner(mc)]},
             "status": {"phase": phase, "podIP": ip}}
 
 

@@ -7,10 +7,11 @@ from controller.reconcilers.poller import PollResult
 from controller.reconcilers.status import (MemberObservation, invalid_status, member_phase, set_condition,
                                            status_changed, valid_status)
 from api.v1alpha1 import FieldError
+from tests.helpers import job_owner
 
 
 def pod(phase: str, index: int = 0, ip: str | None = "10.1.1.1") -> dict:
-    return {"metadata": {"name": f"m-{index}-xyz", "namespace": "ns",
+    return {"metadata": {"name": f"m-{index}-xyz", "namespace": "ns", "ownerReferences": [job_owner("m")],
                          "labels": {"job-name": "m", "batch.kubernetes.io/job-completion-index": str(index)}},
             "status": {"phase": phase, **({"podIP": ip} if ip else {})}}
 
@@ -88,6 +89,7 @@ def test_summary_ready_counts_running_and_completed_members_not_pending_ones() -
     def pod_of(member: str, phase: str) -> dict:
         p = pod(phase)
         p["metadata"]["labels"]["job-name"] = member
+        p["metadata"]["ownerReferences"] = [job_owner(member)]
         return p
 
     running = observation(name="a", pods=[pod_of("a", "Running")], poll=ok_poll())
@@ -133,6 +135,7 @@ def job_pod(phase: str, suffix: str, created: str, *, broker: dict | None = None
     MiniCluster and runs its wait script; the status sidecar follows."""
     running = {"state": {"running": {"startedAt": created}}}
     return {"metadata": {"name": f"m-0-{suffix}", "namespace": "ns", "creationTimestamp": created,
+                         "ownerReferences": [job_owner("m")],
                          "labels": {"job-name": "m", "batch.kubernetes.io/job-completion-index": "0",
                                     "job-index": "0"}},
             "spec": {"restartPolicy": "OnFailure",
