@@ -39,7 +39,7 @@ from credentials import write_token_kubeconfig
 from controller.clock import Clock, RealClock
 from controller.kube import errors
 from controller.kube.client import KubeClient
-from controller.kube.resources import CONFIGMAPS, PODS, SERVICES, SERVICEACCOUNTS
+from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, PODS, SERVICES, SERVICEACCOUNTS
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.leadbroker import pod_index
@@ -217,11 +217,20 @@ class PodProcessRunner:
                    if (p["metadata"].get("labels") or {}).get("job-name") == minicluster and is_running(p))
 
     def _start_member(self, key: str, pod: dict, status_container: dict) -> Result:
+        """The commands come from the MiniCluster's spec: the Flux Operator (and its simulator)
+        run them from scripts, so the pod's containers only say ``/bin/bash .../wait-0.sh``."""
         namespace = pod["metadata"]["namespace"]
         minicluster = (pod["metadata"].get("labels") or {}).get("job-name", "")
-        runner = (pod["spec"].get("containers") or [{}])[0]
-        command = runner.get("command") or []
-        command = command[-1] if isinstance(command, list) and command else str(command)
+        try:
+            containers = (self.client.get(MINICLUSTERS, minicluster, namespace).get("spec") or {}).get("containers")
+        except errors.ApiError as err:
+            if errors.is_not_found(err):
+                return Result(requeue_after=RETRY_SECONDS)
+            raise
+        containers = containers or [{}]
+        command = str(containers[0].get("command") or "")
+        status_container = next((c for c in containers if c.get("name") == MEMBER_STATUS_CONTAINER),
+                                status_container)
         host = flag_value(command, "--host")
         port = flag_value(command, "--port", "50051")
         address = self._service_address(namespace, host)
@@ -236,14 +245,15 @@ class PodProcessRunner:
             raise
         ensemble_yaml = self.workdir / f"{namespace}_{minicluster}.ensemble.yaml"
         ensemble_yaml.write_text(config_map.get("data", {}).get("ensemble.yaml", ""))
-        status_port = flag_value(status_container.get("command") or "", "--port", "50052")
+        status_port = flag_value(str(status_container.get("command") or ""), "--port", "50052")
         nodes = max(1, self._running_pods_of(namespace, minicluster))
         argv = [self.python, "-m", "controller", "member-status", "--backend", "simulated",
                 "--host", pod_ip(pod), "--port", status_port, "--ensemble-yaml", str(ensemble_yaml),
                 "--nodes", str(nodes), "--run", "--service", f"{address}:{port}",
                 "--name", minicluster, "--speed", str(self.speed)]
-        # Never restarted, whatever the pod says: a member's exit ends its MiniCluster (its
-        # simulator's Job pods say Never), and a new run would not know the resizes since.
+        # Never restarted in place, whatever the pod says (the Flux Operator's say OnFailure): a
+        # new run would not know the resizes since. Its exit fails or completes the pods, and
+        # the Job replaces a failed one (backoffLimit 100), which starts a new member.
         self.processes.start(key, "member", pod_ip(pod), argv, minicluster=minicluster, nodes=nodes)
         return Result()
 
@@ -251,12 +261,8 @@ class PodProcessRunner:
         nodes = self._running_pods_of(namespace, running.minicluster)
         if nodes == running.nodes or nodes == 0:
             return
-        port = None
-        pod = next((p for p in self.pods.list(namespace) if pod_ip(p) == running.pod_ip), None)
-        if pod is not None:
-            port = flag_value((container_named(pod, MEMBER_STATUS_CONTAINER) or {}).get("command") or "",
-                              "--port", "50052")
-        with grpc.insecure_channel(f"{running.pod_ip}:{port or 50052}") as channel:
+        port = flag_value(running.argv, "--port", "50052")  # the status port it was started with
+        with grpc.insecure_channel(f"{running.pod_ip}:{port}") as channel:
             stub = pb_grpc.EnsembleOperatorStub(channel)
             reply = stub.RequestAction(pb.ActionRequest(
                 member="miniclusters", name=running.minicluster, action="resize",
