@@ -1,14 +1,16 @@
 """Real members on the local system: Flux brokers in every MiniCluster pod, PyPI's ensemble-python
 as the lead's initial program, our status sidecar against that instance.
 
-The whole path runs: the Ensemble controller creates the MiniCluster, the Flux Operator
-simulator its Job, kube-controller-manager the pods, kwok gives them pod IPs, the pod process
-runner (members="real") starts the ensemble service and the brokers. Its own control plane
-with kwok (the session's has none: kwok nodes would take other tests' hand-made pods).
+The whole path runs: the Ensemble controller creates the MiniCluster, the Flux Operator (the
+real one where it is built, as ENSEMBLE_FLUX_OPERATOR picks, else its simulator) its Job,
+kube-controller-manager the pods, kwok gives them pod IPs, the pod process runner
+(members="real") starts the ensemble service and the brokers. Its own control plane with kwok
+(the session's has none: kwok nodes would take other tests' hand-made pods).
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +24,9 @@ from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
 from controller.member.backend import QUEUE_STATES
 from controller.runtime import Manager
 from localcluster import LocalCluster
-from sim import fluxmembers, fluxoperator, podrunner
+import fluxoperator as flux_operator
+from sim import fluxmembers, podrunner
+from sim import fluxoperator as flux_operator_simulator
 from tests.conftest import ENSEMBLE_CRD, MINICLUSTER_CRD, ROOT, install_crd
 from tests.helpers import wait_for
 from tests.integration.objects import ensemble_status, get_or_none
@@ -65,12 +69,19 @@ def ensure_flux_build() -> fluxmembers.FluxBuild:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealSystem]:
     build = ensure_flux_build()
+    operator_runtime, why = flux_operator.choose_runtime(os.environ.get(flux_operator.SWITCH))
+    print(f"\n[real members] Flux Operator: {operator_runtime} ({why})")
     with LocalCluster.start(controller_manager=True, kwok=True) as cluster:
         install_crd(cluster, MINICLUSTER_CRD, "miniclusters.flux-framework.org")
         install_crd(cluster, ENSEMBLE_CRD, "ensembles.ensemble.flux-framework.org")
         kube = cluster.admin_client()
+        real_operator = None
+        if operator_runtime == flux_operator.REAL:
+            real_operator = flux_operator.FluxOperatorProcess.start(
+                cluster, tmp_path_factory.mktemp("flux-operator") / "manager.log")
         manager = Manager(kube, metrics_port=None, health_port=None)
-        fluxoperator.setup(manager)
+        if real_operator is None:
+            flux_operator_simulator.setup(manager)
         runner = podrunner.setup(manager, server=cluster.server, ca_file=cluster.ca_file,
                                  workdir=tmp_path_factory.mktemp("pods"), members="real")
         simulators = RunningManager(manager)
@@ -81,6 +92,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealSystem]:
             controller.stop()
             simulators.stop()
             runner.stop()
+            if real_operator is not None:
+                real_operator.stop()
 
 
 @pytest.fixture
