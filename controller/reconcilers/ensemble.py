@@ -283,7 +283,7 @@ class EnsembleReconciler:
             if lead is not None and lead.reachable and not _records_of(records, name).terminated:
                 key = (namespace, request.name, name)
                 targets[key] = PollTarget(key, self._member_address(lead.ip), heartbeat)
-        self._set_poll_targets(request, targets)
+        self._set_poll_targets(request, targets, history=_history_window(typed))
         observations = []
         for name, member, pods in pod_lists:
             key = (namespace, request.name, name)
@@ -300,13 +300,18 @@ class EnsembleReconciler:
         host = f"[{ip}]" if ip is not None and ":" in ip else ip
         return f"{host}:{self._settings.member_status_port}"
 
-    def _set_poll_targets(self, request: Request, targets: dict[PollKey, PollTarget]) -> None:
+    def _set_poll_targets(self, request: Request, targets: dict[PollKey, PollTarget], *,
+                          history: float | None = None) -> None:
+        """Poll ``targets`` (and no other member of the Ensemble), keeping ``history`` seconds
+        of their successful polls for the algorithm (None: none)."""
         with self._lock:
             previous = self._poll_keys.pop((request.namespace, request.name), set())
             if targets:
                 self._poll_keys[(request.namespace, request.name)] = set(targets)
             for key in previous - set(targets):
                 self._polls.forget(key)
+            for key in targets:
+                self._polls.keep_history(key, history)
         if self._poller is None:
             return
         for key in previous - set(targets):
@@ -406,6 +411,14 @@ def _without_size(minicluster: dict) -> dict:
     """The MiniCluster minus spec.size: after creation the size belongs to grow/shrink."""
     spec = {key: value for key, value in minicluster["spec"].items() if key != "size"}
     return {**minicluster, "spec": spec}
+
+
+def _history_window(typed: Ensemble) -> float | None:
+    """Seconds of poll history the Ensemble's algorithm reads; None without an algorithm."""
+    spec = typed.spec.algorithm
+    if spec is None:
+        return None
+    return history_seconds(get_algorithm(spec.name).parse_options(spec.options), float(typed.spec.heartbeat))
 
 
 def _request_of(ensemble: dict) -> Request:

@@ -288,8 +288,9 @@ class StatusPoller:
             }.get(code, "error")
             raise _PollFailure(outcome, f"{target.address}: {code.name}: {error.details()}") from error
         if response.status != pb.Response.SUCCESS:
+            reason = response.payload if len(response.payload) <= 200 else f"{response.payload[:200]}..."
             raise _PollFailure("error", f"{target.address}: member answered {result_name(response.status)}: "
-                                        f"{response.payload!r}")
+                                        f"{reason!r}")  # cut: kept per member, shown in conditions
         try:
             return parse_status(response.payload)
         except StatusError as error:

@@ -60,6 +60,7 @@ def test_unreachable_member_gets_a_condition_and_recovery_turns_it_true() -> Non
 def test_history_keeps_recent_successes_once_and_within_its_cap() -> None:
     book = PollBook(max_samples=3)
     key = ("ns", "e", "e-0")
+    book.keep_history(key, 1000.0)
     assert book.take_history(key, since=0) is None
     for t in (10.0, 20.0, 30.0, 40.0):
         book.record(key, ok(t, {"queue": {"run": int(t)}}))
@@ -69,6 +70,38 @@ def test_history_keeps_recent_successes_once_and_within_its_cap() -> None:
     assert book.latest(key).ok is False
     book.forget(key)
     assert book.latest(key) is None and book.published(key, 10) is None
+
+
+def test_history_is_kept_only_when_asked_and_only_within_its_window() -> None:
+    book = PollBook()
+    key = ("ns", "e", "e-0")
+    for t in (10.0, 20.0):
+        book.record(key, ok(t, BUSY))
+    assert book.history_size() == 0 and book.take_history(key, since=0) is None  # no algorithm reads it
+    assert book.latest(key).time == 20.0 and book.published(key, 10).status == BUSY
+    book.keep_history(key, 15.0)
+    for t in (30.0, 40.0, 50.0):
+        book.record(key, ok(t, BUSY))
+    assert book.history_size() == 2                                  # 40 and 50: within 15 s of 50
+    book.keep_history(key, 5.0)                                       # a shorter window trims at once
+    assert [s.time for s in book.take_history(key, since=0)] == [50.0]
+    book.record(key, ok(60.0, BUSY))
+    book.keep_history(key, None)                                      # the algorithm was removed
+    assert book.history_size() == 0 and book.take_history(key, since=0) is None
+
+
+def test_the_reconciler_keeps_no_history_without_an_algorithm_and_the_window_with_one() -> None:
+    idle = Env(None)
+    for _ in range(20):
+        idle.poll(BUSY)
+    assert idle.reconciler._polls.history_size() == 0
+    # scale with waitSeconds 0: stabilizationSeconds 120 + (idlePolls 3 + 10) heartbeats of 7 s = 211 s
+    scaled = Env({"name": "scale", "options": {"waitSeconds": "0", "cooldownSeconds": "100000"}})
+    book = scaled.reconciler._polls
+    for _ in range(80):                    # 560 s of polls, every 7 s
+        scaled.poll(BUSY)
+        assert book.history_size() <= 211 // 7 + 1
+    assert book.history_size() == 211 // 7 + 1
 
 
 def test_published_report_moves_only_after_the_interval() -> None:
