@@ -1,29 +1,40 @@
 """Streaming metric models per job group, named as ensemble-python names them.
 
 Rules read ``count.<group>.<success|failed|finished>`` and ``<model>.<group>-<pending|duration>``
-with model one of mean, min, max. Pending is seconds from submit to start (recorded at start,
-and for still-waiting jobs at each heartbeat); duration is seconds from start to finish.
+with model one of mean, variance, min, max (river's, which ensemble-python keeps; its iqr and mad
+are streaming quantile estimates not reproduced here). Pending is seconds from submit to start
+(recorded at start, and for still-waiting jobs at each heartbeat); duration is seconds from start
+to finish.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-KEPT_MODELS = ("count", "mean", "min", "max")
+KEPT_MODELS = ("count", "mean", "variance", "min", "max")
 
 
 @dataclass
 class Summary:
-    """Running mean, min and max of one series, without keeping the samples."""
+    """Running mean, variance, min and max of one series, without keeping the samples."""
     n: int = 0
     mean: float = 0.0
     min: float = float("inf")
     max: float = float("-inf")
+    _squares: float = 0.0  # sum of squared deviations from the mean (Welford)
 
     def add(self, value: float) -> None:
         self.n += 1
+        previous = self.mean
         self.mean += (value - self.mean) / self.n
+        self._squares += (value - previous) * (value - self.mean)
         self.min = min(self.min, value)
         self.max = max(self.max, value)
+
+    @property
+    def variance(self) -> float:
+        """river's ``stats.Var()`` as ensemble-python builds it: the sample variance (ddof 1), 0 for
+        a single sample (a rule ``variance.<group>-duration >= 0`` fires at the first job)."""
+        return self._squares / (self.n - 1) if self.n > 1 else 0.0
 
 
 class GroupMetrics:

@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 
 SCALING_ACTIONS = frozenset({"grow", "shrink"})
 DEFAULT_SCALING_HEARTBEAT = 60.0
-_WHEN = re.compile(r"^\s*(?P<op><=|>=|==|!=|<|>)?\s*(?P<number>-?\d+(\.\d+)?)\s*$")
+# ensemble-python 0.0.16 (Rule.run_when) searches a string for this and reads the number with
+# \w+: "> 0.5" compares with 0, "=> 3" with 3, and "== 3", "7" or "> -1" fail when it loads.
+_WHEN = re.compile(r"(?P<op>[<>]=?)\s*(?P<number>\w+)")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
 }
 
 
 @dataclass(frozen=True)
 class When:
-    """A number means equality; ``"> 5"`` style strings compare with the operator."""
+    """A number means equality; ``"> 5"`` style strings compare with the operator, the number
+    read as ensemble-python reads it (see ``_WHEN``: a fraction is dropped)."""
     op: str
     number: float
 
@@ -31,10 +33,15 @@ class When:
     def parse(cls, value: object, where: str) -> When:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return cls("==", float(value))
-        match = _WHEN.match(value) if isinstance(value, str) else None
-        if match is None:
-            raise ValueError(f'{where}: expected a number or "<op> <number>", got {value!r}')
-        return cls(match["op"] or "==", float(match["number"]))
+        match = _WHEN.search(value) if isinstance(value, str) else None
+        try:
+            number = float(match["number"]) if match else None
+        except ValueError:  # "> five": ensemble-python's float() fails when it loads
+            number = None
+        if match is None or number is None:
+            raise ValueError(f'{where}: expected a number or "<op> <number>" with op one of < <= > >=, '
+                             f"got {value!r}")
+        return cls(match["op"], number)
 
     def matches(self, value: float) -> bool:
         return _OPERATORS[self.op](value, self.number)

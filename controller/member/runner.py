@@ -5,9 +5,11 @@ instead: it fires ``start`` rules, turns the queue's job transitions into the jo
 would post, keeps metric models per job group, fires ``metric`` and ``job-<event>`` rules, and
 asks the ensemble service to grow or shrink. Custom actions (user Python) are not executed.
 
-Differences from ensemble-python, on purpose: ``job-<event>`` rules with a ``name`` fire only for
-jobs of the group it names (without one, for every job, as ensemble-python does), and every job in the queue is observed (also jobs the operator
-submitted through the member endpoint), not only the jobs this run submitted.
+As ensemble-python 0.0.16 does (observed running it in a real Flux instance): metrics follow
+only the jobs this run submitted (a job of the same group submitted by anyone else, such as the
+operator's refill through the member endpoint, counts nowhere); ``job-<event>`` rules fire for
+every job in the queue, whatever their ``name``; a terminate ends the run once the event that
+fired it has run all its rules (later rules of that pass still act).
 """
 from __future__ import annotations
 
@@ -96,6 +98,7 @@ class EnsembleRun:
         self._origin = clock.now()
         self._next_heartbeat: float | None = None
         self._jobs: dict[int, _Job] = {}
+        self._submitted: set[int] = set()  # ids this run submitted: the only jobs its metrics follow
         self._cursor = 0
         self._started = False
         self._terminated = False
@@ -138,6 +141,8 @@ class EnsembleRun:
             self._wakeup.notify_all()
 
     def _drain_journal(self) -> None:
+        """Each event runs all its rules, as one record of Flux's journal does in ensemble-python;
+        a terminate among them stops the run before the next event."""
         while not self._terminated:
             transitions = self._flux.journal(self._cursor)
             if not transitions:
@@ -150,19 +155,18 @@ class EnsembleRun:
                         return
 
     def _job_event(self, transition: JobTransition, event: str) -> None:
-        """Record metrics; run metric rules (for a tracked job, up to finish); then job-<event> rules."""
+        """Record metrics; run metric rules (for a job of this run, up to finish); then the
+        job-<event> rules, for any job (ensemble-python does not filter them by name)."""
         cause = f"job {transition.job_id} ({transition.group}) {event}"
-        tracked = self._record(transition, event)
-        if tracked:
+        if self._record(transition, event):
             self._evaluate_metrics(cause)
-        if not self._terminated:
-            rules = [rule for rule in self._triggered(f"job-{event}") if rule.name in (None, transition.group)]
-            self._fire_all(rules, cause)
+        self._fire_all(self._triggered(f"job-{event}"), cause)
 
     def _record(self, transition: JobTransition, event: str) -> bool:
-        """Update the job's times and the group metrics; False once the job is done."""
+        """Update the job's times and the group metrics; False for a job this run did not submit
+        and once the job is done."""
         job_id, group, at = transition.job_id, transition.group, transition.at
-        if event == "submit":
+        if event == "submit" and job_id in self._submitted:
             self._jobs[job_id] = _Job(group, submitted=at)
         job = self._jobs.get(job_id)
         if job is None:
@@ -192,8 +196,6 @@ class EnsembleRun:
             if value is None or (rule.when is not None and not rule.when.matches(value)):
                 continue
             self._fire(rule, f"{cause}: {rule.name} = {value:g}")
-            if self._terminated:
-                return
 
     def _triggered(self, trigger: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.trigger == trigger]
@@ -201,8 +203,6 @@ class EnsembleRun:
     def _fire_all(self, rules: list[Rule], cause: str) -> None:
         for rule in rules:
             self._fire(rule, cause)
-            if self._terminated:
-                return
 
     def _fire(self, rule: Rule, cause: str) -> None:
         if not rule.frequency.allow():
@@ -225,7 +225,9 @@ class EnsembleRun:
     def _submit(self, group: str | None) -> str:
         """Submit the group's ``count`` jobs (the checked config always names a defined group)."""
         assert group is not None
-        return f"{group} jobs {self._flux.submit(group, self._job_counts[group])}"
+        ids = self._flux.submit(group, self._job_counts[group])
+        self._submitted.update(ids)
+        return f"{group} jobs {ids}"
 
     def _scale(self, action: str, amount: int) -> str:
         assert self._actions is not None  # checked in __init__ for every grow/shrink rule
