@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Starting the local cluster, the operator and the simulators...", flush=True)
     env = LocalEnvironment.start(detached=True, speed=args.speed)
     cluster = env.cluster
+    print(f"Flux Operator: {env.flux_operator_runtime}; members: {env.member_runtime}", flush=True)
     try:
         cluster.kubectl("create", "namespace", NAMESPACE)
         cluster.kubectl("create", "serviceaccount", "default", "-n", NAMESPACE, check=False)

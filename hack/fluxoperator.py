@@ -38,7 +38,7 @@ class FluxOperatorNotBuilt(ClusterError):
 
 def not_built_message(binary: Path = MANAGER) -> str:
     return (f"the Flux Operator's manager is not built ({binary} is missing): run "
-            f"`bash hack/build-flux-operator.sh` (needs Go; `make cluster-build` runs it)")
+            f"`bash hack/build-flux-operator.sh` (needs Go; `make flux-build` runs it)")
 
 
 def choose_runtime(requested: str | None, binary: Path = MANAGER) -> tuple[str, str]:

@@ -5,9 +5,11 @@
 - the Ensemble CRD, the MiniCluster CRD and ``manifests/`` (RBAC), as a user installs them;
 - the operator (``ensemble-operator run``) as processes authenticated with a token of the
   manifests' ServiceAccount, so the RBAC they run under is the one we ship;
-- the simulators for what cannot run here, on this project's own runtime: the Flux
-  Operator (MiniCluster -> Indexed Job) and the pod process runner (the ensemble service
-  and simulated members on their pod IPs).
+- the Flux Operator: its real manager (``hack/fluxoperator.py``) where
+  ``hack/build-flux-operator.sh`` built it, else its simulator (``ENSEMBLE_FLUX_OPERATOR``
+  chooses; ``flux_operator_runtime`` says which ran);
+- on this project's own runtime, the pod process runner (the ensemble service and the
+  members on their pod IPs) and, where the real one is not built, the Flux Operator simulator.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ ROOT = HACK.parent
 sys.path.insert(0, str(HACK))
 
 from credentials import write_token_kubeconfig  # noqa: E402
+from fluxoperator import REAL, SWITCH, FluxOperatorProcess, choose_runtime  # noqa: E402
 from localcluster import STATE_DIR, ClusterError, LocalCluster, dying_with_parent, free_port  # noqa: E402
 
 if TYPE_CHECKING:  # imported for real in start_simulators
@@ -74,6 +77,9 @@ class LocalEnvironment:
     workdir: Path
     speed: float = 10.0
     operators: list[OperatorProcess] = field(default_factory=list)
+    flux_operator_runtime: str | None = None
+    """``real`` or ``simulated``: which Flux Operator runs (None before start)."""
+    _flux_operator: FluxOperatorProcess | None = None
     _sim_manager: Manager | None = None
     _sim_thread: threading.Thread | None = None
     _runner: PodProcessRunner | None = None
@@ -90,6 +96,7 @@ class LocalEnvironment:
         env.workdir.mkdir(parents=True, exist_ok=True)
         try:
             env.install()
+            env.start_flux_operator()
             env.start_simulators()
             env.start_operator()
         except BaseException:
@@ -105,12 +112,27 @@ class LocalEnvironment:
         for crd in ("miniclusters.flux-framework.org", "ensembles.ensemble.flux-framework.org"):
             self.cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
 
+    # ---- the Flux Operator ----------------------------------------------------------------
+    def start_flux_operator(self) -> None:
+        """The real manager, or (``simulated``) nothing here: start_simulators then runs the
+        simulator. ``$ENSEMBLE_FLUX_OPERATOR`` decides, by default real when it is built."""
+        runtime, why = choose_runtime(os.environ.get(SWITCH))
+        log.info("Flux Operator: %s (%s)", runtime, why)
+        if runtime == REAL:
+            self._flux_operator = FluxOperatorProcess.start(self.cluster, self.workdir / "flux-operator.log")
+        self.flux_operator_runtime = runtime
+
+    def _stop_flux_operator(self) -> None:
+        if self._flux_operator is not None:
+            self._flux_operator.stop()
+
     # ---- simulators ---------------------------------------------------------------------
     def start_simulators(self) -> None:
         from controller.runtime import Manager
         from sim import fluxmembers, fluxoperator, podrunner
         manager = Manager(self.cluster.admin_client(), metrics_port=None, health_port=None)
-        fluxoperator.setup(manager)
+        if self.flux_operator_runtime != REAL:
+            fluxoperator.setup(manager)
         self._runner = podrunner.setup(manager, server=self.cluster.server, ca_file=self.cluster.ca_file,
                                        workdir=self.workdir / "pods", speed=self.speed,
                                        members=fluxmembers.default_member_runtime())
@@ -162,6 +184,7 @@ class LocalEnvironment:
     def stop(self, cluster_too: bool = True) -> None:
         """Stop everything, each step even when an earlier one failed (the first error is raised)."""
         steps: list[Callable[[], None]] = [partial(op.kill, signal.SIGTERM) for op in self.operators]
+        steps.append(self._stop_flux_operator)
         steps.append(self._stop_simulators)
         if self._runner is not None:
             steps.append(self._runner.stop)

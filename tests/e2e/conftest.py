@@ -18,7 +18,8 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[E2ECluster]:
     provider = make_provider()
-    print(f"\n[e2e] cluster provider: {provider.name}")
+    runtimes = getattr(provider, "runtimes", None)  # what the local cluster runs for real
+    print(f"\n[e2e] cluster provider: {provider.name}" + (f" ({runtimes})" if runtimes else ""))
     try:
         yield provider
     finally:

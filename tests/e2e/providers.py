@@ -89,6 +89,7 @@ class LocalProvider:
         from localenv import LocalEnvironment
         self.env = LocalEnvironment.start(speed=float(os.environ.get("E2E_SPEED", "10")))
         self.cluster = self.env.cluster
+        self.runtimes = f"Flux Operator {self.env.flux_operator_runtime}, members {self.env.member_runtime}"
         self.kubeconfig = self.cluster.kubeconfig
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
@@ -125,6 +126,10 @@ class LocalProvider:
                               check=False)]
         for operator in self.env.operators:
             parts.append(f"--- operator {operator.identity} (alive={operator.alive()})\n{operator.logs(30)}")
+        flux_operator_log = self.env.workdir / "flux-operator.log"
+        if flux_operator_log.exists():
+            parts.append("--- Flux Operator\n" + "\n".join(
+                flux_operator_log.read_text(errors="replace").splitlines()[-15:]))
         for path in sorted((self.env.workdir / "pods").glob("*.log")):
             parts.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors='replace').splitlines()[-15:]))
         return "\n".join(parts)
