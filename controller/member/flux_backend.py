@@ -60,10 +60,15 @@ class FluxBackend:
         ``get_jobs`` reads every response: since flux-core 0.82 the list streams one job per
         response, and ``get`` returns only the first. ``max_entries=0`` lists them all (the
         default, 1000, cut the counts of a longer queue), with only the attributes read here.
+        The broker answers ENOSYS until rc1 has loaded the scheduler (the sidecar starts once the
+        socket exists) and while it shuts down: an error reply, not a failed RPC.
         """
-        resources = self._flux.resource.list.resource_list(self._handle).get()
-        jobs = self._flux.job.job_list(self._handle, max_entries=0, attrs=list(JOB_ATTRIBUTES),
-                                       userid=self._flux.constants.FLUX_USERID_UNKNOWN).get_jobs()
+        try:
+            resources = self._flux.resource.list.resource_list(self._handle).get()
+            jobs = self._flux.job.job_list(self._handle, max_entries=0, attrs=list(JOB_ATTRIBUTES),
+                                           userid=self._flux.constants.FLUX_USERID_UNKNOWN).get_jobs()
+        except OSError as err:  # e.g. ENOSYS while the scheduler is not loaded: at start, at shutdown
+            raise BackendError(f"flux: {err}") from err
         states = Counter(self._flux.job.info.statetostr(job["state"]).lower() for job in jobs)
         pending = sorted((job for job in jobs if self._flux.job.info.statetostr(job["state"]) in PENDING_STATES),
                          key=lambda job: job["t_submit"])
