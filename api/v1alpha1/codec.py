@@ -82,6 +82,8 @@ class _Walker:
         if origin is dict:
             if not isinstance(data, dict):
                 return self.fail(path, f"must be an object, got {type_name(data)}")
+            if info.max_properties is not None and len(data) > info.max_properties:
+                return self.fail(path, f"must have at most {info.max_properties} properties, got {len(data)}")
             return copy.deepcopy(data)
         return self.scalar(hint, info, data, path)
 

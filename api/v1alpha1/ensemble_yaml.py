@@ -7,12 +7,12 @@ error on the Ensemble with the exact field path.
 from __future__ import annotations
 
 import ast
-import functools
 import re
 from typing import Any
 
 import yaml
 
+from api.v1alpha1.bounded_cache import ByteBoundedCache
 from api.v1alpha1.codec import type_name
 from api.v1alpha1.errors import FieldError
 
@@ -239,20 +239,25 @@ class _Checker:
             self.fail(path, f"must be a positive number, got {value!r}")
 
 
-# Distinct (text, path) pairs remembered: a few per member of every Ensemble watched.
-CHECK_CACHE_SIZE = 1024
+# Bytes of ensemble.yaml (and paths) whose results are remembered: every member of every
+# Ensemble watched, at the schema's 64 KiB per text, would be far more.
+CHECK_CACHE_BYTES = 8 * 1024 * 1024
 
 
 def check_ensemble_yaml(text: str, path: str) -> list[FieldError]:
     """Every problem in one member's ensemble.yaml; ``path`` is the field holding it."""
-    return list(_check(text, path))
+    return list(_CHECKED.get((text, path)))
 
 
-@functools.lru_cache(maxsize=CHECK_CACHE_SIZE)
-def _check(text: str, path: str) -> tuple[FieldError, ...]:
-    """Memoized: the reconciler validates every spec on every reconcile (each poll result
-    triggers one), while the text changes only with the spec; parsing the YAML was about
+def _check(key: tuple[str, str]) -> tuple[FieldError, ...]:
+    """Memoized (``_CHECKED``): the reconciler validates every spec on every reconcile (each poll
+    result triggers one), while the text changes only with the spec; parsing the YAML was about
     three quarters of ``validate()``'s time."""
+    text, path = key
     checker = _Checker(path)
     checker.document(text)
     return tuple(checker.errors)
+
+
+_CHECKED: ByteBoundedCache[tuple[str, str], tuple[FieldError, ...]] = ByteBoundedCache(
+    _check, lambda key: len(key[0]) + len(key[1]), CHECK_CACHE_BYTES)

@@ -42,6 +42,7 @@ class FieldInfo:
     max_items: int | None = None
     min_length: int | None = None
     max_length: int | None = None
+    max_properties: int | None = None
     pattern: str | None = None
     enum: tuple[str, ...] = ()
     format: str | None = None

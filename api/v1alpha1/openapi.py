@@ -57,7 +57,10 @@ def type_schema(hint: Any, info: FieldInfo, description: str) -> dict[str, Any]:
             schema["x-kubernetes-list-map-keys"] = list(info.list_map_keys)
         return _with_constraints(schema, info)
     if origin is dict:
-        return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        if info.max_properties is not None:
+            schema["maxProperties"] = info.max_properties
+        return schema
     return _with_constraints({"type": _SCALARS[hint]}, info)
 
 

@@ -59,8 +59,14 @@ def _constraints(info: Any) -> str:
         parts.append(f"minimum {info.minimum}")
     if info.min_items is not None:
         parts.append(f"at least {info.min_items} item(s)")
+    if info.max_items is not None:
+        parts.append(f"at most {info.max_items} item(s)")
     if info.min_length:
         parts.append("non-empty")
+    if info.max_length is not None:
+        parts.append(f"at most {info.max_length} characters")
+    if info.max_properties is not None:
+        parts.append(f"at most {info.max_properties} keys")
     if info.enum:
         parts.append("one of " + ", ".join(f"`{value}`" for value in info.enum))
     if info.pattern:

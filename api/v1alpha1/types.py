@@ -25,6 +25,12 @@ DEFAULT_SIDECAR_WORKERS = 10
 DEFAULT_HEARTBEAT_SECONDS = 10
 DEFAULT_MEMBER_SIZE = 1
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# Bounds on what one tenant's Ensemble may ask the operator to hold, build and check.
+MAX_MEMBERS = 100                 # MiniClusters per Ensemble (each polled, each a Role resourceName)
+MAX_ENSEMBLE_YAML = 64 * 1024     # characters of one member's ensemble.yaml (also a ConfigMap)
+MAX_IMAGE = 1024                  # characters of an image reference
+MAX_OPTIONS = 64                  # keys of spec.algorithm.options
+MAX_CONDITIONS = 16
 
 # A size of 0 means "unset" upstream (the Go zero value), so the rules read an
 # effective size: size when positive, else the default of 1.
@@ -41,7 +47,7 @@ class ContainerShape:
     API_OPEN: ClassVar[bool] = True
 
     image: str = api_field("Container image that runs the member's jobs (Flux is added to it on the fly).",
-                           required=True, min_length=1)
+                           required=True, min_length=1, max_length=MAX_IMAGE)
 
 
 @dataclass
@@ -60,7 +66,7 @@ class MiniClusterSpecShape:
 
     containers: list[ContainerShape] = api_field(
         "Containers of each pod; the first one runs Flux and the member's ensemble.",
-        default_factory=list, required=True, min_items=1)
+        default_factory=list, required=True, min_items=1, max_items=32)
     size: int = api_field("Number of pods (Flux brokers) the MiniCluster starts with; 0 means 1.",
                           default=DEFAULT_MEMBER_SIZE, minimum=0)
     min_size: int | None = api_field("Smallest size a shrink may reach. Unset: 1.", default=None, minimum=0)
@@ -86,7 +92,7 @@ class Sidecar:
 
     image: str = api_field("Image of the ensemble service. Upstream's service images (ensemble-python, "
                            "ensemble-operator-api) are replaced by the operator's image, which runs this "
-                           "service.", default=DEFAULT_SIDECAR_IMAGE)
+                           "service.", default=DEFAULT_SIDECAR_IMAGE, max_length=MAX_IMAGE)
     image_pull_policy: str | None = api_field("Pull policy of the service image.", default=None,
                                               enum=PULL_POLICIES)
     port: str = api_field("Port the service listens on, as a string (upstream type).",
@@ -104,9 +110,9 @@ class Sidecar:
 class AlgorithmSpec:
     """An operator-side algorithm that reads members' status and acts (scale, terminate, refill)."""
 
-    name: str = api_field("Registered algorithm name.", required=True, min_length=1)
+    name: str = api_field("Registered algorithm name.", required=True, min_length=1, max_length=63)
     options: dict[str, Any] = api_field("Algorithm options; the named algorithm documents its keys.",
-                                        default_factory=dict)
+                                        default_factory=dict, max_properties=MAX_OPTIONS)
 
 
 @dataclass
@@ -116,9 +122,9 @@ class Member:
     minicluster: dict[str, Any] = api_field("The member's MiniCluster (`{spec: {...}}`).",
                                             required=True, shape=MiniClusterShape)
     ensemble: str = api_field("The member's ensemble.yaml: jobs, rules and logging for ensemble-python.",
-                              required=True, min_length=1)
+                              required=True, min_length=1, max_length=MAX_ENSEMBLE_YAML)
     branch: str | None = api_field("Install ensemble-python from this git branch instead of PyPI.",
-                                   default=None)
+                                   default=None, max_length=255)
 
     def __post_init__(self) -> None:
         """Apply the upstream size defaults to a private copy of the MiniCluster."""
@@ -158,7 +164,8 @@ class EnsembleSpec:
     """The desired ensemble: its members, the shared gRPC service, and optional operator-side policy."""
 
     members: list[Member] = api_field("The ensemble's members, each one MiniCluster.",
-                                      default_factory=list, required=True, min_items=1)
+                                      default_factory=list, required=True, min_items=1,
+                                      max_items=MAX_MEMBERS)
     sidecar: Sidecar = api_field("The ensemble gRPC service the members call to grow and shrink.",
                                  default_factory=Sidecar, schema_default={})
     algorithm: AlgorithmSpec | None = api_field("Operator-side algorithm; unset means none runs.",
@@ -175,7 +182,8 @@ class EnsembleSpec:
 class Condition:
     """A standard Kubernetes condition (metav1.Condition's fields)."""
 
-    type: str = api_field("Condition type, e.g. Ready or Valid.", required=True, min_length=1)
+    type: str = api_field("Condition type, e.g. Ready or Valid.", required=True, min_length=1,
+                          max_length=316)
     status: str = api_field("True, False or Unknown.", required=True, enum=("True", "False", "Unknown"))
     reason: str | None = api_field("CamelCase reason for the last transition.", default=None)
     message: str | None = api_field("Human-readable detail.", default=None)
@@ -256,13 +264,13 @@ class EnsembleStatus:
                                   default=None)
     conditions: list[Condition] = api_field(
         "Standard conditions: Ready, ServiceReady, MembersReady, InvalidSpec.", default_factory=list,
-        list_map_keys=("type",))
+        list_map_keys=("type",), max_items=MAX_CONDITIONS)
     members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
-                                            list_map_keys=("name",))
+                                            list_map_keys=("name",), max_items=MAX_MEMBERS)
     summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)
     budget_grants: list[BudgetGrant] = api_field(
         "The spec.budget ledger, written by the deciders that grow members (not by the reconciler).",
-        default_factory=list, list_map_keys=("minicluster",))
+        default_factory=list, list_map_keys=("minicluster",), max_items=MAX_MEMBERS)
 
 
 @dataclass

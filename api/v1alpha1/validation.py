@@ -6,6 +6,7 @@ and adds what the API server cannot check: each member's ensemble.yaml.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from api.v1alpha1.codec import check
@@ -19,16 +20,27 @@ def validate(obj: Any) -> list[FieldError]:
     """All field errors of an Ensemble object (a plain dict); empty when it is valid."""
     if not isinstance(obj, dict):
         return [FieldError("", f"an {KIND} must be an object, got {type(obj).__name__}")]
-    errors = _type_meta(obj) + _name(obj) + check(Ensemble, obj)
+    errors = _type_meta(obj) + _name(obj) + guarded("spec", lambda: check(Ensemble, obj))
     spec = obj.get("spec")
     members = spec.get("members") if isinstance(spec, dict) else None
     for index, member in enumerate(members if isinstance(members, list) else []):
         if isinstance(member, dict):
-            errors += _member(member, f"spec.members[{index}]")
+            path = f"spec.members[{index}]"
+            errors += guarded(path, lambda: _member(member, path))
     sidecar = spec.get("sidecar") if isinstance(spec, dict) else None
     if isinstance(sidecar, dict):
         errors += _port(sidecar.get("port"), "spec.sidecar.port")
     return errors
+
+
+def guarded(path: str, run: Callable[[], list[FieldError]]) -> list[FieldError]:
+    """``run()``'s errors, or one naming ``path`` and the cause when it raised: a tenant's input
+    (an ensemble.yaml nested past the YAML parser's recursion limit, a rule that exhausts
+    memory) must end as an InvalidSpec condition, not as a reconcile retried forever."""
+    try:
+        return run()
+    except Exception as err:  # whatever the input made the checks raise
+        return [FieldError(path, f"could not be validated: {type(err).__name__}: {str(err)[:200]}")]
 
 
 def _type_meta(obj: dict) -> list[FieldError]:

@@ -19,8 +19,10 @@ class SharedInformerFactory:
     def __init__(self, client: KubeClient, *, resync_period: float = 0, clock: Clock | None = None,
                  transform: Transform | None = default_transform,
                  rand: Callable[[], float] | None = None,
-                 reflector_options: ReflectorOptions | None = None) -> None:
+                 reflector_options: ReflectorOptions | None = None,
+                 on_undecodable: Callable[[str], None] | None = None) -> None:
         self._client = client
+        self._on_undecodable = on_undecodable
         self._resync_period = resync_period
         self._clock = clock or RealClock()
         self._transform = transform
@@ -43,7 +45,7 @@ class SharedInformerFactory:
                     self._client, resource, namespace=key[1], label_selector=key[2],
                     field_selector=key[3], resync_period=self._resync_period,
                     transform=self._transform, clock=self._clock, rand=self._rand,
-                    reflector_options=self._reflector_options)
+                    reflector_options=self._reflector_options, on_undecodable=self._on_undecodable)
                 self._informers[key] = informer
                 if self._started:
                     informer.start()

@@ -15,10 +15,11 @@ from typing import Any, Callable, Protocol
 
 from controller.clock import Clock, RealClock
 from controller.informers.backoff import Backoff, Stopper
-from controller.kube.client import KubeClient
+from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
 from controller.kube.errors import ApiError, KubeError, is_gone
+from controller.kube.jsonscan import describe as describe_object
 from controller.kube.resources import Resource
-from controller.kube.watch import WatchStalled, WatchStream
+from controller.kube.watch import UNDECODABLE, WatchStalled, WatchStream
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,10 @@ class Reflector:
     def __init__(self, client: KubeClient, resource: Resource, store: ReflectorStore, *,
                  namespace: str | None = None, label_selector: str | None = None,
                  field_selector: str | None = None, options: ReflectorOptions | None = None,
-                 clock: Clock | None = None, rand: Callable[[], float] | None = None) -> None:
+                 clock: Clock | None = None, rand: Callable[[], float] | None = None,
+                 on_undecodable: Callable[[str], None] | None = None) -> None:
+        """``on_undecodable(resource)`` counts each object skipped because it could not be
+        decoded (the manager's ``informer_undecodable_objects_total``)."""
         self._client = client
         self._resource = resource
         self._store = store
@@ -80,6 +84,8 @@ class Reflector:
         self.relist_count = 0    # lists caused by 410 Gone
         self.watch_count = 0     # watch requests opened
         self.error_count = 0     # failures that led to a backoff
+        self.undecodable_count = 0  # objects skipped: listed or watched, but not decodable
+        self._on_undecodable = on_undecodable
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -152,6 +158,8 @@ class Reflector:
                     continue
                 raise
             kind, api_version = self._resource.kind, self._resource.api_version
+            for skipped in page.get(UNDECODABLE_ITEMS) or ():
+                self._skip(skipped, skipped.get("error"), "listed")
             for item in page.get("items") or ():
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", api_version)
@@ -203,6 +211,8 @@ class Reflector:
                 store.upsert(obj)
             elif kind == "DELETED":
                 store.delete(obj)
+            elif kind == UNDECODABLE:
+                self._skip(obj, event.get("error"), "watched")
             elif kind != "BOOKMARK":
                 log.warning("%s: ignoring watch event of unknown type %r", self.name, kind)
                 continue
@@ -224,6 +234,15 @@ class Reflector:
         raise ApiError.from_status(code, status, method="WATCH", path=self._resource.path(self._namespace))
 
     # -- failures -------------------------------------------------------------------
+
+    def _skip(self, head: dict[str, Any], error: object, how: str) -> None:
+        """An object that cannot be decoded is left out of the store, and the informer goes on:
+        retrying would meet it again, and every other object would wait behind it."""
+        self.undecodable_count += 1
+        log.warning("%s: skipping %s %s that cannot be decoded: %s", self.name, how,
+                    describe_object({"kind": self._resource.kind, **head}), error)
+        if self._on_undecodable is not None:
+            self._on_undecodable(str(self._resource))
 
     def _fail(self, err: Exception) -> None:
         self.error_count += 1

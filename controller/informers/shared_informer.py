@@ -33,7 +33,8 @@ class SharedInformer:
                  label_selector: str | None = None, field_selector: str | None = None,
                  resync_period: float = 0, transform: Transform | None = default_transform,
                  clock: Clock | None = None, rand: Callable[[], float] | None = None,
-                 reflector_options: ReflectorOptions | None = None) -> None:
+                 reflector_options: ReflectorOptions | None = None,
+                 on_undecodable: Callable[[str], None] | None = None) -> None:
         self.resource = resource
         self.name = describe(resource, namespace, label_selector, field_selector)
         self._resync_period = resync_period
@@ -49,7 +50,8 @@ class SharedInformer:
         self._threads: list[threading.Thread] = []
         self.reflector = Reflector(client, resource, self, namespace=namespace,
                                    label_selector=label_selector, field_selector=field_selector,
-                                   options=reflector_options, clock=self._clock, rand=rand)
+                                   options=reflector_options, clock=self._clock, rand=rand,
+                                   on_undecodable=on_undecodable)
 
     # -- public API -----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from controller.kube import config
 from controller.kube.errors import ApiError, KubeError
+from controller.kube.jsonscan import identity, scan
 from controller.kube.resources import Resource
 from controller.kube.watch import WatchStream
 
@@ -150,12 +151,17 @@ class KubeClient:
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: object = None, content_type: str = JSON,
                 timeout: float | None = None) -> dict[str, Any]:
+        data = self._request_data(method, path, params=params, body=body, content_type=content_type,
+                                  timeout=timeout)
+        return msgspec.json.decode(data) if data else {}
+
+    def _request_data(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                      body: object = None, content_type: str = JSON, timeout: float | None = None) -> bytes:
         method = method.upper()
         payload = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         response = self._send(method, path, params, payload, content_type if payload else None,
                               timeout, stream=False)
-        data = response.data
-        return msgspec.json.decode(data) if data else {}
+        return response.data
 
     # -- typed helpers --------------------------------------------------------------
 
@@ -165,9 +171,16 @@ class KubeClient:
     def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: int | None = None,
              continue_: str | None = None, resource_version: str | None = None) -> dict[str, Any]:
+        """The raw List. Items that cannot be decoded (nested past the decoder's recursion limit)
+        are left out of ``items`` and named under ``UNDECODABLE_ITEMS``, so one tenant's object
+        cannot make the list, and every informer built on it, fail for everyone."""
         params = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit,
                   "continue": continue_, "resourceVersion": resource_version}
-        return self.request("GET", res.path(namespace), params=params)
+        data = self._request_data("GET", res.path(namespace), params=params)
+        try:
+            return msgspec.json.decode(data) if data else {}
+        except (RecursionError, msgspec.DecodeError):
+            return decode_list_items(data)
 
     def watch(self, res: Resource, namespace: str | None = None, *, resource_version: str,
               label_selector: str | None = None, field_selector: str | None = None,
@@ -274,3 +287,27 @@ def _namespace(res: Resource, namespace: str | None, name: str) -> str | None:
         raise ValueError(f"{res.kind} {name!r}: metadata.namespace (or namespace=) is required "
                          f"for the namespaced resource {res}")
     return namespace if res.namespaced else None
+
+
+UNDECODABLE_ITEMS = "undecodableItems"
+"""Key of a List (from ``KubeClient.list``) naming the items that could not be decoded:
+``[{"kind", "apiVersion", "metadata": {name, namespace, uid, resourceVersion}, "error"}]``."""
+
+
+def decode_list_items(data: bytes) -> dict[str, Any]:
+    """A List decoded item by item, for when the whole cannot be (see ``KubeClient.list``)."""
+    found = scan(data, {("kind",), ("apiVersion",), ("metadata", "resourceVersion"), ("metadata", "continue")},
+                 items_of=("items",))
+    items, undecodable = [], []
+    for start, end in found.items:
+        raw = data[start:end]
+        try:
+            items.append(msgspec.json.decode(raw))
+        except (RecursionError, msgspec.DecodeError) as err:
+            undecodable.append({**identity(raw), "error": f"{type(err).__name__}: {str(err)[:200]}"})
+    page: dict[str, Any] = {key: found.values[(key,)] for key in ("kind", "apiVersion") if (key,) in found.values}
+    page["metadata"] = {key: found.values[("metadata", key)] for key in ("resourceVersion", "continue")
+                        if ("metadata", key) in found.values}
+    page["items"] = items
+    page[UNDECODABLE_ITEMS] = undecodable
+    return page

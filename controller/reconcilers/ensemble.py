@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from api.v1alpha1 import AlgorithmSpec, Ensemble, FieldError, validate
+from api.v1alpha1.validation import guarded
 from controller.algorithms import get_algorithm
 from controller.clock import Clock
 from controller.informers import CONTROLLER_UID_INDEX
@@ -127,11 +128,17 @@ class EnsembleReconciler:
             self._set_poll_targets(request, {})
             self._forget_actions(request)
             return Result()
-        errors = self._validate(ensemble) + algorithm_errors(ensemble)
-        if errors:
+        # A tenant's input must end as InvalidSpec, never as a reconcile that raises and is retried.
+        errors = guarded("spec", lambda: self._validate(ensemble) + algorithm_errors(ensemble))
+        typed: Ensemble | None = None
+        if not errors:
+            try:
+                typed = Ensemble.from_dict(ensemble)
+            except Exception as err:  # validation should have caught it: say what did
+                errors = [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")]
+        if typed is None:
             self._report_invalid(ensemble, errors)
             return Result()
-        typed = Ensemble.from_dict(ensemble)
         members = {member_name(ensemble, index) for index in range(len(typed.spec.members))}
         records = self._action_records(ensemble, members)
         for obj in desired_objects(typed.to_dict(), self._settings):

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from controller.clock import Clock, RealClock
 from controller.informers import SharedInformerFactory
@@ -79,8 +79,12 @@ class Manager:
         self.clock = clock or RealClock()
         self.namespaces = list(namespaces) if namespaces is not None else None
         self.identity = identity or default_identity()
-        self.informers = SharedInformerFactory(client, clock=self.clock)
         self.registry = CollectorRegistry()
+        undecodable = Counter("informer_undecodable_objects_total",
+                              "Objects skipped by an informer because they could not be decoded",
+                              ["resource"], registry=self.registry)
+        self.informers = SharedInformerFactory(
+            client, clock=self.clock, on_undecodable=lambda resource: undecodable.labels(resource).inc())
         self.controller_metrics = ControllerMetrics(self.registry)
         self._workqueue_metrics = PrometheusMetricsProvider(self.registry)
         self.events = EventRecorder(client, self.clock, reporting_instance=self.identity)

@@ -7,6 +7,7 @@ manifests/cluster_role.yaml fails here.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -213,3 +214,35 @@ def test_deleting_the_ensemble_garbage_collects_its_objects(controller_manager, 
     wait_for(lambda: all(get_or_none(kube, res, "ensemble" + suffix, namespace) is None
                          for res, suffix in SERVICE_OBJECTS)
              and get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace) is None, 60, "garbage collected")
+
+
+def nested_ensemble(namespace: str, name: str, levels: int) -> bytes:
+    """An Ensemble whose spec.algorithm.options nests ``levels`` deep: past every JSON decoder's
+    recursion limit here, while the API server stores it. Written by hand: json.dumps recurses too."""
+    example = upstream_example("hello-world.yaml", namespace, name)
+    example["spec"]["algorithm"] = {"name": "scale", "options": {"deep": "NESTED"}}
+    return json.dumps(example).replace('"NESTED"', '{"a":' * levels + "1" + "}" * levels).encode()
+
+
+def undecodable(running: RunningController) -> float:
+    return running.manager.registry.get_sample_value("informer_undecodable_objects_total",
+                                                     {"resource": str(ENSEMBLES)}) or 0.0
+
+
+def test_an_ensemble_nested_1000_levels_does_not_stop_an_ordinary_one_created_after_it(
+        kube_cluster, kube: KubeClient, namespace: str, run_controller, tmp_path: Path) -> None:
+    running = run_controller()
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(nested_ensemble(namespace, "deep", 1000))
+    kube_cluster.kubectl("create", "-f", str(deep))                 # watched: skipped, the informer goes on
+    kube.create(ENSEMBLES, upstream_example("hello-world.yaml", namespace, "plain"), namespace)
+    wait_for(lambda: owned_objects(kube, "plain", namespace, 1), 30, "the ordinary Ensemble's objects")
+    wait_for(lambda: ensemble_status(kube, "plain", namespace).get("phase"), 30, "the ordinary Ensemble's phase")
+    assert undecodable(running) == 1
+    assert get_or_none(kube, MINICLUSTERS, "deep-0", namespace) is None
+    running.stop()
+    # A controller starting now lists the nested one: it syncs all the same, and goes on reconciling.
+    again = run_controller()
+    assert undecodable(again) == 1
+    kube.create(ENSEMBLES, upstream_example("hello-world.yaml", namespace, "after"), namespace)
+    wait_for(lambda: owned_objects(kube, "after", namespace, 1), 30, "an Ensemble created after the restart")

@@ -143,7 +143,7 @@ class ScriptedApiServer:
 
     @staticmethod
     def _send_json(handler: BaseHTTPRequestHandler, answer: Json) -> None:
-        data = json.dumps(answer.body).encode()
+        data = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
         handler.send_response(answer.status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))

@@ -127,6 +127,41 @@ def test_ensemble_yaml_errors_are_nested_under_the_member() -> None:
     assert list(paths(obj)) == ["spec.members[1].ensemble.rules[1].when"]
 
 
+def test_a_check_that_raises_is_an_error_naming_the_member_and_the_cause() -> None:
+    obj = valid()
+    obj["spec"]["members"].append(copy.deepcopy(obj["spec"]["members"][0]))
+    obj["spec"]["members"][1]["ensemble"] = "jobs: " + "[" * 1000 + "]" * 1000   # past the YAML parser's stack
+    errors = validate(obj)
+    assert [e.path for e in errors] == ["spec.members[1]"]
+    assert errors[0].message.startswith("could not be validated: RecursionError: ")
+    assert len(errors[0].message) < 300
+
+
+def test_a_spec_nested_past_the_stack_is_an_error_not_an_exception() -> None:
+    obj = valid()
+    options: dict = {}
+    for _ in range(1000):
+        options = {"a": options}
+    obj["spec"]["algorithm"] = {"name": "scale", "options": options}
+    (error,) = validate(obj)
+    assert error.path == "spec" and error.message.startswith("could not be validated: RecursionError")
+
+
+def test_unbounded_fields_are_bounded_naming_the_field() -> None:
+    many = valid()
+    many["spec"]["members"] = [copy.deepcopy(many["spec"]["members"][0]) for _ in range(101)]
+    assert ("spec.members", "must have at most 100 item(s), got 101") in {(e.path, e.message) for e in validate(many)}
+    obj = valid()
+    obj["spec"]["algorithm"] = {"name": "s" * 64, "options": {f"k{i}": 1 for i in range(65)}}
+    obj["spec"]["members"][0]["ensemble"] = "#" * 65537
+    obj["spec"]["members"][0]["branch"] = "b" * 256
+    errors = {(e.path, e.message) for e in validate(obj)}
+    assert {("spec.algorithm.name", "must be at most 63 characters long"),
+            ("spec.algorithm.options", "must have at most 64 properties, got 65"),
+            ("spec.members[0].ensemble", "must be at most 65536 characters long"),
+            ("spec.members[0].branch", "must be at most 255 characters long")} <= errors
+
+
 def test_unknown_fields_are_not_errors() -> None:
     obj = valid()
     obj["spec"]["sidecar"]["pullAlways"] = True

@@ -183,3 +183,25 @@ def test_custom_actions_need_a_defined_function() -> None:
     broken = errors_of(rule + "custom: |\n  def go(:\n")
     assert list(broken) == [f"{BASE}.custom"]
     assert broken[f"{BASE}.custom"].startswith("is not valid Python (line 1)")
+
+
+def test_remembered_checks_are_bounded_by_bytes_and_a_repeat_is_not_parsed_again(monkeypatch) -> None:
+    from api.v1alpha1 import ensemble_yaml
+
+    parsed: list[str] = []
+    document = ensemble_yaml._Checker.document
+    monkeypatch.setattr(ensemble_yaml._Checker, "document",
+                        lambda self, text: (parsed.append(text), document(self, text))[1])
+    monkeypatch.setattr(ensemble_yaml._CHECKED, "max_bytes", 300_000)   # the real bound is 8 MiB
+    padding = "#" + "x" * 20_000 + "\n"
+    rules = "rules: [{trigger: start, action: {name: submit, label: j}}]\n"
+    texts = [f"{padding}jobs: [{{name: j, command: sleep {i}}}]\n{rules}" for i in range(40)]   # 800 KB in all
+    for text in texts:
+        assert check_ensemble_yaml(text, BASE) == []
+        assert ensemble_yaml._CHECKED.bytes <= 300_000
+    parsed.clear()
+    check_ensemble_yaml(texts[-1], BASE)
+    assert parsed == []                                   # the newest is still remembered
+    huge = padding * 3 + "jobs: [{name: j, command: sleep 1}]\n" + rules   # over 1/8 of the bound: never kept
+    before = ensemble_yaml._CHECKED.bytes
+    assert check_ensemble_yaml(huge, BASE) == [] and ensemble_yaml._CHECKED.bytes == before

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from controller.clock import FakeClock
-from controller.kube.client import KubeClient
+from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
 from controller.kube.config import Endpoint, ReloadingToken, StaticToken, TokenFile
 from controller.kube.errors import ApiError, KubeError
 from controller.kube.resources import CONFIGMAPS, NAMESPACES
@@ -159,3 +159,20 @@ def test_in_cluster_config_uses_the_service_account(server, tmp_path: Path) -> N
     with pytest.raises(KubeError, match="cannot load in-cluster config"):
         KubeClient.in_cluster(token_path=str(tmp_path / "missing"), ca_path=str(tmp_path / "ca.crt"),
                               environ={"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port})
+
+
+def test_a_list_with_an_item_too_deep_to_decode_keeps_the_others_and_names_it(server: ScriptedApiServer) -> None:
+    deep = '{"a":' * 2000 + "[1, 2]" + "}" * 2000
+    body = ('{"apiVersion":"v1","items":[{"kind":"ConfigMap","metadata":{"name":"a","namespace":"ns",'
+            '"resourceVersion":"1"},"data":{"k":"]}[{"}},'
+            f'{{"data":{deep},"metadata":{{"name":"deep","namespace":"ns","resourceVersion":"2"}}}},'
+            '{"metadata":{"name":"c","namespace":"ns","resourceVersion":"3"}}],'
+            '"kind":"ConfigMapList","metadata":{"continue":"next","resourceVersion":"9"}}').encode()
+    server.on_list("/api/v1/namespaces/ns/configmaps", Json(200, body))
+    page = KubeClient(Endpoint(server.url)).list(CONFIGMAPS, "ns")
+    assert [item["metadata"]["name"] for item in page["items"]] == ["a", "c"]
+    assert page["items"][0]["data"] == {"k": "]}[{"}
+    assert page["metadata"] == {"continue": "next", "resourceVersion": "9"}
+    (skipped,) = page[UNDECODABLE_ITEMS]
+    assert skipped["metadata"] == {"name": "deep", "namespace": "ns", "resourceVersion": "2"}
+    assert skipped["error"].startswith("RecursionError")

@@ -10,7 +10,7 @@ import pytest
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
-from controller.kube.watch import LineParser, WatchBroken, WatchStalled, parse_events
+from controller.kube.watch import UNDECODABLE, LineParser, WatchBroken, WatchStalled, decode_event, parse_events
 from tests.helpers import wait_for
 from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
 
@@ -90,3 +90,27 @@ def test_close_from_another_thread_ends_a_blocked_read(server: ScriptedApiServer
     reader.join(5)
     assert not reader.is_alive() and result == [[]]
     assert time.monotonic() - started < 5
+
+
+def nested(levels: int) -> str:
+    return '{"a":[' * levels + '"x"' + "]}" * levels
+
+
+@pytest.mark.parametrize("first, last", [("metadata", "spec"), ("spec", "metadata")])
+def test_an_event_too_deep_to_decode_is_named_from_its_metadata_wherever_it_stands(first: str, last: str) -> None:
+    # labels and annotations may hold "name" keys and quoted JSON; only metadata's own fields count
+    parts = {"metadata": '"metadata":{"labels":{"name":"label"},"annotations":{"x":"{\\"name\\":\\"q\\"}"},'
+                         '"name":"deep","namespace":"ns","uid":"u-1","resourceVersion":"42"}',
+             "spec": f'"spec":{{"name":"spec-name","options":{nested(3000)}}}'}
+    line = f'{{"type":"MODIFIED","object":{{"kind":"Ensemble",{parts[first]},{parts[last]}}}}}'.encode()
+    decoded = decode_event(line)
+    assert decoded["type"] == UNDECODABLE and decoded["error"].startswith("RecursionError")
+    assert decoded["object"] == {"kind": "Ensemble", "metadata": {"name": "deep", "namespace": "ns", "uid": "u-1",
+                                                                  "resourceVersion": "42"}}
+
+
+def test_events_after_an_undecodable_one_still_arrive() -> None:
+    lines = [b'{"type":"ADDED","object":' + nested(1000).encode() + b"}\n",
+             json.dumps(event("ADDED", obj("b", "2"))).encode() + b"\n"]
+    kinds = [e["type"] for e in parse_events(lines)]
+    assert kinds == [UNDECODABLE, "ADDED"]

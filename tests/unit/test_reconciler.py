@@ -260,6 +260,25 @@ def test_removed_member_objects_are_deleted(env) -> None:
     assert stored_ensemble(api)["status"]["summary"]["members"] == 1
 
 
+def test_a_validator_that_raises_makes_the_ensemble_invalid_naming_the_cause_not_a_retried_error(env) -> None:
+    api, recorder, poller, clock, _ = env
+    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES), owned={res: FakeCache(api, res) for res in OWNED},
+                            pods=FakeCache(api, PODS))
+
+    def exhausted(obj: dict) -> list:
+        raise MemoryError("a custom rule asked for 10**12 items")
+
+    reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
+                                    settings=DesiredSettings(), poller=poller, validator=exhausted)
+    api.put(ENSEMBLES, make_ensemble())
+    assert reconciler.reconcile(Request("ns", "e1")) == Result()
+    assert api.kinds_written() == [("Ensemble", "e1")]
+    invalid = conditions(api)["InvalidSpec"]
+    assert invalid["status"] == "True"
+    assert "spec: could not be validated: MemoryError: a custom rule asked for 10**12 items" in invalid["message"]
+    assert stored_ensemble(api)["status"]["phase"] == "Invalid"
+
+
 def test_invalid_spec_creates_nothing_reports_once_and_recovers(env) -> None:
     api, recorder, _, clock, reconciler = env
     bad = make_ensemble([{"ensemble": ENSEMBLE_YAML, "minicluster": {"spec": {"containers": []}}}])

@@ -1,6 +1,7 @@
 """The reflector against a scripted API server on 127.0.0.1: lists, watches, failures."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from contextlib import contextmanager
@@ -253,3 +254,37 @@ def test_stop_ends_a_blocked_watch_promptly(server, informer) -> None:
     stopper.join(2)
     assert not stopper.is_alive()
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("reflector-"))
+
+
+def too_deep(name: str, rv: str, levels: int = 1000) -> bytes:
+    """A ConfigMap nested past every JSON decoder's recursion limit, as the API server stores it."""
+    nested = '{"a":' * levels + "1" + "}" * levels
+    return (f'{{"apiVersion":"v1","data":{nested},"kind":"ConfigMap","metadata":{{"name":"{name}",'
+            f'"namespace":"ns","resourceVersion":"{rv}"}}}}').encode()
+
+
+def test_an_object_too_deep_to_decode_is_skipped_listed_or_watched_and_the_informer_goes_on(
+        server: ScriptedApiServer, caplog: pytest.LogCaptureFixture) -> None:
+    listed = (b'{"apiVersion":"v1","items":[' + too_deep("deep", "5") + b"," + json.dumps(obj("a", "6")).encode()
+              + b'],"kind":"ConfigMapList","metadata":{"resourceVersion":"10"}}')
+    server.on_list(PATH, Json(200, listed))
+    server.on_watch(PATH, Stream([b'{"type":"ADDED","object":' + too_deep("deeper", "11", 5000) + b"}\n",
+                                  event("ADDED", obj("b", "12"))], end="silent"))
+    skipped: list[str] = []
+    informer = SharedInformer(KubeClient(Endpoint(server.url)), CONFIGMAPS, namespace="ns", rand=lambda: 0.0,
+                              reflector_options=FAST, on_undecodable=skipped.append)
+    handler = RecordingHandler()
+    informer.add_event_handler(handler)
+    try:
+        informer.start()
+        handler.wait_for(2)
+        assert names(informer) == {"a": "6", "b": "12"}
+        assert skipped == [str(CONFIGMAPS)] * 2
+        assert informer.reflector.undecodable_count == 2 and informer.reflector.error_count == 0
+        assert informer.last_sync_resource_version() == "12"
+    finally:
+        informer.stop()
+    assert "skipping listed ConfigMap ns/deep (resourceVersion 5) that cannot be decoded: RecursionError" \
+        in caplog.text
+    assert "skipping watched ConfigMap ns/deeper (resourceVersion 11) that cannot be decoded: RecursionError" \
+        in caplog.text
