@@ -62,15 +62,22 @@ def run_script(kube, namespace: str, refused: Callable[[int], Callable[[], objec
     ensemble = kube.create(ENSEMBLES, ensemble, namespace)
     name = kube.create(MINICLUSTERS, minicluster(ensemble, 0, DesiredSettings()), namespace)["metadata"]["name"]
 
-    def settled(size: int) -> Callable[[], object]:
+    def settled(size: int, status_size: int | None = None) -> Callable[[], object]:
+        """The Job at ``size`` and the status complete: ``status.size`` (``size`` unless given;
+        0 until the first resize) and the conditions (the real one writes the selector with
+        JobRequested True first, then flags JobMiniClusterReady; it patches the Job before
+        the status)."""
         def check() -> object:
             mc = get(kube, MINICLUSTERS, name, namespace) or {}
             job = get(kube, JOBS, name, namespace) or {"spec": {}}
-            return (mc.get("status") or {}).get("selector") and job["spec"].get("parallelism") == size \
-                and mc["spec"]["size"] == size
+            status = mc.get("status") or {}
+            ready = any(c.get("type") == "JobMiniClusterReady" and c.get("status") == "True"
+                        for c in status.get("conditions") or [])
+            return ready and job["spec"].get("parallelism") == size and mc["spec"]["size"] == size \
+                and status.get("size") == (size if status_size is None else status_size)
         return check
 
-    wait_for(settled(2), 60, f"MiniCluster {namespace}/{name}: its Job and status")
+    wait_for(settled(2, status_size=0), 60, f"MiniCluster {namespace}/{name}: its Job and status")
     shapes = [shape(kube, name, namespace)]
     job_size = 2
     for patch, answer in SCRIPT:
