@@ -25,12 +25,13 @@ from controller.reconcilers.desired.compare import applied_hash, differs, with_a
 from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
 from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.algorithm import algorithm_errors, history_seconds
+from controller.reconcilers.conflicts import CONFLICT, conflict_message, controlled_by, with_conflicts
 from controller.reconcilers.desired.meta import member_index_of, member_name
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, lead_broker
 from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollKey, PollResult, PollTarget
 from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, MemberObservation,
-                                           invalid_status, member_phase, status_changed,
+                                           invalid_status, member_phase, rfc3339, status_changed,
                                            valid_status)
 from controller.runtime.reconcile import Request, Result
 
@@ -40,8 +41,6 @@ FIELD_MANAGER = "ensemble-operator"
 # Owns a MiniCluster's spec.size next to whoever scales it, so that our main apply can
 # leave size out without server-side apply deleting it (see _apply_minicluster).
 SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
-# How long after a create a cache miss is double-checked with a live read.
-CREATE_EXPECTATION_SECONDS = 60.0
 # How long after a delete the informer may still show the object without a second DELETE.
 DELETE_EXPECTATION_SECONDS = 60.0
 # Member objects whose removal from the spec means deletion.
@@ -105,8 +104,6 @@ class EnsembleReconciler:
         self._poll_keys: dict[tuple[str, str], set[PollKey]] = {}
         # Ensemble -> (its uid, member name -> what algorithms did to the member).
         self._actions: dict[Request, tuple[str, dict[str, ActionRecords]]] = {}
-        # Objects we created that the informer may not have shown yet: (plural, ns, name) -> deadline.
-        self._expected_creates: dict[tuple[str, str, str], float] = {}
         # Objects we deleted that the informer may still show: uid -> deadline.
         self._expected_deletes: dict[str, float] = {}
 
@@ -141,9 +138,9 @@ class EnsembleReconciler:
             return Result()
         members = {member_name(ensemble, index) for index in range(len(typed.spec.members))}
         records = self._action_records(ensemble, members)
-        for obj in desired_objects(typed.to_dict(), self._settings):
-            if not _deleted_by_algorithm(obj, records):
-                self._apply(ensemble, obj)
+        conflicts = [conflict for obj in desired_objects(typed.to_dict(), self._settings)
+                     if not _deleted_by_algorithm(obj, records)
+                     for conflict in [self._apply(ensemble, obj)] if conflict is not None]
         self._delete_removed_members(ensemble, len(typed.spec.members))
         observations = self._observe_members(ensemble, typed, records)
         algorithm_spec, executor = typed.spec.algorithm, self._executor
@@ -153,66 +150,58 @@ class EnsembleReconciler:
                             for o in observations]
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
         actions = records_to_status(records, [o.name for o in observations])
-        self._write_status(ensemble, valid_status(ensemble, observations, deployment, self._clock.wall(),
-                                                  actions))
+        now = self._clock.wall()
+        status = with_conflicts(valid_status(ensemble, observations, deployment, now, actions), conflicts,
+                                ensemble["metadata"].get("generation"), rfc3339(now))
+        self._write_status(ensemble, status)
         if any(_needs_polling(o) for o in observations):
             return Result(requeue_after=float(typed.spec.heartbeat))
         return Result()
 
     # -- owned objects ----------------------------------------------------------------
 
-    def _apply(self, ensemble: dict, desired: dict) -> None:
+    def _apply(self, ensemble: dict, desired: dict) -> str | None:
+        """Create or update ``desired``; an object of that name not controlled by this Ensemble
+        is left alone and returned as a conflict message (with a Warning Event naming it)."""
         resource = for_object(desired)
         meta = desired["metadata"]
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
         if cached is None:
-            cached = self._unseen_create(resource, meta)
-        else:
-            with self._lock:
-                self._expected_creates.pop((resource.plural, meta["namespace"], meta["name"]), None)
+            cached = self._unseen(resource, meta)
+        if cached is not None and not controlled_by(cached, ensemble):
+            conflict = conflict_message(desired["kind"], meta["namespace"], meta["name"])
+            self._events.event(ensemble, "Warning", CONFLICT, conflict)
+            return conflict
         # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
         desired = with_applied_hash(desired, applied_hash(
             _without_size(desired) if resource == MINICLUSTERS else desired))
         if resource == MINICLUSTERS and cached is not None:
             desired = _without_size(desired)
         if not differs(desired, cached):
-            return
+            return None
         if resource == MINICLUSTERS and cached is not None:
             self._pin_size(cached)
         log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
         if cached is None:
-            now = self._clock.now()
-            with self._lock:
-                # Expired entries go here too: one whose object never showed (its Ensemble was
-                # deleted first) is never looked up again.
-                for key in [k for k, deadline in self._expected_creates.items() if deadline <= now]:
-                    del self._expected_creates[key]
-                self._expected_creates[(resource.plural, meta["namespace"], meta["name"])] = \
-                    now + CREATE_EXPECTATION_SECONDS
             self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
+        return None
 
-    def _unseen_create(self, resource: Resource, meta: dict) -> dict | None:
-        """The live object when we created it and the informer has not shown it yet.
+    def _unseen(self, resource: Resource, meta: dict) -> dict | None:
+        """The live object behind a cache miss, None when there is none.
 
-        A reconcile woken by another event can run before the informer delivers our
-        create; applying again would be a wasted write, and for a MiniCluster a full
-        apply whose spec.size could undo a grow that already happened. One read settles it.
+        Either we created it and the informer has not shown it yet (a reconcile woken by
+        another event can run first: applying again would be a wasted write, and for a
+        MiniCluster one whose spec.size could undo a grow), or it existed before without our
+        labels, so our label-selected caches never show it: applying would adopt it.
+        One read settles both.
         """
-        key = (resource.plural, meta["namespace"], meta["name"])
-        with self._lock:
-            deadline = self._expected_creates.pop(key, None)
-        if deadline is None or self._clock.now() >= deadline:
-            return None
         try:
-            live = self._client.get(resource, meta["name"], meta["namespace"])
+            return self._client.get(resource, meta["name"], meta["namespace"])
         except Exception as error:
             if is_not_found(error):
                 return None
             raise
-        with self._lock:
-            self._expected_creates[key] = deadline
-        return live
 
     def _pin_size(self, cached: dict) -> None:
         """Co-own spec.size under a second manager before our main apply drops it.

@@ -246,3 +246,22 @@ def test_an_ensemble_nested_1000_levels_does_not_stop_an_ordinary_one_created_af
     assert undecodable(again) == 1
     kube.create(ENSEMBLES, upstream_example("hello-world.yaml", namespace, "after"), namespace)
     wait_for(lambda: owned_objects(kube, "after", namespace, 1), 30, "an Ensemble created after the restart")
+
+
+def test_a_configmap_that_existed_before_is_not_adopted_and_the_ensemble_names_the_conflict(
+        kube: KubeClient, namespace: str, run_controller) -> None:
+    kube.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "data": {"tenant": "data"},
+                             "metadata": {"name": "ensemble-0", "namespace": namespace}}, namespace)
+    run_controller()
+    kube.create(ENSEMBLES, upstream_example("hello-world.yaml", namespace), namespace)
+    conflict = wait_for(lambda: (c := ensemble_condition(kube, "ensemble", namespace, "Conflict")) and c, 30,
+                        "the Conflict condition")
+    assert conflict["status"] == "True" and f"ConfigMap {namespace}/ensemble-0 exists" in conflict["message"]
+    wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace), 30, "the rest created")
+    kept = kube.get(CONFIGMAPS, "ensemble-0", namespace)
+    assert kept["data"] == {"tenant": "data"} and not kept["metadata"].get("ownerReferences")
+    assert not kept["metadata"].get("labels")
+    warnings = wait_for(lambda: [e for e in kube.list(EVENTS, namespace)["items"]
+                                 if e.get("reason") == "Conflict" and e.get("type") == "Warning"], 30,
+                        "a Warning Event")
+    assert "ensemble-0" in warnings[0]["note"]
