@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import filecmp
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto.limits import message_size_options
@@ -76,3 +79,30 @@ def test_a_message_size_limit_below_1_kib_or_not_an_integer_is_refused(bad: obje
 def test_the_default_limits_cap_both_directions_at_64_kib() -> None:
     assert dict(message_size_options()) == {"grpc.max_receive_message_length": 65536,
                                             "grpc.max_send_message_length": 65536}
+
+
+def _requirements(names: list[str]) -> dict[str, Requirement]:
+    return {Requirement(line).name: Requirement(line) for line in names}
+
+
+def _lower_bound(requirement: Requirement) -> str:
+    (bound,) = [spec.version for spec in requirement.specifier if spec.operator in (">=", "==")]
+    return bound
+
+
+def test_dependency_bounds_are_the_versions_the_generated_stubs_require() -> None:
+    """The stubs refuse to import below the versions that generated them; pyproject.toml must
+    not promise older ones (it said grpcio>=1.60, protobuf>=4.25 while the stubs needed 1.85.1, 7.35.1)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    grpc_stub = (ROOT / "controller/proto/ensemble_service_pb2_grpc.py").read_text()
+    message_stub = (ROOT / "controller/proto/ensemble_service_pb2.py").read_text()
+    grpc_needed = re.search(r"^GRPC_GENERATED_VERSION = '([0-9.]+)'$", grpc_stub, re.M).group(1)
+    protobuf_needed = ".".join(re.search(
+        r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),",
+        message_stub).groups())
+    runtime = _requirements(project["dependencies"])
+    assert _lower_bound(runtime["grpcio"]) == grpc_needed
+    assert _lower_bound(runtime["grpcio-health-checking"]) == grpc_needed
+    assert _lower_bound(runtime["protobuf"]) == protobuf_needed
+    tools = _requirements(project["optional-dependencies"]["test"])["grpcio-tools"]
+    assert str(tools.specifier) == f"=={grpc_needed}"     # the generator of the committed stubs
