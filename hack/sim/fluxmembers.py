@@ -210,7 +210,8 @@ def mount_lines(mounts: list[Mount]) -> list[str]:
 
 def pod_script(*, pod: str, mounts: list[Mount], path: str, workdir: Path, pre: str, options: list[str],
                command: str | None) -> str:
-    """The shell a MiniCluster pod runs in its own mount namespace, in wait.sh's order.
+    """The bash script a MiniCluster pod runs in its own mount namespace, in wait.sh's order
+    (the Flux Operator runs its wait-<i>.sh with bash too).
 
     The volumes first (as a kubelet mounts them), then the container's ``commands.pre``,
     then ``flux start`` with wait.sh's options; the lead adds the MiniCluster's command,

@@ -117,13 +117,15 @@ class PodProcessRunner:
         return Result()
 
     def map_minicluster_pods(self, pod: dict) -> list[Request]:
-        """Any pod change of a MiniCluster re-checks its lead broker (for resize)."""
+        """Any pod change of a MiniCluster re-checks its lead broker (for resize); with real
+        members every pod of it (a worker follows its lead's address)."""
         job = (pod["metadata"].get("labels") or {}).get("job-name")
         if not job:
             return []
         namespace = pod["metadata"]["namespace"]
         return [Request(namespace, p["metadata"]["name"]) for p in self.pods.list(namespace)
-                if (p["metadata"].get("labels") or {}).get("job-name") == job and pod_index(p) == 0]
+                if (p["metadata"].get("labels") or {}).get("job-name") == job
+                and (self.real is not None or pod_index(p) == 0)]
 
     def stop(self) -> None:
         self.processes.stop_all()

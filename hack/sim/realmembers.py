@@ -72,6 +72,7 @@ class RealMembers:
         self.operator_bin = operator_bin
         self.service_address = service_address
         self.minicluster_exited = minicluster_exited
+        self._lead_ips: dict[str, str] = {}  # worker key -> the lead pod IP its broker was started with
 
     # ---- reconcile ------------------------------------------------------------------------
     def reconcile(self, key: str, pod: dict | None) -> Result:
@@ -81,15 +82,34 @@ class RealMembers:
         if not is_running(pod) or not pod_ip(pod):
             return Result()
         running = self.processes.get(key)
+        if running is not None and not running.exited.is_set() and self._stale(key, pod, running):
+            self.stop_pod(key)
+            return Result(requeue_after=SOCKET_POLL_SECONDS)
         if running is None:
             return self._start_broker(key, pod)
         if running.role == LEAD and not running.exited.is_set():
             return self._start_status(key, pod, running)
         return Result()
 
+    def _stale(self, key: str, pod: dict, running: RunningProcess) -> bool:
+        """kwok gave the pod, or a worker's lead, another IP after the broker started (a kubelet
+        never does; kwok reuses freed addresses): the broker binds or connects to the old one,
+        so it starts over."""
+        if running.pod_ip != pod_ip(pod):
+            log.warning("pod %s moved from %s to %s: restarting its %s", key, running.pod_ip, pod_ip(pod),
+                        running.role)
+            return True
+        lead = self._lead_ips.get(key)
+        current = self._lead_pod_ip(pod["metadata"]["namespace"], running.minicluster)
+        if running.role == WORKER and current and lead != current:
+            log.warning("the lead of pod %s moved from %s to %s: restarting its broker", key, lead, current)
+            return True
+        return False
+
     def stop_pod(self, key: str) -> None:
         self.processes.stop(status_key(key))
         self.processes.stop(key)
+        self._lead_ips.pop(key, None)
 
     def exited(self, key: str, running: RunningProcess, returncode: int) -> None:
         """The lead broker's exit ends the instance: stop the other brokers, report the code."""
@@ -129,6 +149,8 @@ class RealMembers:
             self._write_minicluster_files(mc, pod_ip(pod))
         elif not self._lead_running(namespace, minicluster):
             return Result(requeue_after=RETRY_SECONDS)  # the config names rank 0's address
+        else:
+            self._lead_ips[key] = self._lead_pod_ip(namespace, minicluster) or ""
         mounts = self._volumes(mc, namespace)
         if mounts is None:
             return Result(requeue_after=RETRY_SECONDS)
@@ -151,13 +173,15 @@ class RealMembers:
             options=fm.broker_options(hostname, fm.required_ranks(spec)),
             command=str(app.get("command") or "") if lead else None))
         argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
-                "unshare", "--mount", "--propagation", "private", "/bin/sh", str(script)]
+                "unshare", "--mount", "--propagation", "private", "/bin/bash", str(script)]
         self.processes.start(key, LEAD if lead else WORKER, pod_ip(pod), argv, minicluster=minicluster)
         return Result(requeue_after=SOCKET_POLL_SECONDS) if lead else Result()
 
     def _start_status(self, key: str, pod: dict, broker: RunningProcess) -> Result:
         """The status container, once the lead broker's socket exists (the Flux Operator's
-        wrapper waits for it too), in the broker's mount namespace, with ``$fluxsocket``."""
+        wrapper waits for it too), in the broker's mount namespace, with ``$fluxsocket``.
+        bash, as the Flux Operator's wrapper is, runs a one-command ``-c`` by exec: the
+        process the runner stops is the sidecar itself, not a shell leaving it behind."""
         if self.processes.get(status_key(key)) is not None:
             return Result()
         socket = self.workdir / key.replace("/", "_") / "flux" / "config" / "run" / "flux" / "local"
@@ -172,7 +196,7 @@ class RealMembers:
         argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
                 f"PATH={self.operator_bin}:{self.build.prefix / 'bin'}:{fm.STANDARD_PATH}",
                 f"PYTHONPATH={self.build.bindings()}", f"fluxsocket={fm.LOCAL_URI}",
-                "nsenter", f"--target={broker.proc.pid}", "--mount", "--", "/bin/sh", "-c", command]
+                "nsenter", f"--target={broker.proc.pid}", "--mount", "--", "/bin/bash", "-c", command]
         self.processes.start(status_key(key), STATUS, pod_ip(pod), argv, container=STATUS_CONTAINER,
                              minicluster=broker.minicluster)
         return Result()
@@ -244,6 +268,10 @@ class RealMembers:
 
     def _pods_of(self, namespace: str, minicluster: str) -> list[dict]:
         return [p for p in self.pods.list(namespace) if job_name(p) == minicluster]
+
+    def _lead_pod_ip(self, namespace: str, minicluster: str) -> str | None:
+        return next((pod_ip(p) for p in self._pods_of(namespace, minicluster)
+                     if pod_index(p) == 0 and is_running(p) and pod_ip(p)), None)
 
     def _lead_running(self, namespace: str, minicluster: str) -> bool:
         return self.lead_uri(namespace, minicluster) is not None

@@ -47,13 +47,17 @@ class RealSystem:
 
     def flux(self, namespace: str, minicluster: str, *args: str) -> str:
         """A flux command against the member's running instance, through its lead broker's socket."""
-        uri = self.runner.real.lead_uri(namespace, minicluster) if self.runner.real else None
-        assert uri, f"no running lead broker for {namespace}/{minicluster}"
-        done = subprocess.run([str(self.build.flux), *args], capture_output=True, text=True, timeout=60,
-                              env={"FLUX_URI": uri, "PATH": f"{self.build.prefix / 'bin'}:{fluxmembers.STANDARD_PATH}",
-                                   "HOME": str(Path.home())})
+        done = self.try_flux(namespace, minicluster, *args)
         assert done.returncode == 0, f"flux {' '.join(args)}: {done.stderr}"
         return done.stdout
+
+    def try_flux(self, namespace: str, minicluster: str, *args: str) -> subprocess.CompletedProcess:
+        uri = self.runner.real.lead_uri(namespace, minicluster) if self.runner.real else None
+        if not uri:
+            return subprocess.CompletedProcess(args, 1, "", f"no running lead broker for {namespace}/{minicluster}")
+        return subprocess.run([str(self.build.flux), *args], capture_output=True, text=True, timeout=60,
+                              env={"FLUX_URI": uri, "PATH": f"{self.build.prefix / 'bin'}:{fluxmembers.STANDARD_PATH}",
+                                   "HOME": str(Path.home())})
 
 
 def ensure_flux_build() -> fluxmembers.FluxBuild:
@@ -195,6 +199,12 @@ def test_last_poll_queue_matches_flux_jobs_of_the_instance(system: RealSystem, n
     assert poll["queue"]["run"] >= 1
     up = system.flux(namespace, "hold-0", "resource", "list", "-s", "up", "-no", "{nnodes} {ncores}").split()
     assert (poll["nodes"]["node_up_count"], poll["nodes"]["node_cores_up"]) == (int(up[0]), int(up[1]))
+    # The process the runner would stop is the sidecar itself (bash exec'd it), not a shell.
+    (lead,) = pods_of(system.kube, namespace, "hold-0")
+    sidecar = system.runner.processes.get(f"{namespace}/{lead['metadata']['name']}:ensemble-member-status")
+    assert sidecar is not None
+    argv = Path(f"/proc/{sidecar.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"member-status" in argv and not argv[0].endswith(b"sh")
 
 
 WIDE = """
@@ -239,3 +249,45 @@ def test_grow_adds_flux_ranks_and_shrink_removes_the_top_one(system: RealSystem,
                     "rank 2 to be down after the shrink")
     assert resource_ranks(system, namespace, "wide-0", "up") == "0-1"
 
+
+
+PAIR = """
+jobs:
+- name: hold
+  command: sleep 600
+rules:
+- trigger: start
+  action: {name: submit, label: hold}
+"""
+
+
+def test_a_lead_pod_given_another_ip_restarts_its_instance_there(system: RealSystem, namespace: str) -> None:
+    """kwok can hand a running pod another address (it reuses freed ones, and puts back its own
+    when the status says otherwise); a kubelet never would. The brokers bind and connect by
+    address, so the instance starts over on the pod's current one."""
+    create_ensemble(system.kube, namespace, "pair", PAIR, size=2)
+    wait_for(lambda: (member_status(system.kube, namespace, "pair").get("lastPoll") or {})
+             .get("nodes", {}).get("node_up_count") == 2, RUN_TIMEOUT, "both brokers up")
+    lead = next(p for p in pods_of(system.kube, namespace, "pair-0") if p["metadata"]["name"].startswith("pair-0-0-"))
+    key = f"{namespace}/{lead['metadata']['name']}"
+    first = system.runner.processes.get(key)
+    assert first is not None
+    moved = ".".join(lead["status"]["podIP"].split(".")[:2] + ["250", "250"])
+    system.kube.patch(PODS, lead["metadata"]["name"], {"status": {"podIP": moved, "podIPs": [{"ip": moved}]}},
+                      namespace=namespace, subresource="status")
+
+    def restarted_where_the_pod_is() -> bool:
+        address = system.kube.get(PODS, lead["metadata"]["name"], namespace)["status"]["podIP"]
+        broker = system.runner.processes.get(key)
+        status = member_status(system.kube, namespace, "pair")
+        poll = status.get("lastPoll") or {}
+        if not (broker is not None and broker.proc.pid != first.proc.pid and broker.pod_ip == address
+                and status.get("leadBroker", {}).get("ip") == address
+                and (poll.get("nodes") or {}).get("node_up_count") == 2 and poll["queue"]["run"] == 1):
+            return False
+        up = system.try_flux(namespace, "pair-0", "resource", "list", "-s", "up", "-no", "{ranks}")
+        return up.returncode == 0 and up.stdout.strip() == "0-1"
+
+    wait_for(restarted_where_the_pod_is, RUN_TIMEOUT,
+             "a new instance of both brokers, polled at the pod's address, both ranks up")
+    assert first.proc.poll() is not None

@@ -70,7 +70,7 @@ def run_script(tmp_path: Path, command: str | None, pre: str = "echo pre-ran >> 
     script = fm.pod_script(pod="ns/mc-0-abc", mounts=[], path=f"{fake_flux(tmp_path)}:/usr/bin:/bin",
                            workdir=tmp_path, pre=pre, options=["-Sa=1", "-Shostname=mc-0"], command=command)
     (tmp_path / "pod.sh").write_text(script)
-    subprocess.run(["/bin/sh", str(tmp_path / "pod.sh")], check=True, env={}, timeout=30)
+    subprocess.run(["/bin/bash", str(tmp_path / "pod.sh")], check=True, env={}, timeout=30)
     return (tmp_path / "trace").read_text().splitlines()
 
 
