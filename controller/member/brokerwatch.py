@@ -7,12 +7,16 @@ containers have; a sidecar that kept serving would keep the member Running forev
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from controller.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class BrokerWatch:
@@ -45,3 +49,29 @@ class BrokerWatch:
         thread = threading.Thread(target=self.run, name="broker-watch", daemon=True)
         thread.start()
         return thread
+
+
+def connect_when_ready(connect: Callable[[], T], *, clock: Clock | None = None, interval: float = 1.0,
+                       log_every: float = 30.0, timeout: float | None = None) -> T:
+    """``connect()`` retried every ``interval`` seconds while it raises OSError (no broker socket
+    yet, or a broker still loading its modules).
+
+    The sidecar starts beside the broker, not after it: the Flux Operator's wrapper waits for a
+    socket path its broker never uses (``<view>/run/flux/local``, not ``<config>/run/flux/local``),
+    so the member's MiniCluster sets ``noWaitSocket`` and this wait takes its place. Any other
+    error (the bindings missing) is raised at once; ``timeout`` bounds the wait (None: forever,
+    as a container waits; SIGTERM still ends the process).
+    """
+    clock = clock or RealClock()
+    started = last_logged = clock.now()
+    while True:
+        try:
+            return connect()
+        except OSError as err:
+            now = clock.now()
+            if timeout is not None and now - started >= timeout:
+                raise
+            if now == started or now - last_logged >= log_every:
+                log.info("waiting for the Flux broker (%s): %s", os.environ.get("FLUX_URI", "FLUX_URI unset"), err)
+                last_logged = now
+        clock.sleep(interval)

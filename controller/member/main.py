@@ -9,7 +9,7 @@ from pathlib import Path
 from controller.clock import RealClock
 from controller.member import session
 from controller.member.backend import BackendError, MemberBackend
-from controller.member.brokerwatch import BrokerWatch
+from controller.member.brokerwatch import BrokerWatch, connect_when_ready
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import JobGroup, load_job_groups
 from controller.member.servicer import DEFAULT_MAX_SUBMIT, NAME_REQUIRED, MemberServicer
@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"most jobs one submit action may ask for (default {DEFAULT_MAX_SUBMIT})")
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
                         help=f"largest gRPC message received or sent (default {DEFAULT_MAX_MESSAGE_BYTES})")
+    parser.add_argument("--broker-wait-timeout", type=float, default=None,
+                        help="flux backend: seconds to wait for the broker to answer at start "
+                             "(default: as long as it takes)")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
     parser.add_argument("--broker-check-interval", type=float, default=5.0,
                         help="flux backend: seconds between broker liveness checks; the endpoint exits 0 "
@@ -56,7 +59,7 @@ def build_backend(args: argparse.Namespace) -> MemberBackend:
     """The chosen backend; the simulated one starts by submitting every group's ``count`` jobs."""
     groups = _groups(args.ensemble_yaml)
     if args.backend == "flux":
-        return FluxBackend(groups)
+        return connect_when_ready(lambda: FluxBackend(groups), timeout=args.broker_wait_timeout)
     simulated = SimulatedFlux(groups, args.nodes, RealClock())
     for group in groups.values():
         simulated.submit(group.name, group.count)

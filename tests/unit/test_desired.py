@@ -152,7 +152,11 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
     assert sidecar["volumes"] == runner["volumes"]
     assert "--ensemble-yaml /ensemble-entrypoint/ensemble.yaml" in sidecar["command"]
     # It answers only for its own member: the name the poller and the member client send.
-    assert sidecar["command"] == ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
+    # The broker's socket as wait.sh starts it, not start.sh's $fluxsocket (the view's path,
+    # where no socket ever appears); start.sh must not wait for that path either.
+    assert spec["flux"]["noWaitSocket"] is True
+    assert sidecar["command"] == ("FLUX_URI=local:///mnt/flux/config/run/flux/local"
+                                  " ensemble-operator member-status --host 0.0.0.0"
                                   " --port 50099 --ensemble-yaml /ensemble-entrypoint/ensemble.yaml"
                                   " --name demo-0")
     assert sidecar["securityContext"] == {
@@ -161,6 +165,17 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
         "seccompProfile": {"type": "RuntimeDefault"}}
     # The builder must not mutate the Ensemble it reads.
     assert ensemble == make_ensemble()
+
+
+def test_status_sidecar_follows_the_flux_view_mount_path_and_keeps_other_flux_settings() -> None:
+    ensemble = make_ensemble()
+    ensemble["spec"]["members"][0]["minicluster"]["spec"]["flux"] = {
+        "container": {"mountPath": "/opt/fluxview/"}, "completeWorkers": True}
+    spec = minicluster(ensemble, 0, SETTINGS)["spec"]
+    assert spec["containers"][-1]["command"].startswith(
+        "FLUX_URI=local:///opt/fluxview/config/run/flux/local ensemble-operator member-status ")
+    assert spec["flux"] == {"container": {"mountPath": "/opt/fluxview/"}, "completeWorkers": True,
+                            "noWaitSocket": True}
 
 
 def test_minicluster_defaults_size_and_keeps_user_pre_after_the_install() -> None:

@@ -61,3 +61,54 @@ def test_member_status_exits_zero_once_the_broker_is_gone(monkeypatch) -> None:
     started = time.monotonic()
     assert member_main.run(args) == 0
     assert time.monotonic() - started < 10
+
+
+class SteppingClock:
+    """now() advances only by what sleep() was asked for."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+def test_connect_when_ready_retries_until_the_broker_socket_answers() -> None:
+    from controller.member.brokerwatch import connect_when_ready
+    failures = [FileNotFoundError(2, "No such file or directory"), ConnectionRefusedError(111, "refused")]
+
+    def connect() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "handle"
+
+    clock = SteppingClock()
+    assert connect_when_ready(connect, clock=clock, interval=0.5) == "handle"  # type: ignore[arg-type]
+    assert clock.sleeps == [0.5, 0.5]
+
+
+def test_connect_when_ready_gives_up_after_its_timeout_and_never_retries_other_errors() -> None:
+    from controller.member.brokerwatch import connect_when_ready
+    clock = SteppingClock()
+
+    def absent() -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    with pytest.raises(FileNotFoundError):
+        connect_when_ready(absent, clock=clock, interval=1.0, timeout=3.0)  # type: ignore[arg-type]
+    assert clock.t == 3.0
+
+    calls = []
+
+    def no_bindings() -> None:
+        calls.append(1)
+        raise ImportError("no module named flux")
+
+    with pytest.raises(ImportError):
+        connect_when_ready(no_bindings, clock=SteppingClock())  # type: ignore[arg-type]
+    assert calls == [1]

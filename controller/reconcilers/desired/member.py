@@ -18,6 +18,7 @@ from controller.reconcilers.desired.settings import DesiredSettings
 ENSEMBLE_YAML = "ensemble.yaml"
 ENTRYPOINT_DIR = "/ensemble-entrypoint"
 STATUS_CONTAINER = "ensemble-member-status"
+DEFAULT_FLUX_MOUNT = "/mnt/flux"  # the Flux Operator's spec.flux.container.mountPath default
 # The wire version the operator is tested against (tests install the same pin).
 ENSEMBLE_PYTHON_VERSION = "0.0.16"
 ENSEMBLE_PYTHON_REPO = "https://github.com/converged-computing/ensemble-python"
@@ -81,11 +82,22 @@ def entrypoint_volume(ensemble: dict, index: int) -> dict[str, dict]:
     return {name: {"configMapName": name, "path": ENTRYPOINT_DIR, "items": {ENSEMBLE_YAML: ENSEMBLE_YAML}}}
 
 
-def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
+def broker_uri(minicluster_spec: dict) -> str:
+    """The lead broker's local socket as the Flux Operator's wait.sh starts it:
+    ``-Slocal-uri=local://<mountPath>/config/run/flux/local``."""
+    mount = (((minicluster_spec.get("flux") or {}).get("container") or {}).get("mountPath")
+             or DEFAULT_FLUX_MOUNT).rstrip("/")
+    return f"local://{mount}/config/run/flux/local"
+
+
+def status_container(ensemble: dict, index: int, settings: DesiredSettings, flux_uri: str) -> dict:
     """The lead-broker status endpoint, next to the broker and sharing its Flux view.
 
-    The Flux Operator wraps a non-Flux container's command in a script that waits for
-    the broker's socket and sets ``$fluxsocket``, which the Flux bindings read as FLUX_URI.
+    The Flux Operator wraps a non-Flux container's command in start.sh, whose ``$fluxsocket``
+    is ``<mountPath>/view/run/flux/local``: not where wait.sh's broker puts its socket
+    (``<mountPath>/config/run/flux/local``), so start.sh's wait for it would never end. The
+    MiniCluster sets ``flux.noWaitSocket`` and the endpoint gets the broker's real URI and
+    waits for it itself (``member-status`` retries until the broker answers).
     It reads the member's ensemble.yaml too, so it can submit the job groups named there,
     and knows its member's name, so it refuses requests meant for another member.
     """
@@ -94,7 +106,7 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings) -> d
         "image": settings.operator_image,
         "runFlux": False,
         "volumes": entrypoint_volume(ensemble, index),
-        "command": ("FLUX_URI=\"$fluxsocket\" ensemble-operator member-status --host 0.0.0.0"
+        "command": (f"FLUX_URI={flux_uri} ensemble-operator member-status --host 0.0.0.0"
                     f" --port {settings.member_status_port}"
                     f" --ensemble-yaml {ENTRYPOINT_DIR}/{ENSEMBLE_YAML}"
                     f" --name {member_name(ensemble, index)}"),
@@ -124,7 +136,9 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
     containers = list(spec.get("containers") or [])
     containers[0] = _runner_container(ensemble, index, containers[0], member.get("branch"))
-    spec["containers"] = containers + [status_container(ensemble, index, settings)]
+    spec["containers"] = containers + [status_container(ensemble, index, settings, broker_uri(spec))]
+    # start.sh's socket wait watches the wrong path (see status_container): the sidecar waits itself.
+    spec["flux"] = {**(spec.get("flux") or {}), "noWaitSocket": True}
     return {
         "apiVersion": "flux-framework.org/v1alpha2",
         "kind": "MiniCluster",
