@@ -146,6 +146,12 @@ class LocalEnvironment:
         """``real`` or ``simulated``: how the pod process runner runs members (None before start)."""
         return self._runner.members if self._runner is not None else None
 
+    def member_flux_uri(self, namespace: str, minicluster: str) -> str | None:
+        """The URI of a real member's running lead broker, reachable from this machine (tests
+        query its Flux instance with it); None with simulated members or no running lead."""
+        real = self._runner.real if self._runner is not None else None
+        return real.lead_uri(namespace, minicluster) if real is not None else None
+
     # ---- the operator -------------------------------------------------------------------
     def operator_kubeconfig(self) -> Path:
         path = self.workdir / "operator.kubeconfig"

@@ -2,8 +2,9 @@
 
 - ``local`` (default without docker+kind): the control plane from ``hack/`` with
   kube-controller-manager, kube-scheduler and kwok nodes; the operator as processes
-  holding the manifests' ServiceAccount token; simulators for the Flux Operator and
-  for what runs inside pods (see ``hack/localenv.py``).
+  holding the manifests' ServiceAccount token; the real Flux Operator and real members
+  (Flux brokers running ensemble-python) where they are built, else their simulators
+  (``ENSEMBLE_FLUX_OPERATOR``, ``ENSEMBLE_MEMBERS``; see ``hack/localenv.py``).
 - ``kind`` (default where docker and kind are found): a kind cluster from
   ``hack/kind-config.yaml``, the Flux Operator's release manifest, our image built from
   the Dockerfile and loaded into kind, ``manifests/`` applied; real MiniClusters.
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import yaml
 
@@ -42,6 +43,13 @@ IMAGE = os.environ.get("E2E_IMAGE", "ghcr.io/converged-computing/ensemble-operat
 class E2ECluster(Protocol):
     name: str
     kubeconfig: str
+    flux_operator_runtime: str
+    """``real`` (the Flux Operator's controller) or ``simulated`` (hack/sim/fluxoperator.py)."""
+    member_runtime: str
+    """``real`` (Flux brokers running ensemble-python) or ``simulated`` (member-status --run)."""
+    member_speed: float
+    """How many member seconds pass per wall second: the simulated runtime runs a scaled
+    clock (``E2E_SPEED``); real Flux runs at 1 (see ``scenarios.member_seconds``)."""
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str: ...
     def client(self): ...
@@ -50,7 +58,16 @@ class E2ECluster(Protocol):
     def kill_leader(self) -> str: ...
     def leader(self) -> str | None: ...
     def diagnostics(self) -> str: ...
+    def flux(self, namespace: str, minicluster: str, *args: str) -> str: ...
     def close(self) -> None: ...
+
+
+REAL = "real"
+
+
+class FluxUnavailable(AssertionError):
+    """The member's Flux instance cannot be reached: no running lead broker, or it refused."""
+LEAD_BROKER_SELECTOR = "job-name={minicluster},batch.kubernetes.io/job-completion-index=0"
 
 
 def default_provider() -> str:
@@ -89,7 +106,10 @@ class LocalProvider:
         from localenv import LocalEnvironment
         self.env = LocalEnvironment.start(speed=float(os.environ.get("E2E_SPEED", "10")))
         self.cluster = self.env.cluster
-        self.runtimes = f"Flux Operator {self.env.flux_operator_runtime}, members {self.env.member_runtime}"
+        self.flux_operator_runtime = str(self.env.flux_operator_runtime)
+        self.member_runtime = str(self.env.member_runtime)
+        self.member_speed = 1.0 if self.member_runtime == REAL else self.env.speed
+        self.runtimes = f"Flux Operator {self.flux_operator_runtime}, members {self.member_runtime}"
         self.kubeconfig = self.cluster.kubeconfig
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
@@ -134,6 +154,22 @@ class LocalProvider:
             parts.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors='replace').splitlines()[-15:]))
         return "\n".join(parts)
 
+    def flux(self, namespace: str, minicluster: str, *args: str) -> str:
+        """``flux <args>`` in the member's instance, through its lead broker's socket."""
+        from sim.fluxmembers import STANDARD_PATH, flux_build
+        uri = self.env.member_flux_uri(namespace, minicluster)
+        if uri is None:
+            raise FluxUnavailable(f"no running real lead broker for {namespace}/{minicluster} "
+                                 f"(members: {self.member_runtime})")
+        build = flux_build()
+        done = subprocess.run([str(build.flux), *args], capture_output=True, text=True, timeout=60,
+                              env={"FLUX_URI": uri, "PATH": f"{build.prefix / 'bin'}:{STANDARD_PATH}",
+                                   "HOME": str(Path.home())})
+        if done.returncode != 0:
+            raise FluxUnavailable(f"flux {' '.join(args)} in {namespace}/{minicluster} failed "
+                                 f"({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
     def close(self) -> None:
         self.env.stop()
 
@@ -142,6 +178,9 @@ class KubectlCluster:
     """Shared by kind, k3s and existing: the operator runs in-cluster as the manifests' Deployment."""
 
     name = "existing"
+    flux_operator_runtime = REAL   # the Flux Operator's release, installed in the cluster
+    member_runtime = REAL          # its pods run Flux and ensemble-python
+    member_speed = 1.0
 
     def __init__(self, kubeconfig: str) -> None:
         self.kubeconfig = kubeconfig
@@ -186,6 +225,23 @@ class KubectlCluster:
             self.kubectl("get", "ensembles,miniclusters,jobs,pods,deploy,svc", "-A", "-o", "wide", check=False),
             self.kubectl("logs", "-n", OPERATOR_NAMESPACE, "deployment/ensemble-operator", "--tail=60",
                          check=False)])
+
+    def flux(self, namespace: str, minicluster: str, *args: str) -> str:
+        """``flux <args>`` in the member's instance, run in its lead broker's pod as the Flux
+        Operator's own interactive shells do (its flux-view.sh, then the broker's socket)."""
+        pods = json.loads(self.kubectl("get", "pods", "-n", namespace, "-o", "json", "-l",
+                                       LEAD_BROKER_SELECTOR.format(minicluster=minicluster)))["items"]
+        running = [p for p in pods if p["status"].get("phase") == "Running"
+                   and not p["metadata"].get("deletionTimestamp")]
+        if not running:
+            raise FluxUnavailable(f"no running lead broker pod for {namespace}/{minicluster}")
+        pod = running[0]
+        script = '. /mnt/flux/flux-view.sh && FLUX_URI="$fluxsocket" exec flux "$@"'
+        try:
+            return self.kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c",
+                                pod["spec"]["containers"][0]["name"], "--", "bash", "-c", script, "flux", *args)
+        except RuntimeError as err:
+            raise FluxUnavailable(str(err)) from err
 
     def install_flux_operator(self) -> None:
         """The Flux Operator, ready: one that never starts (an image it cannot pull, e.g. its
@@ -311,11 +367,25 @@ class ExistingProvider(KubectlCluster):
         super().__init__(kubeconfig)
 
 
-PROVIDERS = {"local": LocalProvider, "kind": KindProvider, "k3s": K3sProvider, "existing": ExistingProvider}
+PROVIDERS: dict[str, Callable[[], E2ECluster]] = {
+    "local": LocalProvider, "kind": KindProvider, "k3s": K3sProvider, "existing": ExistingProvider}
+
+
+def provider_name() -> str:
+    return os.environ.get("E2E_CLUSTER") or default_provider()
+
+
+def expected_member_runtime(name: str) -> str:
+    """The member runtime ``name``'s provider will run, known before it starts (scenarios that
+    only real Flux can show are selected with it): kind, k3s and existing run real pods."""
+    if name != "local":
+        return REAL
+    from sim.fluxmembers import default_member_runtime
+    return default_member_runtime()
 
 
 def make_provider(name: str | None = None) -> E2ECluster:
-    name = name or os.environ.get("E2E_CLUSTER") or default_provider()
+    name = name or provider_name()
     try:
         return PROVIDERS[name]()
     except KeyError:
