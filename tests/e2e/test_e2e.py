@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.providers import wait_for
-from tests.e2e.scenarios import (GROW_SHRINK, LONG_RUN, QUEUED_WORK, QUICK_RUN, apply, condition, ensemble,
-                                 example, get, items, member, member_statuses, minicluster_size, phase,
-                                 running_pods)
+from tests.e2e.providers import REAL, wait_for
+from tests.e2e.scenarios import (apply, condition, ensemble, example, flux_jobs, flux_ranks, get, grow_shrink, idset,
+                                 items, long_run, member, member_statuses, minicluster_size, phase, queued_work,
+                                 quick_run, running_pods, upstream_example)
 
 TIMEOUT = 180
 OWNED_KINDS = ("deployment", "service", "serviceaccount", "role", "rolebinding", "configmap", "minicluster")
@@ -37,7 +37,7 @@ def test_hello_world_runs_to_completion(cluster, ns):
 
 
 def test_grow_then_shrink_follows_member_requests(cluster, ns):
-    apply(cluster, ensemble("elastic", [member(GROW_SHRINK, size=1, max_size=4)]), ns)
+    apply(cluster, ensemble("elastic", [member(grow_shrink(cluster), size=1, max_size=4)]), ns)
     mc = "elastic-0"
     wait_for(lambda: (minicluster_size(cluster, mc, ns) or 0) >= 2, TIMEOUT, "a grow request to resize", cluster)
     grown = wait_for(lambda: (s := minicluster_size(cluster, mc, ns)) >= 2 and running_pods(cluster, mc, ns) == s
@@ -55,9 +55,24 @@ def test_grow_then_shrink_follows_member_requests(cluster, ns):
     wait_for(lambda: phase(cluster, "elastic", ns) == "Completed", TIMEOUT, "the elastic run to end", cluster)
 
 
+def test_upstream_grow_shrink_example_grows_the_member(cluster, ns):
+    """The upstream grow-shrink example, unchanged: its ten sleep-long jobs wait on one node and
+    ensemble-python asks our service to grow. Ending takes minutes more (ten 100 s jobs), so the
+    scenario stops once the growth shows; with real members, as new Flux ranks running its jobs."""
+    obj = upstream_example("grow-shrink")
+    apply(cluster, obj, ns)
+    mc = f"{obj['metadata']['name']}-0"
+    wait_for(lambda: (minicluster_size(cluster, mc, ns) or 0) >= 2 and running_pods(cluster, mc, ns) >= 2,
+             TIMEOUT, "the member's grow request to resize it and its pods to follow", cluster)
+    if cluster.member_runtime == REAL:  # a simulated member has no Flux instance to read
+        wait_for(lambda: len(flux_ranks(cluster, ns, mc, "up")) >= 2, TIMEOUT, "a new rank to join", cluster)
+        wait_for(lambda: [j for j in flux_jobs(cluster, ns, mc) if j["state"] == "RUN"
+                          and idset(j.get("ranks") or "") - {0}], TIMEOUT, "a job to run on a new rank", cluster)
+
+
 def test_operator_scale_algorithm_grows_a_member_with_waiting_jobs(cluster, ns):
     algorithm = {"name": "scale", "options": {"waitSeconds": 4, "cooldownSeconds": 4, "growStep": 1}}
-    apply(cluster, ensemble("scaled", [member(QUEUED_WORK, size=1, max_size=3)], heartbeat=2,
+    apply(cluster, ensemble("scaled", [member(queued_work(cluster), size=1, max_size=3)], heartbeat=2,
                             algorithm=algorithm), ns)
     mc = "scaled-0"
     wait_for(lambda: (member_statuses(cluster, "scaled", ns) or [{}])[0].get("lastPoll"), TIMEOUT,
@@ -78,7 +93,7 @@ def test_operator_scale_algorithm_grows_a_member_with_waiting_jobs(cluster, ns):
 
 
 def test_two_members_in_one_ensemble(cluster, ns):
-    apply(cluster, ensemble("pair", [member(QUICK_RUN), member(QUICK_RUN, size=2)]), ns)
+    apply(cluster, ensemble("pair", [member(quick_run(cluster)), member(quick_run(cluster), size=2)]), ns)
     wait_for(lambda: phase(cluster, "pair", ns) == "Completed", TIMEOUT, "both members to complete", cluster)
     members = member_statuses(cluster, "pair", ns)
     assert sorted(m["name"] for m in members) == ["pair-0", "pair-1"]
@@ -88,7 +103,7 @@ def test_two_members_in_one_ensemble(cluster, ns):
 
 def test_two_ensembles_side_by_side(cluster, ns):
     for name in ("left", "right"):
-        apply(cluster, ensemble(name, [member(QUICK_RUN)]), ns)
+        apply(cluster, ensemble(name, [member(quick_run(cluster))]), ns)
     for name in ("left", "right"):
         wait_for(lambda n=name: phase(cluster, n, ns) == "Completed", TIMEOUT, f"{name} to complete", cluster)
         assert owned(cluster, name, ns)["deployment"] == [name]
@@ -96,9 +111,9 @@ def test_two_ensembles_side_by_side(cluster, ns):
 
 
 def test_invalid_ensemble_is_rejected_while_others_proceed(cluster, ns):
-    bad_rules = QUICK_RUN.replace("trigger: start", "trigger: sometimes")
+    bad_rules = quick_run(cluster).replace("trigger: start", "trigger: sometimes")
     apply(cluster, ensemble("broken", [member(bad_rules)]), ns)
-    apply(cluster, ensemble("fine", [member(QUICK_RUN)]), ns)
+    apply(cluster, ensemble("fine", [member(quick_run(cluster))]), ns)
     invalid = wait_for(lambda: (c := condition(cluster, "broken", ns, "InvalidSpec")) and c["status"] == "True"
                        and c, TIMEOUT, "the InvalidSpec condition", cluster)
     assert "spec.members[0].ensemble.rules[0].trigger" in invalid["message"]
@@ -108,12 +123,12 @@ def test_invalid_ensemble_is_rejected_while_others_proceed(cluster, ns):
     assert any(e.get("type") == "Warning" and (e.get("regarding") or e.get("involvedObject") or {}).get("name")
                == "broken" for e in events)
     # Fixed, it recovers.
-    apply(cluster, ensemble("broken", [member(QUICK_RUN)]), ns)
+    apply(cluster, ensemble("broken", [member(quick_run(cluster))]), ns)
     wait_for(lambda: phase(cluster, "broken", ns) == "Completed", TIMEOUT, "the fixed ensemble to complete", cluster)
 
 
 def test_deleted_ensemble_is_garbage_collected(cluster, ns):
-    apply(cluster, ensemble("doomed", [member(LONG_RUN)]), ns)
+    apply(cluster, ensemble("doomed", [member(long_run(cluster))]), ns)
     wait_for(lambda: [m["phase"] for m in member_statuses(cluster, "doomed", ns)] == ["Running"], TIMEOUT,
              "the member to run", cluster)
     cluster.kubectl("delete", "ensemble", "doomed", "-n", ns, "--wait=true", "--timeout=60s")
@@ -123,10 +138,10 @@ def test_deleted_ensemble_is_garbage_collected(cluster, ns):
 
 
 def test_controller_restart_converges_without_duplicates(cluster, ns):
-    apply(cluster, ensemble("steady", [member(LONG_RUN)]), ns)
+    apply(cluster, ensemble("steady", [member(long_run(cluster))]), ns)
     cluster.restart_operator()
     # Changed while the operator restarts: a second member.
-    apply(cluster, ensemble("steady", [member(LONG_RUN), member(LONG_RUN)]), ns)
+    apply(cluster, ensemble("steady", [member(long_run(cluster)), member(long_run(cluster))]), ns)
     cluster.restart_operator()
     wait_for(lambda: [m["phase"] for m in member_statuses(cluster, "steady", ns)] == ["Running", "Running"],
              TIMEOUT, "both members to run after restarts", cluster)
@@ -142,6 +157,6 @@ def test_leader_election_fails_over(cluster, ns):
     killed = cluster.kill_leader()
     assert killed == first
     wait_for(lambda: (h := cluster.leader()) and h != first and h, TIMEOUT, "a new leader", cluster)
-    apply(cluster, ensemble("after-failover", [member(QUICK_RUN)]), ns)
+    apply(cluster, ensemble("after-failover", [member(quick_run(cluster))]), ns)
     wait_for(lambda: phase(cluster, "after-failover", ns) == "Completed", TIMEOUT,
              "the new leader to reconcile", cluster)
