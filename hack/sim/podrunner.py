@@ -98,6 +98,15 @@ class PodProcessRunner:
         if self.real is not None and (pod is None or is_member_pod(pod)):
             return self.real.reconcile(key, pod)
         running = self.processes.get(key)
+        if running is not None and pod is not None and is_running(pod) and pod_ip(pod) \
+                and running.pod_ip != pod_ip(pod) and not running.exited.is_set():
+            # kwok renders a new pod's IP once per stage it applies, and two events of the
+            # pod (the Flux Operator labels each new pod) can both apply pod-running: the pod
+            # then shows a second IP. Start over there, as a kubelet's pod has one IP.
+            log.info("pod %s moved from %s to %s: restarting its %s there", key, running.pod_ip,
+                     pod_ip(pod), running.role)
+            self.processes.stop(key)
+            running = None
         if pod is None or not is_running(pod) or (running and running.pod_ip != pod_ip(pod)):
             if running is not None and pod is None:
                 self.processes.stop(key)
