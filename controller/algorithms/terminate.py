@@ -44,6 +44,7 @@ class TerminateAlgorithm:
         reason = f"queue drained for {len(drained)} polls, {finished} jobs finished"
         # Delete first: once terminated, a member is never decided on again, so a delete
         # that failed after the terminate would be lost; failing before it, it is retried.
-        actions = [Action("delete", member.name, reason="deleteMiniCluster is set")] \
-            if parsed.delete_minicluster else []
+        # One already recorded is not asked for twice.
+        delete = parsed.delete_minicluster and member.last_action("delete") is None
+        actions = [Action("delete", member.name, reason="deleteMiniCluster is set")] if delete else []
         return actions + [Action("terminate", member.name, reason=reason)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controller.algorithms import Action
-from controller.kube.errors import is_not_found
+from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import MINICLUSTERS, Resource
 from controller.reconcilers.member_client import MemberActionError, MemberClient
 from controller.service.actions import ScaleRequest
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 EVENT_REASONS = {"grow": "ScaledUp", "shrink": "ScaledDown", "submit": "Refilled",
                  "terminate": "Terminated", "delete": "MiniClusterDeleted"}
 FAILED_REASON = "AlgorithmActionFailed"
+# An action recorded before a crash or failure whose outcome nobody saw.
+UNCONFIRMED_REASON = "AlgorithmActionUnconfirmed"
 
 
 class Scaler(Protocol):
@@ -59,10 +61,17 @@ class ActionExecutor:
         self._members = members
         self._events = events
 
-    def execute(self, ensemble: dict, action: Action, lead_address: str | None) -> Taken | None:
-        """Carry out ``action``; None when it changed nothing (refused, failed, already there)."""
+    def execute(self, ensemble: dict, action: Action, lead_address: str | None, *,
+                minicluster_uid: str | None = None) -> Taken | None:
+        """Carry out ``action``; None when it changed nothing (refused, failed, already there).
+
+        ``minicluster_uid``: a delete removes only that MiniCluster, never one of the same name
+        created since the decision.
+        """
+        if action.kind == "delete":
+            return self._delete(ensemble, action, minicluster_uid)
         handler = {"grow": self._scale, "shrink": self._scale, "submit": self._submit,
-                   "terminate": self._terminate, "delete": self._delete}[action.kind]
+                   "terminate": self._terminate}[action.kind]
         try:
             return handler(ensemble, action, lead_address)
         except MemberActionError as error:
@@ -110,13 +119,18 @@ class ActionExecutor:
         self._record(ensemble, action, "marked Completed")
         return Taken(action, 0)
 
-    def _delete(self, ensemble: dict, action: Action, lead_address: str | None) -> Taken:
+    def _delete(self, ensemble: dict, action: Action, uid: str | None) -> Taken:
+        """Idempotent: a MiniCluster already gone (or replaced: another uid) counts as deleted,
+        without a second Event."""
         try:
-            self._client.delete(MINICLUSTERS, action.member, ensemble["metadata"]["namespace"])
+            answer = self._client.delete(MINICLUSTERS, action.member, ensemble["metadata"]["namespace"],
+                                         preconditions={"uid": uid} if uid else None)
         except Exception as error:
-            if not is_not_found(error):
+            if not (is_not_found(error) or is_conflict(error)):
                 raise
-        self._record(ensemble, action, f"deleted MiniCluster {action.member}")
+            answer = None
+        if answer is not None:
+            self._record(ensemble, action, f"deleted MiniCluster {action.member}")
         return Taken(action, 0)
 
     def _record(self, ensemble: dict, action: Action, what: str) -> None:

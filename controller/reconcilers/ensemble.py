@@ -13,7 +13,7 @@ from typing import Protocol
 
 from api.v1alpha1 import AlgorithmSpec, Ensemble, FieldError, validate
 from api.v1alpha1.validation import guarded
-from controller.algorithms import get_algorithm
+from controller.algorithms import Algorithm, MemberSample, get_algorithm
 from controller.clock import Clock
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found
@@ -22,11 +22,14 @@ from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINIC
 from controller.minicluster_sizes import effective_max_size
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
-from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
-from controller.reconcilers.actions import ActionExecutor
+from controller.reconcilers.action_records import (ActionRecords, Intent, records_from_status,
+                                                   records_to_status)
+from controller.reconcilers.actions import UNCONFIRMED_REASON, ActionExecutor
 from controller.reconcilers.algorithm import algorithm_errors, history_seconds
 from controller.reconcilers.conflicts import CONFLICT, conflict_message, controlled_by, with_conflicts
 from controller.reconcilers.desired.meta import member_index_of, member_name
+from controller.reconcilers.intents import (INTENT_ATTEMPTS, RecordsChanged, adopt_records, owns_records,
+                                            store_records, stored_records)
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, lead_broker
 from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollKey, PollResult, PollTarget
@@ -104,6 +107,8 @@ class EnsembleReconciler:
         self._poll_keys: dict[tuple[str, str], set[PollKey]] = {}
         # Ensemble -> (its uid, member name -> what algorithms did to the member).
         self._actions: dict[Request, tuple[str, dict[str, ActionRecords]]] = {}
+        # Ensembles whose records were read from the status, their manager not checked yet.
+        self._records_unchecked: set[Request] = set()
         # Objects we deleted that the informer may still show: uid -> deadline.
         self._expected_deletes: dict[str, float] = {}
 
@@ -143,17 +148,12 @@ class EnsembleReconciler:
                      for conflict in [self._apply(ensemble, obj)] if conflict is not None]
         self._delete_removed_members(ensemble, len(typed.spec.members))
         observations = self._observe_members(ensemble, typed, records)
-        algorithm_spec, executor = typed.spec.algorithm, self._executor
-        if algorithm_spec is not None and executor is not None:
-            self._run_algorithm(ensemble, typed, algorithm_spec, executor, observations, records)
-            observations = [replace(o, terminated=_records_of(records, o.name).terminated)
-                            for o in observations]
+        written, observations = self._algorithm_step(ensemble, typed, observations, records)
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
-        actions = records_to_status(records, [o.name for o in observations])
         now = self._clock.wall()
-        status = with_conflicts(valid_status(ensemble, observations, deployment, now, actions), conflicts,
-                                ensemble["metadata"].get("generation"), rfc3339(now))
-        self._write_status(ensemble, status)
+        status = with_conflicts(valid_status(written, observations, deployment, now), conflicts,
+                                written["metadata"].get("generation"), rfc3339(now))
+        self._write_status(written, status)
         if any(_needs_polling(o) for o in observations):
             return Result(requeue_after=float(typed.spec.heartbeat))
         return Result()
@@ -329,6 +329,7 @@ class EnsembleReconciler:
             known = self._actions.get(request)
             if known is None or known[0] != uid:
                 known = self._actions[request] = (uid, records_from_status(ensemble.get("status")))
+                self._records_unchecked.add(request)
             for removed in [name for name in known[1] if name not in members]:
                 del known[1][removed]
             return known[1]
@@ -336,37 +337,98 @@ class EnsembleReconciler:
     def _forget_actions(self, request: Request) -> None:
         with self._lock:
             self._actions.pop(request, None)
+            self._records_unchecked.discard(request)
+
+    def _algorithm_step(self, ensemble: dict, typed: Ensemble, observations: list[MemberObservation],
+                        records: dict[str, ActionRecords]) -> tuple[dict, list[MemberObservation]]:
+        """Finish what was left pending, decide and act, store the records. Returns the Ensemble
+        as last written and the observations with the members terminated since."""
+        executor = self._executor
+        if executor is not None:
+            self._settle(ensemble, executor, records)
+            if typed.spec.algorithm is not None:
+                ensemble = self._run_algorithm(ensemble, typed, typed.spec.algorithm, executor, observations,
+                                               records)
+            observations = [replace(o, terminated=_records_of(records, o.name).terminated)
+                            for o in observations]
+        return self._save_records(ensemble, records, [o.name for o in observations]), observations
 
     def _run_algorithm(self, ensemble: dict, typed: Ensemble, spec: AlgorithmSpec, executor: ActionExecutor,
-                       observations: list[MemberObservation], records: dict[str, ActionRecords]) -> None:
-        """Decide on each member that answered a poll since the last decision, and act."""
+                       observations: list[MemberObservation], records: dict[str, ActionRecords]) -> dict:
+        """Decide on each member that answered a poll since the last decision, record the
+        actions in the status, then act. Returns the Ensemble as last written."""
         algorithm = get_algorithm(spec.name)
-        heartbeat = float(typed.spec.heartbeat)
-        window = history_seconds(algorithm.parse_options(spec.options), heartbeat)
+        window = history_seconds(algorithm.parse_options(spec.options), float(typed.spec.heartbeat))
         request = _request_of(ensemble)
         now = self._clock.wall()
+        histories: dict[str, tuple[MemberObservation, list[MemberSample]]] = {}
         for observation in observations:
-            member_records = records.setdefault(observation.name, ActionRecords())
-            if member_records.terminated:
+            if _records_of(records, observation.name).terminated:
                 continue
             key = (request.namespace, request.name, observation.name)
             history = self._polls.take_history(key, since=now - window)
-            if not history:
-                continue
-            live_spec = (observation.minicluster or {}).get("spec") or {}
-            size = int(live_spec.get("size") or observation.spec_size)
-            view = member_records.view(observation.name, size, observation.min_size, observation.max_size)
-            lead = observation.lead
+            if history:
+                histories[observation.name] = (observation, history)
+        members = [o.name for o in observations]
+        for attempt in range(INTENT_ATTEMPTS):
+            plans = _plan(algorithm, spec, histories, records)
+            if not plans:
+                return ensemble
+            try:
+                ensemble = store_records(self._client, ensemble, records_to_status(records, members))
+                break
+            except Exception as error:
+                for name, intents in plans.items():
+                    for intent in intents:
+                        records[name].cancel(intent)
+                if not isinstance(error, RecordsChanged) or attempt == INTENT_ATTEMPTS - 1:
+                    raise
+                ensemble = error.live
+                adopt_records(ensemble, records, set(members))
+        for name, intents in plans.items():
+            lead = histories[name][0].lead
             address = self._member_address(lead.ip) if lead is not None and lead.reachable else None
-            # Judged as of the newest poll, which this reconcile follows by a moment: from `now`,
-            # a window shorter than that moment (stabilizationSeconds 0) would hold no sample.
-            decided_at = history[-1].time
-            for action in algorithm.decide(history, view, spec.options, decided_at):
-                taken = executor.execute(ensemble, action, address)
-                if taken is not None:
-                    member_records.note(action, taken.amount, decided_at)
-            if member_records.terminated and self._poller is not None:
-                self._poller.unregister(key)  # done: the next reconcile forgets its polls too
+            for intent in intents:
+                _carry_out(ensemble, executor, name, records[name], intent, address)
+            if records[name].terminated and self._poller is not None:
+                # done: the next reconcile forgets its polls too
+                self._poller.unregister((request.namespace, request.name, name))
+        return ensemble
+
+    def _settle(self, ensemble: dict, executor: ActionExecutor, records: dict[str, ActionRecords]) -> None:
+        """Actions recorded but not known to be done (a crash, a lost lease, a reconcile that
+        raised between record and act): a delete or terminate is finished (both idempotent,
+        the delete bound to the MiniCluster's uid); a grow, shrink or submit counts as done
+        and is not repeated, since it may have happened."""
+        for member, member_records in records.items():
+            for intent in list(member_records.pending):
+                if intent.kind in ("delete", "terminate"):
+                    taken = executor.execute(ensemble, intent.action(member), None, minicluster_uid=intent.uid)
+                    member_records.confirm(intent, taken.amount if taken is not None else 0)
+                    continue
+                member_records.confirm(intent, intent.amount)
+                self._events.event(ensemble, "Warning", UNCONFIRMED_REASON,
+                                   f"Member {member}: {intent.kind} recorded at {rfc3339(intent.time)} may or "
+                                   f"may not have been done (the operator stopped or failed in between): "
+                                   f"counted as done, not repeated")
+
+    def _save_records(self, ensemble: dict, records: dict[str, ActionRecords], members: list[str]) -> dict:
+        """Write what changed in the records (outcomes, removed members); another writer's
+        records win over ours (their pending actions then count as done). Records this process
+        found in the status are checked once for their manager (one read): those an older
+        operator wrote are written again under ours before the main status apply drops them."""
+        force = False
+        with self._lock:
+            unchecked = _request_of(ensemble) in self._records_unchecked
+            self._records_unchecked.discard(_request_of(ensemble))
+        if unchecked and stored_records(ensemble):
+            meta = ensemble["metadata"]
+            force = not owns_records(self._client.get(ENSEMBLES, meta["name"], meta["namespace"]))
+        try:
+            return store_records(self._client, ensemble, records_to_status(records, members), force=force)
+        except RecordsChanged as changed:
+            adopt_records(changed.live, records, set(members))
+            return changed.live
 
     # -- status ------------------------------------------------------------------------
 
@@ -396,6 +458,39 @@ def _needs_polling(observation: MemberObservation) -> bool:
 
 def _records_of(records: dict[str, ActionRecords], member: str) -> ActionRecords:
     return records.get(member) or ActionRecords()
+
+
+def _carry_out(ensemble: dict, executor: ActionExecutor, member: str, member_records: ActionRecords,
+               intent: Intent, address: str | None) -> None:
+    """Act on a recorded intent. Refused or failed with nothing changed: the record goes and it
+    may be decided again; an exception leaves it pending for the next reconcile's ``_settle``."""
+    taken = executor.execute(ensemble, intent.action(member), address, minicluster_uid=intent.uid)
+    if taken is None:
+        member_records.cancel(intent)
+    else:
+        member_records.confirm(intent, taken.amount)
+
+
+def _plan(algorithm: Algorithm, spec: AlgorithmSpec,
+          histories: dict[str, tuple[MemberObservation, list[MemberSample]]],
+          records: dict[str, ActionRecords]) -> dict[str, list[Intent]]:
+    """The algorithm's decisions, each member's recorded as pending in ``records``."""
+    plans = {}
+    for name, (observation, history) in histories.items():
+        member_records = records.setdefault(name, ActionRecords())
+        if member_records.terminated:
+            continue
+        live_spec = (observation.minicluster or {}).get("spec") or {}
+        size = int(live_spec.get("size") or observation.spec_size)
+        view = member_records.view(name, size, observation.min_size, observation.max_size)
+        # Judged as of the newest poll, which this reconcile follows by a moment: from `now`,
+        # a window shorter than that moment (stabilizationSeconds 0) would hold no sample.
+        decided_at = history[-1].time
+        actions = algorithm.decide(history, view, spec.options, decided_at)
+        if actions:
+            uid = ((observation.minicluster or {}).get("metadata") or {}).get("uid")
+            plans[name] = member_records.intend(actions, decided_at, uid)
+    return plans
 
 
 def _deleted_by_algorithm(desired: dict, records: dict[str, ActionRecords]) -> bool:

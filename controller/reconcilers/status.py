@@ -31,8 +31,8 @@ _CHURNING_MEMBER_FIELDS = ("lastPollTime",)
 # Consecutive failed polls after which a member counts as unreachable.
 UNREACHABLE_AFTER_FAILURES = 3
 # The status fields this module computes; written by server-side apply, so others' stay.
-# ``memberActions`` holds what algorithms did (see action_records.py).
-OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary", "memberActions")
+# ``memberActions`` (what algorithms did) has its own guarded writes: see intents.py.
+OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary")
 
 
 @dataclass(frozen=True)
@@ -177,9 +177,8 @@ def _ensemble_phase(member_phases: list[str]) -> str:
 
 
 def valid_status(ensemble: dict, members: list[MemberObservation], deployment: dict | None,
-                 now: float, member_actions: list[dict] | None = None) -> dict:
-    """Status of a valid Ensemble whose owned objects were applied (``member_actions``: what
-    algorithms did, as ``status.memberActions``)."""
+                 now: float) -> dict:
+    """Status of a valid Ensemble whose owned objects were applied."""
     old = ensemble.get("status") or {}
     generation = ensemble["metadata"].get("generation")
     stamp = rfc3339(now)
@@ -216,8 +215,6 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
         "members": member_statuses,
         "summary": {"members": len(members), "ready": ready_members},
     }
-    if member_actions:
-        status["memberActions"] = member_actions
     return status
 
 
@@ -231,7 +228,7 @@ def invalid_status(ensemble: dict, errors: list[FieldError], now: float) -> dict
     conditions = set_condition(conditions, INVALID_SPEC, "True", INVALID_SPEC, message, generation, stamp)
     conditions = set_condition(conditions, READY, "False", INVALID_SPEC, message, generation, stamp)
     status = {"observedGeneration": generation, "phase": INVALID, "conditions": conditions}
-    for key in ("members", "summary", "memberActions"):
+    for key in ("members", "summary"):
         if key in old:
             status[key] = old[key]
     return status

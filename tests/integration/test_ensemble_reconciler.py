@@ -18,6 +18,8 @@ from controller.kube.client import KubeClient
 from controller.kube.errors import is_conflict
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, EVENTS, MINICLUSTERS, ROLEBINDINGS,
                                        ROLES, SERVICEACCOUNTS, SERVICES)
+from controller.reconcilers.ensemble import FIELD_MANAGER
+from controller.reconcilers.intents import RecordsChanged, owns_records, store_records
 from controller.runtime.reconcile import Request
 from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
@@ -265,3 +267,44 @@ def test_a_configmap_that_existed_before_is_not_adopted_and_the_ensemble_names_t
                                  if e.get("reason") == "Conflict" and e.get("type") == "Warning"], 30,
                         "a Warning Event")
     assert "ensemble-0" in warnings[0]["note"]
+
+
+def test_action_records_on_a_stale_copy_are_refused_and_no_status_write_erases_them(
+        kube_cluster, kube: KubeClient, namespace: str, operator_token: str) -> None:
+    """What makes an algorithm's action happen at most once across operators, on the real API
+    server: records guarded by resourceVersion, under their own field manager."""
+    operator = KubeClient.with_token(kube_cluster.server, operator_token, kube_cluster.ca_file)
+    stale = kube.create(ENSEMBLES, upstream_example("hello-world.yaml", namespace), namespace)
+    refill = [{"name": "ensemble-0", "actionCounts": {"submit": 1}, "lastActionTimes": {}}]
+    first = store_records(operator, stale, refill)
+    assert first["status"]["memberActions"] == refill
+
+    # Another operator, its copy from before the refill, records a refill too: refused, it gets ours.
+    with pytest.raises(RecordsChanged) as changed:
+        store_records(operator, stale, [{**refill[0], "pendingActions": [{"kind": "submit"}]}])
+    assert changed.value.live["status"]["memberActions"] == refill
+
+    # Its status apply (not guarded) from that copy keeps them.
+    operator.apply(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
+                               "metadata": {"name": "ensemble", "namespace": namespace},
+                               "status": {"phase": "Running", "observedGeneration": 1}},
+                   field_manager=FIELD_MANAGER, subresource="status")
+    assert kube.get(ENSEMBLES, "ensemble", namespace)["status"]["memberActions"] == refill
+
+    # Records unchanged since our copy (only the status write above came between): written on the live copy.
+    grown = [{"name": "ensemble-0", "actionCounts": {"grow": 1, "submit": 1}, "lastActionTimes": {}}]
+    assert store_records(operator, first, grown)["status"]["memberActions"] == grown
+    assert owns_records(kube.get(ENSEMBLES, "ensemble", namespace))
+    assert store_records(operator, kube.get(ENSEMBLES, "ensemble", namespace), [])["status"].get(
+        "memberActions") is None
+
+    # Records an older operator wrote with its status apply: not ours until written again.
+    status = {"phase": "Running", "observedGeneration": 1, "memberActions": refill}
+    body = {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
+            "metadata": {"name": "ensemble", "namespace": namespace}, "status": status}
+    legacy = operator.apply(ENSEMBLES, body, field_manager=FIELD_MANAGER, subresource="status")
+    assert not owns_records(kube.get(ENSEMBLES, "ensemble", namespace))
+    store_records(operator, legacy, refill, force=True)
+    operator.apply(ENSEMBLES, {**body, "status": {"phase": "Running", "observedGeneration": 1}},
+                   field_manager=FIELD_MANAGER, subresource="status")
+    assert kube.get(ENSEMBLES, "ensemble", namespace)["status"]["memberActions"] == refill

@@ -35,6 +35,12 @@ def test_terminate_once() -> None:
     assert TERMINATE.decide(history(DRAINED, DRAINED, DRAINED), done, {}, now=20) == []
 
 
+def test_terminate_does_not_ask_again_for_a_delete_already_recorded() -> None:
+    deleted = MemberView("m-0", 2, 1, 4, last_actions={"delete": 5.0}, action_counts={"delete": 1})
+    samples = history(DRAINED, DRAINED, DRAINED)
+    assert kinds(TERMINATE.decide(samples, deleted, {"deleteMiniCluster": "true"}, 20)) == ["terminate"]
+
+
 def test_terminate_reason() -> None:
     (action,) = TERMINATE.decide(history(DRAINED, DRAINED, DRAINED), MEMBER, {}, now=20)
     assert action == Action("terminate", "m-0", reason="queue drained for 3 polls, 10 jobs finished")

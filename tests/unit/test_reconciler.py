@@ -32,13 +32,16 @@ def merge(base: dict, patch: dict) -> dict:
 
 
 class FakeApi:
-    """Stores objects; apply merges (enough for these tests); every write is logged."""
+    """Stores objects; apply merges (enough for these tests) and honours a resourceVersion
+    precondition as the API server does (409); every write is logged."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[Resource, str, str], dict] = {}
         self.writes: list[tuple] = []
         self.reads: list[tuple[str, str]] = []
         self._uids = itertools.count(1)
+        self._versions = itertools.count(1)
+        self.status_owners: dict[tuple[Resource, str, str], dict[str, set[str]]] = {}
         self.size_owner_conflict = False
 
     def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
@@ -50,20 +53,38 @@ class FakeApi:
         if field_manager == SIZE_FIELD_MANAGER and self.size_owner_conflict:
             raise ApiError(409, "Conflict", "spec.size is owned by ensemble-service")
         current = self.objects.get(key)
+        expected = meta.get("resourceVersion")
+        if expected is not None and (current is None or current["metadata"].get("resourceVersion") != expected):
+            raise ApiError(409, "Conflict", f"{res.plural} {meta['name']!r}: the object has been modified")
         if current is None:
             stored = merge({"metadata": {"uid": f"uid-{next(self._uids)}"}}, obj)
-        elif subresource == "status":
-            stored = {**current, "status": copy.deepcopy(obj["status"])}
+        elif subresource == "status":  # per-manager ownership of status fields, as server-side apply
+            owners = self.status_owners.setdefault(key, {})
+            others = set().union(*(fields for manager, fields in owners.items() if manager != field_manager))
+            status = dict(current.get("status") or {})
+            for dropped in owners.get(field_manager, set()) - set(obj["status"]) - others:
+                status.pop(dropped, None)
+            status.update(copy.deepcopy(obj["status"]))
+            owners[field_manager] = set(obj["status"])
+            stored = {**current, "metadata": dict(current["metadata"]), "status": status}
         else:
             stored = merge(current, obj)
+        stored["metadata"]["resourceVersion"] = str(next(self._versions))
         self.objects[key] = stored
-        return stored
+        return copy.deepcopy(stored)
 
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict:
         self.reads.append((res.kind, name))
         if (res, namespace, name) not in self.objects:
             raise ApiError(404, "NotFound", f"{res.plural} {name!r} not found")
-        return copy.deepcopy(self.objects[(res, namespace, name)])
+        obj = copy.deepcopy(self.objects[(res, namespace, name)])
+        owners = self.status_owners.get((res, namespace, name))
+        if owners:  # a live read shows who applied which status field
+            obj["metadata"]["managedFields"] = [
+                {"manager": manager, "operation": "Apply", "subresource": "status",
+                 "fieldsV1": {"f:status": {f"f:{field}": {} for field in sorted(fields)}}}
+                for manager, fields in owners.items()]
+        return obj
 
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation_policy: str | None = "Background", preconditions: dict | None = None):

@@ -1,6 +1,9 @@
 """spec.algorithm in the reconciler: decisions after polls, actions carried out, records kept."""
 from __future__ import annotations
 
+import copy
+from typing import NoReturn
+
 import pytest
 
 from controller.clock import FakeClock
@@ -8,7 +11,8 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
 from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.desired import DesiredSettings
-from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.intents import RECORDS_FIELD_MANAGER
 from controller.reconcilers.member_client import MemberActionError
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
@@ -291,3 +295,181 @@ def test_invalid_algorithm_is_an_invalid_spec_naming_the_option(algorithm: dict,
     assert invalid["status"] == "True"
     assert invalid["message"].startswith(f"{path}: ") and cause in invalid["message"]
     assert (MINICLUSTERS, "ns", "e1-0") not in api.objects
+
+
+# -- actions are recorded before they act (a crash or a lost lease never repeats one) --------
+
+
+class Crash(BaseException):
+    """The operator's process dying at that point: nothing after it runs."""
+
+
+def crash(*args: object, **kwargs: object) -> NoReturn:
+    raise Crash()
+
+
+REFILL_ONCE = {"name": "refill", "options": {"group": "a", "count": 2, "emptyPolls": 1, "maxRefills": 1}}
+DELETE_ON_DONE = {"name": "terminate", "options": {"confirmPolls": 1, "deleteMiniCluster": "true"}}
+
+
+def restart(env: Env) -> None:
+    """A new operator process: only what the API server holds remains."""
+    env.reconciler = env.new_reconciler()
+
+
+def test_a_submit_is_recorded_as_pending_in_the_status_before_the_member_is_asked() -> None:
+    env = Env(REFILL_ONCE)
+    seen: list[list[dict]] = []
+    real = env.members.request
+
+    def request(address: str, member: str, action: str, payload: dict) -> dict:
+        seen.append(stored_ensemble(env.api)["status"]["memberActions"])
+        return real(address, member, action, payload)
+
+    env.members.request = request  # type: ignore[method-assign]
+    env.poll(EMPTY)
+    (entry,) = seen[0]
+    (pending,) = entry["pendingActions"]
+    assert pending["kind"] == "submit" and pending["amount"] == 2 and pending["group"] == "a"
+    (done,) = env.status["memberActions"]
+    assert "pendingActions" not in done and done["actionCounts"] == {"submit": 1}
+
+
+def test_a_crash_between_the_record_and_the_submit_never_refills_past_max_refills() -> None:
+    env = Env(REFILL_ONCE)
+
+    env.members.request = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        env.poll(EMPTY)
+    env.members = FakeMembers()
+    restart(env)
+    for _ in range(3):
+        env.poll(EMPTY)
+    assert env.members.requests == []  # it may have gone in: counted, never asked again
+    (entry,) = env.status["memberActions"]
+    assert entry["actionCounts"] == {"submit": 1} and "pendingActions" not in entry
+    (warning,) = [m for t, r, m in env.events.events if r == "AlgorithmActionUnconfirmed"]
+    assert warning.startswith("Member e1-0: submit recorded at ") and "not repeated" in warning
+
+
+def test_a_crash_between_the_record_and_the_delete_finishes_that_delete_once_and_never_recreates() -> None:
+    env = Env(DELETE_ON_DONE)
+    uid = env.api.objects[(MINICLUSTERS, "ns", "e1-0")]["metadata"]["uid"]
+    real_delete, deletes = env.api.delete, []
+
+    def delete(res, name, namespace=None, **kwargs):
+        deletes.append((res.kind, name, kwargs.get("preconditions")))
+        return real_delete(res, name, namespace, **kwargs)
+
+    env.api.delete = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        env.poll(DONE)
+    assert (MINICLUSTERS, "ns", "e1-0") in env.api.objects
+    env.api.delete = delete  # type: ignore[method-assign]
+    restart(env)
+    env.reconcile()
+    assert deletes == [("MiniCluster", "e1-0", {"uid": uid})]
+    assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
+    assert env.status["members"][0]["phase"] == "Completed"
+    assert env.status["memberActions"][0]["actionCounts"] == {"delete": 1, "terminate": 1}
+    for _ in range(2):
+        restart(env)
+        env.reconcile()
+    assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects and len(deletes) == 1
+    assert env.reasons().count("MiniClusterDeleted") == 1 and env.reasons().count("Terminated") == 1
+
+
+def test_a_crash_after_the_delete_sends_no_second_event_and_spares_a_minicluster_of_another_uid() -> None:
+    env = Env(DELETE_ON_DONE)
+
+    env.reconciler._write_status = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        env.poll(DONE)  # deleted and terminated, but the status still says pending
+    assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
+    stranger = {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+                "metadata": {"name": "e1-0", "namespace": "ns", "uid": "uid-someone-else"}, "spec": {}}
+    env.api.put(MINICLUSTERS, stranger)
+    real_delete = env.api.delete
+
+    def delete(res, name, namespace=None, *, preconditions=None, **kwargs):
+        current = env.api.objects.get((res, namespace, name))
+        if preconditions and current is not None and current["metadata"]["uid"] != preconditions["uid"]:
+            raise ApiError(409, "Conflict", "Precondition failed: UID in precondition")
+        return real_delete(res, name, namespace, preconditions=preconditions, **kwargs)
+
+    env.api.delete = delete  # type: ignore[method-assign]
+    restart(env)
+    env.reconcile()
+    assert env.api.objects[(MINICLUSTERS, "ns", "e1-0")] is stranger
+    assert env.reasons().count("MiniClusterDeleted") == 1
+    assert env.status["memberActions"][0]["actionCounts"] == {"delete": 1, "terminate": 1}
+
+
+class StaleEnsembleCache(FakeCache):
+    """An informer that has not delivered the latest Ensemble yet: it serves a snapshot."""
+
+    def __init__(self, api: FakeApi, snapshot: dict) -> None:
+        super().__init__(api, ENSEMBLES)
+        self.snapshot = snapshot
+
+    def get(self, name: str, namespace: str | None = None) -> dict | None:
+        return copy.deepcopy(self.snapshot)
+
+
+def test_a_second_operator_deciding_on_a_stale_ensemble_does_not_refill_again() -> None:
+    """A leader that lost its lease and the new one decide on the same polls: the record of
+    the first refuses the second's (resourceVersion), which then sees maxRefills reached."""
+    env = Env(REFILL_ONCE)
+    other = env.new_reconciler()
+    other._caches.ensembles = StaleEnsembleCache(env.api, copy.deepcopy(stored_ensemble(env.api)))
+    other.reconcile(Request("ns", "e1"))  # it polls the member too
+    env.poll(EMPTY)
+    assert len(env.members.requests) == 1
+    other.record_poll(KEY, PollResult(True, env.clock.wall(), ADDRESS, 0.01, 0, EMPTY, None))
+    other.reconcile(Request("ns", "e1"))
+    assert len(env.members.requests) == 1
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
+
+
+def test_an_operator_writing_its_status_from_a_stale_cache_never_erases_the_records() -> None:
+    env = Env(REFILL_ONCE)
+    snapshot = copy.deepcopy(stored_ensemble(env.api))
+    snapshot["status"]["phase"] = "Pending"  # so that its status differs and is written
+    env.poll(EMPTY)
+    other = env.new_reconciler()
+    other._caches.ensembles = StaleEnsembleCache(env.api, snapshot)
+    writes = len(env.api.writes)
+    other.reconcile(Request("ns", "e1"))
+    assert len(env.api.writes) > writes
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
+
+
+def test_a_record_refused_only_because_the_cache_lagged_is_written_again_and_acted_on() -> None:
+    env = Env(REFILL_ONCE)
+    stale = StaleEnsembleCache(env.api, copy.deepcopy(stored_ensemble(env.api)))
+    env.reconciler._caches.ensembles = stale
+    ledger = stored_ensemble(env.api)  # the ensemble service writes its budget ledger meanwhile
+    env.api.apply(ENSEMBLES, {**ledger, "status": {**ledger["status"], "budgetGrants": []}},
+                  field_manager="ensemble-service", subresource="status")
+    env.poll(EMPTY)
+    assert env.members.requests == [(ADDRESS, "e1-0", "submit", {"group": "a", "count": 2})]
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
+
+
+def test_records_an_older_operator_wrote_are_taken_over_once_so_the_status_apply_keeps_them() -> None:
+    env = Env(REFILL_ONCE)
+    env.poll(EMPTY)
+    key = (ENSEMBLES, "ns", "e1")
+    records = env.status["memberActions"]
+    env.api.status_owners[key] = {FIELD_MANAGER: set(env.status)}  # as the operator before it wrote them
+    env.api.objects[key]["status"]["phase"] = "Pending"  # so that the status apply runs, without them
+    restart(env)
+    writes = len(env.api.writes)
+    env.reconcile()
+    (taken_over,) = [w for w in env.api.writes[writes:] if w[3] == RECORDS_FIELD_MANAGER]
+    assert taken_over[6]["status"]["memberActions"] == records
+    assert env.status["phase"] == "Running" and env.status["memberActions"] == records
+    restart(env)
+    writes = len(env.api.writes)
+    env.reconcile()
+    assert [w for w in env.api.writes[writes:] if w[3] == RECORDS_FIELD_MANAGER] == []
