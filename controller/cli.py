@@ -81,6 +81,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image of the ensemble service Deployment (default $ENSEMBLE_OPERATOR_IMAGE)")
     parser.add_argument("--member-status-port", type=int,
                         help="port of the member status endpoint in lead brokers")
+    parser.add_argument("--operator-namespace",
+                        help="namespace of the operator's pods, which generated NetworkPolicies let reach "
+                             "ensemble services and member status ports (default: $POD_NAMESPACE, else "
+                             "ensemble-operator-system)")
     add_log_arguments(parser)
 
 

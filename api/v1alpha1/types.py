@@ -174,6 +174,10 @@ class EnsembleSpec:
                                default=DEFAULT_HEARTBEAT_SECONDS, minimum=1)
     budget: int | None = api_field("Total nodes across all members, shared fairly when members grow.",
                                    default=None, minimum=1)
+    network_policy: bool = api_field(
+        "Generate NetworkPolicies: the ensemble service is reached only from this Ensemble's member pods "
+        "and the operator, members' status port only from the operator; false leaves ingress as the "
+        "namespace has it.", default=True)
 
 
 # ---- status ----

@@ -51,6 +51,7 @@ ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "Role
 CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
 CLUSTERROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings",
                                "ClusterRoleBinding", namespaced=False)
+NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                 "CustomResourceDefinition", namespaced=False)
@@ -60,7 +61,7 @@ MINICLUSTERS = Resource("flux-framework.org", "v1alpha2", "miniclusters", "MiniC
 BY_KIND: dict[str, Resource] = {
     r.kind: r for r in (NAMESPACES, PODS, CONFIGMAPS, SERVICES, SERVICEACCOUNTS, SECRETS,
                         DEPLOYMENTS, JOBS, ROLES, ROLEBINDINGS, CLUSTERROLES,
-                        CLUSTERROLEBINDINGS, LEASES, CRDS, ENSEMBLES, MINICLUSTERS)
+                        CLUSTERROLEBINDINGS, LEASES, CRDS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES)
 }
 
 

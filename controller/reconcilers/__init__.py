@@ -5,12 +5,13 @@ import os
 from typing import Any
 
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
-from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, ROLEBINDINGS,
-                                       ROLES, SERVICEACCOUNTS, SERVICES)
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
+                                       ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
-from controller.reconcilers.desired.settings import DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE
+from controller.reconcilers.desired.settings import (DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE,
+                                                     DEFAULT_OPERATOR_NAMESPACE)
 from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
 from controller.reconcilers.member_client import GrpcMemberClient
@@ -23,7 +24,8 @@ from controller.runtime.reconcile import Request
 from controller.service.scaler import EnsembleScaler
 
 OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
-OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
+OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS,
+                   NETWORKPOLICIES)
 # Member pods carry our labels (set through the MiniCluster's spec.pod.labels).
 MEMBER_POD_SELECTOR = f"{MANAGED_SELECTOR},{MEMBER_LABEL}"
 
@@ -35,17 +37,21 @@ def _ensemble_of_pod(pod: dict) -> list[Request]:
 
 
 def settings_from(args: Any) -> DesiredSettings:
-    """Operator image: ``--operator-image``, else $ENSEMBLE_OPERATOR_IMAGE, else the default."""
+    """Operator image: ``--operator-image``, else $ENSEMBLE_OPERATOR_IMAGE, else the default.
+    Operator namespace (the source NetworkPolicies let in): ``--operator-namespace``, else
+    $POD_NAMESPACE, else the manifests' namespace."""
     return DesiredSettings(
         operator_image=(getattr(args, "operator_image", None) or os.environ.get(OPERATOR_IMAGE_ENV)
                         or DEFAULT_OPERATOR_IMAGE),
-        member_status_port=getattr(args, "member_status_port", None) or DEFAULT_MEMBER_STATUS_PORT)
+        member_status_port=getattr(args, "member_status_port", None) or DEFAULT_MEMBER_STATUS_PORT,
+        operator_namespace=(getattr(args, "operator_namespace", None) or os.environ.get("POD_NAMESPACE")
+                            or DEFAULT_OPERATOR_NAMESPACE))
 
 
 def setup(manager: Any, args: Any) -> Controller:
     """Wire the Ensemble controller: owned objects and member pods watched by label only."""
     owned = {res: manager.cache(res, label_selector=MANAGED_SELECTOR) for res in OWNED_RESOURCES}
-    for res in (CONFIGMAPS, MINICLUSTERS):
+    for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):  # deleted when no longer desired
         owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
     pods = manager.cache(PODS, label_selector=MEMBER_POD_SELECTOR)
     pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})

@@ -17,8 +17,8 @@ from controller.algorithms import Algorithm, MemberSample, get_algorithm
 from controller.clock import Clock
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found
-from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, Resource,
-                                       for_object)
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES,
+                                       Resource, for_object)
 from controller.minicluster_sizes import effective_max_size
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
@@ -143,10 +143,11 @@ class EnsembleReconciler:
             return Result()
         members = {member_name(ensemble, index) for index in range(len(typed.spec.members))}
         records = self._action_records(ensemble, members)
-        conflicts = [conflict for obj in desired_objects(typed.to_dict(), self._settings)
-                     if not _deleted_by_algorithm(obj, records)
+        desired = desired_objects(typed.to_dict(), self._settings)
+        conflicts = [conflict for obj in desired if not _deleted_by_algorithm(obj, records)
                      for conflict in [self._apply(ensemble, obj)] if conflict is not None]
         self._delete_removed_members(ensemble, len(typed.spec.members))
+        self._delete_undesired_policies(ensemble, desired)
         observations = self._observe_members(ensemble, typed, records)
         written, observations = self._algorithm_step(ensemble, typed, observations, records)
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
@@ -223,35 +224,43 @@ class EnsembleReconciler:
                 raise
 
     def _delete_removed_members(self, ensemble: dict, member_count: int) -> None:
-        """Delete the objects of removed members, once each.
-
-        An object already being deleted, or deleted by us while the informer has not
-        shown it gone yet, gets no second DELETE and no second Event.
-        """
+        """Delete the objects of removed members, once each."""
         uid = ensemble["metadata"]["uid"]
-        now = self._clock.now()
         for resource in MEMBER_RESOURCES:
             for obj in self._caches.owned[resource].by_index(CONTROLLER_UID_INDEX, uid):
                 index = member_index_of(obj)
-                if index is None or index < member_count:
-                    continue
-                meta = obj["metadata"]
-                if meta.get("deletionTimestamp") or self._delete_expected(meta["uid"], now):
-                    continue
-                try:
-                    answer = self._client.delete(resource, meta["name"], meta["namespace"],
-                                                 preconditions={"uid": meta["uid"]})
-                except Exception as error:
-                    if not is_not_found(error):
-                        raise
-                    answer = None
-                with self._lock:
-                    self._expected_deletes[meta["uid"]] = now + DELETE_EXPECTATION_SECONDS
-                if answer is None:
-                    continue  # already gone: not our deletion to report
-                self._events.event(ensemble, "Normal", "Deleted",
-                                   f"Deleted {obj.get('kind', resource.kind)} {meta['name']} "
-                                   f"(member {index} removed from the spec)")
+                if index is not None and index >= member_count:
+                    self._delete_owned(ensemble, resource, obj, f"member {index} removed from the spec")
+
+    def _delete_undesired_policies(self, ensemble: dict, desired: list[dict]) -> None:
+        """Delete our NetworkPolicies the Ensemble no longer asks for (``spec.networkPolicy:
+        false``, a removed member)."""
+        keep = {obj["metadata"]["name"] for obj in desired if for_object(obj) == NETWORKPOLICIES}
+        why = "spec.networkPolicy is false" if not keep else "no longer desired"
+        for obj in self._caches.owned[NETWORKPOLICIES].by_index(CONTROLLER_UID_INDEX, ensemble["metadata"]["uid"]):
+            if obj["metadata"]["name"] not in keep:
+                self._delete_owned(ensemble, NETWORKPOLICIES, obj, why)
+
+    def _delete_owned(self, ensemble: dict, resource: Resource, obj: dict, why: str) -> None:
+        """Delete an object this Ensemble controls, once: one already being deleted, or deleted
+        by us while the informer has not shown it gone yet, gets no second DELETE nor Event."""
+        meta = obj["metadata"]
+        now = self._clock.now()
+        if meta.get("deletionTimestamp") or self._delete_expected(meta["uid"], now):
+            return
+        try:
+            answer = self._client.delete(resource, meta["name"], meta["namespace"],
+                                         preconditions={"uid": meta["uid"]})
+        except Exception as error:
+            if not is_not_found(error):
+                raise
+            answer = None
+        with self._lock:
+            self._expected_deletes[meta["uid"]] = now + DELETE_EXPECTATION_SECONDS
+        if answer is None:
+            return  # already gone: not our deletion to report
+        self._events.event(ensemble, "Normal", "Deleted",
+                           f"Deleted {obj.get('kind', resource.kind)} {meta['name']} ({why})")
 
     def _delete_expected(self, uid: str, now: float) -> bool:
         """True while an object we deleted may still linger in the cache (expired ones dropped)."""

@@ -16,8 +16,8 @@ import yaml
 
 from controller.kube.client import KubeClient
 from controller.kube.errors import is_conflict
-from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, EVENTS, MINICLUSTERS, ROLEBINDINGS,
-                                       ROLES, SERVICEACCOUNTS, SERVICES)
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, EVENTS, MINICLUSTERS, NETWORKPOLICIES,
+                                       ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers.ensemble import FIELD_MANAGER
 from controller.reconcilers.intents import RecordsChanged, owns_records, store_records
 from controller.runtime.reconcile import Request
@@ -33,7 +33,9 @@ MANIFESTS = ROOT / "manifests"
 RBAC_FILES = ("namespace.yaml", "service_account.yaml", "cluster_role.yaml", "cluster_role_binding.yaml",
               "leader_election_role.yaml", "leader_election_role_binding.yaml")
 OPERATOR_NAMESPACE = "ensemble-operator-system"
-SERVICE_OBJECTS = ((SERVICEACCOUNTS, ""), (ROLES, ""), (ROLEBINDINGS, ""), (SERVICES, "-grpc"), (DEPLOYMENTS, ""))
+SERVICE_OBJECTS = ((SERVICEACCOUNTS, ""), (ROLES, ""), (ROLEBINDINGS, ""), (SERVICES, "-grpc"), (DEPLOYMENTS, ""),
+                   (NETWORKPOLICIES, "-grpc"))
+MEMBER_RESOURCES = (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def upstream_example(name: str, namespace: str, ensemble_name: str = "ensemble")
 
 def owned_objects(kube: KubeClient, name: str, namespace: str, members: int) -> list[dict] | None:
     names = [(res, name + suffix) for res, suffix in SERVICE_OBJECTS]
-    names += [(res, f"{name}-{i}") for i in range(members) for res in (CONFIGMAPS, MINICLUSTERS)]
+    names += [(res, f"{name}-{i}") for i in range(members) for res in MEMBER_RESOURCES]
     found = [get_or_none(kube, res, obj_name, namespace) for res, obj_name in names]
     return found if all(found) else None
 
@@ -215,7 +217,8 @@ def test_deleting_the_ensemble_garbage_collects_its_objects(controller_manager, 
     kube.delete(ENSEMBLES, "ensemble", namespace)
     wait_for(lambda: all(get_or_none(kube, res, "ensemble" + suffix, namespace) is None
                          for res, suffix in SERVICE_OBJECTS)
-             and get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace) is None, 60, "garbage collected")
+             and all(get_or_none(kube, res, "ensemble-0", namespace) is None for res in MEMBER_RESOURCES),
+             60, "garbage collected")
 
 
 def nested_ensemble(namespace: str, name: str, levels: int) -> bytes:
@@ -308,3 +311,28 @@ def test_action_records_on_a_stale_copy_are_refused_and_no_status_write_erases_t
     operator.apply(ENSEMBLES, {**body, "status": {"phase": "Running", "observedGeneration": 1}},
                    field_manager=FIELD_MANAGER, subresource="status")
     assert kube.get(ENSEMBLES, "ensemble", namespace)["status"]["memberActions"] == refill
+
+
+def test_network_policies_follow_spec_network_policy_and_the_members(kube: KubeClient, namespace: str,
+                                                                     run_controller) -> None:
+    """Stored as built (the API server accepts endPort ranges and the selectors), deleted when
+    opted out or when their member goes, created again when opted back in."""
+    run_controller()
+    example = upstream_example("hello-world.yaml", namespace)
+    example["spec"]["members"].append(copy.deepcopy(example["spec"]["members"][0]))
+    kube.create(ENSEMBLES, example, namespace)
+    wait_for(lambda: owned_objects(kube, "ensemble", namespace, 2), 30, "owned objects with NetworkPolicies")
+    member = kube.get(NETWORKPOLICIES, "ensemble-1", namespace)["spec"]
+    assert member["podSelector"]["matchLabels"]["ensemble.flux-framework.org/member"] == "1"
+    assert {"protocol": "TCP", "port": 50053, "endPort": 65535} in member["ingress"][2]["ports"]
+
+    def names() -> set[str]:
+        return {p["metadata"]["name"] for p in kube.list(NETWORKPOLICIES, namespace)["items"]}
+
+    update_ensemble(kube, "ensemble", namespace, lambda e: e["spec"]["members"].pop())
+    wait_for(lambda: names() == {"ensemble-grpc", "ensemble-0"}, 30, "the removed member's NetworkPolicy deleted")
+    update_ensemble(kube, "ensemble", namespace, lambda e: e["spec"].update(networkPolicy=False))
+    wait_for(lambda: names() == set(), 30, "NetworkPolicies deleted once spec.networkPolicy is false")
+    assert get_or_none(kube, MINICLUSTERS, "ensemble-0", namespace) is not None
+    update_ensemble(kube, "ensemble", namespace, lambda e: e["spec"].pop("networkPolicy"))
+    wait_for(lambda: names() == {"ensemble-grpc", "ensemble-0"}, 30, "NetworkPolicies back (on by default)")

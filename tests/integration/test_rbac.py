@@ -33,6 +33,7 @@ OPERATOR_CALLS = {
     "deployments.apps": ("get", "list", "watch", "create", "patch"),
     "roles.rbac.authorization.k8s.io": ("get", "list", "watch", "create", "patch"),
     "rolebindings.rbac.authorization.k8s.io": ("get", "list", "watch", "create", "patch"),
+    "networkpolicies.networking.k8s.io": ("get", "list", "watch", "create", "patch", "delete"),
     "pods": ("list", "watch"),
     "events.events.k8s.io": ("create", "patch"),
 }
@@ -40,6 +41,7 @@ OPERATOR_NEVER = {
     "pods": ("create", "delete", "patch"),
     "secrets": ("get", "list"),
     "deployments.apps": ("delete",),
+    "networkpolicies.networking.k8s.io": ("update", "deletecollection"),
     "ensembles.ensemble.flux-framework.org": ("create", "delete", "patch"),
 }
 

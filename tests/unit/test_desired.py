@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.compare import differs
 from controller.reconcilers.desired.member import config_map, install_command, minicluster
 from controller.reconcilers.desired.meta import member_index_of
+from controller.reconcilers.desired.network import member_policy
 from controller.reconcilers.desired.service import (
     deployment, grpc_service, role, role_binding, service_account)
 
@@ -38,9 +41,9 @@ def test_every_object_is_owned_and_labelled() -> None:
     objects = desired_objects(make_ensemble(), SETTINGS)
     kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert kinds == [("ServiceAccount", "demo"), ("Role", "demo"), ("RoleBinding", "demo"),
-                     ("Service", "demo-grpc"), ("Deployment", "demo"),
-                     ("ConfigMap", "demo-0"), ("MiniCluster", "demo-0"),
-                     ("ConfigMap", "demo-1"), ("MiniCluster", "demo-1")]
+                     ("Service", "demo-grpc"), ("NetworkPolicy", "demo-grpc"), ("Deployment", "demo"),
+                     ("NetworkPolicy", "demo-0"), ("ConfigMap", "demo-0"), ("MiniCluster", "demo-0"),
+                     ("NetworkPolicy", "demo-1"), ("ConfigMap", "demo-1"), ("MiniCluster", "demo-1")]
     for obj in objects:
         meta = obj["metadata"]
         assert meta["namespace"] == "ns1"
@@ -49,7 +52,7 @@ def test_every_object_is_owned_and_labelled() -> None:
             "name": "demo", "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "ensemble-operator"
         assert meta["labels"]["ensemble.flux-framework.org/name"] == "demo"
-    assert [member_index_of(o) for o in objects] == [None] * 5 + [0, 0, 1, 1]
+    assert [member_index_of(o) for o in objects] == [None] * 6 + [0, 0, 0, 1, 1, 1]
 
 
 def test_role_grants_only_what_the_service_needs() -> None:
@@ -239,3 +242,82 @@ def test_upstream_pull_always_means_pull_policy_always_unless_a_policy_is_set():
     assert service_image(ensemble({"image": "example.org/svc:1", "pullAlways": True,
                                    "imagePullPolicy": "Never"}), settings) == ("example.org/svc:1", "Never")
     assert service_image(ensemble({"image": "example.org/svc:1"}), settings) == ("example.org/svc:1", None)
+
+
+# -- NetworkPolicies ------------------------------------------------------------------------
+
+OPERATOR_PODS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ensemble-operator-system"}},
+                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ensemble-operator"}}}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    """What a label selector matches (matchLabels and Exists are all the builders use)."""
+    return (all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+            and all(e["operator"] == "Exists" and e["key"] in labels for e in selector.get("matchExpressions", [])))
+
+
+def _pod_labels(obj: dict) -> dict:
+    if obj["kind"] == "Deployment":
+        return obj["spec"]["template"]["metadata"]["labels"]
+    return obj["spec"]["pod"]["labels"]
+
+
+def test_the_service_is_reached_only_on_its_port_from_the_ensembles_member_pods_and_the_operator() -> None:
+    ensemble = make_ensemble()
+    (policy,) = [o for o in desired_objects(ensemble, SETTINGS) if o["kind"] == "NetworkPolicy"
+                 and o["metadata"]["name"] == "demo-grpc"]
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    assert _selects(spec["podSelector"], _pod_labels(deployment(ensemble, SETTINGS)))
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": grpc_service(ensemble)["spec"]["ports"][0]["targetPort"]}]
+    members_from, operator_from = rule["from"]
+    assert operator_from == OPERATOR_PODS
+    for index in (0, 1):
+        assert _selects(members_from["podSelector"], _pod_labels(minicluster(ensemble, index, SETTINGS)))
+    other = make_ensemble()
+    other["metadata"]["name"] = "other"
+    assert not _selects(members_from["podSelector"], _pod_labels(minicluster(other, 0, SETTINGS)))
+    assert not _selects(members_from["podSelector"], _pod_labels(deployment(ensemble, SETTINGS)))
+
+
+def test_a_members_status_port_is_reached_only_from_the_operator_and_its_other_traffic_is_untouched() -> None:
+    ensemble = make_ensemble()
+    policy = next(o for o in desired_objects(ensemble, SETTINGS) if o["kind"] == "NetworkPolicy"
+                  and o["metadata"]["name"] == "demo-1")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    assert _selects(spec["podSelector"], _pod_labels(minicluster(ensemble, 1, SETTINGS)))
+    assert not _selects(spec["podSelector"], _pod_labels(minicluster(ensemble, 0, SETTINGS)))
+    same_minicluster, operator, everyone = spec["ingress"]
+    assert same_minicluster == {"from": [{"podSelector": spec["podSelector"]}]}  # every port, 50099 too
+    assert operator == {"from": [OPERATOR_PODS], "ports": [{"protocol": "TCP", "port": 50099}]}
+    assert everyone == {"ports": [{"protocol": "TCP", "port": 1, "endPort": 50098},
+                                  {"protocol": "TCP", "port": 50100, "endPort": 65535},
+                                  {"protocol": "UDP", "port": 1, "endPort": 65535},
+                                  {"protocol": "SCTP", "port": 1, "endPort": 65535}]}
+
+
+@pytest.mark.parametrize("port, tcp", [
+    (1, [{"protocol": "TCP", "port": 2, "endPort": 65535}]),
+    (2, [{"protocol": "TCP", "port": 1}, {"protocol": "TCP", "port": 3, "endPort": 65535}]),
+    (65535, [{"protocol": "TCP", "port": 1, "endPort": 65534}]),
+])
+def test_a_status_port_at_either_end_leaves_every_other_tcp_port_open(port: int, tcp: list[dict]) -> None:
+    settings = DesiredSettings(member_status_port=port)
+    (_, _, everyone) = member_policy(make_ensemble(), 0, settings)["spec"]["ingress"]
+    assert [p for p in everyone["ports"] if p["protocol"] == "TCP"] == tcp
+
+
+def test_network_policy_false_builds_no_policies() -> None:
+    kinds = {o["kind"] for o in desired_objects(make_ensemble(networkPolicy=False), SETTINGS)}
+    assert "NetworkPolicy" not in kinds and "MiniCluster" in kinds
+
+
+def test_the_operator_source_is_where_and_how_the_manifests_install_it() -> None:
+    root = Path(__file__).resolve().parents[2] / "manifests"
+    deployment_manifest = yaml.safe_load((root / "deployment.yaml").read_text())
+    namespace = yaml.safe_load((root / "namespace.yaml").read_text())["metadata"]["name"]
+    labels = deployment_manifest["spec"]["template"]["metadata"]["labels"]
+    assert DesiredSettings().operator_namespace == namespace == deployment_manifest["metadata"]["namespace"]
+    assert _selects({"matchLabels": dict(DesiredSettings().operator_pod_labels)}, labels)

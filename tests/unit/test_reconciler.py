@@ -9,8 +9,8 @@ import pytest
 from controller.clock import FakeClock
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import ApiError
-from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, ROLEBINDINGS,
-                                       ROLES, SERVICEACCOUNTS, SERVICES, Resource)
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
+                                       ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES, Resource)
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import (FIELD_MANAGER, SIZE_FIELD_MANAGER, EnsembleCaches,
                                              EnsembleReconciler)
@@ -19,7 +19,7 @@ from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request, Result
 from tests.helpers import job_owner
 
-OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
+OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES)
 ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
 
 
@@ -181,12 +181,13 @@ def test_first_reconcile_creates_everything_and_a_second_writes_nothing(env) -> 
     assert reconciler.reconcile(Request("ns", "e1")) == Result()
     assert api.kinds_written() == [
         ("ServiceAccount", "e1"), ("Role", "e1"), ("RoleBinding", "e1"), ("Service", "e1-grpc"),
-        ("Deployment", "e1"), ("ConfigMap", "e1-0"), ("MiniCluster", "e1-0"), ("ConfigMap", "e1-1"),
-        ("MiniCluster", "e1-1"), ("Ensemble", "e1")]
+        ("NetworkPolicy", "e1-grpc"), ("Deployment", "e1"), ("NetworkPolicy", "e1-0"), ("ConfigMap", "e1-0"),
+        ("MiniCluster", "e1-0"), ("NetworkPolicy", "e1-1"), ("ConfigMap", "e1-1"), ("MiniCluster", "e1-1"),
+        ("Ensemble", "e1")]
     assert all(w[3] == FIELD_MANAGER and w[4] is True for w in api.writes)
     assert api.writes[-1][5] == "status"
     assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 2
-    assert [e[:2] for e in recorder.events] == [("Normal", "Created")] * 9
+    assert [e[:2] for e in recorder.events] == [("Normal", "Created")] * 12
     status = stored_ensemble(api)["status"]
     assert status["observedGeneration"] == 1
     assert status["phase"] == "Pending"
@@ -197,7 +198,7 @@ def test_first_reconcile_creates_everything_and_a_second_writes_nothing(env) -> 
     before = len(api.writes)
     assert reconciler.reconcile(Request("ns", "e1")) == Result()
     assert len(api.writes) == before
-    assert len(recorder.events) == 9
+    assert len(recorder.events) == 12
 
 
 def test_missing_ensemble_is_nothing_to_do(env) -> None:
@@ -229,7 +230,7 @@ def test_a_lagging_cache_costs_a_read_not_a_second_create(env) -> None:
     reconciler.reconcile(Request("ns", "e1"))
     assert api.writes == [] and api.reads == [("MiniCluster", "e1-0")]
     assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 5
-    assert len(recorder.events) == 9
+    assert len(recorder.events) == 12
 
     del api.objects[(MINICLUSTERS, "ns", "e1-0")]  # deleted before the cache ever showed it
     reconciler.reconcile(Request("ns", "e1"))
@@ -276,9 +277,9 @@ def test_removed_member_objects_are_deleted(env) -> None:
     recorder.events.clear()
     reconciler.reconcile(Request("ns", "e1"))
     deletes = sorted(w[1:] for w in api.writes if w[0] == "delete")
-    assert deletes == [("ConfigMap", "e1-1"), ("MiniCluster", "e1-1")]
-    assert [e[1] for e in recorder.events] == ["Deleted", "Deleted"]
-    assert (MINICLUSTERS, "ns", "e1-0") in api.objects
+    assert deletes == [("ConfigMap", "e1-1"), ("MiniCluster", "e1-1"), ("NetworkPolicy", "e1-1")]
+    assert [e[1] for e in recorder.events] == ["Deleted"] * 3
+    assert (MINICLUSTERS, "ns", "e1-0") in api.objects and (NETWORKPOLICIES, "ns", "e1-0") in api.objects
     assert stored_ensemble(api)["status"]["summary"]["members"] == 1
 
 
@@ -445,3 +446,37 @@ def test_an_ensemble_that_never_had_a_conflict_has_no_conflict_condition(env) ->
     api.put(ENSEMBLES, make_ensemble())
     reconciler.reconcile(Request("ns", "e1"))
     assert "Conflict" not in conditions(api)
+
+
+def test_network_policy_false_deletes_the_policies_the_ensemble_made_once_and_then_writes_nothing(env) -> None:
+    api, recorder, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    ensemble = stored_ensemble(api)
+    ensemble["spec"]["networkPolicy"] = False
+    ensemble["metadata"]["generation"] = 2
+    api.writes.clear()
+    recorder.events.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    deleted = sorted(w[1:] for w in api.writes if w[0] == "delete")
+    assert deleted == [("NetworkPolicy", "e1-0"), ("NetworkPolicy", "e1-1"), ("NetworkPolicy", "e1-grpc")]
+    assert [m for _, r, m in recorder.events if r == "Deleted"][0].endswith("(spec.networkPolicy is false)")
+    assert not [key for key in api.objects if key[0] == NETWORKPOLICIES]
+    api.writes.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.writes == []
+
+
+def test_a_network_policy_the_ensemble_does_not_control_is_neither_adopted_nor_deleted(env) -> None:
+    api, _, _, _, reconciler = env
+    theirs = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "spec": {"podSelector": {}},
+              "metadata": {"name": "e1-grpc", "namespace": "ns", "uid": "uid-theirs"}}
+    api.put(NETWORKPOLICIES, copy.deepcopy(theirs))
+    reconciler._caches.owned[NETWORKPOLICIES].hidden.add("e1-grpc")  # without our labels: not cached
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.objects[(NETWORKPOLICIES, "ns", "e1-grpc")] == theirs
+    assert "NetworkPolicy ns/e1-grpc exists and is not controlled" in conditions(api)["Conflict"]["message"]
+    stored_ensemble(api)["spec"]["networkPolicy"] = False
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.objects[(NETWORKPOLICIES, "ns", "e1-grpc")] == theirs

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from controller.clock import FakeClock
-from controller.kube.resources import CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, PODS, Resource
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
+                                       Resource)
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.poller import PollResult
@@ -66,15 +67,15 @@ def test_a_removed_member_is_deleted_and_reported_once_while_the_cache_lags() ->
     api.writes.clear()
     recorder.events.clear()
     reconciler.reconcile(REQUEST)
-    assert deletes(api) == [("ConfigMap", "e1-1"), ("MiniCluster", "e1-1")]
-    assert [e[1] for e in recorder.events] == ["Deleted", "Deleted"]
+    assert deletes(api) == [("ConfigMap", "e1-1"), ("MiniCluster", "e1-1"), ("NetworkPolicy", "e1-1")]
+    assert [e[1] for e in recorder.events] == ["Deleted"] * 3
 
     # Woken again (by the ConfigMap's delete event, say) before the MiniCluster's arrives.
     api.writes.clear()
     reconciler.reconcile(REQUEST)
     reconciler.reconcile(REQUEST)
     assert api.writes == []
-    assert [e[1] for e in recorder.events] == ["Deleted", "Deleted"]
+    assert [e[1] for e in recorder.events] == ["Deleted"] * 3
     api.catch_up()
     reconciler.reconcile(REQUEST)
     assert api.writes == []
@@ -85,7 +86,7 @@ def test_a_member_object_already_being_deleted_is_left_alone() -> None:
     recorder, _, reconciler = new_env(api)
     api.put(ENSEMBLES, make_ensemble())
     reconciler.reconcile(REQUEST)
-    for res in (CONFIGMAPS, MINICLUSTERS):  # a finalizer holds them (deleted by someone else)
+    for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):  # a finalizer holds them (deleted by someone else)
         api.objects[(res, "ns", "e1-1")]["metadata"].update(
             deletionTimestamp="2024-01-01T00:00:00Z", finalizers=["example.com/hold"])
     drop_last_member(api)
@@ -102,7 +103,7 @@ def test_a_member_gone_before_our_delete_is_not_reported_as_deleted_by_us() -> N
     recorder, _, reconciler = new_env(api)
     api.put(ENSEMBLES, make_ensemble())
     reconciler.reconcile(REQUEST)
-    api.gone.update({(CONFIGMAPS, "ns", "e1-1"), (MINICLUSTERS, "ns", "e1-1")})  # deleted by someone else
+    api.gone.update({(res, "ns", "e1-1") for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES)})  # by someone else
     drop_last_member(api)
     recorder.events.clear()
     reconciler.reconcile(REQUEST)

@@ -17,10 +17,18 @@ UPSTREAM_SERVICE_REPOSITORIES = ("ghcr.io/converged-computing/ensemble-python",
                                  "ghcr.io/converged-computing/ensemble-operator-api")
 
 
+# Where manifests/ installs the operator, and its pods' labels there: the sources that
+# NetworkPolicies let reach ensemble services and member status ports.
+DEFAULT_OPERATOR_NAMESPACE = "ensemble-operator-system"
+OPERATOR_POD_LABELS = (("app.kubernetes.io/name", "ensemble-operator"),)
+
+
 @dataclass(frozen=True)
 class DesiredSettings:
     operator_image: str = DEFAULT_OPERATOR_IMAGE
     member_status_port: int = DEFAULT_MEMBER_STATUS_PORT
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    operator_pod_labels: tuple[tuple[str, str], ...] = OPERATOR_POD_LABELS
 
 
 def image_repository(image: str) -> str:
