@@ -5,9 +5,10 @@ import argparse
 import logging
 import os
 
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY
 
 from controller.clock import RealClock
+from controller.runtime.httpserver import RouteServer, metrics
 from controller.service.scaler import EnsembleScaler
 from controller.service.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.metrics_port:
         try:
-            start_http_server(args.metrics_port, addr=args.host)
+            RouteServer(args.host, args.metrics_port, {"/metrics": metrics(REGISTRY)}).start()
         except OSError as err:
             server.stop(0)
             log.error("--metrics-port: cannot serve metrics on %s:%d: %s", args.host, args.metrics_port, err)

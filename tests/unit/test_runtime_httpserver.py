@@ -1,13 +1,17 @@
 """Probe and metrics endpoints served on loopback."""
 from __future__ import annotations
 
+import socket
+import threading
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from controller.clock import FakeClock
 from controller.runtime.httpserver import RouteServer, check, metrics
+from tests.helpers import wait_for
 
 
 def fetch(port: int, path: str) -> tuple[int, str]:
@@ -52,3 +56,67 @@ def test_a_taken_port_is_a_clear_error(server):
     srv, _ = server
     with pytest.raises(OSError, match=rf"cannot serve /healthz on 127.0.0.1:{srv.port}"):
         RouteServer("127.0.0.1", srv.port, {"/healthz": check("healthz", lambda: True)}).start()
+
+
+def raw_exchange(port: int, sent: bytes = b"", timeout: float = 5.0) -> socket.socket:
+    client = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    client.sendall(sent)
+    return client
+
+
+def read_all(client: socket.socket) -> bytes:
+    chunks = []
+    while chunk := client.recv(4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_client_that_sends_nothing_is_cut_off_after_the_request_timeout() -> None:
+    srv = RouteServer("127.0.0.1", 0, {"/healthz": check("healthz", lambda: True)}, request_timeout=0.2)
+    srv.start()
+    try:
+        with raw_exchange(srv.port) as silent:
+            assert read_all(silent) == b""  # closed by the server, long before this socket's 5 s
+        assert fetch(srv.port, "/healthz") == (200, "ok")
+    finally:
+        srv.stop()
+
+
+class ReadClock(FakeClock):
+    """Says when the server first read it: the connection's deadline is then set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read = threading.Event()
+
+    def now(self) -> float:
+        self.read.set()
+        return super().now()
+
+
+def test_a_request_trickling_in_is_cut_off_at_its_deadline_however_often_bytes_arrive() -> None:
+    clock = ReadClock()
+    srv = RouteServer("127.0.0.1", 0, {"/healthz": check("healthz", lambda: True)}, request_timeout=10.0,
+                      clock=clock)
+    srv.start()
+    try:
+        with raw_exchange(srv.port, b"GET /healthz HTTP/1.0\r\n") as slow:
+            assert clock.read.wait(5)
+            clock.step(11)  # each byte came in time, the request as a whole did not
+            slow.sendall(b"X-Slow: 1\r\n")
+            assert read_all(slow) == b""
+    finally:
+        srv.stop()
+
+
+def test_connections_beyond_the_handler_bound_get_a_503_until_a_handler_is_free() -> None:
+    srv = RouteServer("127.0.0.1", 0, {"/healthz": check("healthz", lambda: True)}, max_handlers=1)
+    srv.start()
+    try:
+        holder = raw_exchange(srv.port)  # holds the one handler while it sends nothing
+        with raw_exchange(srv.port, b"GET /healthz HTTP/1.0\r\n\r\n") as refused:
+            assert read_all(refused).startswith(b"HTTP/1.0 503 ")
+        holder.close()
+        wait_for(lambda: fetch(srv.port, "/healthz") == (200, "ok"), 5, "the handler to be free again")
+    finally:
+        srv.stop()
