@@ -115,7 +115,7 @@ class PodProcessRunner:
             return Result()
         if running is not None:
             if running.role == "member" and not running.exited.is_set():
-                self._resize_if_needed(running, request.namespace)
+                return self._resize_if_needed(running, request.namespace)
             return Result()
         if container_named(pod, SERVICE_CONTAINER):
             self._start_service(key, pod)
@@ -268,18 +268,29 @@ class PodProcessRunner:
         self.processes.start(key, "member", pod_ip(pod), argv, minicluster=minicluster, nodes=nodes)
         return Result()
 
-    def _resize_if_needed(self, running: RunningProcess, namespace: str) -> None:
+    def _resize_if_needed(self, running: RunningProcess, namespace: str) -> Result:
+        """Tell the simulated member how many of its pods run, as brokers joining would. A member
+        started a moment ago may not listen yet when its other pods come up (a size-4 member,
+        every time): that is no error, the count is sent again shortly."""
         nodes = self._running_pods_of(namespace, running.minicluster)
         if nodes == running.nodes or nodes == 0:
-            return
+            return Result()
         port = flag_value(running.argv, "--port", "50052")  # the status port it was started with
-        with grpc.insecure_channel(f"{running.pod_ip}:{port}") as channel:
-            stub = pb_grpc.EnsembleOperatorStub(channel)
-            reply = stub.RequestAction(pb.ActionRequest(
-                member="miniclusters", name=running.minicluster, action="resize",
-                payload=json.dumps({"nodes": nodes})), timeout=5)
+        try:
+            with grpc.insecure_channel(f"{running.pod_ip}:{port}") as channel:
+                stub = pb_grpc.EnsembleOperatorStub(channel)
+                reply = stub.RequestAction(pb.ActionRequest(
+                    member="miniclusters", name=running.minicluster, action="resize",
+                    payload=json.dumps({"nodes": nodes})), timeout=5)
+        except grpc.RpcError as err:
+            if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            log.info("simulated member %s does not answer yet (%s): resize to %d nodes in %.0fs",
+                     running.minicluster, err.code().name, nodes, RETRY_SECONDS)
+            return Result(requeue_after=RETRY_SECONDS)
         log.info("resized simulated member %s to %d nodes: %s", running.minicluster, nodes, reply.payload)
         running.nodes = nodes
+        return Result()
 
     def _mark_minicluster_exited(self, namespace: str, minicluster: str, code: int) -> None:
         for pod in self.pods.list(namespace):
