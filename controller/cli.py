@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.kube.errors import KubeError, status_of
 from controller.kube.resources import Resource
 from controller.logs import LEVELS, configure
+
+if TYPE_CHECKING:
+    from controller.kube.ratelimit import RequestRateLimiter
 
 log = logging.getLogger("controller.cli")
 
@@ -81,6 +84,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image of the ensemble service Deployment (default $ENSEMBLE_OPERATOR_IMAGE)")
     parser.add_argument("--member-status-port", type=int,
                         help="port of the member status endpoint in lead brokers")
+    parser.add_argument("--kube-api-qps", type=float, default=-1.0,
+                        help="client-side limit on API requests per second; <= 0 means none, as "
+                             "controller-runtime does, leaving it to the API server's Priority and "
+                             "Fairness (default -1)")
+    parser.add_argument("--kube-api-burst", type=int, default=10,
+                        help="requests allowed at once above --kube-api-qps, when it is set (default 10)")
     parser.add_argument("--operator-namespace",
                         help="namespace of the operator's pods, which generated NetworkPolicies let reach "
                              "ensemble services and member status ports (default: $POD_NAMESPACE, else "
@@ -164,6 +173,17 @@ def unserved_resources(client: Any, resources: Iterable[Resource]) -> list[Resou
     return missing
 
 
+def request_rate_limiter(qps: float, burst: int) -> RequestRateLimiter | None:
+    """The client's limit from ``--kube-api-qps``/``--kube-api-burst``: none unless qps > 0."""
+    from controller.kube.ratelimit import RequestRateLimiter
+
+    if qps <= 0:
+        return None
+    if burst < 1:
+        raise CliError(f"--kube-api-burst: must be >= 1 with --kube-api-qps {qps:g}, got {burst}")
+    return RequestRateLimiter(qps, burst)
+
+
 def run_manager(args: argparse.Namespace) -> int:
     """Build the Manager, register the Ensemble controller, run until SIGTERM/SIGINT."""
     from controller.kube.client import KubeClient
@@ -173,11 +193,14 @@ def run_manager(args: argparse.Namespace) -> int:
         raise CliError(f"--workers: must be >= 1, got {args.workers}")
     metrics_address = parse_bind_address("--metrics-bind-address", args.metrics_bind_address)
     health_address = parse_bind_address("--health-probe-bind-address", args.health_probe_bind_address)
+    limiter = request_rate_limiter(args.kube_api_qps, args.kube_api_burst)
     setup = load_setup()
     try:
         client = KubeClient.load(args.kubeconfig)
     except KubeError as err:
         raise CliError(f"run: cannot configure API access: {err}") from err
+    if limiter is not None:
+        client.limit_rate(limiter)
     leader_elect = in_cluster() if args.leader_elect is None else args.leader_elect
     manager = Manager(
         client, namespaces=parse_namespaces(args.namespaces),

@@ -19,6 +19,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from controller.kube import config
 from controller.kube.errors import ApiError, KubeError
 from controller.kube.jsonscan import identity, scan
+from controller.kube.ratelimit import RequestRateLimiter
 from controller.kube.resources import Resource
 from controller.kube.watch import WatchStream
 
@@ -64,6 +65,11 @@ class KubeClient:
         # up per request (measured: about 20 us less client CPU per GET, 300 vs 325 us).
         self._server_pool = self._pool.connection_from_url(self.server)
         self._base_path = urlsplit(self.server).path.rstrip("/")
+        self._limiter: RequestRateLimiter | None = None
+
+    def limit_rate(self, limiter: RequestRateLimiter | None) -> None:
+        """Make every request (each watch once, at its start) wait for ``limiter``; None: no limit."""
+        self._limiter = limiter
 
     # -- construction ---------------------------------------------------------------
 
@@ -130,6 +136,8 @@ class KubeClient:
         if self._base_path:
             target = self._base_path + target
         for attempt in (1, 2):
+            if self._limiter is not None:
+                self._limiter.wait()
             self._count(method)
             try:
                 response = self._server_pool.urlopen(

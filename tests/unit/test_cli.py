@@ -161,3 +161,16 @@ def test_a_second_signal_exits_at_once_while_the_first_shuts_down_gracefully(mon
     assert stops == [True] and exits == []
     handlers[signals.SIGINT](signals.SIGINT, None)
     assert stops == [True] and exits == [1]
+
+
+def test_no_client_side_rate_limit_unless_kube_api_qps_is_set():
+    args = cli.build_parser("run").parse_args(["run"])
+    assert (args.kube_api_qps, args.kube_api_burst) == (-1.0, 10)
+    assert cli.request_rate_limiter(args.kube_api_qps, args.kube_api_burst) is None
+    assert cli.request_rate_limiter(0, 10) is None
+    assert cli.request_rate_limiter(20, 30) is not None
+
+
+def test_a_kube_api_burst_below_one_with_a_qps_is_refused_before_touching_the_cluster(capsys):
+    assert cli.main(["run", "--kube-api-qps", "5", "--kube-api-burst", "0", "--log-level", "error"]) == 2
+    assert "--kube-api-burst: must be >= 1 with --kube-api-qps 5, got 0" in capsys.readouterr().err

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from controller.clock import FakeClock
 from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
 from controller.kube.config import Endpoint, ReloadingToken, StaticToken, TokenFile
 from controller.kube.errors import ApiError, KubeError
+from controller.kube.ratelimit import RequestRateLimiter
 from controller.kube.resources import CONFIGMAPS, NAMESPACES
+from tests.helpers import wait_for_waiters
 from tests.unit.scripted_apiserver import Json, ScriptedApiServer, obj, status_body
 
 PATH = "/api/v1/namespaces/ns/configmaps"
@@ -176,3 +179,25 @@ def test_a_list_with_an_item_too_deep_to_decode_keeps_the_others_and_names_it(se
     (skipped,) = page[UNDECODABLE_ITEMS]
     assert skipped["metadata"] == {"name": "deep", "namespace": "ns", "resourceVersion": "2"}
     assert skipped["error"].startswith("RecursionError")
+
+
+def test_a_rate_limited_client_sends_its_burst_at_once_then_waits_its_turn(server, client) -> None:
+    clock = FakeClock()
+    client.limit_rate(RequestRateLimiter(qps=2, burst=2, clock=clock))
+    server.on("GET", f"{PATH}/a", *[Json(200, obj("a", "1"))] * 3)
+    for _ in range(2):
+        client.get(CONFIGMAPS, "a", "ns")
+    third = threading.Thread(target=client.get, args=(CONFIGMAPS, "a", "ns"))
+    third.start()
+    wait_for_waiters(clock, 1)
+    assert len(server.requests) == 2  # the third waits for a token, half a second at 2 qps
+    clock.step(0.5)
+    third.join(5)
+    assert len(server.requests) == 3 and not third.is_alive()
+
+
+def test_without_a_limit_no_request_waits(server, client) -> None:
+    server.on("GET", f"{PATH}/a", *[Json(200, obj("a", "1"))] * 50)
+    for _ in range(50):
+        client.get(CONFIGMAPS, "a", "ns")
+    assert len(server.requests) == 50
