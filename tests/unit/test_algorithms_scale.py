@@ -30,6 +30,12 @@ QUICK = {"cooldownSeconds": 0, "stabilizationSeconds": 0}
         ("at minSize nothing shrinks", [IDLE] * 6, {"idlePolls": 1, **QUICK}, 1, []),
         ("idle without free nodes is not idle", [status(free=0)] * 6, {"idlePolls": 1, **QUICK}, 3, []),
         ("depend-only jobs keep the member busy", [status(depend=2, free=2)] * 6, {"idlePolls": 1, **QUICK}, 3, []),
+        # As real Flux showed it (tests/e2e/test_e2e_real_flux.py): jobs left on the top rank, the
+        # lower ranks free. The Flux Operator shrinks by removing the top pods: that would lose them.
+        ("running jobs hold their ranks, whatever is free beside them", [status(run=2, free=2, up=3)] * 6,
+         {"idlePolls": 1, **QUICK}, 3, []),
+        ("jobs in cleanup still hold their ranks", [status(cleanup=1, free=2, up=3)] * 6,
+         {"idlePolls": 1, **QUICK}, 3, []),
         ("stabilization delays shrink until the window is all idle", [IDLE] * 6,
          {"idlePolls": 3, "stabilizationSeconds": 30, "cooldownSeconds": 0}, 3, [(50, "shrink", 1)]),
         ("shrinks step by step while idle", [IDLE] * 4, {"idlePolls": 2, **QUICK}, 4,
