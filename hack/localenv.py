@@ -79,20 +79,24 @@ class LocalEnvironment:
     operators: list[OperatorProcess] = field(default_factory=list)
     flux_operator_runtime: str | None = None
     """``real`` or ``simulated``: which Flux Operator runs (None before start)."""
+    members: str | None = None
+    """The member runtime asked for (``real``/``simulated``); None: ``$ENSEMBLE_MEMBERS``, else
+    what can run here (``member_runtime`` says which runs)."""
     _flux_operator: FluxOperatorProcess | None = None
     _sim_manager: Manager | None = None
     _sim_thread: threading.Thread | None = None
     _runner: PodProcessRunner | None = None
 
     @classmethod
-    def start(cls, *, detached: bool = False, speed: float = 10.0) -> "LocalEnvironment":
+    def start(cls, *, detached: bool = False, speed: float = 10.0,
+              members: str | None = None) -> "LocalEnvironment":
         """Everything, on a new cluster; ``detached`` keeps the cluster after this process
-        (``make cluster-down`` stops it), as ``make run`` does."""
+        (``make cluster-down`` stops it), as ``make run`` does; ``members`` as the field."""
         cluster = LocalCluster.launch(controller_manager=True, kwok=True, detached=detached,
                                       data_dir=STATE_DIR / "data" if detached else None)
         if detached:
             cluster.save_state(STATE_DIR)
-        env = cls(cluster=cluster, workdir=cluster.data_dir / "localenv", speed=speed)
+        env = cls(cluster=cluster, workdir=cluster.data_dir / "localenv", speed=speed, members=members)
         env.workdir.mkdir(parents=True, exist_ok=True)
         try:
             env.install()
@@ -135,11 +139,20 @@ class LocalEnvironment:
             fluxoperator.setup(manager)
         self._runner = podrunner.setup(manager, server=self.cluster.server, ca_file=self.cluster.ca_file,
                                        workdir=self.workdir / "pods", speed=self.speed,
-                                       members=fluxmembers.default_member_runtime())
+                                       members=self.members or fluxmembers.default_member_runtime())
         log.info("member runtime: %s", self._runner.members)
         self._sim_manager = manager
         self._sim_thread = threading.Thread(target=manager.start, name="simulators", daemon=True)
         self._sim_thread.start()
+
+    def restart_simulators(self, members: str | None = None) -> None:
+        """Stop the simulators and the pod processes, then start them with the member runtime
+        ``members``: one cluster serves both runtimes (bench/bench_members.py compares them)."""
+        self._stop_simulators()
+        if self._runner is not None:
+            self._runner.stop()
+        self.members = members
+        self.start_simulators()
 
     @property
     def member_runtime(self) -> str | None:
@@ -151,6 +164,17 @@ class LocalEnvironment:
         query its Flux instance with it); None with simulated members or no running lead."""
         real = self._runner.real if self._runner is not None else None
         return real.lead_uri(namespace, minicluster) if real is not None else None
+
+    def pod_pids(self, namespace: str, pod: str) -> list[int]:
+        """The PIDs of the live processes the pod runner started for a pod's containers (a real
+        member's broker and status sidecar, a simulated member, a service), each the root of
+        its process tree: what a benchmark adds up as the pod's memory."""
+        if self._runner is None:
+            return []
+        from sim.realmembers import status_key
+        key = f"{namespace}/{pod}"
+        running = (self._runner.processes.get(k) for k in (key, status_key(key)))
+        return [r.proc.pid for r in running if r is not None and r.proc.poll() is None]
 
     # ---- the operator -------------------------------------------------------------------
     def operator_kubeconfig(self) -> Path:
