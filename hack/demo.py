@@ -3,7 +3,8 @@
 
 Starts the local control plane (building it the first time), installs the CRDs and
 the RBAC from ``manifests/``, runs the operator with the manifests' ServiceAccount,
-the Flux Operator simulator and the pod process runner (see ``hack/localenv.py``),
+the Flux Operator (real where built, else its simulator) and the pod process runner
+(real Flux members where built, else simulated ones; see ``hack/localenv.py``), says which,
 applies ``examples/hello-world``, and shows a live table of its members until the
 ensemble completes. The cluster stays up afterwards; ``make cluster-down`` stops it.
 """
@@ -103,10 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     localcluster.main(["down"])
-    print("Starting the local cluster, the operator and the simulators...", flush=True)
+    print("Starting the local cluster, the Flux Operator, the operator and the pod runner...", flush=True)
     env = LocalEnvironment.start(detached=True, speed=args.speed)
     cluster = env.cluster
     print(f"Flux Operator: {env.flux_operator_runtime}; members: {env.member_runtime}", flush=True)
