@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -76,8 +78,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="name of the Lease (default ensemble-operator)")
     parser.add_argument("--leader-election-namespace",
                         help="namespace of the Lease (default: $POD_NAMESPACE, the pod's, else default)")
-    parser.add_argument("--metrics-bind-address", default=":8080",
-                        help="[host]:port of /metrics, 0 to disable (default :8080)")
+    parser.add_argument("--metrics-bind-address", default=":8443",
+                        help="[host]:port of /metrics, 0 to disable (default :8443)")
+    parser.add_argument("--metrics-secure", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve /metrics over TLS to callers allowed to get /metrics (TokenReview and "
+                             "SubjectAccessReview); --no-metrics-secure serves plain HTTP to anyone, on a "
+                             "loopback address only, for development (default on)")
+    parser.add_argument("--metrics-cert-dir",
+                        help="directory with tls.crt and tls.key for /metrics (default: a self-signed "
+                             "certificate made at start)")
     parser.add_argument("--health-probe-bind-address", default=":8081",
                         help="[host]:port of /healthz and /readyz, 0 to disable (default :8081)")
     parser.add_argument("--operator-image",
@@ -184,6 +193,32 @@ def request_rate_limiter(qps: float, burst: int) -> RequestRateLimiter | None:
     return RequestRateLimiter(qps, burst)
 
 
+def metrics_tls(secure: bool, cert_dir: str | None,
+                address: tuple[str, int] | None) -> ssl.SSLContext | None:
+    """The metrics server's TLS context; None for plain HTTP, which only a loopback address may
+    serve: metrics name every tenant's namespaces and Ensembles."""
+    if address is None:
+        return None
+    if not secure:
+        if not _loopback(address[0]):
+            raise CliError(f"--no-metrics-secure: plain HTTP metrics are served on a loopback address only "
+                           f"(127.0.0.1:{address[1]} or [::1]:{address[1]}), not {address[0] or '*'}")
+        return None
+    from controller.runtime.certs import server_context
+
+    try:
+        return server_context(cert_dir)
+    except (OSError, ssl.SSLError) as err:
+        raise CliError(f"--metrics-cert-dir: cannot load tls.crt and tls.key from {cert_dir}: {err}") from err
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def run_manager(args: argparse.Namespace) -> int:
     """Build the Manager, register the Ensemble controller, run until SIGTERM/SIGINT."""
     from controller.kube.client import KubeClient
@@ -192,6 +227,7 @@ def run_manager(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise CliError(f"--workers: must be >= 1, got {args.workers}")
     metrics_address = parse_bind_address("--metrics-bind-address", args.metrics_bind_address)
+    secure_metrics = metrics_tls(args.metrics_secure, args.metrics_cert_dir, metrics_address)
     health_address = parse_bind_address("--health-probe-bind-address", args.health_probe_bind_address)
     limiter = request_rate_limiter(args.kube_api_qps, args.kube_api_burst)
     setup = load_setup()
@@ -209,7 +245,7 @@ def run_manager(args: argparse.Namespace) -> int:
         health_host=health_address[0] if health_address else "0.0.0.0",
         health_port=health_address[1] if health_address else None,
         leader_election=leader_elect, leader_election_id=args.leader_election_id,
-        leader_election_namespace=args.leader_election_namespace)
+        leader_election_namespace=args.leader_election_namespace, secure_metrics=secure_metrics)
     setup(manager, args)
     missing = unserved_resources(client, (informer.resource for informer in manager.informers.informers()))
     for resource in missing:

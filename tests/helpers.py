@@ -83,3 +83,21 @@ def job_owner(job: str) -> dict:
     counts as a member's lead broker only with it (controller/reconcilers/leadbroker.py)."""
     return {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": f"uid-job-{job}",
             "controller": True, "blockOwnerDeletion": True}
+
+
+def https_get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
+    """(status, body) of a GET to 127.0.0.1 over TLS, trusting any certificate (a self-signed
+    one), sending ``token`` as a bearer token when given."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(f"https://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ _REFUSAL = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection
 
 Response = tuple[int, str, bytes]
 Route = Callable[[], Response]
+Authorize = Callable[[str | None, str], "tuple[int, str] | None"]
 
 
 def check(name: str, ok: Callable[[], bool]) -> Route:
@@ -49,9 +51,14 @@ class RouteServer:
 
     def __init__(self, host: str, port: int, routes: dict[str, Route], *,
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT, max_handlers: int = DEFAULT_MAX_HANDLERS,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, tls: ssl.SSLContext | None = None,
+                 authorize: Authorize | None = None) -> None:
+        """``tls``: serve HTTPS with it; ``authorize(Authorization header, path)``: None lets a
+        request through, else the (status, reason) it is answered with."""
         self._address = (host, port)
         self._routes = routes
+        self._tls = tls
+        self._authorize = authorize
         self._request_timeout = request_timeout
         self._max_handlers = max_handlers
         self._clock = clock or RealClock()
@@ -67,11 +74,15 @@ class RouteServer:
     def start(self) -> None:
         try:
             self._server = _BoundedServer(self._address, _handler_for(self._routes, self._request_timeout,
-                                                                      self._clock), self._max_handlers)
+                                                                      self._clock, self._authorize),
+                                          self._max_handlers)
         except OSError as err:
             host, port = self._address
             raise OSError(f"cannot serve {', '.join(self._routes)} on {host or '*'}:{port}: {err}") from err
         self._server.daemon_threads = True
+        if self._tls is not None:  # the handshake runs in the handler thread, under its timeout
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True,
+                                                        do_handshake_on_connect=False)
         threading.Thread(target=self._server.serve_forever, name=f"http-{self.port}",
                          daemon=True).start()
 
@@ -108,6 +119,10 @@ class _BoundedServer(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that breaks off (a failed TLS handshake, a reset) is its problem, not a traceback."""
+        log.debug("http: connection from %s ended in an error", client_address, exc_info=True)
+
 
 def _refuse(request: socket.socket) -> None:
     """A short answer from the accepting thread: it fits the socket buffer, so no wait."""
@@ -143,18 +158,26 @@ class _DeadlineReader:
         return getattr(self._stream, name)
 
 
-def _handler_for(routes: dict[str, Route], request_timeout: float, clock: Clock) -> type[BaseHTTPRequestHandler]:
+def _handler_for(routes: dict[str, Route], request_timeout: float, clock: Clock,
+                 authorize: Authorize | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = request_timeout  # each socket operation (StreamRequestHandler.setup sets it)
 
         def setup(self) -> None:
             super().setup()
+            if isinstance(self.connection, ssl.SSLSocket):
+                self.connection.do_handshake()
             self.rfile = _DeadlineReader(self.rfile, self.connection,  # type: ignore[assignment]
                                          clock.now() + request_timeout, clock)
 
         def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
-            route = routes.get(self.path.split("?", 1)[0])
-            status, content_type, body = route() if route else (404, "text/plain", b"not found")
+            path = self.path.split("?", 1)[0]
+            route = routes.get(path)
+            refusal = authorize(self.headers.get("Authorization"), path) if authorize and route else None
+            if refusal is not None:
+                status, content_type, body = refusal[0], "text/plain; charset=utf-8", refusal[1].encode()
+            else:
+                status, content_type, body = route() if route else (404, "text/plain", b"not found")
             self.connection.settimeout(request_timeout)  # the reply gets a whole timeout of its own
             self.send_response(status)
             self.send_header("Content-Type", content_type)

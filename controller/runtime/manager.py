@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 import threading
 import uuid
 from pathlib import Path
@@ -24,6 +25,7 @@ from controller.runtime.cache import ObjectCache
 from controller.runtime.controller import Controller
 from controller.runtime.events import EventRecorder
 from controller.runtime.httpserver import RouteServer, check, metrics
+from controller.runtime.metricsauth import MetricsAuthorizer
 from controller.runtime.leader import KubeLeaseStore, LeaderElector
 from controller.runtime.metrics import ControllerMetrics
 from controller.workqueue import PrometheusMetricsProvider, RateLimitingQueue, new_rate_limiting_queue
@@ -71,8 +73,10 @@ class Manager:
                  leader_election_namespace: str | None = None, identity: str | None = None,
                  lease_duration: float = 15.0, renew_deadline: float = 10.0,
                  retry_period: float = 2.0, cache_sync_timeout: float = 120.0,
-                 clock: Clock | None = None) -> None:
-        """Ports: None disables that server, 0 picks a free port (see ``metrics_server.port``)."""
+                 clock: Clock | None = None, secure_metrics: ssl.SSLContext | None = None) -> None:
+        """Ports: None disables that server, 0 picks a free port (see ``metrics_server.port``).
+        ``secure_metrics``: serve metrics over TLS with it, to callers whose token the API server
+        accepts and whose user may get /metrics (metricsauth.py); None: plain HTTP, anyone."""
         if namespaces is not None and not namespaces:
             raise ValueError("namespaces: give at least one namespace, or None for all")
         self.client = client
@@ -97,7 +101,10 @@ class Manager:
             renew_deadline=renew_deadline, retry_period=retry_period)
             if leader_election else None)
         self._cache_sync_timeout = cache_sync_timeout
-        self.metrics_server = (RouteServer(metrics_host, metrics_port, {"/metrics": metrics(self.registry)})
+        authorizer = MetricsAuthorizer(client, self.clock) if secure_metrics is not None else None
+        self.metrics_server = (RouteServer(metrics_host, metrics_port, {"/metrics": metrics(self.registry)},
+                                           tls=secure_metrics,
+                                           authorize=authorizer.check if authorizer is not None else None)
                                if metrics_port is not None else None)
         self.health_server = (RouteServer(health_host, health_port, {
             "/healthz": check("healthz", self.is_running),

@@ -10,16 +10,20 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from controller.kube.resources import CONFIGMAPS, EVENTS, LEASES, SECRETS
+from controller.kube.resources import CLUSTERROLEBINDINGS, CONFIGMAPS, EVENTS, LEASES, SECRETS, SERVICEACCOUNTS
 from controller.runtime import ControllerBuilder, Manager, Request, Result
-from tests.helpers import wait_for
+from controller.runtime.certs import server_context
+from tests.helpers import https_get, wait_for
 from tests.integration.objects import get_or_none
 from tests.integration.running import RunningManager
 
 pytestmark = pytest.mark.integration
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 
 class CopyToSecret:
@@ -168,3 +172,41 @@ def test_a_manager_whose_lease_is_taken_stops_with_leader_election_lost(kube_clu
     assert not runner.thread.is_alive()
     assert type(runner.error).__name__ == "LeaderElectionLost"
     assert kube.get(LEASES, "toy-lost", namespace)["spec"]["holderIdentity"] == "intruder"
+
+
+def bound_port(manager: Manager) -> int | None:
+    try:
+        return manager.metrics_server.port if manager.metrics_server is not None else None
+    except RuntimeError:  # not started yet
+        return None
+
+
+def test_secure_metrics_serve_only_a_caller_rbac_lets_get_metrics(kube_cluster, kube, namespace) -> None:
+    manager = Manager(kube_cluster.admin_client(), namespaces=[namespace], metrics_host="127.0.0.1",
+                      metrics_port=0, health_port=None, secure_metrics=server_context(None))
+    runner = RunningManager(manager)
+    binding = f"{namespace}-metrics-reader"
+    try:
+        kube.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                      "metadata": {"name": "scraper", "namespace": namespace}}, namespace)
+        token = kube.request("POST", SERVICEACCOUNTS.path(namespace, "scraper", "token"), body={
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 600}})["status"]["token"]
+        port = wait_for(lambda: bound_port(manager), 20, "the metrics server")
+        assert https_get(port, "/metrics")[0] == 401
+        assert https_get(port, "/metrics", "forged")[0] == 401
+        assert https_get(port, "/metrics", token) == (
+            403, f"Forbidden: user 'system:serviceaccount:{namespace}:scraper' may not get /metrics")
+        kube_cluster.kubectl("apply", "--server-side", "-f", str(MANIFESTS / "metrics_reader_role.yaml"))
+        kube.create(CLUSTERROLEBINDINGS, {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "ensemble-operator-metrics-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "scraper", "namespace": namespace}]})
+        status, body = wait_for(lambda: (answer := https_get(port, "/metrics", token))[0] == 200 and answer,
+                                30,
+                                "the bound scraper to be served (after the 10 s the refusal is kept)")
+        assert "informer_undecodable_objects_total" in body
+    finally:
+        runner.stop()
+        kube_cluster.kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found", check=False)

@@ -36,6 +36,8 @@ OPERATOR_CALLS = {
     "networkpolicies.networking.k8s.io": ("get", "list", "watch", "create", "patch", "delete"),
     "pods": ("list", "watch"),
     "events.events.k8s.io": ("create", "patch"),
+    "tokenreviews.authentication.k8s.io": ("create",),
+    "subjectaccessreviews.authorization.k8s.io": ("create",),
 }
 OPERATOR_NEVER = {
     "pods": ("create", "delete", "patch"),

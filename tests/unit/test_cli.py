@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("restore_root_logger")
 def test_run_defaults_match_the_documented_flags():
     args = cli.build_parser("run").parse_args(["run"])
     assert (args.workers, args.namespaces, args.leader_elect) == (4, "", None)
-    assert (args.metrics_bind_address, args.health_probe_bind_address) == (":8080", ":8081")
+    assert (args.metrics_bind_address, args.health_probe_bind_address, args.metrics_secure) == (":8443", ":8081", True)
     assert (args.log_format, args.log_level) == ("json", "info")
     args = cli.build_parser("run").parse_args(
         ["run", "--namespaces", "a,b", "--workers", "8", "--no-leader-elect", "--log-format", "text"])
@@ -174,3 +174,22 @@ def test_no_client_side_rate_limit_unless_kube_api_qps_is_set():
 def test_a_kube_api_burst_below_one_with_a_qps_is_refused_before_touching_the_cluster(capsys):
     assert cli.main(["run", "--kube-api-qps", "5", "--kube-api-burst", "0", "--log-level", "error"]) == 2
     assert "--kube-api-burst: must be >= 1 with --kube-api-qps 5, got 0" in capsys.readouterr().err
+
+
+def test_plain_http_metrics_are_refused_off_loopback_and_served_on_it():
+    assert cli.metrics_tls(False, None, ("127.0.0.1", 8080)) is None
+    assert cli.metrics_tls(False, None, ("::1", 8080)) is None
+    with pytest.raises(cli.CliError, match="--no-metrics-secure: plain HTTP metrics are served on a loopback"):
+        cli.metrics_tls(False, None, ("0.0.0.0", 8080))
+    assert cli.metrics_tls(True, None, None) is None  # metrics disabled
+
+
+def test_secure_metrics_load_the_given_certificate_or_say_why_not(tmp_path):
+    from controller.runtime.certs import self_signed
+
+    with pytest.raises(cli.CliError, match=rf"--metrics-cert-dir: cannot load tls.crt and tls.key from {tmp_path}"):
+        cli.metrics_tls(True, str(tmp_path), ("0.0.0.0", 8443))
+    cert, key = self_signed(["metrics.example"])
+    (tmp_path / "tls.crt").write_bytes(cert)
+    (tmp_path / "tls.key").write_bytes(key)
+    assert cli.metrics_tls(True, str(tmp_path), ("0.0.0.0", 8443)) is not None

@@ -1,6 +1,7 @@
 """Probe and metrics endpoints served on loopback."""
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import urllib.error
@@ -10,8 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from controller.clock import FakeClock
+from controller.runtime.certs import server_context
 from controller.runtime.httpserver import RouteServer, check, metrics
-from tests.helpers import wait_for
+from tests.helpers import https_get, wait_for
 
 
 def fetch(port: int, path: str) -> tuple[int, str]:
@@ -118,5 +120,39 @@ def test_connections_beyond_the_handler_bound_get_a_503_until_a_handler_is_free(
             assert read_all(refused).startswith(b"HTTP/1.0 503 ")
         holder.close()
         wait_for(lambda: fetch(srv.port, "/healthz") == (200, "ok"), 5, "the handler to be free again")
+    finally:
+        srv.stop()
+
+
+def test_secure_metrics_serve_tls_and_only_the_callers_authorize_lets_through() -> None:
+    registry = CollectorRegistry()
+    Counter("demo_total", "a demo counter", registry=registry).inc()
+    seen: list[tuple[str | None, str]] = []
+
+    def authorize(header: str | None, path: str) -> tuple[int, str] | None:
+        seen.append((header, path))
+        return None if header == "Bearer good" else (401, "Unauthorized")
+
+    srv = RouteServer("127.0.0.1", 0, {"/metrics": metrics(registry)}, tls=server_context(None),
+                      authorize=authorize)
+    srv.start()
+    try:
+        assert https_get(srv.port, "/metrics") == (401, "Unauthorized")
+        status, body = https_get(srv.port, "/metrics", "good")
+        assert status == 200 and "demo_total 1.0" in body
+        assert https_get(srv.port, "/nope", "bad")[0] == 404  # no route: nothing to authorize
+        assert seen == [(None, "/metrics"), ("Bearer good", "/metrics")]
+        with pytest.raises((OSError, http.client.HTTPException)):  # plain HTTP to the TLS port: no metrics
+            fetch(srv.port, "/metrics")
+    finally:
+        srv.stop()
+
+
+def test_a_client_that_never_starts_its_tls_handshake_does_not_hold_up_the_others() -> None:
+    srv = RouteServer("127.0.0.1", 0, {"/metrics": metrics(CollectorRegistry())}, tls=server_context(None))
+    srv.start()
+    try:
+        with raw_exchange(srv.port):  # TCP only: its handshake waits in its own handler thread
+            assert https_get(srv.port, "/metrics")[0] == 200
     finally:
         srv.stop()
