@@ -75,6 +75,12 @@ class ActionExecutor:
         try:
             return handler(ensemble, action, lead_address)
         except MemberActionError as error:
+            if error.maybe_done and action.kind == "submit":  # jobs may be in: never submit them twice
+                log.warning("algorithm action submit on %s: outcome unknown: %s", action.member, error)
+                self._events.event(ensemble, "Warning", UNCONFIRMED_REASON,
+                                   f"Member {action.member}: submit may or may not have been done ({error}): "
+                                   f"counted as done, not repeated")
+                return Taken(action, action.amount)
             self._failed(ensemble, action, str(error))
             return None
 

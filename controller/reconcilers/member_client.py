@@ -15,7 +15,21 @@ from controller.reconcilers.poller import STATUS_REQUEST_MEMBER, ChannelCache
 
 
 class MemberActionError(Exception):
-    """The member could not be asked, or refused; the message names address, member and action."""
+    """The member could not be asked, or refused; the message names address, member and action.
+
+    ``maybe_done``: the request may have reached the member and been carried out (the call
+    timed out or broke after it was sent), so repeating it could do it twice.
+    """
+
+    def __init__(self, message: str, *, maybe_done: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
+
+
+# gRPC outcomes after which the member may have acted: the request was sent, the answer lost.
+# UNAVAILABLE (no connection) and a member's own refusal mean it did nothing.
+MAYBE_DONE_CODES = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+                              grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS})
 
 
 class MemberClient(Protocol):
@@ -36,7 +50,8 @@ class GrpcMemberClient:
             with self._channels.lease(address) as stub:
                 response = stub.RequestAction(request, timeout=self._timeout)
         except grpc.RpcError as error:
-            raise MemberActionError(f"{where}: {error.code().name}: {error.details()}") from None
+            raise MemberActionError(f"{where}: {error.code().name}: {error.details()}",
+                                    maybe_done=error.code() in MAYBE_DONE_CODES) from None
         if response.status != pb.Response.SUCCESS:
             raise MemberActionError(f"{where}: answered {result_name(response.status)}: "
                                     f"{response.payload}")
