@@ -67,6 +67,8 @@ REAL = "real"
 
 class FluxUnavailable(AssertionError):
     """The member's Flux instance cannot be reached: no running lead broker, or it refused."""
+
+
 LEAD_BROKER_SELECTOR = "job-name={minicluster},batch.kubernetes.io/job-completion-index=0"
 
 
@@ -109,7 +111,6 @@ class LocalProvider:
         self.flux_operator_runtime = str(self.env.flux_operator_runtime)
         self.member_runtime = str(self.env.member_runtime)
         self.member_speed = 1.0 if self.member_runtime == REAL else self.env.speed
-        self.runtimes = f"Flux Operator {self.flux_operator_runtime}, members {self.member_runtime}"
         self.kubeconfig = self.cluster.kubeconfig
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
@@ -160,14 +161,14 @@ class LocalProvider:
         uri = self.env.member_flux_uri(namespace, minicluster)
         if uri is None:
             raise FluxUnavailable(f"no running real lead broker for {namespace}/{minicluster} "
-                                 f"(members: {self.member_runtime})")
+                                  f"(members: {self.member_runtime})")
         build = flux_build()
         done = subprocess.run([str(build.flux), *args], capture_output=True, text=True, timeout=60,
                               env={"FLUX_URI": uri, "PATH": f"{build.prefix / 'bin'}:{STANDARD_PATH}",
                                    "HOME": str(Path.home())})
         if done.returncode != 0:
             raise FluxUnavailable(f"flux {' '.join(args)} in {namespace}/{minicluster} failed "
-                                 f"({done.returncode}): {done.stderr.strip()}")
+                                  f"({done.returncode}): {done.stderr.strip()}")
         return done.stdout
 
     def close(self) -> None:
