@@ -50,3 +50,11 @@ def test_every_manifest_applies_to_the_api_server(kube_cluster) -> None:
     out = kube_cluster.kubectl("get", "deployment", "ensemble-operator", "-n", "ensemble-operator-system",
                                "-o", "name")
     assert out.strip() == "deployment.apps/ensemble-operator"
+
+
+def test_the_namespaced_install_role_holds_the_cluster_roles_namespaced_rules() -> None:
+    """manifests-namespaced/role.yaml must not drift from the ClusterRole the code is checked against."""
+    cluster_role = yaml.safe_load((MANIFESTS / "cluster_role.yaml").read_text())
+    role = yaml.safe_load((MANIFESTS.parent / "manifests-namespaced" / "role.yaml").read_text())
+    cluster_scoped = {"tokenreviews", "subjectaccessreviews"}
+    assert role["rules"] == [rule for rule in cluster_role["rules"] if not set(rule["resources"]) <= cluster_scoped]

@@ -7,14 +7,23 @@ beyond the code, fails here.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import re
 from pathlib import Path
 
-import json
-
 import pytest
+import yaml
 
+from controller.kube.client import KubeClient
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, ROLES, SERVICEACCOUNTS
+from controller.reconcilers import setup
 from controller.reconcilers.desired.service import role, role_binding
+from controller.runtime import Manager
+from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
+from tests.integration.objects import get_or_none
+from tests.integration.running import RunningManager
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +57,15 @@ OPERATOR_NEVER = {
 }
 
 
-def can_i(cluster, user: str, verb: str, resource: str, namespace: str, name: str | None = None) -> bool:
+def can_i(cluster, user: str, verb: str, resource: str, namespace: str, name: str | None = None, *,
+          all_namespaces: bool = False) -> bool:
     subresource = []
     if "/" in resource:
         resource, sub = resource.split("/", 1)
         subresource = [f"--subresource={sub}"]
     target = f"{resource}/{name}" if name else resource
-    out = cluster.kubectl("auth", "can-i", verb, target, *subresource, "-n", namespace, "--as", user,
-                          check=False)
+    scope = ["--all-namespaces"] if all_namespaces else ["-n", namespace]
+    out = cluster.kubectl("auth", "can-i", verb, target, *subresource, *scope, "--as", user, check=False)
     return out.strip() == "yes"
 
 
@@ -107,3 +117,93 @@ def test_an_ensemble_service_may_resize_its_own_members_and_nothing_else(
                                  ("get", "configmaps", "svc-0"), ("patch", f"{minicluster}/scale", "svc-0")):
         assert not can_i(kube_cluster, service, verb, resource, namespace, name), f"{verb} {resource} {name}"
     assert not can_i(kube_cluster, service, "patch", minicluster, "default", "svc-0")
+
+
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
+# Reviews store nothing: every authenticated user may create the self- ones, the operator the others.
+REVIEWS = {"selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io",
+           "selfsubjectreviews.authentication.k8s.io", "tokenreviews.authentication.k8s.io",
+           "subjectaccessreviews.authorization.k8s.io"}
+
+
+def namespaced_install(kube_cluster, operator_namespace: str, watched: str) -> list[dict]:
+    """manifests-namespaced/ as kustomize builds it, for this operator namespace and watched namespace."""
+    built = kube_cluster.kubectl("kustomize", str(MANIFESTS.parent / "manifests-namespaced"))
+    built = built.replace("ensemble-operator-system", operator_namespace)
+    built = re.sub(r"(?m)^(\s*(?:name|namespace): )ensembles$", rf"\g<1>{watched}", built)
+    return [doc for doc in yaml.safe_load_all(built.replace("--namespaces=ensembles", f"--namespaces={watched}"))
+            if doc]
+
+
+def writes_anywhere(kube_cluster, user: str, namespace: str) -> list[str]:
+    """Resources ``user`` may write in ``namespace`` (cluster-wide rights show in every one)."""
+    out = kube_cluster.kubectl("auth", "can-i", "--list", "--as", user, "-n", namespace)
+    writes = []
+    for line in out.splitlines()[1:]:
+        resource, verbs = line.split()[0] if line.strip() else "", re.findall(r"\[([^\]]*)\]", line)
+        if resource and not resource.startswith("[") and resource not in REVIEWS and verbs \
+                and WRITE_VERBS & set(verbs[-1].split()):
+            writes.append(resource)
+    return writes
+
+
+def test_a_namespaced_install_acts_in_its_namespace_only_and_holds_no_cluster_wide_write(
+        kube_cluster, kube, operator_rbac, minicluster_crd, namespace):
+    operator_namespace = f"{namespace}-op"
+    operator = f"system:serviceaccount:{operator_namespace}:ensemble-operator"
+    docs = namespaced_install(kube_cluster, operator_namespace, namespace)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert f"--namespaces={namespace}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "ensemble-operator"]
+    rbac = [d for d in docs if d["kind"] in ("Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole",
+                                              "ClusterRoleBinding") and d["metadata"]["name"] != namespace]
+    try:
+        kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                             input="\n---\n".join(json.dumps(d) for d in rbac))
+        wait_for(lambda: can_i(kube_cluster, operator, "list", "ensembles.ensemble.flux-framework.org", namespace),
+                 30, "the namespaced install's RoleBinding to take effect")
+        namespaced = {resource: verbs for resource, verbs in OPERATOR_CALLS.items() if resource not in REVIEWS}
+        refused = [f"{verb} {resource}" for resource, verbs in namespaced.items() for verb in verbs
+                   if not can_i(kube_cluster, operator, verb, resource, namespace)]
+        assert refused == []
+        for review in ("tokenreviews.authentication.k8s.io", "subjectaccessreviews.authorization.k8s.io"):
+            assert can_i(kube_cluster, operator, "create", review, namespace)
+        elsewhere = [f"{verb} {resource}" for resource, verbs in namespaced.items() for verb in verbs
+                     if can_i(kube_cluster, operator, verb, resource, "default")]
+        assert elsewhere == []
+        assert writes_anywhere(kube_cluster, operator, "default") == []
+        assert "configmaps" in writes_anywhere(kube_cluster, OPERATOR, "default")  # as the cluster-wide install
+        assert not can_i(kube_cluster, operator, "create", "configmaps", namespace, None, all_namespaces=True)
+        for verb, resource in (("create", "namespaces"), ("patch", "clusterroles.rbac.authorization.k8s.io"),
+                               ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+                               ("delete", "customresourcedefinitions.apiextensions.k8s.io")):
+            assert not can_i(kube_cluster, operator, verb, resource, namespace), f"{verb} {resource}"
+        reconciles_as(kube_cluster, kube, operator_namespace, namespace)
+    finally:
+        kube_cluster.kubectl("delete", "clusterrolebinding", "ensemble-operator-metrics-auth", "--ignore-not-found",
+                             check=False)
+        kube_cluster.kubectl("delete", "namespace", operator_namespace, "--wait=false", "--ignore-not-found",
+                             check=False)
+
+
+def reconciles_as(kube_cluster, kube, operator_namespace: str, watched: str) -> None:
+    """The controller, with --namespaces and the namespaced install's token, reconciles an Ensemble."""
+    token = kube.request("POST", SERVICEACCOUNTS.path(operator_namespace, "ensemble-operator", "token"),
+                         body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                               "spec": {"expirationSeconds": 600}})["status"]["token"]
+    client = KubeClient.with_token(kube_cluster.server, token, kube_cluster.ca_file)
+    manager = Manager(client, namespaces=[watched], metrics_port=None, health_port=None, cache_sync_timeout=30)
+    setup(manager, argparse.Namespace(operator_image="op:test", workers=2))
+    runner = RunningManager(manager)
+    try:
+        wait_for(manager.is_ready, 30, "the namespaced controller's caches to sync")
+        example = yaml.safe_load((UPSTREAM_EXAMPLES / "hello-world.yaml").read_text())
+        example["metadata"] = {"name": "ns-install", "namespace": watched}
+        kube.create(ENSEMBLES, example, watched)
+        wait_for(lambda: ((get_or_none(kube, ENSEMBLES, "ns-install", watched) or {}).get("status") or {})
+                 .get("observedGeneration") == 1, 30, "the Ensemble's status from the namespaced controller")
+        for res, name in ((MINICLUSTERS, "ns-install-0"), (NETWORKPOLICIES, "ns-install-grpc"),
+                          (ROLES, "ns-install")):
+            assert get_or_none(kube, res, name, watched) is not None, f"{res.kind} {name}"
+    finally:
+        runner.stop()
