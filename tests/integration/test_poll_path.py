@@ -95,14 +95,18 @@ def create_ensemble(kube: KubeClient, namespace: str, *, algorithm: dict | None 
 
 
 def members_job(kube: KubeClient, namespace: str) -> dict:
-    """The Job ens-0 the Flux Operator would create, suspended: no Job controller makes pods for it."""
+    """The Job ens-0 the Flux Operator would create, managed by no one: the Job controller (which
+    runs when an earlier test of the session started kube-controller-manager) skips a Job whose
+    managedBy names another controller, so it neither makes pods for it nor deletes ours (a
+    suspended Job's pods it deletes)."""
     existing = get_or_none(kube, JOBS, "ens-0", namespace)
     if existing is not None:
         return existing
     template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}
     return kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job",
                               "metadata": {"name": "ens-0", "namespace": namespace},
-                              "spec": {"suspend": True, "template": template}}, namespace)
+                              "spec": {"managedBy": "ensemble.flux-framework.org/tests",
+                                       "template": template}}, namespace)
 
 
 def start_lead_pod(kube: KubeClient, namespace: str, ensemble: dict, name: str, ip: str, *,
