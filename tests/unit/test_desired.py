@@ -134,7 +134,7 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
     assert mc["metadata"]["name"] == "demo-0"
     spec = mc["spec"]
     assert spec["size"] == 2 and spec["maxSize"] == 4
-    assert spec["network"] == {"headlessName": "demo"}
+    assert spec["network"] == {"headlessName": "demo-0"}
     runner, sidecar = spec["containers"]
     assert runner["image"] == "app:1" and runner["workingDir"] == "/w"
     assert runner["runFlux"] is True and runner["launcher"] is True
@@ -179,6 +179,12 @@ def test_status_sidecar_follows_the_flux_view_mount_path_and_keeps_other_flux_se
         "FLUX_URI=local:///opt/fluxview/config/run/flux/local ensemble-operator member-status ")
     assert spec["flux"] == {"container": {"mountPath": "/opt/fluxview/"}, "completeWorkers": True,
                             "noWaitSocket": True}
+
+
+def test_each_member_gets_a_headless_service_of_its_own() -> None:
+    ensemble = make_ensemble()
+    names = [minicluster(ensemble, i, SETTINGS)["spec"]["network"]["headlessName"] for i in (0, 1)]
+    assert names == ["demo-0", "demo-1"]
 
 
 def test_minicluster_defaults_size_and_keeps_user_pre_after_the_install() -> None:

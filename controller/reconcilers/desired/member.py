@@ -11,7 +11,7 @@ import copy
 import shlex
 
 from controller.reconcilers.desired.meta import (
-    ensemble_name, grpc_service_host, member_name, object_meta, ownership_labels)
+    grpc_service_host, member_name, object_meta, ownership_labels)
 from controller.reconcilers.desired.service import SERVICE_USER_ID, service_port
 from controller.reconcilers.desired.settings import DesiredSettings
 
@@ -130,7 +130,11 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     member = members(ensemble)[index]
     spec = copy.deepcopy((member.get("minicluster") or {}).get("spec") or {})
     spec.setdefault("size", 1)
-    spec["network"] = {**(spec.get("network") or {}), "headlessName": ensemble_name(ensemble)}
+    # One headless Service per member: the Flux Operator creates it selecting only its own
+    # MiniCluster's pods (job-name=<mc>) and leaves an existing one alone, so a name shared by
+    # the members (ours was <e>, upstream's default is flux-service) gave the pods of every
+    # member but the first no DNS names, and their brokers could never find their lead.
+    spec["network"] = {**(spec.get("network") or {}), "headlessName": member_name(ensemble, index)}
     # Labelled pods let the operator watch only its members' pods and map them back.
     pod = spec.get("pod") or {}
     spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
