@@ -23,7 +23,7 @@ import yaml
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
 from controller.clock import Clock
 from controller.member.action_client import ActionError, ActionReply
-from controller.member.metrics import KEPT_MODELS, GroupMetrics
+from controller.member.metrics import GroupMetrics
 from controller.member.rules import SCALING_ACTIONS, Rule, heartbeat_seconds, parse_rules
 from controller.member.simulator import JobTransition
 
@@ -84,9 +84,6 @@ class EnsembleRun:
             if rule.action in SCALING_ACTIONS and actions is None:
                 raise ValueError(f"{source}.{rule.where}.action.name: {rule.action} needs the ensemble "
                                  "service address (--service HOST:PORT)")
-            if rule.trigger == "metric" and rule.name and rule.name.split(".")[0] not in KEPT_MODELS:
-                log.warning("%s.%s.name: metric %r is not kept by the simulated run (models: %s); "
-                            "this rule never fires", source, rule.where, rule.name, ", ".join(KEPT_MODELS))
         self.heartbeat = heartbeat_seconds(config, self.rules)
         self.metrics = GroupMetrics()
         self.fired: list[FiredAction] = []

@@ -14,9 +14,11 @@ import grpc
 import pytest
 import yaml
 
+from api.v1alpha1.ensemble_yaml import METRIC_MODELS
 from controller.clock import FakeClock
 from controller.member.action_client import ActionClient
 from controller.member.jobgroups import load_job_groups
+from controller.member.metrics import KEPT_MODELS
 from controller.member.runner import EnsembleRun
 from controller.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
@@ -298,13 +300,22 @@ def test_a_bad_ensemble_yaml_is_refused_naming_the_field(clock: SteppingClock, t
         ensemble_run(text, clock)
 
 
-def test_a_metric_model_the_run_does_not_keep_is_warned_about(clock: SteppingClock,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
-    text = ("jobs: [{name: a, command: sleep 1}]\n"
-            "rules: [{trigger: metric, name: iqr.a-duration, action: {name: terminate}}]\n")
-    ensemble_run(text, clock)
-    assert ("ensemble.yaml.rules[0].name: metric 'iqr.a-duration' is not kept by the simulated run"
-            in caplog.text)
+def test_the_run_keeps_every_metric_model_ensemble_python_does() -> None:
+    assert sorted(KEPT_MODELS) == sorted(METRIC_MODELS)
+
+
+def test_an_iqr_rule_fires_as_in_ensemble_python(clock: SteppingClock) -> None:
+    """Three jobs in turn on one node wait 0, 5 and 10 s: river's IQR of those is 10 - 0."""
+    text = """
+jobs:
+  - {name: a, command: sleep 5, count: 3}
+rules:
+  - {trigger: start, action: {name: submit, label: a}}
+  - {trigger: metric, name: iqr.a-pending, when: ">= 10", action: {name: terminate}}
+"""
+    run, _ = ensemble_run(text, clock)
+    assert run.run(until=100) is True
+    assert [(f.at, f.action) for f in run.fired] == [(0.0, "submit"), (10.0, "terminate")]
 
 
 @pytest.mark.parametrize("target, name, message", [

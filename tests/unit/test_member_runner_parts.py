@@ -1,6 +1,10 @@
 """The pieces of a simulated ensemble run: rule parsing, frequency, metrics, journal, scaled time."""
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
 import threading
 import time
 
@@ -11,6 +15,7 @@ from controller.member.jobgroups import JobGroup
 from controller.member.metrics import GroupMetrics
 from controller.member.rules import Frequency, When, heartbeat_seconds, parse_rules
 from controller.member.simulator import JobTransition, SimulatedFlux
+from sim.fluxmembers import flux_build
 
 
 @pytest.mark.parametrize("when, value, expected", [
@@ -100,7 +105,9 @@ def test_metrics_answer_by_rule_name_and_wait_for_data() -> None:
     assert metrics.value("mean.sleep-pending") == 5.0
     assert (metrics.value("min.sleep-pending"), metrics.value("max.sleep-pending")) == (0.0, 11.0)
     assert metrics.value("variance.sleep-pending") == pytest.approx(31.0)  # sample variance, as river's Var
-    assert metrics.value("iqr.sleep-pending") is None          # a model the simulated run does not keep
+    assert metrics.value("iqr.sleep-pending") == 11.0          # river's 0.75 and 0.25 of 3 samples: 11, 0
+    assert metrics.value("mad.sleep-pending") == 0.0
+    assert metrics.value("median.sleep-pending") is None       # no such model in ensemble-python either
     assert metrics.snapshot()["count.sleep.success"] == 2.0
 
 
@@ -110,6 +117,84 @@ def test_variance_of_one_sample_is_zero_as_in_river() -> None:
     metrics = GroupMetrics()
     metrics.record("a-duration", 7.0)
     assert metrics.value("variance.a-duration") == 0.0
+
+
+# iqr and mad after each sample, computed by river 0.26.1's stats.IQR() and stats.MAD() (the river
+# in ensemble-python 0.0.16's virtualenv, ~/.cache/ensemble-operator/flux/0.88.0/): river's P²
+# estimates, not the batch values, since rules compare what ensemble-python computes.
+RIVER_IQR_MAD = {
+    "mad docstring": ([4, 2, 5, 3, 0, 4],
+                      [0.0, 2.0, 3.0, 2.0, 2.0, 0.0],
+                      [0.0, 2.0, 1.0, 1.0, 1.0, 1.0]),
+    "durations": ([12.5, 9.0, 30.25, 7.75, 15.0, 61.0, 8.5, 10.0, 11.25, 9.5, 120.0, 13.0],
+                  [0.0, 3.5, 21.25, 21.25, 6.0, 0.0, 9.597222222222218, 10.904513888888886,
+                   10.904513888888886, 10.904513888888886, 10.904513888888886, 10.904513888888886],
+                  [0.0, 3.5, 3.5, 4.75, 3.5, 3.5, 4.25, 4.25, 3.708333333333333, 3.708333333333333,
+                   3.708333333333333, 3.708333333333333]),
+    "ties": ([5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 5.0],
+             [0.0, 5.0, 5.0, 5.0, 0.0, 0.0, 0.27777777777777773, 0.8275462962962963, 0.8275462962962963,
+              1.7407407407407407],
+             [0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1388888888888889, 0.4012345679012345,
+              0.4012345679012345]),
+    "falling": ([100.0 - 7.0 * i for i in range(14)],
+                [0.0, 7.0, 14.0, 14.0, 14.0, 7.0, 14.0, 21.0, 28.0, 28.0, 35.0, 42.0, 42.0, 42.0],
+                [0.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 10.88888888888889, 15.382716049382717,
+                 15.382716049382717, 19.736111111111114, 19.736111111111114, 23.58206018518519,
+                 23.58206018518519]),
+}
+
+
+@pytest.mark.parametrize("samples, iqr, mad", RIVER_IQR_MAD.values(), ids=RIVER_IQR_MAD.keys())
+def test_iqr_and_mad_are_rivers_estimates(samples: list[float], iqr: list[float], mad: list[float]) -> None:
+    """So ``iqr.<group>-duration`` and ``mad.<group>-pending`` rules fire when they would in a real
+    member (a single sample gives 0, as river's models answer once ensemble-python creates them)."""
+    metrics = GroupMetrics()
+    ours: tuple[list[float | None], list[float | None]] = ([], [])
+    for sample in samples:
+        metrics.record("a-duration", sample)
+        ours[0].append(metrics.value("iqr.a-duration"))
+        ours[1].append(metrics.value("mad.a-duration"))
+    assert ours == (pytest.approx(iqr, rel=0, abs=1e-9), pytest.approx(mad, rel=0, abs=1e-9))
+    assert {"iqr.a-duration", "mad.a-duration"} <= metrics.snapshot().keys()
+
+
+RIVER_SCRIPT = """
+import json, sys
+from river import stats
+models = [stats.Mean, stats.Var, stats.Min, stats.Max, stats.IQR, stats.MAD]
+out = []
+for samples in json.load(sys.stdin):
+    live, rows = [model() for model in models], []
+    for x in samples:
+        for model in live:
+            model.update(x)
+        rows.append([model.get() for model in live])
+    out.append(rows)
+json.dump(out, sys.stdout)
+"""
+
+
+def test_every_model_matches_river_in_the_member_virtualenv_on_random_series() -> None:
+    """Runs river itself where the real members' virtualenv is built; required when
+    ``ENSEMBLE_MEMBERS=real`` (as CI sets), deselected otherwise."""
+    python = flux_build().venv / "bin" / "python"
+    if not os.access(python, os.X_OK):
+        if os.environ.get("ENSEMBLE_MEMBERS", "").strip() == "real":
+            pytest.fail(f"ENSEMBLE_MEMBERS=real but there is no member virtualenv at {python.parent.parent} "
+                        "(hack/build-flux.sh builds it)")
+        pytest.skip(f"no member virtualenv with river at {python.parent.parent} (hack/build-flux.sh)")
+    rng = random.Random(11)
+    series = [[rng.choice((rng.uniform(0, 600), rng.expovariate(0.05), float(rng.randint(0, 4))))
+               for _ in range(rng.randint(1, 80))] for _ in range(150)]
+    river = json.loads(subprocess.run([str(python), "-c", RIVER_SCRIPT], input=json.dumps(series),
+                                      capture_output=True, text=True, check=True, timeout=120).stdout)
+    names = ("mean", "variance", "min", "max", "iqr", "mad")
+    for samples, expected in zip(series, river, strict=True):
+        metrics = GroupMetrics()
+        for sample, values in zip(samples, expected, strict=True):
+            metrics.record("s-pending", sample)
+            assert [metrics.value(f"{name}.s-pending") for name in names] == pytest.approx(
+                values, rel=1e-9, abs=1e-9), samples
 
 
 def test_group_names_with_dots_and_dashes_resolve() -> None:
