@@ -277,7 +277,10 @@ class PodProcessRunner:
             return Result()
         port = flag_value(running.argv, "--port", "50052")  # the status port it was started with
         try:
-            with grpc.insecure_channel(f"{running.pod_ip}:{port}") as channel:
+            # A channel of its own subchannels: the shared pool may still hold the failed
+            # attempt's connection in its reconnect backoff, failing this one at once.
+            with grpc.insecure_channel(f"{running.pod_ip}:{port}",
+                                       options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
                 stub = pb_grpc.EnsembleOperatorStub(channel)
                 reply = stub.RequestAction(pb.ActionRequest(
                     member="miniclusters", name=running.minicluster, action="resize",
