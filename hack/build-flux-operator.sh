@@ -23,34 +23,21 @@ if [ -x "$OUT" ]; then echo "$OUT"; exit 0; fi
 require_go 1.24  # the go directive of its go.mod
 command -v tar >/dev/null || die "tar is not installed; install it and re-run"
 
+# A GitHub archive records its commit (git get-tar-commit-id): refuse another one.
+# (git reads the first block only, so gzip's SIGPIPE fails the pipe: hence || true.)
+refuse_other_commit() {
+  local commit
+  commit="$(command -v git >/dev/null && { gzip -dc "$1" 2>/dev/null | git get-tar-commit-id 2>/dev/null; } || true)"
+  if [ -n "$commit" ] && [ "$commit" != "$FLUX_OPERATOR_COMMIT" ]; then
+    die "$1 is flux-operator commit $commit, not the pinned $FLUX_OPERATOR_COMMIT: point FLUX_OPERATOR_SRC at the pinned commit's source"
+  fi
+}
+
 unpack_source() {
-  local src="${FLUX_OPERATOR_SRC:-}" tarball="$PREFIX/source.tar.gz" commit
-  rm -rf "$WORK" && mkdir -p "$WORK"
-  if [ -z "$src" ]; then
-    command -v curl >/dev/null || die "curl is not installed: install it, or set FLUX_OPERATOR_SRC to a flux-operator source tarball or tree"
-    local url="https://github.com/flux-framework/flux-operator/archive/$FLUX_OPERATOR_COMMIT.tar.gz"
-    log "download $url (set FLUX_OPERATOR_SRC to build from a local copy)"
-    curl -fsSL -o "$tarball" "$url" || die "could not download $url; set FLUX_OPERATOR_SRC to a flux-operator ${FLUX_OPERATOR_COMMIT:0:8} tarball or tree"
-    src="$tarball"
-  fi
-  if [ -d "$src" ]; then
-    log "copy source tree $src"
-    cp -a "$src/." "$WORK/"
-  elif [ -f "$src" ]; then
-    # A GitHub archive records its commit (git get-tar-commit-id): refuse another one.
-    # (git reads the first block only, so gzip's SIGPIPE fails the pipe: hence || true.)
-    commit="$(command -v git >/dev/null && { gzip -dc "$src" 2>/dev/null | git get-tar-commit-id 2>/dev/null; } || true)"
-    if [ -n "$commit" ] && [ "$commit" != "$FLUX_OPERATOR_COMMIT" ]; then
-      die "$src is flux-operator commit $commit, not the pinned $FLUX_OPERATOR_COMMIT: point FLUX_OPERATOR_SRC at the pinned commit's source"
-    fi
-    log "unpack $src"
-    tar -xzf "$src" -C "$WORK" --strip-components=1 || die "could not unpack $src"
-  else
-    die "FLUX_OPERATOR_SRC=$src is neither a tarball nor a directory"
-  fi
-  rm -f "$tarball"
+  fetch_source FLUX_OPERATOR_SRC "https://github.com/flux-framework/flux-operator/archive/$FLUX_OPERATOR_COMMIT.tar.gz" \
+    "$WORK" refuse_other_commit
   [ -f "$WORK/main.go" ] && grep -qx "module $MODULE" "$WORK/go.mod" 2>/dev/null \
-    || die "$src holds no Flux Operator source (no main.go, or go.mod is not module $MODULE)"
+    || die "${FLUX_OPERATOR_SRC:-the download} holds no Flux Operator source (no main.go, or go.mod is not module $MODULE)"
 }
 
 unpack_source

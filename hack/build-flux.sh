@@ -11,7 +11,8 @@ set -euo pipefail
 
 BUILD_NAME=build-flux
 HACK="$(cd "$(dirname "$0")" && pwd)"
-CACHE_ROOT="${ENSEMBLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ensemble-operator}"
+# shellcheck source=hack/buildlib.sh
+source "$HACK/buildlib.sh"
 FLUX_CORE_VERSION="${FLUX_CORE_VERSION:-0.88.0}"
 # The ensemble-python our MiniClusters install (controller/reconcilers/desired/member.py).
 ENSEMBLE_PYTHON_VERSION="${ENSEMBLE_PYTHON_VERSION:-$(sed -n 's/^ENSEMBLE_PYTHON_VERSION = "\(.*\)"$/\1/p' "$HACK/../controller/reconcilers/desired/member.py")}"
@@ -25,8 +26,6 @@ DEBIAN_DEPS=(autoconf automake libtool make gcc g++ pkg-config libzmq3-dev libja
              libarchive-dev libhwloc-dev lua5.1 liblua5.1-dev lua-posix python3-cffi python3-ply
              python3-dev python3-setuptools python3-yaml python3-venv uuid-dev libsqlite3-dev curl)
 
-log() { printf '[%s %s] %s\n' "$BUILD_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '%s: error: %s\n' "$BUILD_NAME" "$*" >&2; exit 1; }
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
@@ -46,24 +45,9 @@ install_debian_deps() {
 }
 
 unpack_source() {
-  local src="${FLUX_CORE_SRC:-}" tarball="$WORK.tar.gz"
-  rm -rf "$WORK" && mkdir -p "$WORK"
-  if [ -z "$src" ]; then
-    local url="https://github.com/flux-framework/flux-core/releases/download/v$FLUX_CORE_VERSION/flux-core-$FLUX_CORE_VERSION.tar.gz"
-    log "download $url (set FLUX_CORE_SRC to build from a local copy)"
-    curl -fsSL -o "$tarball" "$url" || die "could not download $url; set FLUX_CORE_SRC to a flux-core $FLUX_CORE_VERSION tarball or tree"
-    src="$tarball"
-  fi
-  if [ -d "$src" ]; then
-    log "copy source tree $src"
-    cp -a "$src/." "$WORK/"
-  elif [ -f "$src" ]; then
-    log "unpack $src"
-    tar -xzf "$src" -C "$WORK" --strip-components=1 || die "could not unpack $src"
-  else
-    die "FLUX_CORE_SRC=$src is neither a tarball nor a directory"
-  fi
-  [ -f "$WORK/configure.ac" ] || die "$src holds no flux-core source (no configure.ac)"
+  fetch_source FLUX_CORE_SRC \
+    "https://github.com/flux-framework/flux-core/releases/download/v$FLUX_CORE_VERSION/flux-core-$FLUX_CORE_VERSION.tar.gz" "$WORK"
+  [ -f "$WORK/configure.ac" ] || die "${FLUX_CORE_SRC:-the download} holds no flux-core source (no configure.ac)"
 }
 
 build_flux() {
@@ -79,7 +63,7 @@ build_flux() {
   log "make install"
   rm -rf "$PREFIX"
   make install >"$WORK.install.log" 2>&1 || die "make install failed; see $WORK.install.log"
-  cd / && rm -rf "$WORK" "$WORK.tar.gz"
+  cd / && rm -rf "$WORK"
   log "flux-core $FLUX_CORE_VERSION installed in $PREFIX after $(elapsed)"
 }
 

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster import CACHE_ROOT, ClusterError, LocalCluster, dying_with_parent, free_port
+from localcluster import CACHE_ROOT, ClusterError, LocalCluster, dying_with_parent, free_port, log_tail, stop_process
 
 log = logging.getLogger("fluxoperator")
 
@@ -103,20 +103,10 @@ class FluxOperatorProcess:
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM (the manager shuts down its controllers), SIGKILL after ``timeout``."""
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout)
 
     def logs(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> "FluxOperatorProcess":
         return self

@@ -1,13 +1,12 @@
-# Shared by hack/build-*.sh: the binary cache, messages, the Go check, and wrapper modules.
+# Shared by the Go builds in hack/build-*.sh: the binary cache, the Go check, and wrapper modules.
 # Source it after setting BUILD_NAME (the prefix of messages).
 
+# shellcheck source=hack/buildlib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/buildlib.sh"
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
-CACHE_ROOT="${ENSEMBLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ensemble-operator}"
 BIN="$CACHE_ROOT/k8s/$K8S_VERSION/bin"
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
 
-log() { printf '[%s %s] %s\n' "$BUILD_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '%s: error: %s\n' "$BUILD_NAME" "$*" >&2; exit 1; }
 
 require_go() {
   command -v go >/dev/null || die "Go is not installed. Install Go >= $1 (Debian's golang-go is too old; use the Go toolchain from go.dev) and re-run."

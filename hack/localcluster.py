@@ -255,10 +255,7 @@ class LocalCluster:
         self.pids[name] = proc.pid
 
     def _log_tail(self, name: str, lines: int = 15) -> str:
-        path = self.data_dir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.data_dir / f"{name}.log", lines)
 
     def _wait_until(self, name: str, check, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -403,7 +400,7 @@ class LocalCluster:
 
     def restart_apiserver(self) -> None:
         """Stop kube-apiserver and start it again on the same port (clients see a disconnect)."""
-        _terminate(self.procs.pop("kube-apiserver"))
+        stop_process(self.procs.pop("kube-apiserver"))
         self._start_apiserver()
 
     def etcd_revision(self) -> int:
@@ -419,7 +416,7 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop every process (reverse start order) and delete the data directory."""
         for name in reversed(list(self.procs)):
-            _terminate(self.procs.pop(name))
+            stop_process(self.procs.pop(name))
             # Reaped by _terminate: its pid may already name an unrelated process.
             self.pids.pop(name, None)
         for name, pid in list(self.pids.items()):
@@ -439,14 +436,25 @@ class LocalCluster:
             "apiserver_port": self.apiserver_port, "pod_cidr": self.pod_cidr}, indent=2))
 
 
-def _terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
+def stop_process(proc: subprocess.Popen, timeout: float = 10, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to a running ``proc``; one still running after ``timeout`` is killed, so a
+    hung shutdown leaves nothing behind nor holds up the teardown after it."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
+            proc.wait()
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a process log, "" while it does not exist."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def _kill_pid(pid: int, timeout: float = 10) -> None:

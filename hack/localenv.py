@@ -31,7 +31,8 @@ sys.path.insert(0, str(HACK))
 
 from credentials import write_token_kubeconfig  # noqa: E402
 from fluxoperator import REAL, SWITCH, FluxOperatorProcess, choose_runtime  # noqa: E402
-from localcluster import STATE_DIR, ClusterError, LocalCluster, dying_with_parent, free_port  # noqa: E402
+from localcluster import (STATE_DIR, ClusterError, LocalCluster, dying_with_parent, free_port,  # noqa: E402
+                          log_tail, stop_process)
 
 if TYPE_CHECKING:  # imported for real in start_simulators
     from controller.runtime import Manager
@@ -59,16 +60,10 @@ class OperatorProcess:
     def kill(self, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
         """Send ``sig``; a process still running after ``timeout`` is killed (a hung shutdown
         must not leave it behind, nor stop the teardown of everything after it)."""
-        if self.alive():
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout, sig)
 
     def logs(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
 
 @dataclass

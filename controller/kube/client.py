@@ -17,7 +17,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from controller.kube import config
-from controller.kube.errors import ApiError, KubeError
+from controller.kube.errors import ApiError, KubeError, is_not_found
 from controller.kube.jsonscan import identity, scan
 from controller.kube.ratelimit import RequestRateLimiter
 from controller.kube.resources import Resource
@@ -175,6 +175,15 @@ class KubeClient:
 
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self.request("GET", res.path(_namespace(res, namespace, name), name))
+
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None while it does not exist (any other error is raised)."""
+        try:
+            return self.get(res, name, namespace)
+        except ApiError as err:
+            if is_not_found(err):
+                return None
+            raise
 
     def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: int | None = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from controller.clock import Clock
-from localcluster import dying_with_parent
+from localcluster import dying_with_parent, stop_process
 from sim.restarts import BackoffPolicy, CrashLoopBackoff, restarts_after
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,8 @@ class PodProcesses:
             running = self._processes.pop(key, None)
             self._changed.notify_all()
         # Out of the map, nothing starts it again, so this proc is the last one.
-        if running is not None and running.proc.poll() is None:
-            running.proc.terminate()
-            try:
-                running.proc.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                running.proc.kill()
-                running.proc.wait()
+        if running is not None:
+            stop_process(running.proc, STOP_TIMEOUT_SECONDS)
 
     def stop_all(self) -> None:
         with self._changed:

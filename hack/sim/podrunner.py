@@ -232,13 +232,10 @@ class PodProcessRunner:
         run them from scripts, so the pod's containers only say ``/bin/bash .../wait-0.sh``."""
         namespace = pod["metadata"]["namespace"]
         minicluster = (pod["metadata"].get("labels") or {}).get("job-name", "")
-        try:
-            containers = (self.client.get(MINICLUSTERS, minicluster, namespace).get("spec") or {}).get("containers")
-        except errors.ApiError as err:
-            if errors.is_not_found(err):
-                return Result(requeue_after=RETRY_SECONDS)
-            raise
-        containers = containers or [{}]
+        mc = self.client.get_or_none(MINICLUSTERS, minicluster, namespace)
+        if mc is None:
+            return Result(requeue_after=RETRY_SECONDS)
+        containers = (mc.get("spec") or {}).get("containers") or [{}]
         command = str(containers[0].get("command") or "")
         status_container = next((c for c in containers if c.get("name") == MEMBER_STATUS_CONTAINER),
                                 status_container)
@@ -248,12 +245,9 @@ class PodProcessRunner:
         if address is None:
             log.info("member %s waits for the ensemble service %s", key, host)
             return Result(requeue_after=RETRY_SECONDS)
-        try:
-            config_map = self.client.get(CONFIGMAPS, minicluster, namespace)
-        except errors.ApiError as err:
-            if errors.is_not_found(err):
-                return Result(requeue_after=RETRY_SECONDS)
-            raise
+        config_map = self.client.get_or_none(CONFIGMAPS, minicluster, namespace)
+        if config_map is None:
+            return Result(requeue_after=RETRY_SECONDS)
         ensemble_yaml = self.workdir / f"{namespace}_{minicluster}.ensemble.yaml"
         ensemble_yaml.write_text(config_map.get("data", {}).get("ensemble.yaml", ""))
         status_port = flag_value(str(status_container.get("command") or ""), "--port", "50052")

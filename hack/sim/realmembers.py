@@ -27,7 +27,6 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from controller.kube import errors
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, MINICLUSTERS
 from controller.reconcilers.leadbroker import pod_index
@@ -135,7 +134,7 @@ class RealMembers:
     # ---- brokers --------------------------------------------------------------------------
     def _start_broker(self, key: str, pod: dict) -> Result:
         namespace, minicluster, index = pod["metadata"]["namespace"], job_name(pod), pod_index(pod)
-        mc = self._get(MINICLUSTERS, minicluster, namespace)
+        mc = self.client.get_or_none(MINICLUSTERS, minicluster, namespace)
         if index is None or mc is None:
             return Result(requeue_after=RETRY_SECONDS)
         spec = mc.get("spec") or {}
@@ -187,7 +186,7 @@ class RealMembers:
         socket = self.workdir / key.replace("/", "_") / "flux" / "config" / "run" / "flux" / "local"
         if not socket.exists():
             return Result(requeue_after=SOCKET_POLL_SECONDS)
-        mc = self._get(MINICLUSTERS, broker.minicluster, pod["metadata"]["namespace"])
+        mc = self.client.get_or_none(MINICLUSTERS, broker.minicluster, pod["metadata"]["namespace"])
         container = next((c for c in ((mc or {}).get("spec") or {}).get("containers") or []
                           if c.get("name") == STATUS_CONTAINER), None)
         if container is None or not container.get("command"):
@@ -245,7 +244,7 @@ class RealMembers:
             for volume_name, volume in (container.get("volumes") or {}).items():
                 if not volume.get("configMapName") or volume.get("path") in mounts:
                     continue
-                config_map = self._get(CONFIGMAPS, volume["configMapName"], namespace)
+                config_map = self.client.get_or_none(CONFIGMAPS, volume["configMapName"], namespace)
                 if config_map is None:
                     return None
                 target = self._minicluster_dir(mc) / "volumes" / volume_name
@@ -258,14 +257,6 @@ class RealMembers:
         return list(mounts.values())
 
     # ---- lookups ----------------------------------------------------------------------------
-    def _get(self, resource, name: str, namespace: str) -> dict | None:
-        try:
-            return self.client.get(resource, name, namespace)
-        except errors.ApiError as err:
-            if errors.is_not_found(err):
-                return None
-            raise
-
     def _pods_of(self, namespace: str, minicluster: str) -> list[dict]:
         return [p for p in self.pods.list(namespace) if job_name(p) == minicluster]
 
