@@ -359,3 +359,23 @@ def test_concurrency_is_bounded_by_the_pool(make_poller, serve) -> None:
 def test_target_validation(address: str, heartbeat: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PollTarget(KEY, address, heartbeat)
+
+
+def test_a_shorter_heartbeat_moves_the_next_poll_forward(make_poller, serve, clock) -> None:
+    # spec.heartbeat lowered from 300 to 10: the next poll stayed 300 s after the last one,
+    # so the edit showed no effect for up to the old heartbeat.
+    results = Results()
+    poller = make_poller(on_result=results)
+    address = serve(Member())
+    poller.register(PollTarget(KEY, address, heartbeat=300))
+    start = clock.now()
+    poller.start()
+    assert results.next()[1].ok
+    assert poller.next_poll_at(KEY) == start + 300
+    poller.register(PollTarget(KEY, address, heartbeat=10))
+    assert poller.next_poll_at(KEY) == start + 10
+    clock.step(10)
+    assert results.next()[1].ok
+    assert poller.next_poll_at(KEY) == start + 20
+    poller.register(PollTarget(KEY, address, heartbeat=60))  # a longer one applies from the next poll on
+    assert poller.next_poll_at(KEY) == start + 20

@@ -8,7 +8,7 @@ import pytest
 
 from controller.clock import FakeClock
 from controller.kube.errors import ApiError
-from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
+from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
 from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
@@ -473,3 +473,80 @@ def test_records_an_older_operator_wrote_are_taken_over_once_so_the_status_apply
     writes = len(env.api.writes)
     env.reconcile()
     assert [w for w in env.api.writes[writes:] if w[3] == RECORDS_FIELD_MANAGER] == []
+
+
+@pytest.mark.parametrize("reply", [{"submitted": 2}, {"submitted": "7"}])
+def test_a_submit_reply_of_the_wrong_shape_is_a_warning_not_a_crashed_reconcile(reply: dict) -> None:
+    env = Env({"name": "refill", "options": {"group": "a", "emptyPolls": 1}})
+    env.members.request = lambda address, member, action, payload: reply  # type: ignore[method-assign]
+    env.poll(EMPTY)
+    (warning,) = [m for t, r, m in env.events.events if r == "AlgorithmActionFailed"]
+    assert "submit not done" in warning and "reply" in warning
+    assert "memberActions" not in env.status
+
+
+def test_a_submit_that_timed_out_counts_as_a_refill_and_is_not_sent_again() -> None:
+    env = Env({"name": "refill", "options": {"group": "a", "emptyPolls": 1, "maxRefills": 1}})
+    calls: list[str] = []
+
+    def timed_out(address: str, member: str, action: str, payload: dict) -> dict:
+        calls.append(action)
+        raise MemberActionError(f"member {member} at {address}: {action}: DEADLINE_EXCEEDED: late",
+                                maybe_done=True)
+
+    env.members.request = timed_out  # type: ignore[method-assign]
+    for _ in range(3):
+        env.poll(EMPTY)
+    assert calls == ["submit"]
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
+    (warning,) = [m for t, r, m in env.events.events if r == "AlgorithmActionUnconfirmed"]
+    assert "DEADLINE_EXCEEDED" in warning and warning.endswith("counted as done, not repeated")
+    assert "AlgorithmActionFailed" not in env.reasons()
+
+
+def test_a_member_removed_and_added_again_starts_afresh_not_terminated() -> None:
+    # The records of a removed member stayed in memory (the status dropped them), so a
+    # member added again at that index was Completed at once and, after deleteMiniCluster,
+    # its MiniCluster was never created; after a restart it was created. Both now start afresh.
+    env = Env({"name": "terminate", "options": {"confirmPolls": 1, "deleteMiniCluster": "true"}},
+              members=[member(2, maxSize=4), member()])
+    env.api.put(PODS, lead_pod("e1-1", ip="10.0.0.6"))
+    env.reconcile()
+    env.clock.step(7)
+    env.reconciler.record_poll(("ns", "e1", "e1-1"), PollResult(True, env.clock.wall(), "10.0.0.6:7000", 0.01,
+                                                               0, DONE))
+    env.reconcile()
+    assert (MINICLUSTERS, "ns", "e1-1") not in env.api.objects
+    assert [m["phase"] for m in env.status["members"]] == ["Running", "Completed"]
+    ensemble = stored_ensemble(env.api)
+    removed = ensemble["spec"]["members"].pop()
+    del env.api.objects[(PODS, "ns", "e1-1-0-abcde")]
+    env.reconcile()
+    assert (CONFIGMAPS, "ns", "e1-1") not in env.api.objects
+    ensemble["spec"]["members"].append(removed)
+    env.reconcile()
+    assert (MINICLUSTERS, "ns", "e1-1") in env.api.objects
+    assert [m["phase"] for m in env.status["members"]] == ["Running", "Pending"]
+    assert [entry["name"] for entry in env.status.get("memberActions", [])] == []
+
+
+def test_an_ipv6_lead_broker_is_dialled_in_brackets() -> None:
+    # "fd00::5:7000" is no host:port to gRPC (an unbracketed IPv6 address takes the
+    # last group as part of the address), so on an IPv6 cluster no member was ever polled.
+    env = Env(None)
+    env.api.put(PODS, lead_pod("e1-0", ip="fd00::5"))
+    env.reconcile()
+    (target,) = env.poller.targets.values()
+    assert target.address == "[fd00::5]:7000"
+
+
+def test_without_stabilization_an_idle_member_shrinks_though_the_decision_follows_the_poll() -> None:
+    """The reconcile reading a poll runs a moment after it; measured from then, a
+    stabilizationSeconds of 0 held no recommendation at all and the member never shrank."""
+    env = Env(scale(idlePolls="1", stabilizationSeconds="0", cooldownSeconds="0"), [member(2, maxSize=4)])
+    env.clock.step(7)
+    env.reconciler.record_poll(KEY, PollResult(True, env.clock.wall(), ADDRESS, 0.01, 0, EMPTY))
+    env.clock.step(0.05)  # the queue hands the Request to a worker
+    env.reconcile()
+    assert env.size() == 1
+    assert env.reasons().count("ScaledDown") == 1

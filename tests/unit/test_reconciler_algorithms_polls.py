@@ -5,7 +5,7 @@ from controller.algorithms import Action
 from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
 from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollResult
-from tests.unit.test_reconciler_algorithms import ADDRESS, Env
+from tests.unit.test_reconciler_algorithms import ADDRESS, DONE, Env
 
 BUSY = {"queue": {"run": 1}, "nodes": {"node_up_count": 2}}
 BUSIER = {"queue": {"run": 2}, "nodes": {"node_up_count": 2}}
@@ -128,3 +128,14 @@ def test_action_records_round_trip_through_the_status() -> None:
     assert list(restored) == ["e-0"]
     view = restored["e-0"].view("e-0", 3, 1, 4)
     assert view.last_actions == {"grow": 1_700_000_060.0} and view.action_counts == {"grow": 2}
+
+
+def test_a_poll_count_longer_than_ten_heartbeats_is_still_reached() -> None:
+    # History was trimmed to 10 heartbeats whatever the algorithm counted, so a
+    # confirmPolls above 10 never saw enough drained polls and the member never completed.
+    env = Env({"name": "terminate", "options": {"confirmPolls": 15}})
+    for _ in range(14):
+        env.poll(DONE)
+    assert env.status["members"][0]["phase"] == "Running"
+    env.poll(DONE)
+    assert env.status["members"][0]["phase"] == "Completed"

@@ -290,3 +290,37 @@ def test_the_shutdown_timeout_bounds_the_whole_shutdown_not_each_worker(clock, r
         assert elapsed < 1.5, f"shutdown took {elapsed:.2f}s (0.5 s per worker after the drain's 0.5 s?)"
     finally:
         release.set()
+
+
+def test_a_drain_that_timed_out_starts_no_queued_reconcile_after_shutdown_returned():
+    # The manager releases the lease right after shutdown returns: a worker freed from a hung
+    # reconcile must not go on to the backlog, which would reconcile next to the new leader.
+    clock = FakeClock()
+    inside = threading.Event()
+    release = threading.Event()
+    started: list[Request] = []
+    finished = threading.Event()
+
+    class Hung:
+        def reconcile(self, request: Request) -> Result:
+            started.append(request)
+            if request.name == "hung":
+                inside.set()
+                release.wait(5)
+            finished.set()
+            return Result()
+
+    queue = RateLimitingQueue(ItemExponentialFailureRateLimiter(base_delay=1.0), "test", clock=clock)
+    controller = Controller("ensemble", Hung(), queue, metrics=ControllerMetrics(CollectorRegistry()),
+                            clock=clock, workers=1, object_key="ensemble")
+    controller.start()
+    queue.add(Request("ns", "hung"))
+    assert inside.wait(5)
+    queue.add(Request("ns", "queued"))
+    controller.shutdown(timeout=0.1)
+    release.set()
+    assert finished.wait(5)
+    worker = controller._threads[0]
+    worker.join(5)
+    assert not worker.is_alive()
+    assert started == [Request("ns", "hung")]

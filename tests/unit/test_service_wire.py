@@ -77,3 +77,29 @@ def test_health_and_status_over_a_real_channel(served: tuple[GrpcServer, FakeKub
 def test_bad_worker_count_is_refused() -> None:
     with pytest.raises(ValueError, match="workers: must be >= 1"):
         GrpcServer(pb2_grpc.EnsembleOperatorServicer(), "127.0.0.1", 0, 0)
+
+
+class UnexpectedFailure(FakeKube):
+    """An API client failing outside KubeError (a credentials file unreadable on re-read, say)."""
+
+    def get(self, res, name, namespace=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("token file /var/run/secrets/token: unreadable")
+
+
+def test_an_unexpected_failure_is_an_error_reply_the_real_member_client_can_read() -> None:
+    """It was a gRPC UNKNOWN, on which ensemble-python 0.0.16's EnsembleClient raises out of the
+    member's grow rule, ending its `ensemble run`; upstream's service answers ERROR."""
+    with serving(UnexpectedFailure(), workers=2) as server:
+        status, body = member_request(server.address, "ens-0", "grow",
+                                      {"version": "v1alpha2", "group": "flux-framework.org", "grow": 1})
+    assert status == pb2.Response.ERROR
+    assert body["error"] == ("grow MiniCluster ns/ens-0 failed: RuntimeError: "
+                             "token file /var/run/secrets/token: unreadable")
+
+
+def test_an_unexpected_failure_of_a_status_request_is_an_error_reply_too() -> None:
+    with serving(UnexpectedFailure(), workers=2) as server, grpc.insecure_channel(server.address) as channel:
+        response = pb2_grpc.EnsembleOperatorStub(channel).RequestStatus(pb2.StatusRequest(member="ens-0"), timeout=10)
+    assert response.status == pb2.Response.ERROR
+    assert json.loads(response.payload) == {"error": "status of Ensemble ns/ens failed: RuntimeError: "
+                                                      "token file /var/run/secrets/token: unreadable"}
