@@ -21,7 +21,7 @@ from controller.runtime.controller import Controller
 from controller.runtime.handlers import controller_owner_mapper
 from controller.runtime.predicates import generation_changed
 from controller.runtime.reconcile import Request
-from controller.service.scaler import EnsembleScaler
+from controller.scaling.scaler import EnsembleScaler
 
 OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
 OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS,

@@ -15,8 +15,8 @@ from controller.algorithms import Action
 from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import MINICLUSTERS, Resource
 from controller.reconcilers.member_client import MemberActionError, MemberClient
-from controller.service.actions import ScaleRequest
-from controller.service.scaler import Decision, Outcome
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.scaler import Decision, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES,
                                        Resource, for_object)
-from controller.minicluster_sizes import effective_max_size
+from controller.scaling.minicluster_sizes import effective_max_size
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
 from controller.reconcilers.action_records import (ActionRecords, Intent, records_from_status,

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from controller.clock import RealClock
 from controller.runtime.httpserver import RouteServer, metrics
-from controller.service.scaler import EnsembleScaler
+from controller.scaling.scaler import EnsembleScaler
 from controller.service.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
 

@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter
 from controller.clock import Clock, RealClock
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.actions import ActionError, ScaleRequest, parse_scale_request
-from controller.service.decision_log import DecisionLog
-from controller.service.scaler import Decision, EnsembleScaler, Outcome
+from controller.scaling.requests import ActionError, ScaleRequest, parse_scale_request
+from controller.scaling.decision_log import DecisionLog
+from controller.scaling.scaler import Decision, EnsembleScaler, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from controller.kube.client import KubeClient
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
 from controller.reconcilers.desired.service import role, role_binding
 from controller.reconcilers.ensemble import FIELD_MANAGER as OPERATOR_FIELD_MANAGER
-from controller.service.actions import ScaleRequest
-from controller.service.scaler import EnsembleScaler, Outcome
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.scaler import EnsembleScaler, Outcome
 from tests.helpers import run_together, wait_for
 from tests.integration.objects import JOBS_ONLY, make_minicluster
 from tests.integration.test_rbac import can_i

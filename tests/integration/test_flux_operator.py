@@ -1,7 +1,7 @@
 """Our MiniClusters under the real Flux Operator (the manager hack/build-flux-operator.sh builds,
 run by hack/fluxoperator.py), on the local control plane with kube-controller-manager's Job
 controller: every MiniCluster built from the upstream examples and ours gets its Job and
-pods, and the sizes the Flux Operator refuses are the ones controller/minicluster_sizes.py
+pods, and the sizes the Flux Operator refuses are the ones controller/scaling/minicluster_sizes.py
 says it refuses. A simulator accepted a Job the real one could not create (the volume key of
 commit 7aaef6f); this is the test that sees such a bug.
 """
@@ -16,7 +16,7 @@ import yaml
 
 from controller.kube.errors import ApiError, is_not_found
 from controller.kube.resources import ENSEMBLES, JOBS, MINICLUSTERS, PODS, SERVICES
-from controller.minicluster_sizes import refusal
+from controller.scaling.minicluster_sizes import refusal
 from controller.reconcilers.desired.member import ENTRYPOINT_DIR, STATUS_CONTAINER, minicluster
 from controller.reconcilers.desired.settings import DesiredSettings
 from fluxoperator import FluxOperatorProcess
@@ -105,7 +105,7 @@ def logged(manager: FluxOperatorProcess, text: str) -> int:
 
 def test_the_sizes_the_flux_operator_refuses_are_the_ones_we_never_write(
         kube, flux_operator: FluxOperatorProcess, namespace: str) -> None:
-    """Each size change is judged by controller.minicluster_sizes.refusal first; the real Flux
+    """Each size change is judged by controller.scaling.minicluster_sizes.refusal first; the real Flux
     Operator then resizes the Job (accepted) or logs that refusal and leaves the Job as it was.
     (It handles one MiniCluster's events in order, so a refusal line of one kind after the
     patch is its answer to it: the steps never repeat a kind back to back.)"""

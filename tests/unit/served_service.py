@@ -8,7 +8,7 @@ from typing import Iterator
 from prometheus_client import CollectorRegistry
 
 from controller.clock import FakeClock
-from controller.service.scaler import EnsembleScaler, RetryPolicy
+from controller.scaling.scaler import EnsembleScaler, RetryPolicy
 from controller.service.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.unit.test_service_fake_kube import FakeKube

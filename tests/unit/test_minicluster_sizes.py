@@ -1,10 +1,10 @@
-"""controller/minicluster_sizes.py: the sizes the real Flux Operator refuses (seen running it:
+"""controller/scaling/minicluster_sizes.py: the sizes the real Flux Operator refuses (seen running it:
 0, above spec.maxSize, below spec.minSize, above status.maximumSize) and the size it runs."""
 from __future__ import annotations
 
 import pytest
 
-from controller.minicluster_sizes import accepted_size, maximum_size, refusal
+from controller.scaling.minicluster_sizes import accepted_size, maximum_size, refusal
 
 
 def mc(size: int, *, min_size: int | None = None, max_size: int | None = None,

@@ -16,8 +16,8 @@ from controller.reconcilers.intents import RECORDS_FIELD_MANAGER
 from controller.reconcilers.member_client import MemberActionError
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
-from controller.service.actions import ScaleRequest
-from controller.service.scaler import Decision, Outcome
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.scaler import Decision, Outcome
 from tests.unit.test_reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, lead_pod,
                                         make_ensemble, member, stored_ensemble)
 

@@ -11,8 +11,8 @@ from controller.clock import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
-from controller.service.actions import ScaleRequest
-from controller.service.scaler import EnsembleScaler, Outcome, RetryPolicy, last_polls
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.scaler import EnsembleScaler, Outcome, RetryPolicy, last_polls
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.helpers import run_together
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj

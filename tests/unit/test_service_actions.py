@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from controller.service.actions import (
+from controller.scaling.requests import (
     ActionError, SizeBounds, clamp, parse_scale_request, size_bounds,
 )
 

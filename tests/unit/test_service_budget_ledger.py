@@ -10,10 +10,10 @@ from controller.clock import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
 from controller.reconcilers.status import status_changed
-from controller.service.actions import ScaleRequest
-from controller.service.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, pending_sizes, read_ledger,
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, pending_sizes, read_ledger,
                                            record_grant)
-from controller.service.scaler import EnsembleScaler, Outcome, RetryPolicy
+from controller.scaling.scaler import EnsembleScaler, Outcome, RetryPolicy
 from controller.runtime.reconcile import Request
 from tests.helpers import run_together
 from tests.unit.test_reconciler import env, make_ensemble, stored_ensemble  # noqa: F401  (env: fixture)

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from controller.clock import FakeClock
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
-from controller.service.decision_log import DecisionLog
-from controller.service.scaler import EnsembleScaler, Outcome
+from controller.scaling.decision_log import DecisionLog
+from controller.scaling.scaler import EnsembleScaler, Outcome
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.service.fair_share import apportion, grant_growth, waiting_demand
+from controller.scaling.fair_share import apportion, grant_growth, waiting_demand
 
 
 @pytest.mark.parametrize("total, weights, shares", [

@@ -12,7 +12,7 @@ import logging
 import threading
 
 from controller.clock import Clock
-from controller.service.scaler import Outcome
+from controller.scaling.scaler import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from api.v1alpha1.names import member_object_name
 from controller.clock import Clock
 from controller.kube.errors import ApiError, KubeError, is_conflict, is_forbidden, is_not_found
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
-from controller.service.actions import ActionError, ScaleRequest, clamp, current_size, size_bounds
-from controller.service.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, grant_growth, pending_sizes,
+from controller.scaling.requests import ActionError, ScaleRequest, clamp, current_size, size_bounds
+from controller.scaling.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, grant_growth, pending_sizes,
                                            read_ledger, record_grant, waiting_demand)
-from controller.service.kubeapi import KubeApi
-from controller.service.ownership import describe_owner, owned_by
+from controller.scaling.kubeapi import KubeApi
+from controller.scaling.ownership import describe_owner, owned_by
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from controller.minicluster_sizes import maximum_size
+from controller.scaling.minicluster_sizes import maximum_size
 
 MINICLUSTER_MEMBER = "miniclusters"
 MINICLUSTER_GROUP = "flux-framework.org"
@@ -88,7 +88,7 @@ class SizeBounds:
 def size_bounds(minicluster: dict) -> SizeBounds:
     """``[spec.minSize, spec.maxSize]`` with upstream defaults (min 1, max = current size),
     the maximum capped by ``status.maximumSize``: the Flux Operator refuses any size above it
-    (see controller.minicluster_sizes), so writing one would only leave it in the spec.
+    (see controller.scaling.minicluster_sizes), so writing one would only leave it in the spec.
 
     0 means unset, as for the Go zero value upstream and in the Ensemble API: a minSize of 0
     must not let a shrink remove the lead broker.
