@@ -13,8 +13,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from controller.backoff import Backoff
 from controller.clock import Clock, RealClock
-from controller.informers.backoff import Backoff, Stopper
+from controller.informers.stopper import Stopper
 from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
 from controller.kube.errors import ApiError, KubeError, is_gone
 from controller.kube.jsonscan import describe as describe_object

@@ -12,7 +12,7 @@ import threading
 from typing import Any, Callable
 
 from controller.clock import Clock, RealClock
-from controller.informers.backoff import Stopper
+from controller.informers.stopper import Stopper
 from controller.informers.handlers import ResourceEventHandler
 from controller.informers.listener import ADD, DELETE, SYNCED, UPDATE, Notification, ProcessorListener
 from controller.informers.reflector import Reflector, ReflectorOptions, describe

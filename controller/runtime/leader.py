@@ -16,8 +16,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Protocol
 
+from controller.backoff import proportional_jitter
 from controller.clock import Clock
-from controller.informers.backoff import Stopper
+from controller.informers.stopper import Stopper
 from controller.kube.errors import is_not_found
 from controller.kube.resources import LEASES
 
@@ -192,8 +193,7 @@ class LeaderElector:
         while not self._stopper.stopped:
             if self.try_acquire_or_renew():
                 return True
-            jittered = self._retry_period * (1 + self._rand() * JITTER_FACTOR)
-            if self._stopper.wait(jittered):
+            if self._stopper.wait(proportional_jitter(self._retry_period, JITTER_FACTOR, self._rand)):
                 return False
         return False
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Hashable
 from typing import Protocol
 
+from controller.backoff import exponential
 from controller.clock import Clock, RealClock
 
 
@@ -41,10 +42,7 @@ class ItemExponentialFailureRateLimiter:
         with self._lock:
             exponent = self._failures.get(item, 0)
             self._failures[item] = exponent + 1
-        # 2.0**exponent overflows a float past 1023; far beyond any cap by then.
-        if exponent > 1023:
-            return self._max_delay
-        return min(self._base_delay * 2.0**exponent, self._max_delay)
+        return exponential(self._base_delay, exponent, self._max_delay)
 
     def forget(self, item: Hashable) -> None:
         with self._lock:
@@ -76,13 +74,27 @@ class BucketRateLimiter:
 
     def when(self, item: Hashable) -> float:
         with self._lock:
-            now = self._clock.now()
-            elapsed = max(0.0, now - self._last)
-            self._last = max(self._last, now)
-            self._tokens = min(self._burst, self._tokens + elapsed * self._qps) - 1.0
+            self._tokens = self._refilled() - 1.0
             if self._tokens >= 0:
                 return 0.0
             return -self._tokens / self._qps
+
+    def try_take(self) -> bool:
+        """Take a token if one is there now, without reserving: for a limit that refuses what is
+        over it (a refused request takes nothing, so a flood does not push the bucket ever lower)."""
+        with self._lock:
+            self._tokens = self._refilled()
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+    def _refilled(self) -> float:
+        """The tokens now (caller holds the lock)."""
+        now = self._clock.now()
+        elapsed = max(0.0, now - self._last)
+        self._last = max(self._last, now)
+        return min(self._burst, self._tokens + elapsed * self._qps)
 
     def forget(self, item: Hashable) -> None:
         """Nothing per item to forget: the bucket is shared."""

@@ -1,31 +1,10 @@
-"""Reconnect delays that grow on repeated failures and are jittered, so that many
-informers (or many operator replicas) do not hammer a recovering API server in step."""
+"""A stop flag with waits that end early: how reflectors, informers and the leader elector
+sleep between attempts without delaying shutdown (retry timing is in controller/backoff.py)."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
 
 from controller.clock import Clock
-
-
-class Backoff:
-    def __init__(self, random: Callable[[], float], *, initial: float = 0.8, maximum: float = 30.0,
-                 factor: float = 2.0, jitter: float = 1.0) -> None:
-        self._random = random
-        self._initial = initial
-        self._maximum = maximum
-        self._factor = factor
-        self._jitter = jitter
-        self._current = initial
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt: current step times (1 + jitter * random)."""
-        delay = self._current * (1.0 + self._jitter * self._random())
-        self._current = min(self._current * self._factor, self._maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._current = self._initial
 
 
 class Stopper:
