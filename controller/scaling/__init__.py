@@ -6,7 +6,7 @@ Operator accepts (``minicluster_sizes``), the fair share of ``spec.budget`` and 
 path (``scaler``), the Kubernetes calls it needs (``kubeapi``) and decision logging
 (``decision_log``).
 
-May import: ``api``, ``controller.clock``, ``controller.kube``. Never the runtime,
-reconcilers, the service process or the wire protocol: callers translate to and from
-gRPC.
+May import: ``api``, ``controller.clock``, ``controller.kube``, ``controller.proto`` (the
+wire values a grow/shrink request carries). Never the runtime, the reconcilers or the
+service process.
 """
