@@ -45,7 +45,7 @@ from controller.kube.resources import ENSEMBLES, PODS  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc  # noqa: E402
 from controller.reconcilers.leadbroker import pod_index  # noqa: E402
-from controller.reconcilers.poller import STATUS_REQUEST_MEMBER  # noqa: E402
+from controller.proto.wire import MINICLUSTER_MEMBER  # noqa: E402
 
 STATUS_PORT = 50052
 POLL_SECONDS = 0.1
@@ -166,7 +166,7 @@ def status_reply(address: str, minicluster: str) -> dict | None:
     try:
         with grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             reply = pb_grpc.EnsembleOperatorStub(channel).RequestStatus(
-                pb.StatusRequest(member=STATUS_REQUEST_MEMBER, name=minicluster), timeout=2)
+                pb.StatusRequest(member=MINICLUSTER_MEMBER, name=minicluster), timeout=2)
     except grpc.RpcError as err:
         LAST_FAILURE[address] = f"{err.code().name}: {err.details()}"
         return None

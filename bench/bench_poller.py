@@ -31,6 +31,7 @@ from controller.member.servicer import MemberServicer  # noqa: E402
 from controller.member.simulator import SimulatedFlux  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc  # noqa: E402
+from controller.proto.wire import MINICLUSTER_MEMBER  # noqa: E402
 from controller.reconcilers.poller import PollKey, PollResult, PollTarget, StatusPoller  # noqa: E402
 
 
@@ -99,7 +100,7 @@ def baseline(targets: list[PollTarget], timeout: float, label: str = "baseline: 
         with grpc.insecure_channel(target.address) as channel:
             try:
                 pb_grpc.EnsembleOperatorStub(channel).RequestStatus(
-                    pb.StatusRequest(member="miniclusters", name=target.key[2]), timeout=timeout)
+                    pb.StatusRequest(member=MINICLUSTER_MEMBER, name=target.key[2]), timeout=timeout)
             except grpc.RpcError:
                 failures += 1
         latencies.append(time.perf_counter() - call_started)

@@ -40,6 +40,7 @@ from controller.kube.client import KubeClient  # noqa: E402
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb2  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc  # noqa: E402
+from controller.proto.wire import MINICLUSTER_MEMBER  # noqa: E402
 
 NAMESPACE = "bench"
 ENSEMBLE = "bench"
@@ -202,7 +203,7 @@ def raw_patch(kube: KubeClient):
 def grpc_action(stub: pb2_grpc.EnsembleOperatorStub, prefix: str):
     def one(client: int, i: int) -> None:
         action = "grow" if i % 2 == 0 else "shrink"
-        response = stub.RequestAction(pb2.ActionRequest(member="miniclusters", name=f"{prefix}-{client}",
+        response = stub.RequestAction(pb2.ActionRequest(member=MINICLUSTER_MEMBER, name=f"{prefix}-{client}",
                                                         action=action, payload="{}"), timeout=30)
         if response.status != pb2.Response.SUCCESS:
             raise RuntimeError(f"{action} {prefix}-{client}: {response.payload}")

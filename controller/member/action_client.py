@@ -12,15 +12,10 @@ import grpc
 
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
+from controller.proto.errors import ActionCallError
 from controller.proto.limits import insecure_channel
 from controller.proto.results import result_name
-
-MEMBER_KIND = "miniclusters"
-MINICLUSTER_API = {"version": "v1alpha2", "group": "flux-framework.org"}
-
-
-class ActionError(Exception):
-    """The service could not be asked (unreachable, timed out); the message names the address."""
+from controller.proto.wire import MINICLUSTER_API, MINICLUSTER_MEMBER
 
 
 @dataclass(frozen=True)
@@ -50,13 +45,12 @@ class ActionClient:
 
     def scale(self, action: str, amount: int) -> ActionReply:
         """``action`` is grow or shrink; ``amount`` the nodes to add or remove."""
-        request = pb2.ActionRequest(member=MEMBER_KIND, name=self.name, action=action,
+        request = pb2.ActionRequest(member=MINICLUSTER_MEMBER, name=self.name, action=action,
                                     payload=json.dumps({**MINICLUSTER_API, action: amount}))
         try:
             response = self._stub.RequestAction(request, timeout=self._timeout)
         except grpc.RpcError as err:
-            raise ActionError(f"ensemble service {self.target}: {action} {self.name} failed: "
-                              f"{err.code().name} {err.details()}") from None
+            raise ActionCallError.from_rpc(f"ensemble service {self.target}: {action} {self.name} failed", err) from None
         return ActionReply(result_name(response.status), response.payload)
 
     def close(self) -> None:

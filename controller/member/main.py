@@ -15,7 +15,7 @@ from controller.member.jobgroups import JobGroup, load_job_groups
 from controller.member.servicer import DEFAULT_MAX_SUBMIT, NAME_REQUIRED, MemberServicer
 from controller.member.simulator import SimulatedFlux
 from controller.proto.limits import DEFAULT_MAX_MESSAGE_BYTES
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,11 @@ import yaml
 
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
 from controller.clock import Clock
-from controller.member.action_client import ActionError, ActionReply
+from controller.member.action_client import ActionReply
 from controller.member.metrics import GroupMetrics
 from controller.member.rules import SCALING_ACTIONS, Rule, heartbeat_seconds, parse_rules
 from controller.member.simulator import JobTransition
+from controller.proto.errors import ActionCallError
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,6 @@ class EnsembleRun:
         assert self._actions is not None  # checked in __init__ for every grow/shrink rule
         try:
             reply = self._actions.scale(action, amount)
-        except ActionError as err:
+        except ActionCallError as err:
             return f"{action} {amount} not delivered: {err}"
         return f"{action} {amount}: service replied {reply.status} {reply.payload}"

@@ -21,7 +21,7 @@ from controller.member.jobgroups import load_job_groups
 from controller.member.runner import EnsembleRun
 from controller.member.servicer import NAME_REQUIRED, MemberServicer
 from controller.member.simulator import SimulatedFlux
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 
 log = logging.getLogger(__name__)
 

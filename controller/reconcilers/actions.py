@@ -14,7 +14,8 @@ from typing import Protocol
 from controller.algorithms import Action
 from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import MINICLUSTERS, Resource
-from controller.reconcilers.member_client import MemberActionError, MemberClient
+from controller.proto.errors import ActionCallError
+from controller.reconcilers.member_client import MemberClient
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
 
@@ -74,7 +75,7 @@ class ActionExecutor:
                    "terminate": self._terminate}[action.kind]
         try:
             return handler(ensemble, action, lead_address)
-        except MemberActionError as error:
+        except ActionCallError as error:
             if error.maybe_done and action.kind == "submit":  # jobs may be in: never submit them twice
                 log.warning("algorithm action submit on %s: outcome unknown: %s", action.member, error)
                 self._events.event(ensemble, "Warning", UNCONFIRMED_REASON,
@@ -100,18 +101,18 @@ class ActionExecutor:
             # The member learns its new size from us; if it cannot be told, the size still changed.
             try:
                 self._members.request(lead_address, action.member, "resize", {"nodes": after})
-            except MemberActionError as error:
+            except ActionCallError as error:
                 self._failed(ensemble, action, f"size changed, but {error}")
         return Taken(action, abs(after - before))
 
     def _submit(self, ensemble: dict, action: Action, lead_address: str | None) -> Taken | None:
         if lead_address is None:
-            raise MemberActionError(f"member {action.member}: submit: no serving lead broker")
+            raise ActionCallError(f"member {action.member}: submit: no serving lead broker")
         reply = self._members.request(lead_address, action.member, "submit",
                                       {"group": action.group, "count": action.amount})
         jobs = reply.get("submitted") or []
         if not isinstance(jobs, list):  # len() of a string or a TypeError would miscount or crash
-            raise MemberActionError(f"member {action.member}: submit: reply's 'submitted' is not a list "
+            raise ActionCallError(f"member {action.member}: submit: reply's 'submitted' is not a list "
                                     f"of jobs: {jobs!r}")
         submitted = len(jobs)
         if reply.get("error"):  # part of the jobs went in: count those, say why not the rest

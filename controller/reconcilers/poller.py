@@ -26,14 +26,12 @@ from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.results import result_name
 from controller.proto.limits import insecure_channel
+from controller.proto.wire import MINICLUSTER_MEMBER
 
 log = logging.getLogger(__name__)
 
 PollKey = tuple[str, str, str]
 """(namespace, ensemble, member name)."""
-
-STATUS_REQUEST_MEMBER = "miniclusters"
-"""``StatusRequest.member``: the member kind, as members use it in their action requests."""
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -269,7 +267,7 @@ class StatusPoller:
         )
 
     def _request_status(self, target: PollTarget) -> dict:
-        request = pb.StatusRequest(member=STATUS_REQUEST_MEMBER, name=target.key[2])
+        request = pb.StatusRequest(member=MINICLUSTER_MEMBER, name=target.key[2])
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._retry_backoff, max=self._retry_backoff * 4),

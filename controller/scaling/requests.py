@@ -8,15 +8,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from controller.proto.wire import MINICLUSTER_API, MINICLUSTER_MEMBER
 from controller.scaling.minicluster_sizes import maximum_size
 
-MINICLUSTER_MEMBER = "miniclusters"
-MINICLUSTER_GROUP = "flux-framework.org"
-MINICLUSTER_VERSION = "v1alpha2"
 DEFAULT_MIN_SIZE = 1
 
 
-class ActionError(ValueError):
+class ScaleRequestError(ValueError):
     """A request the service cannot act on; the message names the field and the cause."""
 
 
@@ -37,20 +35,20 @@ def parse_scale_request(member: str, name: str, action: str, payload: str) -> Sc
     a member asking to change by nothing is a bug worth reporting, not a silent step of 1.
     """
     if member not in ("", MINICLUSTER_MEMBER):
-        raise ActionError(f"member: unsupported member type {member!r} (only {MINICLUSTER_MEMBER!r})")
+        raise ScaleRequestError(f"member: unsupported member type {member!r} (only {MINICLUSTER_MEMBER!r})")
     if not name:
-        raise ActionError("name: the MiniCluster name is empty")
+        raise ScaleRequestError("name: the MiniCluster name is empty")
     if action not in ("grow", "shrink"):
-        raise ActionError(f"action: unknown action {action!r} (expected 'grow' or 'shrink')")
+        raise ScaleRequestError(f"action: unknown action {action!r} (expected 'grow' or 'shrink')")
     body = _parse_payload(payload)
     amount = _optional_int(body, action)
     if amount is None:
         amount = 1
     if amount == 0:
-        raise ActionError(f"payload.{action}: 0 is not a change; use a non-zero count")
+        raise ScaleRequestError(f"payload.{action}: 0 is not a change; use a non-zero count")
     if action == "grow":
         if amount < 0:
-            raise ActionError(f"payload.grow: must be > 0, got {amount}")
+            raise ScaleRequestError(f"payload.grow: must be > 0, got {amount}")
         return ScaleRequest(action, name, amount)
     return ScaleRequest(action, name, -abs(amount))
 
@@ -61,12 +59,12 @@ def _parse_payload(payload: str) -> dict:
     try:
         body = json.loads(payload)
     except json.JSONDecodeError as err:
-        raise ActionError(f"payload: malformed JSON ({err.msg} at position {err.pos})") from None
+        raise ScaleRequestError(f"payload: malformed JSON ({err.msg} at position {err.pos})") from None
     if not isinstance(body, dict):
-        raise ActionError(f"payload: expected a JSON object, got {type(body).__name__}")
-    for field, expected in (("group", MINICLUSTER_GROUP), ("version", MINICLUSTER_VERSION)):
+        raise ScaleRequestError(f"payload: expected a JSON object, got {type(body).__name__}")
+    for field, expected in MINICLUSTER_API.items():
         if field in body and body[field] != expected:
-            raise ActionError(f"payload.{field}: {body[field]!r} is not supported (expected {expected!r})")
+            raise ScaleRequestError(f"payload.{field}: {body[field]!r} is not supported (expected {expected!r})")
     return body
 
 
@@ -75,7 +73,7 @@ def _optional_int(body: dict, field: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ActionError(f"payload.{field}: expected an integer, got {value!r}")
+        raise ScaleRequestError(f"payload.{field}: expected an integer, got {value!r}")
     return value
 
 
@@ -102,9 +100,9 @@ def size_bounds(minicluster: dict) -> SizeBounds:
         maximum = min(maximum, ceiling)
     for field, value in (("spec.minSize", minimum), ("spec.maxSize", maximum)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ActionError(f"MiniCluster {_name(minicluster)}: {field} is not an integer ({value!r})")
+            raise ScaleRequestError(f"MiniCluster {_name(minicluster)}: {field} is not an integer ({value!r})")
     if minimum > maximum:
-        raise ActionError(f"MiniCluster {_name(minicluster)}: spec.minSize {minimum} > spec.maxSize {maximum}")
+        raise ScaleRequestError(f"MiniCluster {_name(minicluster)}: spec.minSize {minimum} > spec.maxSize {maximum}")
     return SizeBounds(minimum, maximum)
 
 
@@ -116,7 +114,7 @@ def current_size(minicluster: dict) -> int:
     """``spec.size``; 0 means unset (1), as in the Ensemble API the member's spec comes from."""
     size = _unless_zero((minicluster.get("spec") or {}).get("size"), 1)
     if isinstance(size, bool) or not isinstance(size, int):
-        raise ActionError(f"MiniCluster {_name(minicluster)}: spec.size is not an integer ({size!r})")
+        raise ScaleRequestError(f"MiniCluster {_name(minicluster)}: spec.size is not an integer ({size!r})")
     return size
 
 

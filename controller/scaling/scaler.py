@@ -31,7 +31,7 @@ from api.v1alpha1.names import member_object_name
 from controller.clock import Clock
 from controller.kube.errors import ApiError, KubeError, is_conflict, is_forbidden, is_not_found
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
-from controller.scaling.requests import ActionError, ScaleRequest, clamp, current_size, size_bounds
+from controller.scaling.requests import ScaleRequest, ScaleRequestError, clamp, current_size, size_bounds
 from controller.scaling.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, grant_growth, pending_sizes,
                                            read_ledger, record_grant, waiting_demand)
 from controller.scaling.kubeapi import KubeApi
@@ -93,7 +93,7 @@ class EnsembleScaler:
     def scale(self, request: ScaleRequest) -> Decision:
         try:
             return self._scale_with_retries(request)
-        except ActionError as err:
+        except ScaleRequestError as err:
             return Decision(Outcome.ERROR, {"error": str(err)})
         except ConflictsExhausted:
             return Decision(Outcome.ERROR, {"error": f"MiniCluster {self._key(request.name)}: still "
@@ -175,7 +175,7 @@ class EnsembleScaler:
         if budget is None:  # removed since the cached read
             return self._write_size(minicluster, size, target, reply)
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-            raise ActionError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
+            raise ScaleRequestError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
                               f"non-negative integer, got {budget!r}")
         name = minicluster["metadata"]["name"]
         members = {mc["metadata"]["name"]: mc for mc in self._members(ensemble)}
@@ -219,7 +219,7 @@ class EnsembleScaler:
         except KubeError as err:
             if is_conflict(err):
                 raise
-            raise ActionError(f"Ensemble {self._key(self.ensemble)}: recording the grant in "
+            raise ScaleRequestError(f"Ensemble {self._key(self.ensemble)}: recording the grant in "
                               f"status.budgetGrants: {err}") from err
         with self._lock:
             self._ensemble_cache[self.ensemble] = updated

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from controller.clock import RealClock
 from controller.runtime.httpserver import RouteServer, metrics
 from controller.scaling.scaler import EnsembleScaler
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from controller.clock import Clock, RealClock
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.scaling.requests import ActionError, ScaleRequest, parse_scale_request
+from controller.scaling.requests import ScaleRequest, ScaleRequestError, parse_scale_request
 from controller.scaling.decision_log import DecisionLog
 from controller.scaling.scaler import Decision, EnsembleScaler, Outcome
 
@@ -43,7 +43,7 @@ class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
     def RequestAction(self, request: pb2.ActionRequest, context: grpc.ServicerContext) -> pb2.Response:
         try:
             scale = parse_scale_request(request.member, request.name, request.action, request.payload)
-        except ActionError as err:
+        except ScaleRequestError as err:
             decision = Decision(Outcome.ERROR, {"error": str(err)})
         else:
             decision = self._scale(scale)

@@ -42,6 +42,7 @@ from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, PODS, SERVICES, SERVICEACCOUNTS
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+from controller.proto.wire import MINICLUSTER_MEMBER
 from controller.reconcilers.leadbroker import pod_index
 from controller.runtime import ControllerBuilder, Manager, Request, Result
 from sim import fluxmembers
@@ -277,7 +278,7 @@ class PodProcessRunner:
                                        options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
                 stub = pb_grpc.EnsembleOperatorStub(channel)
                 reply = stub.RequestAction(pb.ActionRequest(
-                    member="miniclusters", name=running.minicluster, action="resize",
+                    member=MINICLUSTER_MEMBER, name=running.minicluster, action="resize",
                     payload=json.dumps({"nodes": nodes})), timeout=5)
         except grpc.RpcError as err:
             if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

@@ -14,7 +14,7 @@ from controller.kube.client import KubeClient
 from controller.reconcilers import setup
 from controller.runtime.manager import Manager
 from controller.scaling.scaler import EnsembleScaler
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.helpers import wait_for
 

@@ -18,7 +18,7 @@ from controller.member.jobgroups import JobGroup
 from controller.member.servicer import MemberServicer
 from controller.member.simulator import SimulatedFlux
 from controller.reconcilers.desired.meta import ownership_labels
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from tests.helpers import wait_for
 from tests.integration.objects import ensemble_condition, ensemble_status, get_or_none
 from tests.integration.running import RunningController

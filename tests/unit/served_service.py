@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from controller.clock import FakeClock
 from controller.scaling.scaler import EnsembleScaler, RetryPolicy
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.unit.test_service_fake_kube import FakeKube
 

@@ -19,7 +19,7 @@ from controller.member.servicer import MemberServicer
 from controller.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 
 ENSEMBLE_YAML = """
 logging: {debug: false}

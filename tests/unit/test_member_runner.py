@@ -23,7 +23,7 @@ from controller.member.runner import EnsembleRun
 from controller.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
 

@@ -23,7 +23,7 @@ from controller.clock import RealClock
 from controller.member import main as member_main
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from tests.unit.test_member_runner import FakeEnsembleService, upstream_member_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

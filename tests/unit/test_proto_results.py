@@ -8,7 +8,8 @@ import pytest
 
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto.results import result_name
-from controller.reconcilers.member_client import GrpcMemberClient, MemberActionError
+from controller.proto.errors import ActionCallError
+from controller.reconcilers.member_client import GrpcMemberClient
 
 
 def test_known_codes_are_named_unknown_ones_numbered() -> None:
@@ -36,7 +37,7 @@ class Channels:
 
 def test_a_member_answering_an_unknown_code_is_a_member_action_error() -> None:
     client = GrpcMemberClient(Channels(AnsweringStub(42)))  # type: ignore[arg-type]
-    with pytest.raises(MemberActionError, match=r"answered 42: later"):
+    with pytest.raises(ActionCallError, match=r"answered 42: later"):
         client.request("10.0.0.5:7000", "e1-0", "submit", {"group": "a"})
 
 
@@ -59,7 +60,7 @@ class LeaseChannels:
 @pytest.mark.parametrize("payload", ["[1, 2]", "3", '"ok"', "null"])
 def test_a_reply_that_is_not_a_json_object_is_a_member_action_error(payload: str) -> None:
     client = GrpcMemberClient(LeaseChannels(JsonStub(payload)))  # type: ignore[arg-type]
-    with pytest.raises(MemberActionError, match="reply is not a JSON object"):
+    with pytest.raises(ActionCallError, match="reply is not a JSON object"):
         client.request("10.0.0.5:7000", "e1-0", "submit", {"group": "a"})
 
 
@@ -90,6 +91,6 @@ class FailingStub:
 ])
 def test_a_failed_call_says_whether_the_member_may_have_acted(code: grpc.StatusCode, maybe_done: bool) -> None:
     client = GrpcMemberClient(LeaseChannels(FailingStub(code)))  # type: ignore[arg-type]
-    with pytest.raises(MemberActionError, match=f"submit: {code.name}: call broke") as raised:
+    with pytest.raises(ActionCallError, match=f"submit: {code.name}: call broke") as raised:
         client.request("10.0.0.5:7000", "e1-0", "submit", {"group": "a"})
     assert raised.value.maybe_done is maybe_done

@@ -13,7 +13,7 @@ from controller.reconcilers.actions import ActionExecutor
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.intents import RECORDS_FIELD_MANAGER
-from controller.reconcilers.member_client import MemberActionError
+from controller.proto.errors import ActionCallError
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
@@ -57,7 +57,7 @@ class FakeMembers:
     def request(self, address: str, member: str, action: str, payload: dict) -> dict:
         self.requests.append((address, member, action, payload))
         if self.fail:
-            raise MemberActionError(f"member {member} at {address}: {action}: UNAVAILABLE: down")
+            raise ActionCallError(f"member {member} at {address}: {action}: UNAVAILABLE: down")
         return {"submitted": list(range(payload.get("count", 0)))} if action == "submit" else payload
 
 
@@ -491,7 +491,7 @@ def test_a_submit_that_timed_out_counts_as_a_refill_and_is_not_sent_again() -> N
 
     def timed_out(address: str, member: str, action: str, payload: dict) -> dict:
         calls.append(action)
-        raise MemberActionError(f"member {member} at {address}: {action}: DEADLINE_EXCEEDED: late",
+        raise ActionCallError(f"member {member} at {address}: {action}: DEADLINE_EXCEEDED: late",
                                 maybe_done=True)
 
     env.members.request = timed_out  # type: ignore[method-assign]

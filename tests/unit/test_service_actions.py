@@ -6,7 +6,7 @@ import json
 import pytest
 
 from controller.scaling.requests import (
-    ActionError, SizeBounds, clamp, parse_scale_request, size_bounds,
+    ScaleRequestError, SizeBounds, clamp, parse_scale_request, size_bounds,
 )
 
 MEMBER_PAYLOAD = {"version": "v1alpha2", "group": "flux-framework.org"}
@@ -43,12 +43,12 @@ def test_empty_payload_means_default_step() -> None:
     ("jobsets", "grow", "{}", "member: unsupported member type 'jobsets'"),
 ])
 def test_bad_requests_name_the_field(member: str, action: str, payload: str, names: str) -> None:
-    with pytest.raises(ActionError, match=names.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ScaleRequestError, match=names.replace(".", r"\.").replace("(", r"\(")):
         parse_scale_request(member, "mc", action, payload)
 
 
 def test_empty_name_is_refused() -> None:
-    with pytest.raises(ActionError, match="name"):
+    with pytest.raises(ScaleRequestError, match="name"):
         parse_scale_request("miniclusters", "", "grow", "{}")
 
 
@@ -77,7 +77,7 @@ def test_the_maximum_is_capped_by_the_flux_operators_maximum_size(spec: dict, st
     ({"size": "two"}, "spec.size is not an integer"),
 ])
 def test_bad_minicluster_bounds_are_named(spec: dict, message: str) -> None:
-    with pytest.raises(ActionError, match=f"MiniCluster mc: {message}"):
+    with pytest.raises(ScaleRequestError, match=f"MiniCluster mc: {message}"):
         size_bounds({"metadata": {"name": "mc"}, "spec": spec})
 
 

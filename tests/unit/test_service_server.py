@@ -16,13 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.service import main as service_main
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 from tests.helpers import wait_for
 
 CHILD = """
 import sys, time
 from controller.proto import ensemble_service_pb2 as pb2, ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.server import GrpcServer
+from controller.proto.server import GrpcServer
 
 class Slow(pb2_grpc.EnsembleOperatorServicer):
     def RequestStatus(self, request, context):

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
-from controller.service.server import SERVICE_NAME, GrpcServer
+from controller.proto.server import SERVICE_NAME, GrpcServer
 from tests.unit.served_service import serving
 from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
 
