@@ -1,6 +1,7 @@
-"""``ensemble-operator``: run the controller, the ensemble service, or a member's status endpoint.
+"""``ensemble-operator``: run the controller, the ensemble service, or a member's status endpoint,
+or show Ensembles' status.
 
-``service`` and ``member-status`` delegate to modules that expose
+``service``, ``member-status`` and ``status`` delegate to modules that expose
 ``add_arguments(parser)`` and ``run(args) -> int``; they and the reconcilers are
 imported only when their subcommand runs, so one missing piece never breaks the others.
 """
@@ -31,6 +32,7 @@ log = logging.getLogger("controller.cli")
 DELEGATED = {
     "service": ("controller.service.main", "run the gRPC ensemble service for one Ensemble"),
     "member-status": ("controller.member.main", "serve a lead broker's queue and node status"),
+    "status": ("controller.statusview.command", "print the members of Ensembles as the operator observed them"),
 }
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # What installs each custom resource the controller watches, for the error naming a missing one.
@@ -116,7 +118,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only the delegated module of ``command`` is imported, to add its flags."""
     parser = argparse.ArgumentParser(
         prog="ensemble-operator",
-        description="Run the Ensemble operator, its ensemble service, or a member's status endpoint.")
+        description="Run the Ensemble operator, its ensemble service, or a member's status endpoint; "
+                    "show Ensembles' status.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the Ensemble controller",
                               description="Run the Ensemble controller manager.")

@@ -171,6 +171,19 @@ def in_cluster(token_path: str = SERVICE_TOKEN_FILENAME, ca_path: str = SERVICE_
     return _endpoint(configuration), TokenFile(token_path, clock)
 
 
+def context_namespace(path: str | None = None, context: str | None = None) -> str | None:
+    """The namespace a kubeconfig context names (kubectl's default for ``-n``), if it names one."""
+    shown = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        contexts, active = k8s_config.list_kube_config_contexts(config_file=path)
+    except (OSError, yaml.YAMLError, k8s_config.ConfigException, ValueError, TypeError, KeyError) as err:
+        raise KubeError(f"cannot load kubeconfig {shown}: {err}") from err
+    chosen = next((c for c in contexts or [] if c.get("name") == context), None) if context else active
+    if context and chosen is None:
+        raise KubeError(f"kubeconfig {shown}: no context named {context!r}")
+    return ((chosen or {}).get("context") or {}).get("namespace") or None
+
+
 def default_kubeconfig_exists(explicit: str | None) -> bool:
     """True when a kubeconfig should be used rather than in-cluster config."""
     if explicit or os.environ.get("KUBECONFIG"):

@@ -1,0 +1,1 @@
+"""The user's view of Ensembles: ``ensemble-operator status`` and ``kubectl ensemble``."""
