@@ -99,6 +99,18 @@ def test_bucket_has_no_per_item_state() -> None:
     assert limiter.when("a") == pytest.approx(1.0)
 
 
+def test_bucket_try_take_refuses_over_the_limit_without_borrowing() -> None:
+    clock = FakeClock()
+    limiter = BucketRateLimiter(qps=2, burst=3, clock=clock)
+    assert [limiter.try_take() for _ in range(5)] == [True, True, True, False, False]
+    clock.step(0.4)  # 0.8 of a token: still none whole, and the refusals above took nothing
+    assert not limiter.try_take()
+    clock.step(0.1)
+    assert [limiter.try_take(), limiter.try_take()] == [True, False]
+    clock.step(1000)
+    assert [limiter.try_take() for _ in range(4)] == [True, True, True, False]
+
+
 @pytest.mark.parametrize(("qps", "burst", "field"), [(0, 1, "qps"), (1, 0, "burst")])
 def test_bucket_rejects_bad_settings(qps: float, burst: int, field: str) -> None:
     with pytest.raises(ValueError, match=field):
