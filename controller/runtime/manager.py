@@ -91,7 +91,7 @@ class Manager:
             client, clock=self.clock, on_undecodable=lambda resource: undecodable.labels(resource).inc())
         self.controller_metrics = ControllerMetrics(self.registry)
         self._workqueue_metrics = PrometheusMetricsProvider(self.registry)
-        self.events = EventRecorder(client, self.clock, reporting_instance=self.identity)
+        self.events = EventRecorder(client, self.clock, reporting_instance=self.identity, registry=self.registry)
         self.controllers: list[Controller] = []
         self.runnables: list[Runnable] = []
         self.elector = (LeaderElector(

@@ -8,6 +8,7 @@ import pytest
 from controller.kube.errors import ApiError
 from controller.kube.resources import EVENTS
 from controller.runtime.events import EventRecorder
+from tests.helpers import wait_for, wait_for_waiters
 
 ENSEMBLE = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
             "metadata": {"name": "e", "namespace": "ns", "uid": "u-1", "resourceVersion": "9"}}
@@ -206,3 +207,85 @@ def test_stop_is_bounded_by_its_timeout_when_the_pending_writes_are_full(client,
     finally:
         release.set()
         stopper.join(5)
+
+
+def dropped(registry, cause: str) -> float:
+    return registry.get_sample_value("ensemble_events_dropped_total", {"cause": cause})
+
+
+def test_created_events_of_one_reconcile_are_one_event_listing_each_object(recorder, client):
+    kinds = ("ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "ConfigMap", "MiniCluster")
+    for kind in kinds:
+        recorder.event(ENSEMBLE, "Normal", "Created", f"Created {kind} e")
+    recorder.write_pending()
+    [(body, _)] = client.created
+    assert body["note"] == "; ".join(f"Created {kind} e" for kind in kinds)
+    assert client.patched == []
+
+
+def test_a_created_event_lingers_for_its_siblings_then_is_written(client, clock):
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1", linger=1.0)
+    recorder.start()
+    try:
+        recorder.event(ENSEMBLE, "Normal", "Created", "Created Role e")
+        wait_for_waiters(clock, 1)  # the writer lingers
+        recorder.event(ENSEMBLE, "Normal", "Created", "Created Service e")
+        assert client.created == []
+        clock.step(1.0)
+        wait_for(lambda: len(client.created) == 1, 5, "the joined Event")
+        recorder.event(ENSEMBLE, "Normal", "Created", "Created Deployment e")  # written: a new Event
+        wait_for_waiters(clock, 1)
+        clock.step(1.0)
+        wait_for(lambda: len(client.created) == 2, 5, "the next Event")
+    finally:
+        recorder.stop()
+    assert [body["note"] for body, _ in client.created] == ["Created Role e; Created Service e",
+                                                            "Created Deployment e"]
+
+
+def test_stop_writes_a_lingering_event_at_once(client, clock):
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1", linger=60.0)
+    recorder.start()
+    recorder.event(ENSEMBLE, "Normal", "Deleted", "Deleted ConfigMap e-1")
+    wait_for_waiters(clock, 1)
+    recorder.stop(timeout=5)
+    assert [body["note"] for body, _ in client.created] == ["Deleted ConfigMap e-1"]
+
+
+def test_past_ten_distinct_notes_similar_events_count_into_one_combined_event(recorder, client):
+    for size in range(13):
+        recorder.event(ENSEMBLE, "Normal", "Scaled", f"grew to {size}")
+    recorder.write_pending()
+    notes = [body["note"] for body, _ in client.created]
+    assert notes[:10] == [f"grew to {size}" for size in range(10)]
+    assert notes[10:] == ["(combined from similar events): grew to 10"]
+    assert [p["series"]["count"] for _, p, _ in client.patched] == [3]
+
+
+def test_the_spam_filter_drops_new_events_past_the_burst_and_counts_them(client, clock, registry):
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1", registry=registry, spam_burst=3,
+                             spam_refill_seconds=10)
+    for reason in ("A", "B", "C", "D"):
+        recorder.event(ENSEMBLE, "Warning", reason, "x")
+    recorder.event(ENSEMBLE, "Warning", "A", "x")  # a repeat costs no token
+    other = {**ENSEMBLE, "metadata": {**ENSEMBLE["metadata"], "name": "f", "uid": "u-2"}}
+    recorder.event(other, "Warning", "D", "x")  # another object has its own bucket
+    recorder.write_pending()
+    assert [(body["regarding"]["name"], body["reason"]) for body, _ in client.created] == [
+        ("e", "A"), ("e", "B"), ("e", "C"), ("f", "D")]
+    assert dropped(registry, "spam_filter") == 1 and recorder.dropped == 1
+    clock.step(10)  # one token back
+    recorder.event(ENSEMBLE, "Warning", "D", "x")
+    recorder.write_pending()
+    assert client.created[-1][0]["reason"] == "D" and recorder.dropped == 1
+
+
+def test_a_full_write_queue_drops_and_counts_and_a_later_repeat_creates_the_event(client, clock, registry):
+    recorder = EventRecorder(client, clock, reporting_instance="pod-1", registry=registry, max_pending=1)
+    recorder.event(ENSEMBLE, "Normal", "A", "x")
+    recorder.event(ENSEMBLE, "Normal", "B", "x")  # no room
+    assert dropped(registry, "queue_full") == 1 and recorder.dropped == 1
+    recorder.write_pending()
+    recorder.event(ENSEMBLE, "Normal", "B", "x")
+    recorder.write_pending()
+    assert [body["reason"] for body, _ in client.created] == ["A", "B"]
