@@ -11,6 +11,10 @@ from controller.clock import RealClock
 from controller.runtime.httpserver import RouteServer, metrics
 from controller.scaling.scaler import EnsembleScaler
 from controller.proto.server import GrpcServer
+from controller.service.admission import (DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_QPS, RateLimit,
+                                          RequestAdmission, refusals_counter)
+from controller.service.callers import CallerAuthorizer
+from controller.service.memberpods import MemberPods
 from controller.service.servicer import EnsembleServicer, actions_counter
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Prometheus metrics port on --host, 0 to disable (default 8080)")
     parser.add_argument("--grace", type=float, default=10.0,
                         help="seconds in-flight requests get to finish on SIGTERM (default 10)")
+    parser.add_argument("--rate-limit-qps", type=float, default=DEFAULT_RATE_LIMIT_QPS,
+                        help="requests per second the Ensemble's pods may make once the burst is used; more are "
+                             f"DENIED 'rate limited' (default {DEFAULT_RATE_LIMIT_QPS:g})")
+    parser.add_argument("--rate-limit-burst", type=int, default=DEFAULT_RATE_LIMIT_BURST,
+                        help=f"requests the Ensemble's pods may make at once (default {DEFAULT_RATE_LIMIT_BURST})")
+    parser.add_argument("--pod-sync-timeout", type=float, default=30.0,
+                        help="seconds to wait for the first list of the Ensemble's pods before serving; requests "
+                             "are DENIED until it arrives (default 30)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,14 +63,26 @@ def run(args: argparse.Namespace) -> int:
     except KubeError as err:  # one log line naming the cause, not a traceback past the JSON logs
         log.error("cannot configure API access: %s", err)
         return 1
+    try:
+        limit = RateLimit(args.rate_limit_qps, args.rate_limit_burst)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
     clock = RealClock()
     scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock)
-    servicer = EnsembleServicer(scaler, actions_counter(REGISTRY), clock=clock)
+    pods = MemberPods(client, args.ensemble, args.namespace, clock=clock)
+    admission = RequestAdmission(CallerAuthorizer(pods, args.ensemble, args.namespace), limit,
+                                 refusals_counter(REGISTRY), clock=clock)
+    servicer = EnsembleServicer(scaler, actions_counter(REGISTRY), clock=clock, admission=admission)
     try:
         server = GrpcServer(servicer, args.host, args.port, args.workers)
     except (OSError, ValueError) as err:
         log.error("%s", err)
         return 1
+    pods.start()
+    if not pods.wait_for_sync(args.pod_sync_timeout):
+        log.warning("the pods of Ensemble %s/%s are not listed after %gs: every request is DENIED until they are",
+                    args.namespace, args.ensemble, args.pod_sync_timeout)
     if args.metrics_port:
         try:
             RouteServer(args.host, args.metrics_port, {"/metrics": metrics(REGISTRY)}).start()
@@ -67,5 +91,8 @@ def run(args: argparse.Namespace) -> int:
             log.error("--metrics-port: cannot serve metrics on %s:%d: %s", args.host, args.metrics_port, err)
             return 1
     log.info("serving Ensemble %s/%s", args.namespace, args.ensemble)
-    server.serve_until_signal(args.grace)
+    try:
+        server.serve_until_signal(args.grace)
+    finally:
+        pods.stop()
     return 0

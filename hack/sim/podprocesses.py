@@ -8,6 +8,7 @@ never started again, and no process is left behind.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from controller.clock import Clock
 from localcluster import dying_with_parent, stop_process
+from sim.podnetwork import PodNetwork
 from sim.restarts import BackoffPolicy, CrashLoopBackoff, restarts_after
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,9 @@ class ProcessEvents(Protocol):
 
 class PodProcesses:
     def __init__(self, workdir: Path, events: ProcessEvents, *, clock: Clock,
-                 backoff: BackoffPolicy = BackoffPolicy()) -> None:
+                 backoff: BackoffPolicy = BackoffPolicy(), network: PodNetwork | None = None) -> None:
         self.workdir = workdir
+        self.network = network  # None: processes connect from whatever address the kernel picks
         self.events = events
         self.clock = clock
         self.backoff = backoff
@@ -76,7 +79,7 @@ class PodProcesses:
         with self._changed:
             if self._stopped:
                 return None
-            running = RunningProcess(role=role, pod_ip=ip, proc=self._launch(argv, log_path), log_path=log_path,
+            running = RunningProcess(role=role, pod_ip=ip, proc=self._launch(argv, ip, log_path), log_path=log_path,
                                      argv=argv, backoff=CrashLoopBackoff(self.backoff),
                                      started_at=self.clock.now(), restart_policy=restart_policy, **extra)
             self._processes[key] = running
@@ -101,16 +104,21 @@ class PodProcesses:
             self.stop(key)
         self._launcher.shutdown()
 
-    def _launch(self, argv: list[str], log_path: Path) -> subprocess.Popen:
-        return self._launcher.submit(self._popen, argv, log_path).result()
+    def environment(self, ip: str) -> dict[str, str]:
+        """The pod network's variables for a process of the pod at ``ip`` (none without one);
+        a runtime that clears the environment (``env -i``) passes them on itself."""
+        return self.network.environment(ip) if self.network is not None else {}
+
+    def _launch(self, argv: list[str], ip: str, log_path: Path) -> subprocess.Popen:
+        return self._launcher.submit(self._popen, argv, {**os.environ, **self.environment(ip)}, log_path).result()
 
     @staticmethod
-    def _popen(argv: list[str], log_path: Path) -> subprocess.Popen:
+    def _popen(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
         with open(log_path, "ab") as out:
             # Gone with the runner even when it is killed, and only then: the launcher thread
             # outlives every process it starts.
             return subprocess.Popen(dying_with_parent(argv), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, process_group=0)
+                                    stdin=subprocess.DEVNULL, process_group=0, env=env)
 
     def _current(self, key: str, running: RunningProcess) -> bool:
         return self._processes.get(key) is running and not self._stopped
@@ -145,7 +153,7 @@ class PodProcesses:
             while self._current(key, running):
                 remaining = deadline - self.clock.now()
                 if remaining <= 0:
-                    running.proc = self._launch(running.argv, running.log_path)
+                    running.proc = self._launch(running.argv, running.pod_ip, running.log_path)
                     running.restarts += 1
                     running.started_at = self.clock.now()
                     running.exited.clear()

@@ -13,7 +13,7 @@ process its container would run in a real cluster, listening on that pod IP:
   ``real`` runs a Flux broker in every pod, the MiniCluster's own command on the lead and
   the status container beside it (``sim.realmembers``);
   ``simulated`` runs, for the lead broker (index 0) only,
-  ``ensemble-operator member-status --backend simulated --run``, the
+  ``python hack/sim/member`` (``sim.member``), the
   simulated Flux queue following the member's ensemble.yaml, asking the ensemble
   service (found through the ``<e>-grpc`` Service) to grow or shrink. When it
   exits, its exit code is written to the MiniCluster's pods (kwok then marks them
@@ -46,6 +46,7 @@ from controller.proto.wire import MINICLUSTER_MEMBER
 from controller.reconcilers.leadbroker import pod_index
 from controller.runtime import ControllerBuilder, Manager, Request, Result
 from sim import fluxmembers
+from sim.podnetwork import PodNetwork, pod_network
 from sim.podprocesses import PodProcesses, RunningProcess
 from sim.pods import container_named, flag_value, is_running, pod_ip
 from sim.realmembers import ROLES as REAL_ROLES
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_CONTAINER = "ensemble-service"
 MEMBER_STATUS_CONTAINER = "ensemble-member-status"
+SIMULATED_MEMBER = Path(__file__).resolve().parent / "member"   # python <dir>: its __main__.py
 EXIT_CODE_ANNOTATION = "ensemble.flux-framework.org/sim-exit-code"
 RETRY_SECONDS = 1.0
 
@@ -67,7 +69,7 @@ class PodProcessRunner:
     def __init__(self, manager: Manager, *, server: str, ca_file: str, workdir: Path,
                  speed: float = 10.0, python: str = sys.executable, clock: Clock = RealClock(),
                  backoff: BackoffPolicy = BackoffPolicy(), members: str = "simulated",
-                 flux: fluxmembers.FluxBuild | None = None) -> None:
+                 flux: fluxmembers.FluxBuild | None = None, network: PodNetwork | None = None) -> None:
         self.client: KubeClient = manager.client
         self.pods = manager.cache(PODS)
         self.services = manager.cache(SERVICES)
@@ -76,7 +78,9 @@ class PodProcessRunner:
         self.speed = speed
         self.python = python
         self.clock = clock
-        self.processes = PodProcesses(workdir, self, clock=clock, backoff=backoff)
+        # Each pod's connections come from its pod IP, as on a node: the ensemble service tells
+        # its callers apart by it (sim.podnetwork).
+        self.processes = PodProcesses(workdir, self, clock=clock, backoff=backoff, network=network or pod_network())
         workdir.mkdir(parents=True, exist_ok=True)
         if members not in fluxmembers.RUNTIMES:
             raise ValueError(f"members={members!r}: expected one of {', '.join(fluxmembers.RUNTIMES)}")
@@ -253,9 +257,9 @@ class PodProcessRunner:
         ensemble_yaml.write_text(config_map.get("data", {}).get("ensemble.yaml", ""))
         status_port = flag_value(str(status_container.get("command") or ""), "--port", "50052")
         nodes = max(1, self._running_pods_of(namespace, minicluster))
-        argv = [self.python, "-m", "controller", "member-status", "--backend", "simulated",
+        argv = [self.python, str(SIMULATED_MEMBER),
                 "--host", pod_ip(pod), "--port", status_port, "--ensemble-yaml", str(ensemble_yaml),
-                "--nodes", str(nodes), "--run", "--service", f"{address}:{port}",
+                "--nodes", str(nodes), "--service", f"{address}:{port}",
                 "--name", minicluster, "--speed", str(self.speed)]
         # Never restarted in place, whatever the pod says (the Flux Operator's say OnFailure): a
         # new run would not know the resizes since. Its exit fails or completes the pods, and

@@ -171,7 +171,7 @@ class RealMembers:
             pre=str((app.get("commands") or {}).get("pre") or ""),
             options=fm.broker_options(hostname, fm.required_ranks(spec)),
             command=str(app.get("command") or "") if lead else None))
-        argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+        argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1", *self._network(pod),
                 "unshare", "--mount", "--propagation", "private", "/bin/bash", str(script)]
         self.processes.start(key, LEAD if lead else WORKER, pod_ip(pod), argv, minicluster=minicluster)
         return Result(requeue_after=SOCKET_POLL_SECONDS) if lead else Result()
@@ -192,13 +192,18 @@ class RealMembers:
         if container is None or not container.get("command"):
             return Result()
         command = fm.member_status_command(str(container["command"]), pod_ip(pod))
-        argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+        argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1", *self._network(pod),
                 f"PATH={self.operator_bin}:{self.build.prefix / 'bin'}:{fm.STANDARD_PATH}",
                 f"PYTHONPATH={self.build.bindings()}", f"fluxsocket={fm.LOCAL_URI}",
                 "nsenter", f"--target={broker.proc.pid}", "--mount", "--", "/bin/bash", "-c", command]
         self.processes.start(status_key(key), STATUS, pod_ip(pod), argv, container=STATUS_CONTAINER,
                              minicluster=broker.minicluster)
         return Result()
+
+    def _network(self, pod: dict) -> list[str]:
+        """The pod network's variables, which ``env -i`` would clear: the brokers, ensemble-python
+        and the sidecar connect from the pod's IP."""
+        return [f"{name}={value}" for name, value in self.processes.environment(pod_ip(pod)).items()]
 
     # ---- files ----------------------------------------------------------------------------
     def _minicluster_dir(self, mc: dict) -> Path:

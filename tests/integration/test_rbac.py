@@ -111,12 +111,17 @@ def test_an_ensemble_service_may_resize_its_own_members_and_nothing_else(
         assert can_i(kube_cluster, service, "get", minicluster, namespace, member)
         assert can_i(kube_cluster, service, "patch", minicluster, namespace, member)
     assert can_i(kube_cluster, service, "get", ensembles, namespace, "svc")
+    for verb in ("list", "watch"):  # its cache of the pods that call it
+        assert can_i(kube_cluster, service, verb, "pods", namespace, None)
     for verb, resource, name in (("get", minicluster, "svc-2"), ("patch", minicluster, "other-0"),
                                  ("get", ensembles, "other"), ("list", minicluster, None),
                                  ("delete", minicluster, "svc-0"), ("patch", ensembles, "svc"),
-                                 ("get", "configmaps", "svc-0"), ("patch", f"{minicluster}/scale", "svc-0")):
+                                 ("get", "configmaps", "svc-0"), ("patch", f"{minicluster}/scale", "svc-0"),
+                                 ("get", "pods", "svc-0-0"), ("create", "pods", None), ("patch", "pods", "x"),
+                                 ("delete", "pods", "x"), ("get", "pods/log", "x"), ("create", "pods/exec", "x")):
         assert not can_i(kube_cluster, service, verb, resource, namespace, name), f"{verb} {resource} {name}"
     assert not can_i(kube_cluster, service, "patch", minicluster, "default", "svc-0")
+    assert not can_i(kube_cluster, service, "list", "pods", "default", None)
 
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}

@@ -64,10 +64,11 @@ def test_role_grants_only_what_the_service_needs() -> None:
          "resourceNames": ["demo"], "verbs": ["get"]},
         {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles/status"],
          "resourceNames": ["demo"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},   # who is calling
     ]
     # never an empty resourceNames list: that would grant every MiniCluster
     assert [rule["resources"] for rule in role(make_ensemble(members=[]))["rules"]] == [
-        ["ensembles"], ["ensembles/status"]]
+        ["ensembles"], ["ensembles/status"], ["pods"]]
     binding = role_binding(make_ensemble())
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo", "namespace": "ns1"}]

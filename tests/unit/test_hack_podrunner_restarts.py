@@ -56,8 +56,8 @@ class LaunchRecording(PodProcesses):
         super().__init__(*args, **kwargs)
         self.launched: list[subprocess.Popen] = []
 
-    def _launch(self, argv: list[str], log_path: Path) -> subprocess.Popen:
-        proc = super()._launch(argv, log_path)
+    def _launch(self, argv: list[str], ip: str, log_path: Path) -> subprocess.Popen:
+        proc = super()._launch(argv, ip, log_path)
         self.launched.append(proc)
         return proc
 

@@ -48,14 +48,17 @@ def service_account(ensemble: dict) -> dict:
 def role(ensemble: dict) -> dict:
     """Least privilege for the ensemble service: read and patch its own members' MiniClusters
     (their size), read its own Ensemble (budget, status) and patch its status (the budget
-    ledger, ``status.budgetGrants``; the Ensemble's spec stays out of reach), each by name.
+    ledger, ``status.budgetGrants``; the Ensemble's spec stays out of reach), each by name; and
+    list/watch pods in its namespace, for the cache that tells who is calling (its lead
+    brokers' pod IPs; RBAC cannot narrow a list by label, and nothing more is granted on pods).
     Exactly the calls controller/service makes; the API server, not only the service, refuses
     the rest."""
     count = len((ensemble.get("spec") or {}).get("members") or [])
     rules = [{"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
               "resourceNames": [ensemble_name(ensemble)], "verbs": ["get"]},
              {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles/status"],
-              "resourceNames": [ensemble_name(ensemble)], "verbs": ["patch"]}]
+              "resourceNames": [ensemble_name(ensemble)], "verbs": ["patch"]},
+             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
     if count:  # an empty resourceNames list would grant every name
         rules.insert(0, {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
                          "resourceNames": [member_name(ensemble, index) for index in range(count)],
