@@ -1,6 +1,7 @@
-"""Write the generated API artifacts: manifests/crd.yaml and docs/api-reference.md.
+"""Write the generated API artifacts: manifests/crd.yaml and docs/api-reference.md, and the
+install files made from manifests/: dist/ensemble-operator.yaml and the Helm chart's CRD.
 
-Both come from api/v1alpha1/types.py. ``--check`` writes nothing and exits 1 when a
+The CRD comes from api/v1alpha1/types.py (see hack/install_files.py for the others). ``--check`` writes nothing and exits 1 when a
 committed file differs from the generator output (for CI).
 """
 from __future__ import annotations
@@ -14,8 +15,10 @@ sys.path.insert(0, str(ROOT))
 
 from api.v1alpha1.crd import crd_yaml  # noqa: E402
 from api.v1alpha1.reference import reference_markdown  # noqa: E402
+from install_files import chart_crd_yaml, dist_yaml  # noqa: E402
 
-OUTPUTS = {"manifests/crd.yaml": crd_yaml, "docs/api-reference.md": reference_markdown}
+OUTPUTS = {"manifests/crd.yaml": crd_yaml, "docs/api-reference.md": reference_markdown,
+           "dist/ensemble-operator.yaml": dist_yaml, "chart/templates/crd.yaml": chart_crd_yaml}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,7 +63,7 @@ def test_rendering_leaves_the_manifests_documents_alone() -> None:
     documents = [d for d in yaml.safe_load_all(render_kustomization()) if d]
     providers.with_operator_image(documents, IMAGE)
     (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":latest")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/converged-computing/")
     with pytest.raises(ValueError, match="no Deployment ensemble-operator"):
         providers.with_operator_image([d for d in documents if d["kind"] != "Deployment"], IMAGE)
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Our operator image: it carries both the ensemble service and the member status endpoint.
-DEFAULT_OPERATOR_IMAGE = "ghcr.io/converged-computing/ensemble-operator-python:latest"
+# Our operator image: it carries both the ensemble service and the member status endpoint. Its tag is
+# the release version (pyproject.toml), as in manifests/ and the chart (tests/unit/test_release.py).
+DEFAULT_OPERATOR_IMAGE = "ghcr.io/converged-computing/ensemble-operator-python:0.1.0"
 DEFAULT_SERVICE_PORT = 50051
 DEFAULT_SERVICE_WORKERS = 10
 DEFAULT_MEMBER_STATUS_PORT = 50052
