@@ -1,6 +1,6 @@
 """Benchmark: can one StatusPoller poll 1,000 members within one 10 s heartbeat?
 
-A child process serves the simulated member endpoint (controller.member) on 1,000
+A child process serves the member endpoint (controller.member over sim.member's queue) on 1,000
 ports of 127.0.0.1 through a handful of gRPC servers, so every member has its own
 address and channel, as in a cluster, and the servers do not share the poller's GIL.
 The same run measures the naive baseline: sequential calls, a fresh channel each.
@@ -21,14 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "hack")]
 
 import grpc  # noqa: E402
 
 from controller.clock import RealClock  # noqa: E402
 from controller.member.jobgroups import JobGroup  # noqa: E402
 from controller.member.servicer import MemberServicer  # noqa: E402
-from controller.member.simulator import SimulatedFlux  # noqa: E402
+from sim.member.simulator import SimulatedFlux  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc  # noqa: E402
 from controller.proto.wire import MINICLUSTER_MEMBER  # noqa: E402

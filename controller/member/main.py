@@ -1,4 +1,8 @@
-"""``ensemble-operator member-status``: the status endpoint of one member's lead broker."""
+"""``ensemble-operator member-status``: the status endpoint of one member's lead broker.
+
+It serves the real Flux broker it runs beside; the simulated member the local environment
+runs instead lives in ``hack/sim/member`` (``python hack/sim/member``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,14 +10,11 @@ import logging
 import threading
 from pathlib import Path
 
-from controller.clock import RealClock
-from controller.member import session
 from controller.member.backend import BackendError, MemberBackend
 from controller.member.brokerwatch import BrokerWatch, connect_when_ready
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import JobGroup, load_job_groups
 from controller.member.servicer import DEFAULT_MAX_SUBMIT, NAME_REQUIRED, MemberServicer
-from controller.member.simulator import SimulatedFlux
 from controller.proto.limits import DEFAULT_MAX_MESSAGE_BYTES
 from controller.proto.server import GrpcServer
 
@@ -23,52 +24,32 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
-    parser.add_argument("--backend", choices=("flux", "simulated"), default="flux",
-                        help="flux: the local Flux broker; simulated: a deterministic in-process queue")
     parser.add_argument("--ensemble-yaml", type=Path, default=None,
                         help="the member's ensemble.yaml (its jobs are the groups that can be submitted)")
-    parser.add_argument("--nodes", type=int, default=1, help="simulated backend: nodes at start (default 1)")
     parser.add_argument("--workers", type=int, default=4, help="gRPC worker threads (default 4)")
     parser.add_argument("--name", default="",
                         help="this member's MiniCluster name (required): requests naming another member "
-                             "are DENIED, and --run sends it with grow/shrink")
+                             "are DENIED")
     parser.add_argument("--max-submit", type=int, default=DEFAULT_MAX_SUBMIT,
                         help=f"most jobs one submit action may ask for (default {DEFAULT_MAX_SUBMIT})")
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
                         help=f"largest gRPC message received or sent (default {DEFAULT_MAX_MESSAGE_BYTES})")
     parser.add_argument("--broker-wait-timeout", type=float, default=None,
-                        help="flux backend: seconds to wait for the broker to answer at start "
+                        help="seconds to wait for the broker to answer at start "
                              "(default: as long as it takes)")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
     parser.add_argument("--broker-check-interval", type=float, default=5.0,
-                        help="flux backend: seconds between broker liveness checks; the endpoint exits 0 "
+                        help="seconds between broker liveness checks; the endpoint exits 0 "
                              "after 3 failures in a row, so the lead pod can complete (default 5)")
-    simulated_run = parser.add_argument_group("simulated ensemble run (--run)")
-    simulated_run.add_argument("--run", action="store_true",
-                     help="also follow the ensemble.yaml's rules on the simulated queue, as ensemble-python "
-                          "would in the lead broker (needs --backend simulated)")
-    simulated_run.add_argument("--service", metavar="HOST:PORT", default=None,
-                     help="the ensemble service that grow/shrink rules ask")
-    simulated_run.add_argument("--speed", type=float, default=1.0,
-                     help="simulated seconds per wall second (default 1; 10 makes `sleep 10` take 1 s)")
-    simulated_run.add_argument("--linger", type=float, default=10.0,
-                     help="wall seconds the status endpoint keeps answering after terminate (default 10)")
 
 
 def build_backend(args: argparse.Namespace) -> MemberBackend:
-    """The chosen backend; the simulated one starts by submitting every group's ``count`` jobs."""
+    """The local Flux broker, once it answers (or ``--broker-wait-timeout`` passes)."""
     groups = _groups(args.ensemble_yaml)
-    if args.backend == "flux":
-        return connect_when_ready(lambda: FluxBackend(groups), timeout=args.broker_wait_timeout)
-    simulated = SimulatedFlux(groups, args.nodes, RealClock())
-    for group in groups.values():
-        simulated.submit(group.name, group.count)
-    return simulated
+    return connect_when_ready(lambda: FluxBackend(groups), timeout=args.broker_wait_timeout)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.run:
-        return session.run(args)
     try:
         if not args.name:  # before the backend: the flux one connects to the broker
             raise ValueError(NAME_REQUIRED)

@@ -16,7 +16,7 @@ from controller.kube.client import KubeClient
 from controller.kube.resources import ENSEMBLES, EVENTS, JOBS, MINICLUSTERS, PODS
 from controller.member.jobgroups import JobGroup
 from controller.member.servicer import MemberServicer
-from controller.member.simulator import SimulatedFlux
+from sim.member.simulator import SimulatedFlux
 from controller.reconcilers.desired.meta import ownership_labels
 from controller.proto.server import GrpcServer
 from tests.helpers import wait_for

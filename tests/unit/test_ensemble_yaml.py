@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
-from tests.unit.test_member_runner import SteppingClock, ensemble_run
+from tests.unit.test_hack_sim_member_runner import SteppingClock, ensemble_run
 
 BASE = "spec.members[0].ensemble"
 

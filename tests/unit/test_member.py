@@ -16,7 +16,7 @@ from controller.member.backend import BackendError, PartialSubmit
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import DEFAULT_DURATION, load_job_groups, sleep_duration
 from controller.member.servicer import MemberServicer
-from controller.member.simulator import SimulatedFlux
+from sim.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.proto.server import GrpcServer
@@ -141,22 +141,22 @@ def parse_args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_simulated_backend_submits_every_group_at_start(tmp_path: Path) -> None:
-    path = tmp_path / "ensemble.yaml"
-    path.write_text(ENSEMBLE_YAML)
-    backend = member_main.build_backend(parse_args("--backend", "simulated", "--nodes", "8",
-                                                   "--ensemble-yaml", str(path)))
-    queue = backend.status()["queue"]
-    assert queue["run"] + queue["sched"] + queue["inactive"] == 5
+@pytest.mark.parametrize("flags", [("--backend", "simulated"), ("--run",), ("--nodes", "8")])
+def test_the_sidecar_command_has_no_simulated_member_flags(flags: tuple[str, ...],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The simulated member is hack/sim/member's own entry point, not a mode of the sidecar."""
+    with pytest.raises(SystemExit) as exited:
+        parse_args("--name", "ens-0", *flags)
+    assert exited.value.code == 2
+    assert f"unrecognized arguments: {' '.join(flags)}" in capsys.readouterr().err
 
 
 def test_run_fails_cleanly_without_flux_or_with_a_missing_file(caplog: pytest.LogCaptureFixture,
                                                               tmp_path: Path) -> None:
-    assert member_main.run(parse_args("--backend", "flux", "--port", "0", "--name", "ens-0")) == 1
+    assert member_main.run(parse_args("--port", "0", "--name", "ens-0")) == 1
     assert "`flux` Python module" in caplog.text
     missing = tmp_path / "absent.yaml"
-    assert member_main.run(parse_args("--backend", "simulated", "--ensemble-yaml", str(missing),
-                                      "--name", "ens-0")) == 1
+    assert member_main.run(parse_args("--ensemble-yaml", str(missing), "--name", "ens-0")) == 1
     assert f"--ensemble-yaml {missing}" in caplog.text
 
 
@@ -205,7 +205,7 @@ def test_a_message_over_the_size_limit_is_refused_and_the_endpoint_goes_on(membe
 
 
 def test_the_endpoint_needs_its_member_name(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    assert member_main.run(parse_args("--backend", "simulated", "--port", "0")) == 1
+    assert member_main.run(parse_args("--port", "0")) == 1
     assert "--name: required: the member (MiniCluster) this endpoint answers for" in caplog.text
     with pytest.raises(ValueError, match="--max-submit: must be >= 1, got 0"):
         MemberServicer(SimulatedFlux({}, 1, FakeClock()), "ens-0", max_submit=0)

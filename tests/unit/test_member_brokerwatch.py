@@ -9,7 +9,7 @@ import pytest
 
 from controller.member import main as member_main
 from controller.member.brokerwatch import BrokerWatch
-from controller.member.simulator import SimulatedFlux
+from sim.member.simulator import SimulatedFlux
 
 
 class InstantClock:

@@ -22,10 +22,10 @@ import yaml
 
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
 from controller.clock import Clock
-from controller.member.action_client import ActionReply
-from controller.member.metrics import GroupMetrics
-from controller.member.rules import SCALING_ACTIONS, Rule, heartbeat_seconds, parse_rules
-from controller.member.simulator import JobTransition
+from sim.member.action_client import ActionReply
+from sim.member.metrics import GroupMetrics
+from sim.member.rules import SCALING_ACTIONS, Rule, heartbeat_seconds, parse_rules
+from sim.member.simulator import JobTransition
 from controller.proto.errors import ActionCallError
 
 log = logging.getLogger(__name__)

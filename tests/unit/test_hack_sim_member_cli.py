@@ -1,4 +1,4 @@
-"""``ensemble-operator member-status --run``: status endpoint and ensemble run in one process.
+"""``python hack/sim/member``: a simulated member's status endpoint and ensemble run in one process.
 
 The process runs as it would in a demo (own process, real time sped up with --speed); the
 test talks to it over gRPC on 127.0.0.1 and plays the ensemble service for grow requests.
@@ -20,24 +20,25 @@ import pytest
 import yaml
 
 from controller.clock import RealClock
-from controller.member import main as member_main
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.proto.server import GrpcServer
-from tests.unit.test_member_runner import FakeEnsembleService, upstream_member_yaml
+from sim.member import session as member_main
+from tests.unit.test_hack_sim_member_runner import FakeEnsembleService, upstream_member_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+SIMULATED_MEMBER = ROOT / "hack" / "sim" / "member"   # the pod process runner starts this path
 LISTENING = "gRPC server listening on "
 
 
 class MemberProcess:
-    """The member-status command in a child process; its JSON log lines are collected as they come."""
+    """The simulated member's entry point in a child process; its JSON log lines are collected as they come."""
 
     def __init__(self, *argv: str) -> None:
         self.messages: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "controller", "member-status", "--log-format", "json",
+            [sys.executable, str(SIMULATED_MEMBER), "--log-format", "json",
              "--host", "127.0.0.1", "--port", "0", "--name", "ensemble-0", *argv],
             cwd=ROOT, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -103,7 +104,7 @@ def status(address: str) -> dict:
 
 def test_hello_world_runs_to_terminate_and_the_drained_queue_stays_observable(
         tmp_path: Path, start_member: Callable[..., MemberProcess]) -> None:
-    member = start_member("--run", "--backend", "simulated", "--ensemble-yaml",
+    member = start_member("--ensemble-yaml",
                           str(write_member_yaml(tmp_path, "hello-world.yaml")),
                           "--speed", "100", "--linger", "2")
     address = member.address()
@@ -131,7 +132,7 @@ def test_grow_requests_reach_the_service_and_a_resize_reaches_the_running_member
     service = GrpcServer(servicer, "127.0.0.1", 0, 2)
     service.start()
     try:
-        member = start_member("--run", "--backend", "simulated", "--ensemble-yaml",
+        member = start_member("--ensemble-yaml",
                               str(write_member_yaml(tmp_path, "grow-shrink.yaml")),
                               "--service", service.address,
                               "--speed", "100", "--linger", "2")
@@ -147,7 +148,7 @@ def test_grow_requests_reach_the_service_and_a_resize_reaches_the_running_member
 
 def test_sigterm_ends_a_running_ensemble_with_status_zero(
         tmp_path: Path, start_member: Callable[..., MemberProcess]) -> None:
-    member = start_member("--run", "--backend", "simulated", "--ensemble-yaml",
+    member = start_member("--ensemble-yaml",
                           str(write_member_yaml(tmp_path, "hello-world.yaml")))
     address = member.address()
     assert status(address)["queue"]["run"] == 1                  # the start rule's sleep 10 is running
@@ -167,22 +168,21 @@ GROWING_YAML = yaml.safe_dump({"jobs": [{"name": "a", "command": "sleep 1"}],
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--backend", "flux"], "--run: needs --backend simulated"),
-    (["--backend", "simulated"], "--run: needs --ensemble-yaml"),
-    (["--backend", "simulated", "--speed", "0", "--ensemble-yaml", "{yaml}"],
+    ([], "--ensemble-yaml: required"),
+    (["--speed", "0", "--ensemble-yaml", "{yaml}"],
      "--speed: must be > 0, got 0.0"),
-    (["--backend", "simulated", "--ensemble-yaml", "{yaml}"],
+    (["--ensemble-yaml", "{yaml}"],
      "rules[0].action.name: grow needs the ensemble service address (--service HOST:PORT)"),
-    (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "127.0.0.1:50051", "--name", ""],
+    (["--ensemble-yaml", "{yaml}", "--service", "127.0.0.1:50051", "--name", ""],
      "--name: required: the member (MiniCluster) this endpoint answers for"),
-    (["--backend", "simulated", "--ensemble-yaml", "{yaml}", "--service", "nowhere"],
+    (["--ensemble-yaml", "{yaml}", "--service", "nowhere"],
      "service address: expected HOST:PORT, got 'nowhere'"),
-    (["--backend", "simulated", "--ensemble-yaml", "{missing}"], "No such file or directory"),
+    (["--ensemble-yaml", "{missing}"], "No such file or directory"),
 ])
 def test_bad_run_arguments_fail_before_serving_naming_the_cause(
         argv: list[str], message: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "ensemble.yaml"
     path.write_text(GROWING_YAML)
     argv = [arg.format(yaml=path, missing=tmp_path / "absent.yaml") for arg in argv]
-    assert member_main.run(parse_args("--run", "--port", "0", "--name", "e-0", *argv)) == 1
+    assert member_main.run(parse_args("--port", "0", "--name", "e-0", *argv)) == 1
     assert message in caplog.text

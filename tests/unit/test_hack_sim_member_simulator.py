@@ -6,7 +6,7 @@ import pytest
 from controller.clock import FakeClock
 from controller.member.backend import BackendError
 from controller.member.jobgroups import JobGroup
-from controller.member.simulator import SimulatedFlux
+from sim.member.simulator import SimulatedFlux
 
 GROUPS = {
     "small": JobGroup("small", "sleep 10", 3, 1, 10.0),

@@ -1,4 +1,7 @@
-"""``member-status --run``: the status endpoint and a simulated ensemble run in one process.
+"""A simulated member: its status endpoint and its ensemble run in one process.
+
+What the pod process runner starts for a lead broker when Flux cannot run here
+(``python hack/sim/member``; ``--help`` lists the flags).
 
 Both share one SimulatedFlux, so the operator's status polls see the queue the run drives,
 and a ``resize`` sent to the endpoint changes the nodes the run's jobs get. After a
@@ -11,16 +14,20 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
 from controller.clock import ScaledClock
-from controller.member.action_client import ActionClient
+from controller.logs import LEVELS, configure
+from sim.member.action_client import ActionClient
 from controller.member.jobgroups import load_job_groups
-from controller.member.runner import EnsembleRun
-from controller.member.servicer import NAME_REQUIRED, MemberServicer
-from controller.member.simulator import SimulatedFlux
+from sim.member.runner import EnsembleRun
+from controller.member.servicer import DEFAULT_MAX_SUBMIT, NAME_REQUIRED, MemberServicer
+from controller.proto.limits import DEFAULT_MAX_MESSAGE_BYTES
+from sim.member.simulator import SimulatedFlux
 from controller.proto.server import GrpcServer
 
 log = logging.getLogger(__name__)
@@ -76,11 +83,8 @@ class MemberSession:
 
 def build_session(args: argparse.Namespace) -> MemberSession:
     """Everything is checked before the port is bound; errors name the flag or ensemble.yaml field."""
-    if args.backend != "simulated":
-        raise ValueError("--run: needs --backend simulated "
-                         "(in a real MiniCluster ensemble-python runs the ensemble)")
     if args.ensemble_yaml is None:
-        raise ValueError("--run: needs --ensemble-yaml (the rules to follow)")
+        raise ValueError("--ensemble-yaml: required (the rules to follow)")
     if not args.speed > 0:
         raise ValueError(f"--speed: must be > 0, got {args.speed}")
     if not args.name:
@@ -104,6 +108,32 @@ def build_session(args: argparse.Namespace) -> MemberSession:
     return MemberSession(server, ensemble, actions, args.linger, args.grace)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC port of the status endpoint (default 50051)")
+    parser.add_argument("--name", default="",
+                        help="this member's MiniCluster name (required): sent with grow/shrink, and status "
+                             "requests naming another member are DENIED")
+    parser.add_argument("--ensemble-yaml", type=Path, default=None,
+                        help="the member's ensemble.yaml: the jobs queued at start and the rules followed")
+    parser.add_argument("--nodes", type=int, default=1, help="nodes at start (default 1)")
+    parser.add_argument("--service", metavar="HOST:PORT", default=None,
+                        help="the ensemble service that grow/shrink rules ask")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="simulated seconds per wall second (default 1; 10 makes `sleep 10` take 1 s)")
+    parser.add_argument("--linger", type=float, default=10.0,
+                        help="wall seconds the status endpoint keeps answering after terminate (default 10)")
+    parser.add_argument("--workers", type=int, default=4, help="gRPC worker threads (default 4)")
+    parser.add_argument("--max-submit", type=int, default=DEFAULT_MAX_SUBMIT,
+                        help=f"most jobs one submit action may ask for (default {DEFAULT_MAX_SUBMIT})")
+    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                        help=f"largest gRPC message received or sent (default {DEFAULT_MAX_MESSAGE_BYTES})")
+    parser.add_argument("--grace", type=float, default=5.0, help="seconds to finish requests on SIGTERM")
+    parser.add_argument("--log-format", choices=("json", "text"), default="json",
+                        help="log line format (default json)")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", help="(default info)")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         session = build_session(args)
@@ -111,3 +141,14 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 1
     return session.serve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hack/sim/member",
+                                     description="Run one simulated member: a status endpoint over a simulated "
+                                                 "Flux queue, following the member's ensemble.yaml as "
+                                                 "ensemble-python would.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    configure(args.log_format, args.log_level)
+    return run(args)

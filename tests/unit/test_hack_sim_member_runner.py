@@ -16,11 +16,11 @@ import yaml
 
 from api.v1alpha1.ensemble_yaml import METRIC_MODELS
 from controller.clock import FakeClock
-from controller.member.action_client import ActionClient
+from sim.member.action_client import ActionClient
 from controller.member.jobgroups import load_job_groups
-from controller.member.metrics import KEPT_MODELS
-from controller.member.runner import EnsembleRun
-from controller.member.simulator import SimulatedFlux
+from sim.member.metrics import KEPT_MODELS
+from sim.member.runner import EnsembleRun
+from sim.member.simulator import SimulatedFlux
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.proto.server import GrpcServer
@@ -230,7 +230,7 @@ custom: |
       raise SystemExit("custom code must not run in the simulator")
 """
     run, _ = ensemble_run(text, clock)
-    with caplog.at_level(logging.INFO, logger="controller.member.runner"):
+    with caplog.at_level(logging.INFO, logger="sim.member.runner"):
         assert run.run() is True
     assert [f.action for f in run.fired] == ["custom", "terminate"]
     skipped = [r for r in caplog.records if "custom" in r.getMessage()]
@@ -242,9 +242,9 @@ custom: |
 
 def test_every_fired_action_is_one_log_line(clock: SteppingClock, caplog: pytest.LogCaptureFixture) -> None:
     run, _ = ensemble_run(upstream_member_yaml("hello-world.yaml"), clock)
-    with caplog.at_level(logging.INFO, logger="controller.member.runner"):
+    with caplog.at_level(logging.INFO, logger="sim.member.runner"):
         run.run(until=100)
-    lines = [r.getMessage() for r in caplog.records if r.name == "controller.member.runner"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "sim.member.runner"]
     assert len(lines) == len(run.fired) == 8
     assert lines[1] == ("t=10.0 rules[1] metric count.sleep.success == 1 fired on job 1 (sleep) finish: "
                         "count.sleep.success = 1 -> submit: echo jobs [2, 3, 4, 5, 6]")

@@ -12,9 +12,9 @@ import pytest
 
 from controller.clock import FakeClock, ScaledClock
 from controller.member.jobgroups import JobGroup
-from controller.member.metrics import GroupMetrics
-from controller.member.rules import Frequency, When, heartbeat_seconds, parse_rules
-from controller.member.simulator import JobTransition, SimulatedFlux
+from sim.member.metrics import GroupMetrics
+from sim.member.rules import Frequency, When, heartbeat_seconds, parse_rules
+from sim.member.simulator import JobTransition, SimulatedFlux
 from sim.fluxmembers import flux_build
 
 
