@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
+MAKE_STARTED := $(shell date +%s)
 
 .PHONY: help run test unit integration e2e lint bench cluster-build flux-build cluster-up cluster-down manifests protos clean
 
@@ -19,29 +20,46 @@ help:
 	@echo "make manifests      regenerate manifests/crd.yaml, docs/api-reference.md, dist/ and the chart's CRD"
 	@echo "make protos         regenerate the gRPC stubs in controller/proto"
 
+# pip's own chatter (build backend warnings) goes to $(VENV)/pip.log; its tail is shown if it fails.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	@touch $@
+	@source hack/buildlib.sh; BUILD_NAME=venv; \
+	step_start "$(VENV): the package and its test dependencies" "$$ESTIMATE_VENV"; \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || exit 1; \
+	if ! { $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]'; } >$(VENV)/pip.log 2>&1; then \
+	  tail -n 20 $(VENV)/pip.log >&2; die "pip install failed (above; the whole log: $(VENV)/pip.log)"; fi; \
+	step_done "$(VENV)"; touch $@
 
 # Here the Flux sources come from the shared vendor directory; elsewhere from their official downloads.
 FLUX_CORE_SRC ?= $(firstword $(wildcard ../shared/vendor/flux-core-0.88.0.tar.gz /work/shared/vendor/flux-core-0.88.0.tar.gz))
 FLUX_OPERATOR_SRC ?= $(firstword $(wildcard ../shared/vendor/flux-operator-0d75cef8.tar.gz /work/shared/vendor/flux-operator-0d75cef8.tar.gz))
 export FLUX_CORE_SRC FLUX_OPERATOR_SRC
 
+# Every target checks its prerequisites before anything runs (hack/prereqs.sh): what is
+# missing stops make with one line naming it and the command that installs it.
+# FLUX_OPTIONAL=1: flux-build as part of another target (no check; a failed build warns).
+PREREQS_PROBLEM := $(shell PYTHON='$(PYTHON)' VENV='$(VENV)' E2E_CLUSTER='$(E2E_CLUSTER)' \
+	FLUX_CORE_SRC='$(FLUX_CORE_SRC)' FLUX_OPERATOR_SRC='$(FLUX_OPERATOR_SRC)' \
+	bash hack/prereqs.sh $(if $(FLUX_OPTIONAL),$(filter-out flux-build,$(MAKECMDGOALS)),$(MAKECMDGOALS)))
+ifneq ($(PREREQS_PROBLEM),)
+$(error $(PREREQS_PROBLEM))
+endif
+
 cluster-build:
 	@bash hack/build-k8s.sh >/dev/null
 	@bash hack/build-kwok.sh >/dev/null
 
-# The real Flux Operator and real Flux members; without them the local system falls back
-# to its simulators (and says so), so a failed build warns instead of stopping.
+# The real Flux Operator and real Flux members. As part of run, test, integration, bench and
+# e2e a failed build warns instead of stopping: the local system falls back to its
+# simulators (and says so); `make flux-build` itself fails.
+FLUX_FAILED := $(if $(and $(filter flux-build,$(MAKECMDGOALS)),$(if $(FLUX_OPTIONAL),,strict)),exit 1;)
 flux-build:
-	@bash hack/build-flux-operator.sh >/dev/null || echo "make: the Flux Operator did not build (above): its simulator stands in" >&2
-	@bash hack/build-flux.sh >/dev/null || echo "make: Flux did not build (above): members will be simulated" >&2
+	@bash hack/build-flux-operator.sh >/dev/null || { $(FLUX_FAILED) echo "make: the Flux Operator did not build (above): its simulator stands in" >&2; }
+	@bash hack/build-flux.sh >/dev/null || { $(FLUX_FAILED) echo "make: Flux did not build (above): members will be simulated" >&2; }
 
 run: $(STAMP) cluster-build flux-build
-	$(PY) hack/demo.py
+	@source hack/buildlib.sh; demo_started=$$(date +%s); $(PY) hack/demo.py; status=$$?; now=$$(date +%s); \
+	echo "make run: $$(human_seconds $$(( now - $(MAKE_STARTED) ))) in all (setup and builds $$(human_seconds $$(( demo_started - $(MAKE_STARTED) ))), demo $$(human_seconds $$(( now - demo_started ))))"; \
+	exit $$status
 
 # Unit, integration and the local e2e suite, in one pytest session.
 test: $(STAMP) cluster-build flux-build
@@ -54,9 +72,11 @@ integration: $(STAMP) cluster-build flux-build
 	$(PYTEST) tests/integration
 
 # Only the local cluster needs the control plane built (and Go): kind, k3s and existing do not.
+# It says first what CI runs on that cluster kind and what is only documented.
 e2e: $(STAMP)
-	@cluster="$${E2E_CLUSTER:-$$($(PY) -c 'from tests.e2e.providers import default_provider; print(default_provider())')}"; \
-	if [ "$$cluster" = local ]; then bash hack/build-k8s.sh >/dev/null && bash hack/build-kwok.sh >/dev/null || exit 1; $(MAKE) --no-print-directory flux-build; fi; \
+	@cluster="$${E2E_CLUSTER:-$$(bash hack/prereqs.sh --e2e-cluster)}"; \
+	$(PY) -c "from tests.e2e.providers import ci_coverage; print(ci_coverage('$$cluster'))" || exit 1; \
+	if [ "$$cluster" = local ]; then bash hack/build-k8s.sh >/dev/null && bash hack/build-kwok.sh >/dev/null || exit 1; $(MAKE) --no-print-directory flux-build FLUX_OPTIONAL=1; fi; \
 	echo "E2E_CLUSTER=$$cluster $(PYTEST) tests/e2e -p no:cacheprovider -v"; \
 	E2E_CLUSTER="$$cluster" $(PYTEST) tests/e2e -p no:cacheprovider -v
 

@@ -12,12 +12,10 @@ set -euo pipefail
 BUILD_NAME=build-flux-operator
 # shellcheck source=hack/gobuild.sh
 source "$(dirname "$0")/gobuild.sh"
-FLUX_OPERATOR_COMMIT="${FLUX_OPERATOR_COMMIT:-0d75cef855dee5351d68e32ec139a70e892b5268}"
 PREFIX="$CACHE_ROOT/flux-operator/${FLUX_OPERATOR_COMMIT:0:8}"
 OUT="$PREFIX/bin/manager"
 WORK="$PREFIX/src"
 MODULE=github.com/flux-framework/flux-operator
-started=$(date +%s)
 
 if [ -x "$OUT" ]; then echo "$OUT"; exit 0; fi
 require_go 1.24  # the go directive of its go.mod
@@ -40,12 +38,14 @@ unpack_source() {
     || die "${FLUX_OPERATOR_SRC:-the download} holds no Flux Operator source (no main.go, or go.mod is not module $MODULE)"
 }
 
+step_start "the Flux Operator's manager ($MODULE@${FLUX_OPERATOR_COMMIT:0:8})" "$ESTIMATE_FLUX_OPERATOR"
 unpack_source
 mkdir -p "$PREFIX/bin"
 cd "$WORK"
-log "go build $MODULE@${FLUX_OPERATOR_COMMIT:0:8} (about 1 min on 2 cores; its modules come from the Go module proxy)"
+log "go build $MODULE@${FLUX_OPERATOR_COMMIT:0:8} (its modules come from the Go module proxy)"
 go build -trimpath -ldflags "-s -w" -o "$OUT.tmp" . >&2 || die "go build of the Flux Operator failed (its output above names the cause)"
 mv "$OUT.tmp" "$OUT"
 cd / && rm -rf "$WORK"
-log "built $OUT after $(( $(date +%s) - started ))s"
+log "built $OUT"
+step_done "the Flux Operator's manager"
 echo "$OUT"

@@ -13,7 +13,6 @@ BUILD_NAME=build-flux
 HACK="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/buildlib.sh
 source "$HACK/buildlib.sh"
-FLUX_CORE_VERSION="${FLUX_CORE_VERSION:-0.88.0}"
 # The ensemble-python our MiniClusters install (controller/reconcilers/desired/member.py).
 ENSEMBLE_PYTHON_VERSION="${ENSEMBLE_PYTHON_VERSION:-$(sed -n 's/^ENSEMBLE_PYTHON_VERSION = "\(.*\)"$/\1/p' "$HACK/../controller/reconcilers/desired/member.py")}"
 PREFIX="$CACHE_ROOT/flux/$FLUX_CORE_VERSION"
@@ -22,9 +21,6 @@ WORK="$CACHE_ROOT/flux/src-$FLUX_CORE_VERSION"
 # Flux's bindings are built for this interpreter; the member virtualenv must use the same,
 # with the modules they import (cffi, ply, pyyaml).
 FLUX_PYTHON="${FLUX_PYTHON:-/usr/bin/python3}"
-DEBIAN_DEPS=(autoconf automake libtool make gcc g++ pkg-config libzmq3-dev libjansson-dev liblz4-dev
-             libarchive-dev libhwloc-dev lua5.1 liblua5.1-dev lua-posix python3-cffi python3-ply
-             python3-dev python3-setuptools python3-yaml python3-venv uuid-dev libsqlite3-dev curl)
 
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
@@ -32,10 +28,8 @@ elapsed() { echo "$(( $(date +%s) - started ))s"; }
 [ -n "$ENSEMBLE_PYTHON_VERSION" ] || die "could not read ENSEMBLE_PYTHON_VERSION from controller/reconcilers/desired/member.py"
 
 install_debian_deps() {
-  local missing=() pkg
-  for pkg in "${DEBIAN_DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-  done
+  local missing
+  read -r -a missing <<< "$(missing_debian_packages "${FLUX_DEBIAN_DEPS[@]}")"
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null || die "missing build dependencies (${missing[*]}) and no apt-get: install their equivalents and re-run"
   [ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]}; run: sudo apt-get install -y ${missing[*]}"
@@ -89,9 +83,12 @@ build_member_venv() {
 }
 
 if [ ! -x "$PREFIX/bin/flux" ]; then
+  step_start "flux-core $FLUX_CORE_VERSION and the member virtualenv" "$ESTIMATE_FLUX"
   build_flux
 fi
 if ! { [ -x "$VENV/bin/ensemble" ] && "$VENV/bin/python" -c 'import flux, ensemble' 2>/dev/null; }; then
+  [ -n "${STEP_STARTED:-}" ] || step_start "the member virtualenv" "$ESTIMATE_FLUX"
   build_member_venv
 fi
+[ -z "${STEP_STARTED:-}" ] || step_done "flux-core $FLUX_CORE_VERSION and the member virtualenv"
 echo "$PREFIX"

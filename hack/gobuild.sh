@@ -8,13 +8,16 @@ BIN="$CACHE_ROOT/k8s/$K8S_VERSION/bin"
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
 
 
+# The installed Go's version (1.26.0), or nothing without Go.
+go_version() { if command -v go >/dev/null; then go env GOVERSION 2>/dev/null | sed 's/^go//' || true; fi; }
+version_at_least() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }
+
 require_go() {
-  command -v go >/dev/null || die "Go is not installed. Install Go >= $1 (Debian's golang-go is too old; use the Go toolchain from go.dev) and re-run."
   local have
-  have="$(go env GOVERSION | sed 's/^go//')"
-  if [ "$(printf '%s\n%s\n' "$1" "$have" | sort -V | head -1)" != "$1" ]; then
-    die "this build needs Go >= $1, found $have. Install a newer Go or pin an older release (see the script's variables)."
-  fi
+  have="$(go_version)"
+  [ -n "$have" ] || die "Go is not installed. Install Go >= $1 (Debian's golang-go is too old; use the Go toolchain from go.dev) and re-run."
+  version_at_least "$1" "$have" \
+    || die "this build needs Go >= $1, found $have. Install a newer Go or pin an older release (see the script's variables)."
 }
 
 # go.mod of a published module version, from the module proxy (or die naming it).

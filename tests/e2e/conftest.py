@@ -14,7 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.e2e.providers import REAL, E2ECluster, expected_member_runtime, make_provider, provider_name
+from tests.e2e.providers import (REAL, ClusterUnavailable, E2ECluster, expected_member_runtime, make_provider,
+                                 provider_name)
 from tests.namespaces import scratch_namespace
 
 REAL_FLUX = "real_flux"
@@ -62,7 +63,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
-    provider = make_provider()
+    try:
+        provider = make_provider()
+    except ClusterUnavailable as err:  # one line for the session, not one error per scenario
+        pytest.exit(str(err), returncode=pytest.ExitCode.USAGE_ERROR)
     request.config.stash[RAN] = {"cluster": provider.name, "flux_operator": provider.flux_operator_runtime,
                                  "members": provider.member_runtime, "speed": f"{provider.member_speed:g}"}
     try:

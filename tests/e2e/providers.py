@@ -82,6 +82,59 @@ def _docker_running() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
+# What CI runs on each cluster kind (.ci/run runs `make test`, whose e2e part is local) and
+# what is only documented: `make e2e` prints it first, the README's table says the same.
+CI_COVERAGE = {
+    "local": "run by CI (.ci/run: make test, E2E_CLUSTER=local) on every change: all scenarios, "
+             "with the real Flux Operator and real members built from the vendored sources",
+    "kind": "NOT run by CI, only documented: CI runs E2E_CLUSTER=local only; the kind provider's "
+            "commands and cleanup are unit-tested with fakes (tests/unit/test_e2e_providers.py)",
+    "k3s": "NOT run by CI, only documented: CI runs E2E_CLUSTER=local only; the k3s provider's "
+           "commands and cleanup are unit-tested with fakes (tests/unit/test_e2e_providers.py)",
+    "existing": "NOT run by CI, only documented: CI runs E2E_CLUSTER=local only; the install steps it "
+                "assumes are those of the kind and k3s providers (tests/unit/test_e2e_install.py)",
+}
+
+
+def ci_coverage(name: str) -> str:
+    """The line `make e2e` starts with: what CI runs on this cluster kind."""
+    if name not in CI_COVERAGE:
+        raise SystemExit(f"E2E_CLUSTER={name!r}: choose one of {', '.join(CI_COVERAGE)}")
+    return f"e2e on {name}: {CI_COVERAGE[name]}"
+
+
+class ClusterUnavailable(Exception):
+    """A cluster kind whose tools are missing here (one line naming them and where to get them)."""
+
+
+INSTALL = {
+    "docker": "Docker (https://docs.docker.com/engine/install/)",
+    "kind": "kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
+    "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/, or make cluster-build)",
+}
+NEEDS = {"kind": ("docker", "kind", "kubectl"), "k3s": ("docker", "kubectl"), "existing": ("kubectl",)}
+
+
+def require_tools(name: str, which: Callable[[str], str | None] | None = None,
+                  docker_running: Callable[[], bool] = _docker_running) -> None:
+    """Raise ClusterUnavailable naming every tool ``name``'s provider needs and cannot find,
+    before it starts anything (a missing `kind` would otherwise fail each scenario)."""
+    which = which or shutil.which
+    problems = []
+    for tool in NEEDS.get(name, ()):
+        if tool == "kubectl":
+            try:
+                kubectl_binary()
+            except SystemExit:
+                problems.append(f"install {INSTALL[tool]}")
+        elif which(tool) is None:
+            problems.append(f"install {INSTALL[tool]}")
+        elif tool == "docker" and not docker_running():
+            problems.append("start Docker (docker info fails)")
+    if problems:
+        raise ClusterUnavailable(f"E2E_CLUSTER={name} cannot run here: {'; '.join(problems)}")
+
+
 def lease_holder(kubectl) -> str | None:
     out = kubectl("get", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "-o", "json", check=False)
     try:
@@ -387,6 +440,7 @@ def expected_member_runtime(name: str) -> str:
 
 def make_provider(name: str | None = None) -> E2ECluster:
     name = name or provider_name()
+    require_tools(name)
     try:
         return PROVIDERS[name]()
     except KeyError:

@@ -104,3 +104,37 @@ def test_k3s_setup_failing_stops_the_container(commands: Commands, fake_k3s) -> 
     with pytest.raises(subprocess.CalledProcessError):
         providers.K3sProvider()
     assert FakeK3s.instances[0].started and FakeK3s.instances[0].stopped
+
+
+def test_a_cluster_kind_without_its_tools_is_refused_in_one_line_naming_them(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import localcluster  # hack/, on sys.path through providers
+    monkeypatch.setattr(localcluster, "DEFAULT_BIN_DIR", tmp_path)  # no kubectl built either
+    monkeypatch.setattr(providers.shutil, "which", lambda name: None)
+    with pytest.raises(providers.ClusterUnavailable) as refused:
+        providers.make_provider("kind")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("E2E_CLUSTER=kind cannot run here: ")
+    for tool in ("Docker", "kind", "kubectl"):
+        assert f"install {tool} (http" in message
+
+
+def test_docker_that_does_not_run_is_named_as_such() -> None:
+    with pytest.raises(providers.ClusterUnavailable, match=r"E2E_CLUSTER=k3s cannot run here: start Docker"):
+        providers.require_tools("k3s", which=lambda name: f"/usr/bin/{name}", docker_running=lambda: False)
+    providers.require_tools("k3s", which=lambda name: f"/usr/bin/{name}", docker_running=lambda: True)
+
+
+def test_the_e2e_session_stops_with_one_line_instead_of_an_error_per_scenario(tmp_path) -> None:
+    # pytest run directly (not through make) for kind, on a PATH without kind or docker.
+    import os
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "-q", "-p", "no:cacheprovider"],
+                          cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": "/usr/bin:/bin", "E2E_CLUSTER": "kind", "HOME": str(tmp_path)})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert "Traceback" not in output and "FileNotFoundError" not in output and " error" not in output
+    (line,) = [line for line in output.splitlines() if "E2E_CLUSTER=kind cannot run here" in line]
+    assert "install kind" in line
