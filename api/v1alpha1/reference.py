@@ -104,22 +104,36 @@ def _ensemble_yaml_section() -> list[str]:
     return [
         "## ensemble.yaml (the `ensemble` string of a member)",
         "",
-        "Read by ensemble-python on the lead broker; `validate()` checks it with these rules "
-        "(`api/v1alpha1/ensemble_yaml.py`), reporting paths like `spec.members[0].ensemble.rules[2].when`.",
+        "Read by ensemble-python on the lead broker. `validate()` refuses (phase `Invalid`) exactly what "
+        f"ensemble-python {ensemble_yaml.RULES_VERSION} refuses when `ensemble run` loads the file, plus this "
+        "operator's limits; what it loads but will not do what it seems to say is a warning (condition "
+        "`SpecWarnings`, Event reason `SpecWarnings`). Paths look like `spec.members[0].ensemble.rules[2].when` "
+        "(`api/v1alpha1/ensemble_yaml.py`).",
         "",
-        f"- Top level: {_keys(ensemble_yaml.TOP_LEVEL_KEYS)}; `jobs` and `rules` are required lists.",
-        f"- `logging`: {_keys(ensemble_yaml.LOGGING_KEYS)}; `debug` a boolean, `heartbeat` seconds >= 0.",
-        f"- `jobs[]`: {_keys(ensemble_yaml.JOB_KEYS)}; `name` (unique) and `command` required; "
-        "`count`, `nodes`, `tasks` positive integers; `duration` seconds >= 0.",
-        f"- `rules[]`: {_keys(ensemble_yaml.RULE_KEYS)}; `trigger` one of {_keys(ensemble_yaml.TRIGGERS)}; "
-        "a metric trigger needs `name`; a metric name starts with one of "
-        f"{_keys(ensemble_yaml.METRIC_MODELS)}; `when` is a number or `\"<op> <number>\"` with op one of "
-        "`<` `<=` `>` `>=` (what ensemble-python 0.0.16 understands).",
-        f"- `rules[].action`: {_keys(ensemble_yaml.ACTION_KEYS)}; "
-        f"`name` one of {_keys(ensemble_yaml.ACTIONS)}; "
-        "`submit` needs a `label` naming a job; `custom` needs a `label` naming a function defined in "
-        "`custom`; `repetitions`, `backoff` integers >= 0; `value` positive (an integer for grow/shrink).",
-        "- `custom`: Python source defining the functions custom actions call.",
+        "Refused:",
+        "",
+        "- not a YAML mapping; `jobs` or `rules` missing or not lists; a top-level key named "
+        "`additionalProperties` (its schema places that keyword among the properties);",
+        f"- `logging` not a mapping or with keys other than {_keys(ensemble_yaml.LOGGING_KEYS)}; `debug` not a "
+        "boolean; `heartbeat` not a number; `custom` not a string or not valid Python;",
+        "- `jobs[]` not a mapping or without `name` and `command`; `name`, `command`, `workdir` not strings; "
+        "`count`, `nodes`, `tasks`, `duration` not numbers;",
+        f"- `rules[]` without `trigger` or `action`; `trigger` other than {_keys(ensemble_yaml.TRIGGERS)} "
+        "(the others of its schema are not run by its MiniCluster member); `name` not a string; "
+        "`when` neither a number nor a string whose first `<`, `<=`, `>` or `>=` is followed by a word "
+        "Python's float() reads (`\"> 5\"`; `==`, `!=` and negative comparisons do not load); `action` not a "
+        f"mapping, or its `name` not one of {_keys(ensemble_yaml.ACTIONS)}; a `custom` action whose `label` "
+        "names nothing defined by the `custom` code;",
+        f"- this operator's limits: nesting deeper than {ensemble_yaml.MAX_DEPTH} levels, more than "
+        f"{ensemble_yaml.MAX_NODES} values (aliases counted each time used), text over 64 KiB.",
+        "",
+        "Warned about (loaded by ensemble-python, but not doing what it seems): keys it ignores in jobs, "
+        "rules, actions and at the top; `count`, `nodes`, `tasks` that are not positive integers; a metric "
+        f"rule whose metric cannot exist (models {_keys(ensemble_yaml.METRIC_MODELS)}, "
+        "`count.<group>.success|failed|finished`, `<model>.<group>-pending|duration`, an existing job group); "
+        "`when` on a non-metric rule (ignored); a fractional `when` threshold (read as its integer part); "
+        "a `submit` label naming no job group; `repetitions` or `backoff` that are not numbers, "
+        "`repetitions` <= 0; a grow/shrink `value` that is not a positive integer.",
         "",
     ]
 

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
+from api.v1alpha1.ensemble_yaml import check_ensemble_yaml, ensemble_yaml_warnings, load_ensemble_yaml
 from tests.unit.test_hack_sim_member_runner import SteppingClock, ensemble_run
 
 BASE = "spec.members[0].ensemble"
@@ -62,7 +62,7 @@ def test_when_accepts_numbers_and_comparisons(when: object) -> None:
     assert errors_of(text) == {}
 
 
-@pytest.mark.parametrize("when", ["=> 3", "> five", "<>", "", "true", "[1]", "== 4", "!= 1", "7"])
+@pytest.mark.parametrize("when", ["> five", "<>", "", "true", "[1]", "== 4", "!= 1", "7"])
 def test_when_rejects_other_strings(when: str) -> None:
     text = f"jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: {when!r}\n" \
            "    action: {name: terminate}\n"
@@ -79,43 +79,57 @@ def test_document_must_be_a_mapping() -> None:
     assert errors_of("- a\n- b\n") == {BASE: "must be a YAML mapping with jobs and rules, got array"}
 
 
-def test_jobs_and_rules_are_required_and_unknown_top_level_keys_rejected() -> None:
-    errors = errors_of("logging: {debug: false}\nrule: []\n")
-    assert set(errors) == {f"{BASE}.jobs", f"{BASE}.rules", f"{BASE}.rule"}
-    assert "unknown field" in errors[f"{BASE}.rule"]
+def warnings_of(text: str) -> dict[str, str]:
+    return {w.path: w.message for w in ensemble_yaml_warnings(textwrap.dedent(text), BASE)}
+
+
+def test_jobs_and_rules_are_required_and_unknown_top_level_keys_only_warned_about() -> None:
+    """ensemble-python's schema ignores unknown top-level keys (its additionalProperties: False
+    sits among the properties, so only a key of that name is refused)."""
+    text = "logging: {debug: false}\nrule: []\n"
+    assert set(errors_of(text)) == {f"{BASE}.jobs", f"{BASE}.rules"}
+    assert list(warnings_of(text)) == [f"{BASE}.rule"]
+    assert list(errors_of("additionalProperties: 1\njobs: []\nrules: []\n")) == [f"{BASE}.additionalProperties"]
 
 
 def test_logging_fields() -> None:
-    errors = errors_of("logging: {debug: 'no', heartbeat: -2, colour: red}\njobs: []\nrules: []\n")
+    errors = errors_of("logging: {debug: 'no', heartbeat: '2', colour: red}\njobs: []\nrules: []\n")
     assert set(errors) == {f"{BASE}.logging.debug", f"{BASE}.logging.heartbeat", f"{BASE}.logging.colour"}
+    assert list(warnings_of("logging: {heartbeat: -2}\njobs: []\nrules: []\n")) == [f"{BASE}.logging.heartbeat"]
 
 
-def test_job_fields() -> None:
+def test_job_fields_refused_where_the_schema_refuses_them() -> None:
     errors = errors_of("""
         jobs:
           - name: a
             command: run
-            count: 0
-            nodes: 1.5
+            count: '2'
             tasks: true
-            duration: -1
-            gpus: 1
+            workdir: 3
           - command: run
-          - name: a
-            command: ""
+          - name: 5
+            command: run
         rules: []
         """)
     assert errors == {
-        f"{BASE}.jobs[0].count": "must be a positive integer, got 0",
-        f"{BASE}.jobs[0].nodes": "must be a positive integer, got 1.5",
-        f"{BASE}.jobs[0].tasks": "must be a positive integer, got True",
-        f"{BASE}.jobs[0].duration": "must be a number of seconds >= 0, got -1",
-        f"{BASE}.jobs[0].gpus":
-            "unknown field (allowed: name, command, workdir, count, nodes, tasks, duration)",
+        f"{BASE}.jobs[0].count": "must be a number, got '2'",
+        f"{BASE}.jobs[0].tasks": "must be a number, got True",
+        f"{BASE}.jobs[0].workdir": "must be a string, got 3",
         f"{BASE}.jobs[1].name": "required field is missing",
-        f"{BASE}.jobs[2].command": "must be a non-empty string, got ''",
-        f"{BASE}.jobs[2].name": "duplicate job name 'a'",
+        f"{BASE}.jobs[2].name": "must be a string, got 5",
     }
+
+
+def test_job_values_ensemble_python_loads_but_cannot_submit_are_warnings() -> None:
+    text = """
+        jobs:
+          - {name: a, command: run, count: 0, nodes: 1.5, duration: -1, gpus: 1}
+          - {name: a, command: run again}
+        rules: []
+        """
+    assert errors_of(text) == {}
+    assert set(warnings_of(text)) == {f"{BASE}.jobs[0].count", f"{BASE}.jobs[0].nodes",
+                                      f"{BASE}.jobs[0].duration", f"{BASE}.jobs[0].gpus"}
 
 
 def test_rule_triggers() -> None:
@@ -125,25 +139,57 @@ def test_rule_triggers() -> None:
           - action: {name: terminate}
           - trigger: Job-Finish
             action: {name: terminate}
-          - trigger: interval
+          - trigger: job-success
             action: {name: terminate}
           - trigger: metric
             action: {name: terminate}
           - trigger: job-finish
             action: {name: terminate}
-          - trigger: metric
-            name: total.a
-            action: {name: terminate}
         """)
-    # rules[4]: a job-<event> rule without a name fires for every job (ensemble-python allows it)
-    assert set(errors) == {f"{BASE}.rules[0].trigger", f"{BASE}.rules[1].trigger", f"{BASE}.rules[2].trigger",
-                           f"{BASE}.rules[3].name", f"{BASE}.rules[5].name"}
-    assert "metric name" in errors[f"{BASE}.rules[3].name"]
-    assert "must start with one of count, mean" in errors[f"{BASE}.rules[5].name"]
+    # rules[3]: a metric rule without a name loads (and can never fire: a warning)
+    assert set(errors) == {f"{BASE}.rules[0].trigger", f"{BASE}.rules[1].trigger", f"{BASE}.rules[2].trigger"}
+    assert "not supported by ensemble-python 0.0.16's MiniCluster member" in errors[f"{BASE}.rules[2].trigger"]
+
+
+def test_rules_that_can_never_fire_are_warnings() -> None:
+    text = """
+        jobs:
+          - {name: sim, command: run}
+        rules:
+          - {trigger: metric, action: {name: terminate}}
+          - {trigger: metric, name: total.sim, action: {name: terminate}}
+          - {trigger: metric, name: count.other.success, when: 1, action: {name: terminate}}
+          - {trigger: metric, name: mean.sim-waiting, action: {name: terminate}}
+          - {trigger: metric, name: count.sim.success, when: 2, action: {name: terminate, repetitions: 0}}
+          - {trigger: metric, name: mean.sim-pending, when: "> 2", action: {name: grow}}
+        """
+    assert errors_of(text) == {}
+    warnings = warnings_of(text)
+    assert set(warnings) == {f"{BASE}.rules[{i}].name" for i in range(4)} | {f"{BASE}.rules[4].action.repetitions"}
+    assert all("can never fire" in message for message in warnings.values())
+    assert "no job group 'other' (jobs: sim)" in warnings[f"{BASE}.rules[2].name"]
+
+
+def test_when_thresholds_ensemble_python_reads_otherwise_are_warnings() -> None:
+    text = """
+        jobs:
+          - {name: sim, command: run}
+        rules:
+          - {trigger: metric, name: mean.sim-pending, when: "> 0.5", action: {name: grow}}
+          - {trigger: metric, name: mean.sim-pending, when: "=> 3", action: {name: shrink}}
+          - {trigger: start, when: 3, action: {name: submit, label: sim}}
+          - {trigger: metric, name: mean.sim-pending, when: 2.5, action: {name: terminate}}
+        """
+    assert errors_of(text) == {}
+    assert warnings_of(text) == {
+        f"{BASE}.rules[0].when": "ensemble-python 0.0.16 reads only the integer part: > 0.5 compares with 0",
+        f"{BASE}.rules[1].when": "ensemble-python 0.0.16 reads only '> 3' of it",
+        f"{BASE}.rules[2].when": "is ignored: ensemble-python checks when only for metric rules, not start",
+    }
 
 
 def test_actions() -> None:
-    errors = errors_of("""
+    text = """
         jobs:
           - {name: a, command: run}
         rules:
@@ -155,57 +201,61 @@ def test_actions() -> None:
           - trigger: start
             action: {name: submit, label: b}
           - trigger: start
-            action: {name: grow, value: 0, repetitions: -1, backoff: 1.5, when: 1}
-          - trigger: start
-            action: {name: submit, label: a, value: -3}
+            action: {name: grow, value: 0, repetitions: many, backoff: x, when: 1}
           - trigger: start
             action: submit
-        """)
-    assert errors == {
+        """
+    assert errors_of(text) == {
         f"{BASE}.rules[0].action": "required field is missing",
         f"{BASE}.rules[1].action.name":
             "must be one of submit, custom, terminate, grow, shrink, got 'explode'",
-        f"{BASE}.rules[2].action.label": "required for submit: the name of the job to submit",
-        f"{BASE}.rules[3].action.label": "names no defined job: 'b' (jobs: a)",
-        f"{BASE}.rules[4].action.value": "must be a positive integer (nodes to grow or shrink by), got 0",
-        f"{BASE}.rules[4].action.repetitions": "must be an integer >= 0, got -1",
-        f"{BASE}.rules[4].action.backoff": "must be an integer >= 0, got 1.5",
-        f"{BASE}.rules[4].action.when": "unknown field (allowed: name, label, value, repetitions, backoff)",
-        f"{BASE}.rules[5].action.value": "must be a positive number, got -3",
-        f"{BASE}.rules[6].action": "must be a mapping with a name, got string",
+        f"{BASE}.rules[5].action": "must be a mapping with a name, got string",
     }
+    assert set(warnings_of(text.replace("action: submit\n", "action: {name: terminate}\n")
+                           .replace("action: {name: explode}", "action: {name: terminate}")
+                           .replace("- trigger: start\n          - trigger: start",
+                                    "- trigger: start\n            action: {name: terminate}\n"
+                                    "          - trigger: start"))) == {
+        f"{BASE}.rules[2].action.label", f"{BASE}.rules[3].action.label", f"{BASE}.rules[4].action.value",
+        f"{BASE}.rules[4].action.repetitions", f"{BASE}.rules[4].action.backoff", f"{BASE}.rules[4].action.when"}
 
 
 def test_custom_actions_need_a_defined_function() -> None:
     rule = "jobs: []\nrules:\n  - trigger: start\n    action: {name: custom, label: go}\n"
-    assert "needs a top-level custom: block" in errors_of(rule)[f"{BASE}.rules[0].action.label"]
+    assert "the file has no custom: block" in errors_of(rule)[f"{BASE}.rules[0].action.label"]
     other = errors_of(rule + "custom: |\n  def stop():\n      pass\n")
     assert other == {f"{BASE}.rules[0].action.label": "names no function defined in custom: 'go'"}
+    assert errors_of(rule + "custom: |\n  import go\n") == {}
+    assert list(errors_of(rule + "custom: |\n  go = 0\n")) == [f"{BASE}.rules[0].action.label"]
     broken = errors_of(rule + "custom: |\n  def go(:\n")
     assert list(broken) == [f"{BASE}.custom"]
     assert broken[f"{BASE}.custom"].startswith("is not valid Python (line 1)")
+
+
+def test_limits_are_errors_naming_the_limit() -> None:
+    deep = "jobs:\n  - {name: a, command: run, extra: " + "[" * 40 + "]" * 40 + "}\nrules: []\n"
+    assert errors_of(deep) == {BASE: "is nested deeper than 32 levels: this operator's limit"}
 
 
 def test_remembered_checks_are_bounded_by_bytes_and_a_repeat_is_not_parsed_again(monkeypatch) -> None:
     from api.v1alpha1 import ensemble_yaml
 
     parsed: list[str] = []
-    document = ensemble_yaml._Checker.document
-    monkeypatch.setattr(ensemble_yaml._Checker, "document",
-                        lambda self, text: (parsed.append(text), document(self, text))[1])
-    monkeypatch.setattr(ensemble_yaml._CHECKED, "max_bytes", 300_000)   # the real bound is 8 MiB
+    load = ensemble_yaml._Loader.load
+    monkeypatch.setattr(ensemble_yaml._Loader, "load", lambda self, text: (parsed.append(text), load(self, text))[1])
+    monkeypatch.setattr(ensemble_yaml._LOADED, "max_bytes", 300_000)   # the real bound is 8 MiB
     padding = "#" + "x" * 20_000 + "\n"
     rules = "rules: [{trigger: start, action: {name: submit, label: j}}]\n"
     texts = [f"{padding}jobs: [{{name: j, command: sleep {i}}}]\n{rules}" for i in range(40)]   # 800 KB in all
     for text in texts:
         assert check_ensemble_yaml(text, BASE) == []
-        assert ensemble_yaml._CHECKED.bytes <= 300_000
+        assert ensemble_yaml._LOADED.bytes <= 300_000
     parsed.clear()
     check_ensemble_yaml(texts[-1], BASE)
     assert parsed == []                                   # the newest is still remembered
     huge = padding * 3 + "jobs: [{name: j, command: sleep 1}]\n" + rules   # over 1/8 of the bound: never kept
-    before = ensemble_yaml._CHECKED.bytes
-    assert check_ensemble_yaml(huge, BASE) == [] and ensemble_yaml._CHECKED.bytes == before
+    before = ensemble_yaml._LOADED.bytes
+    assert check_ensemble_yaml(huge, BASE) == [] and ensemble_yaml._LOADED.bytes == before
 
 
 NAMELESS_JOB_RULE = """
@@ -239,3 +289,18 @@ def test_comparison_with_a_negative_number_is_refused() -> None:
     text = "jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n    when: '> -1'\n" \
            "    action: {name: terminate}\n"
     assert [error.path for error in check_ensemble_yaml(text, BASE)] == [f"{BASE}.rules[0].when"]
+
+
+def test_the_model_holds_what_ensemble_python_reads() -> None:
+    config = load_ensemble_yaml(textwrap.dedent("""
+        jobs:
+          - {name: a, command: sleep 1, count: 2}
+          - {name: a, command: sleep 2}
+        rules:
+          - {trigger: metric, name: mean.a-pending, when: "> 0.5", action: {name: grow, repetitions: 3}}
+        """)).config
+    assert config is not None
+    assert [job.command for job in config.groups()["a"]] == ["sleep 1", "sleep 2"]   # every set of a group
+    rule = config.rules[0]
+    assert (rule.when.op, rule.when.number, rule.when.matches(0.4)) == (">", 0.0, True)   # as 0.0.16 compares
+    assert (rule.action.name, rule.action.repetitions, config.heartbeat) == ("grow", 3, 60.0)

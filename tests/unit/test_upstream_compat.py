@@ -68,7 +68,7 @@ def test_a_trigger_is_accepted_exactly_when_ensemble_python_can_run_it(tmp_path:
 
 def test_reference_lists_exactly_the_when_operators_the_check_accepts() -> None:
     line = next(line for line in reference_markdown().splitlines() if line.startswith("- `rules[]`"))
-    listed = set(re.findall(r"`([<>=!]=?)`", line.split("with op one of", 1)[1]))
+    listed = set(re.findall(r"`([<>=!]=?)`", line.split("a string whose first", 1)[1].split("followed", 1)[0]))
     accepted = {op for op in ("<", "<=", ">", ">=", "==", "!=")
                 if not check_ensemble_yaml(f'jobs: []\nrules:\n  - trigger: metric\n    name: count.a.success\n'
                                            f'    when: "{op} 1"\n    action: {{name: terminate}}\n', "e")}
