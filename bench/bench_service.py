@@ -7,8 +7,10 @@ fsyncs, other load) hits all alike:
 - raw: a plain client in this process PATCHes spec.size (the limit);
 - relay: a bare grpcio server in its own process turning each RequestAction into that
   PATCH, with no checks: the floor of any grpcio service that writes once per request;
-- service: our ensemble service in its own process, as deployed (parse, owner check,
-  bounds, resourceVersion guard, decision log, metrics).
+- service: our ensemble service in its own process, as deployed (caller identity from its
+  pod informer, parse, owner check, bounds, resourceVersion guard, decision log, metrics;
+  the rate limit raised out of the way). Each svc MiniCluster has a lead broker pod at
+  127.0.0.1, this process's address, so the clients here are the members' lead brokers.
 Every MiniCluster is created by one client (as the operator creates them) and patched
 under another field manager (as the service, or a member's own client, would), so the
 API server keeps the same managedFields for all three. Target: service/raw >= 0.8.
@@ -37,10 +39,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "hack")]
 from localcluster import LocalCluster  # noqa: E402
 
 from controller.kube.client import KubeClient  # noqa: E402
-from controller.kube.resources import ENSEMBLES, MINICLUSTERS  # noqa: E402
+from controller.kube.resources import ENSEMBLES, JOBS, MINICLUSTERS, PODS  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb2  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc  # noqa: E402
 from controller.proto.wire import MINICLUSTER_MEMBER  # noqa: E402
+from controller.reconcilers.desired.meta import ownership_labels  # noqa: E402
 
 NAMESPACE = "bench"
 ENSEMBLE = "bench"
@@ -134,6 +137,26 @@ def setup(cluster: LocalCluster, kube: KubeClient, members: int) -> None:
                                    "metadata": {"name": name, "namespace": NAMESPACE, "ownerReferences": [ref]},
                                    "spec": {"size": 1, "minSize": 1, "maxSize": 2,
                                             "containers": [{"image": "busybox"}]}}, NAMESPACE)
+    for i in range(members):
+        lead_broker_pod(kube, owner, f"svc-{i}", "127.0.0.1")
+
+
+def lead_broker_pod(kube: KubeClient, ensemble: dict, minicluster: str, ip: str) -> None:
+    """The Job of ``minicluster`` (managed by no controller: no pods of its own) and its index-0
+    pod, Running at ``ip``: who the service lets resize that MiniCluster."""
+    job = kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": minicluster},
+                             "spec": {"managedBy": "ensemble.flux-framework.org/bench", "template": {"spec": {
+                                 "restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}}},
+                      NAMESPACE)
+    name = f"{minicluster}-0-lead"
+    kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": name, "labels": {"job-name": minicluster, "batch.kubernetes.io/job-completion-index": "0",
+                                 **ownership_labels(ensemble, 0)},
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": minicluster,
+                             "uid": job["metadata"]["uid"], "controller": True}]},
+        "spec": {"containers": [{"name": "flux", "image": "busybox"}]}}, NAMESPACE)
+    kube.patch(PODS, name, {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}},
+               namespace=NAMESPACE, subresource="status")
 
 
 def start_server(argv: list[str]) -> tuple[subprocess.Popen, str]:
@@ -155,7 +178,8 @@ def start_service(cluster: LocalCluster, profile: str | None = None) -> tuple[su
     code, extra = (PROFILED_SERVICE_PROCESS, ["--profile-out", profile]) if profile else (SERVICE_PROCESS, [])
     return start_server(["-c", code, "--host", "127.0.0.1", "--port", "0", "--workers", str(WORKERS),
                          "--ensemble", ENSEMBLE, "--namespace", NAMESPACE, "--kubeconfig", cluster.kubeconfig,
-                         "--metrics-port", "0", *extra])
+                         "--metrics-port", "0", "--rate-limit-qps", "1e9", "--rate-limit-burst", "1000000000",
+                         *extra])
 
 
 def start_relay(cluster: LocalCluster) -> tuple[subprocess.Popen, str]:

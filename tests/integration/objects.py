@@ -1,9 +1,11 @@
 """Objects integration tests create on, and read back from, the local control plane."""
 from __future__ import annotations
 
+from api.v1alpha1.names import member_object_name
 from controller.kube.client import KubeClient
 from controller.kube.errors import is_not_found
-from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
+from controller.kube.resources import ENSEMBLES, JOBS, MINICLUSTERS, PODS, Resource
+from controller.reconcilers.desired.meta import ownership_labels
 
 JOBS_ONLY = "jobs:\n- name: a\n  command: sleep 1\n"
 
@@ -44,3 +46,35 @@ def make_minicluster(kube: KubeClient, namespace: str, name: str, owner: dict, *
         "apiVersion": MINICLUSTERS.api_version, "kind": "MiniCluster",
         "metadata": {"name": name, "namespace": namespace, "ownerReferences": [ref]},
         "spec": {"size": 1, "maxSize": 16, "containers": [{"image": "busybox"}], **spec}}, namespace)
+
+
+def member_job(kube: KubeClient, namespace: str, name: str) -> dict:
+    """The Job ``name`` the Flux Operator would create for a MiniCluster, managed by no one: the Job
+    controller (which runs once a test of the session started kube-controller-manager) skips a Job
+    whose managedBy names another controller, so it neither makes pods for it nor deletes ours."""
+    existing = get_or_none(kube, JOBS, name, namespace)
+    if existing is not None:
+        return existing
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}
+    return kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": namespace},
+                              "spec": {"managedBy": "ensemble.flux-framework.org/tests", "template": template}},
+                       namespace)
+
+
+def start_member_pod(kube: KubeClient, namespace: str, ensemble: dict, member: int, name: str, ip: str, *,
+                     owner_job: str | None = "", index: int = 0) -> dict:
+    """Pod ``index`` of the Ensemble's member ``member`` as the Job controller creates it (its labels,
+    and a controller reference to the Job ``owner_job``: default the member's own, None for none),
+    marked Running at ``ip``."""
+    minicluster = member_object_name(ensemble["metadata"]["name"], member)
+    labels = {"job-name": minicluster, "batch.kubernetes.io/job-completion-index": str(index),
+              "hpa-selector": minicluster, **ownership_labels(ensemble, member)}
+    metadata: dict = {"name": name, "namespace": namespace, "labels": labels}
+    if owner_job is not None:
+        job = member_job(kube, namespace, owner_job or minicluster)
+        metadata["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                                        "uid": job["metadata"]["uid"], "controller": True}]
+    kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+                       "spec": {"containers": [{"name": "flux", "image": "busybox"}]}}, namespace)
+    return kube.patch(PODS, name, {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}},
+                      namespace=namespace, subresource="status")

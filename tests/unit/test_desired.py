@@ -104,6 +104,15 @@ def test_deployment_runs_our_service_with_grpc_probes_as_non_root() -> None:
     assert "imagePullPolicy" not in container
 
 
+def test_the_services_rate_limit_is_passed_on_only_when_the_operator_sets_one() -> None:
+    def command(settings: DesiredSettings) -> list[str]:
+        return deployment(make_ensemble(), settings)["spec"]["template"]["spec"]["containers"][0]["command"]
+
+    assert "--rate-limit-qps" not in command(SETTINGS) and "--rate-limit-burst" not in command(SETTINGS)
+    limited = command(DesiredSettings(service_rate_limit_qps=2.5, service_rate_limit_burst=20))
+    assert limited[-4:] == ["--rate-limit-qps", "2.5", "--rate-limit-burst", "20"]
+
+
 @pytest.mark.parametrize("sidecar, image, policy", [
     ({}, "registry.local/ensemble-operator:dev", None),
     ({"image": "me/custom:1", "imagePullPolicy": "Always"}, "me/custom:1", "Always"),

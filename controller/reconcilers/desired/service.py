@@ -97,12 +97,17 @@ def grpc_service(ensemble: dict) -> dict:
     }
 
 
-def service_command(ensemble: dict) -> list[str]:
-    return ["ensemble-operator", "service", "--kubernetes",
-            "--host", "0.0.0.0", "--port", str(service_port(ensemble)),
-            "--workers", str(service_workers(ensemble)),
-            "--ensemble", ensemble_name(ensemble),
-            "--namespace", ensemble_namespace(ensemble)]
+def service_command(ensemble: dict, settings: DesiredSettings) -> list[str]:
+    command = ["ensemble-operator", "service", "--kubernetes",
+               "--host", "0.0.0.0", "--port", str(service_port(ensemble)),
+               "--workers", str(service_workers(ensemble)),
+               "--ensemble", ensemble_name(ensemble),
+               "--namespace", ensemble_namespace(ensemble)]
+    if settings.service_rate_limit_qps is not None:
+        command += ["--rate-limit-qps", f"{settings.service_rate_limit_qps:g}"]
+    if settings.service_rate_limit_burst is not None:
+        command += ["--rate-limit-burst", str(settings.service_rate_limit_burst)]
+    return command
 
 
 def _grpc_probe(port: int, *, period: int, failures: int) -> dict:
@@ -116,7 +121,7 @@ def _container(ensemble: dict, settings: DesiredSettings) -> dict:
     container = {
         "name": SERVICE_CONTAINER,
         "image": image,
-        "command": service_command(ensemble),
+        "command": service_command(ensemble, settings),
         "ports": [{"name": "grpc", "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": _grpc_probe(port, period=5, failures=3),
         "livenessProbe": _grpc_probe(port, period=10, failures=6),

@@ -30,6 +30,9 @@ class DesiredSettings:
     member_status_port: int = DEFAULT_MEMBER_STATUS_PORT
     operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
     operator_pod_labels: tuple[tuple[str, str], ...] = OPERATOR_POD_LABELS
+    # The ensemble services' rate limit (``service --rate-limit-qps/--rate-limit-burst``); None: its default.
+    service_rate_limit_qps: float | None = None
+    service_rate_limit_burst: int | None = None
 
 
 def image_repository(image: str) -> str:
