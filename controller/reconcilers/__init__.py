@@ -7,7 +7,7 @@ from typing import Any
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
-from controller.reconcilers.actions import ActionExecutor
+from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
 from controller.reconcilers.desired.settings import (DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE,
@@ -62,14 +62,16 @@ def setup(manager: Any, args: Any) -> Controller:
         controller.queue.add(reconciler.record_poll(key, result))
 
     poller = StatusPoller(clock=manager.clock, registry=manager.registry, on_result=on_poll)
-    # Algorithms scale through the ensemble service's own write path (see reconcilers/actions.py).
-    executor = ActionExecutor(
+    # Algorithms scale through the ensemble service's own write path (see reconcilers/actions.py),
+    # off the reconcile workers; an outcome enqueues its Ensemble as a poll result does.
+    runner = ActionRunner(
         client=manager.client,
         scalers=lambda name, namespace: EnsembleScaler(manager.client, name, namespace, clock=manager.clock),
-        members=GrpcMemberClient(poller.channels), events=manager.events)
+        members=GrpcMemberClient(poller.channels), events=manager.events,
+        on_outcome=lambda request: controller.queue.add(request))
     reconciler = EnsembleReconciler(client=manager.client, caches=caches, events=manager.events,
                                     clock=manager.clock, settings=settings_from(args), poller=poller,
-                                    executor=executor)
+                                    runner=runner)
     builder = ControllerBuilder(manager).named("ensemble").for_(ENSEMBLES, predicates=[generation_changed])
     owner_mapper = controller_owner_mapper(ENSEMBLES)
     for res in OWNED_RESOURCES:
@@ -77,4 +79,5 @@ def setup(manager: Any, args: Any) -> Controller:
     builder.watches(PODS, _ensemble_of_pod, label_selector=MEMBER_POD_SELECTOR)
     controller = builder.with_workers(getattr(args, "workers", None) or 4).complete(reconciler)
     manager.add_runnable(poller)  # polls only while leading; stopped with the manager
+    manager.add_runnable(runner)  # acts only while leading; stopped before the poller (its channels)
     return controller

@@ -78,6 +78,14 @@ class ActionRecords:
         """The pending action surely changed nothing: it may be decided again."""
         self.pending.remove(intent)
 
+    def find_pending(self, intent: Intent) -> Intent | None:
+        """The pending record of ``intent``, also once read back from the status (whole
+        seconds); None when it is no longer pending (another writer's records won)."""
+        if intent in self.pending:
+            return intent
+        stored = intent.to_status()
+        return next((known for known in self.pending if known.to_status() == stored), None)
+
     def _kinds(self) -> dict[str, int]:
         counts = dict(self.counts)
         for intent in self.pending:

@@ -55,13 +55,17 @@ def owns_records(live: dict) -> bool:
     return False
 
 
-def store_records(client: Client, ensemble: dict, member_actions: list[dict], *, force: bool = False) -> dict:
+def store_records(client: Client, ensemble: dict, member_actions: list[dict], *, force: bool = False,
+                  base: list[dict] | None = None) -> dict:
     """Write ``member_actions`` unless ``ensemble`` holds them already (``force``: even then);
     the Ensemble after it.
 
-    Raises RecordsChanged when the live records differ from those of ``ensemble``.
+    Raises RecordsChanged when the live records differ from ``base``: the records this writer
+    last stored, when it knows them (a cache may lag behind its own writes), else those of
+    ``ensemble``.
     """
-    base = stored_records(ensemble)
+    if base is None:
+        base = stored_records(ensemble)
     for attempt in range(WRITE_ATTEMPTS):
         if member_actions == stored_records(ensemble) and not force:
             return ensemble

@@ -12,6 +12,7 @@ from controller.reconcilers.action_runner import ActionJob, ActionRunner
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
+from tests.unit.test_reconciler import FakeRecorder
 
 REQUEST = Request("ns", "e1")
 ENSEMBLE: dict = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
@@ -63,14 +64,6 @@ class FakeDeleter:
             raise self.error
         self.deleted.append((res.kind, name, preconditions))
         return {"kind": "Status", "status": "Success"}
-
-
-class FakeRecorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []
-
-    def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
 
 
 class Env:

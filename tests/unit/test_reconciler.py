@@ -12,9 +12,9 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES, Resource)
 from controller.reconcilers.desired import DesiredSettings
-from controller.reconcilers.ensemble import (FIELD_MANAGER, SIZE_FIELD_MANAGER, EnsembleCaches,
-                                             EnsembleReconciler)
+from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX
+from controller.reconcilers.owned_objects import SIZE_FIELD_MANAGER
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request, Result
 from tests.helpers import job_owner

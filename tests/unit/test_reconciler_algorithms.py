@@ -9,7 +9,7 @@ import pytest
 from controller.clock import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
-from controller.reconcilers.actions import ActionExecutor
+from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.intents import RECORDS_FIELD_MANAGER
@@ -37,6 +37,7 @@ class FakeScaler:
 
     def factory(self, name: str, namespace: str) -> FakeScaler:
         self.ensemble = (namespace, name)
+        self.made = getattr(self, "made", 0) + 1
         return self
 
     def scale(self, request: ScaleRequest) -> Decision:
@@ -61,6 +62,29 @@ class FakeMembers:
         return {"submitted": list(range(payload.get("count", 0)))} if action == "submit" else payload
 
 
+class Operator:
+    """One operator process: the reconciler, its action runner and the workqueue between them,
+    driven in the test's thread as the workers would, without threads."""
+
+    def __init__(self, reconciler: EnsembleReconciler, runner: ActionRunner, queue: list[Request]) -> None:
+        self.reconciler, self.runner, self.queue = reconciler, runner, queue
+
+    def reconcile(self, request: Request = Request("ns", "e1")) -> None:
+        """A reconcile, then the actions it handed over and the reconciles their outcomes enqueue."""
+        self.reconciler.reconcile(request)
+        self.settle()
+
+    def run_actions(self) -> None:
+        while self.runner.process_next(block=False):
+            pass
+
+    def settle(self) -> None:
+        self.run_actions()
+        while self.queue:
+            self.reconciler.reconcile(self.queue.pop(0))
+            self.run_actions()
+
+
 class Env:
     def __init__(self, algorithm: dict | None, members: list[dict] | None = None) -> None:
         self.api, self.events, self.poller, self.clock = FakeApi(), FakeRecorder(), FakePoller(), FakeClock()
@@ -69,32 +93,41 @@ class Env:
         if algorithm is not None:
             ensemble["spec"]["algorithm"] = algorithm
         self.api.put(ENSEMBLES, ensemble)
-        self.reconciler = self.new_reconciler()
+        self.operator = self.new_operator()
         self.reconcile()
         self.api.put(PODS, lead_pod("e1-0"))
         self.reconcile()
 
-    def new_reconciler(self) -> EnsembleReconciler:
+    def new_operator(self) -> Operator:
         caches = EnsembleCaches(ensembles=FakeCache(self.api, ENSEMBLES),
                                 owned={res: FakeCache(self.api, res) for res in OWNED},
                                 pods=FakeCache(self.api, PODS))
-        executor = ActionExecutor(client=self.api, scalers=self.scaler.factory, members=self.members,
-                                  events=self.events)
-        return EnsembleReconciler(client=self.api, caches=caches, events=self.events, clock=self.clock,
-                                  settings=DesiredSettings(member_status_port=7000), poller=self.poller,
-                                  executor=executor)
+        queue: list[Request] = []
+        runner = ActionRunner(client=self.api, scalers=self.scaler.factory, members=self.members,
+                              events=self.events, on_outcome=queue.append)
+        reconciler = EnsembleReconciler(client=self.api, caches=caches, events=self.events, clock=self.clock,
+                                        settings=DesiredSettings(member_status_port=7000), poller=self.poller,
+                                        runner=runner)
+        return Operator(reconciler, runner, queue)
+
+    @property
+    def reconciler(self) -> EnsembleReconciler:
+        return self.operator.reconciler
 
     def reconcile(self) -> None:
-        self.reconciler.reconcile(Request("ns", "e1"))
+        self.operator.reconcile()
 
-    def poll(self, report: dict | None, *, failures: int = 0, step: float = 7.0) -> None:
-        """One heartbeat: time passes, a poll result arrives, the reconcile it enqueues runs."""
+    def poll(self, report: dict | None, *, failures: int = 0, step: float = 7.0, settle: bool = True) -> None:
+        """One heartbeat: time passes, a poll result arrives, the reconcile it enqueues runs
+        (``settle``: then the actions it decided and the reconciles their outcomes enqueue)."""
         self.clock.step(step)
         ok = report is not None
         result = PollResult(ok, self.clock.wall(), ADDRESS, 0.01, 0 if ok else failures, report,
                             None if ok else f"{ADDRESS}: UNAVAILABLE: connection refused")
         self.reconciler.record_poll(KEY, result)
-        self.reconcile()
+        self.reconciler.reconcile(Request("ns", "e1"))
+        if settle:
+            self.operator.settle()
 
     @property
     def status(self) -> dict:
@@ -134,6 +167,39 @@ def test_queued_jobs_grow_the_minicluster_tell_the_member_and_leave_an_event_and
     assert env.status["memberActions"][0]["actionCounts"] == {"grow": 2}
 
 
+def test_the_reconcile_only_records_the_decision_and_the_runner_carries_it_out() -> None:
+    env = Env(scale(cooldownSeconds=0))
+    writes = len(env.api.writes)
+    env.poll(PENDING, settle=False)
+    assert env.scaler.requests == [] and env.members.requests == [] and env.size() == 2
+    written = env.api.writes[writes:]
+    assert {(w[0], w[1], w[5]) for w in written} == {("apply", "Ensemble", "status")}  # its status only
+    assert RECORDS_FIELD_MANAGER in [w[3] for w in written]
+    (pending,) = env.status["memberActions"][0]["pendingActions"]
+    assert (pending["kind"], pending["amount"]) == ("grow", 1)
+    env.poll(PENDING, settle=False)  # in flight: its polls wait for the outcome, nothing is decided twice
+    assert len(env.status["memberActions"][0]["pendingActions"]) == 1
+    env.operator.settle()
+    assert env.size() == 4  # the grow, then the waiting poll decided on once the outcome came back
+    assert [r.delta for _, _, r in env.scaler.requests] == [1, 1]
+    assert env.status["memberActions"][0]["actionCounts"] == {"grow": 2}
+    assert "pendingActions" not in env.status["memberActions"][0]
+
+
+def test_one_scaler_serves_an_ensembles_actions_across_reconciles() -> None:
+    env = Env(scale(cooldownSeconds=0))
+    env.poll(PENDING)
+    env.poll(PENDING)
+    assert env.size() == 4 and env.scaler.made == 1
+
+
+def test_a_stopped_runner_gets_no_decisions_to_carry_out() -> None:
+    env = Env(scale(cooldownSeconds=0))
+    env.operator.runner.stop()
+    env.poll(PENDING)
+    assert env.scaler.requests == [] and "memberActions" not in env.status
+
+
 def test_each_poll_is_decided_on_once() -> None:
     env = Env(scale(cooldownSeconds=0))
     env.poll(PENDING)
@@ -154,7 +220,7 @@ def test_records_survive_a_restart_so_the_cooldown_holds() -> None:
     env = Env(scale(cooldownSeconds=60))
     env.poll(PENDING)
     assert env.size() == 3
-    env.reconciler = env.new_reconciler()  # a restarted operator: only the status remains
+    env.operator = env.new_operator()  # a restarted operator: only the status remains
     env.reconcile()
     env.api.put(PODS, lead_pod("e1-0"))
     env.poll(PENDING, step=30)
@@ -314,7 +380,7 @@ DELETE_ON_DONE = {"name": "terminate", "options": {"confirmPolls": 1, "deleteMin
 
 def restart(env: Env) -> None:
     """A new operator process: only what the API server holds remains."""
-    env.reconciler = env.new_reconciler()
+    env.operator = env.new_operator()
 
 
 def test_a_submit_is_recorded_as_pending_in_the_status_before_the_member_is_asked() -> None:
@@ -382,10 +448,10 @@ def test_a_crash_between_the_record_and_the_delete_finishes_that_delete_once_and
 def test_a_crash_after_the_delete_sends_no_second_event_and_spares_a_minicluster_of_another_uid() -> None:
     env = Env(DELETE_ON_DONE)
 
-    env.reconciler._write_status = crash  # type: ignore[method-assign]
-    with pytest.raises(Crash):
-        env.poll(DONE)  # deleted and terminated, but the status still says pending
+    env.poll(DONE, settle=False)  # decided and recorded; the runner then deletes and terminates,
+    env.operator.run_actions()  # and the process dies before a reconcile takes the outcome
     assert (MINICLUSTERS, "ns", "e1-0") not in env.api.objects
+    assert [p["kind"] for p in env.status["memberActions"][0]["pendingActions"]] == ["delete", "terminate"]
     stranger = {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
                 "metadata": {"name": "e1-0", "namespace": "ns", "uid": "uid-someone-else"}, "spec": {}}
     env.api.put(MINICLUSTERS, stranger)
@@ -420,13 +486,13 @@ def test_a_second_operator_deciding_on_a_stale_ensemble_does_not_refill_again() 
     """A leader that lost its lease and the new one decide on the same polls: the record of
     the first refuses the second's (resourceVersion), which then sees maxRefills reached."""
     env = Env(REFILL_ONCE)
-    other = env.new_reconciler()
-    other._caches.ensembles = StaleEnsembleCache(env.api, copy.deepcopy(stored_ensemble(env.api)))
-    other.reconcile(Request("ns", "e1"))  # it polls the member too
+    other = env.new_operator()
+    other.reconciler._caches.ensembles = StaleEnsembleCache(env.api, copy.deepcopy(stored_ensemble(env.api)))
+    other.reconcile()  # it polls the member too
     env.poll(EMPTY)
     assert len(env.members.requests) == 1
-    other.record_poll(KEY, PollResult(True, env.clock.wall(), ADDRESS, 0.01, 0, EMPTY, None))
-    other.reconcile(Request("ns", "e1"))
+    other.reconciler.record_poll(KEY, PollResult(True, env.clock.wall(), ADDRESS, 0.01, 0, EMPTY, None))
+    other.reconcile()
     assert len(env.members.requests) == 1
     assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
 
@@ -436,10 +502,10 @@ def test_an_operator_writing_its_status_from_a_stale_cache_never_erases_the_reco
     snapshot = copy.deepcopy(stored_ensemble(env.api))
     snapshot["status"]["phase"] = "Pending"  # so that its status differs and is written
     env.poll(EMPTY)
-    other = env.new_reconciler()
-    other._caches.ensembles = StaleEnsembleCache(env.api, snapshot)
+    other = env.new_operator()
+    other.reconciler._caches.ensembles = StaleEnsembleCache(env.api, snapshot)
     writes = len(env.api.writes)
-    other.reconcile(Request("ns", "e1"))
+    other.reconcile()
     assert len(env.api.writes) > writes
     assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
 

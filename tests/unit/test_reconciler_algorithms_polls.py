@@ -94,10 +94,10 @@ def test_the_reconciler_keeps_no_history_without_an_algorithm_and_the_window_wit
     idle = Env(None)
     for _ in range(20):
         idle.poll(BUSY)
-    assert idle.reconciler._polls.history_size() == 0
+    assert idle.reconciler.members.polls.history_size() == 0
     # scale with waitSeconds 0: stabilizationSeconds 120 + (idlePolls 3 + 10) heartbeats of 7 s = 211 s
     scaled = Env({"name": "scale", "options": {"waitSeconds": "0", "cooldownSeconds": "100000"}})
-    book = scaled.reconciler._polls
+    book = scaled.reconciler.members.polls
     for _ in range(80):                    # 560 s of polls, every 7 s
         scaled.poll(BUSY)
         assert book.history_size() <= 211 // 7 + 1

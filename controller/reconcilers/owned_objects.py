@@ -1,0 +1,154 @@
+"""The objects an Ensemble owns: applied when they differ, deleted once no longer desired.
+
+Compared with the cache and applied server-side only when something differs; a name held
+by an object this Ensemble does not control is never applied over or adopted (a conflict).
+A MiniCluster's spec.size is the scaling path's after creation, so it is pinned under a
+manager of its own before the main apply leaves it out. Deletions wait for the cache to
+show them (``runtime.expectations``), so a lagging cache costs no second DELETE nor Event.
+"""
+from __future__ import annotations
+
+import logging
+
+from controller.informers import CONTROLLER_UID_INDEX
+from controller.kube.errors import is_conflict, is_not_found
+from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES, Resource, for_object
+from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Recorder, Writer, request_of
+from controller.reconcilers.conflicts import CONFLICT, conflict_message, controlled_by
+from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
+from controller.reconcilers.desired.meta import member_index_of
+from controller.runtime.expectations import Expectations
+from controller.runtime.reconcile import Request
+
+log = logging.getLogger(__name__)
+
+# Owns a MiniCluster's spec.size next to whoever scales it, so that our main apply can
+# leave size out without server-side apply deleting it (see OwnedObjects._pin_size).
+SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
+# How long after a delete the informer may still show the object without a second DELETE.
+DELETE_EXPECTATION_SECONDS = 60.0
+# Member objects whose removal from the spec means deletion.
+MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
+# Owned kinds deleted when no longer desired (indexed by controller UID).
+DELETED_RESOURCES = (*MEMBER_RESOURCES, NETWORKPOLICIES)
+
+
+class OwnedObjects:
+    def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder,
+                 expectations: Expectations) -> None:
+        self._client = client
+        self._caches = caches
+        self._events = events
+        self._expectations = expectations
+
+    def apply(self, ensemble: dict, desired: dict) -> str | None:
+        """Create or update ``desired``; an object of that name not controlled by this Ensemble
+        is left alone and returned as a conflict message (with a Warning Event naming it)."""
+        resource = for_object(desired)
+        meta = desired["metadata"]
+        cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
+        if cached is None:
+            cached = self._unseen(resource, meta)
+        if cached is not None and not controlled_by(cached, ensemble):
+            conflict = conflict_message(desired["kind"], meta["namespace"], meta["name"])
+            self._events.event(ensemble, "Warning", CONFLICT, conflict)
+            return conflict
+        # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
+        desired = with_applied_hash(desired, applied_hash(
+            _without_size(desired) if resource == MINICLUSTERS else desired))
+        if resource == MINICLUSTERS and cached is not None:
+            desired = _without_size(desired)
+        if not differs(desired, cached):
+            return None
+        if resource == MINICLUSTERS and cached is not None:
+            self._pin_size(cached)
+        log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
+        self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
+        if cached is None:
+            self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
+        return None
+
+    def _unseen(self, resource: Resource, meta: dict) -> dict | None:
+        """The live object behind a cache miss, None when there is none.
+
+        Either we created it and the informer has not shown it yet (a reconcile woken by
+        another event can run first: applying again would be a wasted write, and for a
+        MiniCluster one whose spec.size could undo a grow), or it existed before without our
+        labels, so our label-selected caches never show it: applying would adopt it.
+        One read settles both.
+        """
+        try:
+            return self._client.get(resource, meta["name"], meta["namespace"])
+        except Exception as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    def _pin_size(self, cached: dict) -> None:
+        """Co-own spec.size under a second manager before our main apply drops it.
+
+        Without a conflict the size stays as it is; a conflict means the scaling path
+        already owns it, which is just as good.
+        """
+        meta = cached["metadata"]
+        size = (cached.get("spec") or {}).get("size")
+        if size is None:
+            return
+        pin = {"apiVersion": MINICLUSTERS.api_version, "kind": MINICLUSTERS.kind,
+               "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+               "spec": {"size": size}}
+        try:
+            self._client.apply(MINICLUSTERS, pin, field_manager=SIZE_FIELD_MANAGER, force=False)
+        except Exception as error:
+            if not is_conflict(error):
+                raise
+
+    def delete_undesired(self, ensemble: dict, member_count: int, desired: list[dict]) -> None:
+        """Delete the objects of removed members and our NetworkPolicies the Ensemble no longer
+        asks for (``spec.networkPolicy: false``, a removed member), each once."""
+        uid = ensemble["metadata"]["uid"]
+        cached = {res: self._caches.owned[res].by_index(CONTROLLER_UID_INDEX, uid) for res in DELETED_RESOURCES}
+        request = request_of(ensemble)
+        self._expectations.deletions_observed(
+            request, [obj["metadata"]["uid"] for objs in cached.values() for obj in objs])
+        for resource in MEMBER_RESOURCES:
+            for obj in cached[resource]:
+                index = member_index_of(obj)
+                if index is not None and index >= member_count:
+                    self._delete(ensemble, resource, obj, f"member {index} removed from the spec")
+        keep = {obj["metadata"]["name"] for obj in desired if for_object(obj) == NETWORKPOLICIES}
+        why = "spec.networkPolicy is false" if not keep else "no longer desired"
+        for obj in cached[NETWORKPOLICIES]:
+            if obj["metadata"]["name"] not in keep:
+                self._delete(ensemble, NETWORKPOLICIES, obj, why)
+
+    def forget(self, request: Request) -> None:
+        """The Ensemble is gone: its objects go with it through their owner references."""
+        self._expectations.forget(request)
+
+    def _delete(self, ensemble: dict, resource: Resource, obj: dict, why: str) -> None:
+        """Delete an object this Ensemble controls, once: one already being deleted, or deleted
+        by us while the informer has not shown it gone yet, gets no second DELETE nor Event."""
+        meta = obj["metadata"]
+        request = request_of(ensemble)
+        if meta.get("deletionTimestamp") or self._expectations.deleting(request, meta["uid"]):
+            return
+        try:
+            answer = self._client.delete(resource, meta["name"], meta["namespace"],
+                                         preconditions={"uid": meta["uid"]})
+        except Exception as error:
+            if not is_not_found(error):
+                raise
+            answer = None
+        self._expectations.expect_deletions(request, [meta["uid"]])
+        if answer is None:
+            return  # already gone: not our deletion to report
+        self._events.event(ensemble, "Normal", "Deleted",
+                           f"Deleted {obj.get('kind', resource.kind)} {meta['name']} ({why})")
+
+
+def _without_size(minicluster: dict) -> dict:
+    """The MiniCluster minus spec.size: after creation the size belongs to grow/shrink."""
+    spec = {key: value for key, value in minicluster["spec"].items() if key != "size"}
+    return {**minicluster, "spec": spec}
+
