@@ -8,6 +8,7 @@ from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers.action_runner import ActionRunner
+from controller.reconcilers.budget_metrics import BudgetCollector
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
 from controller.reconcilers.desired.settings import (DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE,
@@ -56,6 +57,7 @@ def setup(manager: Any, args: Any) -> Controller:
     pods = manager.cache(PODS, label_selector=MEMBER_POD_SELECTOR)
     pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
     caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods)
+    manager.registry.register(BudgetCollector(manager.cache(ENSEMBLES)))  # the same shared cache
 
     def on_poll(key, result) -> None:
         # Called from poll threads, which start below once `controller` exists.
