@@ -3,7 +3,9 @@
 Resumes a broken or expired watch from the last resourceVersion it saw (bookmarks
 included) so reconnects cost nothing; relists only when the server says that version
 is gone (410). Failures are logged once each, naming the resource, and retried with
-jittered backoff: a reflector never stops on its own.
+jittered backoff: a reflector never stops on its own. An API server that is still
+settling (429 "storage is (re)initializing", 503, 504) is retried at debug level until
+it has failed for ``transient_grace`` seconds: only a failure that persists is a warning.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from controller.backoff import Backoff
 from controller.clock import Clock, RealClock
 from controller.informers.stopper import Stopper
 from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
-from controller.kube.errors import ApiError, KubeError, is_gone
+from controller.kube.errors import ApiError, KubeError, is_gone, status_of
 from controller.kube.jsonscan import describe as describe_object
 from controller.kube.resources import Resource
 from controller.kube.watch import UNDECODABLE, WatchStalled, WatchStream
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 # A watch that ends sooner than this without a single event is treated as a failure
 # (backoff), so a server that closes every watch at once cannot cause a hot loop.
 MIN_HEALTHY_WATCH_SECONDS = 1.0
+# Statuses of a server that asks to be retried while it settles (its watch cache
+# initializing after a start, an aggregated API not ready yet).
+TRANSIENT_STATUSES = frozenset({429, 503, 504})
 
 
 class ReflectorStore(Protocol):
@@ -51,6 +56,8 @@ class ReflectorOptions:
     read_timeout: float | None = None
     initial_backoff: float = 0.8
     max_backoff: float = 30.0
+    # How long transient failures in a row are logged at debug before they are warnings.
+    transient_grace: float = 30.0
 
 
 class _Gone(Exception):
@@ -87,6 +94,7 @@ class Reflector:
         self.error_count = 0     # failures that led to a backoff
         self.undecodable_count = 0  # objects skipped: listed or watched, but not decodable
         self._on_undecodable = on_undecodable
+        self._failing_since: float | None = None  # the first of the failures in a row
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -136,6 +144,7 @@ class Reflector:
         self._store.replace(objects, resource_version)
         self.last_resource_version = resource_version
         self.list_count += 1
+        self._failing_since = None
 
     def _list_all(self) -> tuple[list[dict[str, Any]], str]:
         """All pages of a consistent list; one unpaged list when a continue token expires.
@@ -223,6 +232,7 @@ class Reflector:
             delivered += 1
             if delivered == 1:
                 self._backoff.reset()
+                self._failing_since = None
             if self._stopper.stopped:
                 break
         return delivered
@@ -248,7 +258,12 @@ class Reflector:
     def _fail(self, err: Exception) -> None:
         self.error_count += 1
         delay = self._backoff.next_delay()
-        if isinstance(err, KubeError):
+        now = self._clock.now()
+        if self._failing_since is None:
+            self._failing_since = now
+        if status_of(err) in TRANSIENT_STATUSES and now - self._failing_since < self._options.transient_grace:
+            log.debug("%s: %s; retrying in %.1fs (the API server is settling)", self.name, err, delay)
+        elif isinstance(err, KubeError):
             log.warning("%s: %s; retrying in %.1fs", self.name, err, delay)
         else:
             log.exception("%s: unexpected failure; retrying in %.1fs", self.name, delay)

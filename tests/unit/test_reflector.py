@@ -210,6 +210,54 @@ def test_forbidden_is_logged_naming_the_resource_then_retried(server, informer, 
     assert "configmaps in namespace ns" in lines[0] and "403" in lines[0] and "retrying in" in lines[0]
 
 
+SETTLING = Json(429, status_body(429, "TooManyRequests", "storage is (re)initializing"))
+
+
+def retry_after_backoff(server: ScriptedApiServer, clock, lists: int, seconds: float) -> None:
+    """Wait until the reflector backs off after its ``lists``-th list, then let ``seconds`` pass."""
+    server.wait_for_requests(lists, PATH, watch=False)
+    wait_for_waiters(clock, 1)
+    clock.step(seconds)
+
+
+def test_a_settling_api_server_is_retried_at_debug_level_only(server, clock, caplog) -> None:
+    """`make run` printed the informers' 429s while the control plane settled: nothing to act on."""
+    server.on_list(PATH, SETTLING, SETTLING, list_of([], "10"))
+    server.on_watch(PATH, Stream([], end="silent"))
+    with caplog.at_level(logging.DEBUG, logger="controller.informers.reflector"):
+        with running_reflector(server, clock) as reflector:
+            retry_after_backoff(server, clock, 1, 2)
+            retry_after_backoff(server, clock, 2, 4)
+            server.wait_for_requests(1, PATH, watch=True)
+            assert reflector.error_count == 2 and reflector.list_count == 1
+    settling = [r for r in caplog.records if "storage is (re)initializing" in r.getMessage()]
+    assert [r.levelno for r in settling] == [logging.DEBUG, logging.DEBUG]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_settling_failure_that_persists_past_the_grace_is_a_warning(server, clock, caplog) -> None:
+    server.on_list(PATH, *[SETTLING] * 4, list_of([], "10"))
+    server.on_watch(PATH, Stream([], end="silent"))
+    with caplog.at_level(logging.DEBUG, logger="controller.informers.reflector"):
+        with running_reflector(server, clock):
+            for attempt, wait in enumerate((20, 20, 20), start=1):  # failing since 0 s, 20 s, 40 s
+                retry_after_backoff(server, clock, attempt, wait)
+            server.wait_for_requests(4, PATH, watch=False)
+            wait_for(lambda: len(caplog.records) >= 4, 5, "the fourth failure logged")
+    levels = [r.levelno for r in caplog.records if "storage is (re)initializing" in r.getMessage()]
+    assert levels[:4] == [logging.DEBUG, logging.DEBUG, logging.WARNING, logging.WARNING]
+
+
+def test_other_failures_still_warn_at_once(server, clock, caplog) -> None:
+    server.on_list(PATH, Json(500, status_body(500, "InternalError", "etcd is down")), list_of([], "10"))
+    server.on_watch(PATH, Stream([], end="silent"))
+    with caplog.at_level(logging.DEBUG, logger="controller.informers.reflector"):
+        with running_reflector(server, clock):
+            retry_after_backoff(server, clock, 1, 2)
+            server.wait_for_requests(1, PATH, watch=True)
+    assert [r.levelno for r in caplog.records if "etcd is down" in r.getMessage()] == [logging.WARNING]
+
+
 def test_unauthorized_rereads_credentials_before_retrying(server) -> None:
     refreshed = threading.Event()
 
