@@ -28,7 +28,6 @@ from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.meta import member_name
 from controller.reconcilers.members import MemberObserver
 from controller.reconcilers.owned_objects import DELETE_EXPECTATION_SECONDS, OwnedObjects
-from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollKey, PollResult
 from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, MemberObservation,
                                            invalid_status, member_phase, rfc3339, status_changed,
@@ -43,7 +42,7 @@ class EnsembleReconciler:
     def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder, clock: Clock,
                  settings: DesiredSettings = DesiredSettings(), poller: Poller | None = None,
                  validator: Callable[[dict], list[FieldError]] = validate,
-                 runner: ActionRunner | None = None, polls: PollBook | None = None) -> None:
+                 runner: ActionRunner | None = None) -> None:
         """``runner`` carries out ``spec.algorithm``'s decisions; without one none are made."""
         self._client = client
         self._caches = caches
@@ -54,7 +53,7 @@ class EnsembleReconciler:
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS))
         self.members = MemberObserver(caches=caches, member_status_port=settings.member_status_port,
-                                      poller=poller, polls=polls)
+                                      poller=poller)
         self.algorithm = AlgorithmStep(client=client, events=events, clock=clock, members=self.members,
                                        runner=runner)
 

@@ -28,12 +28,11 @@ MIN_PUBLISH_SECONDS = 10.0
 
 
 class MemberObserver:
-    def __init__(self, *, caches: EnsembleCaches, member_status_port: int, poller: Poller | None = None,
-                 polls: PollBook | None = None) -> None:
+    def __init__(self, *, caches: EnsembleCaches, member_status_port: int, poller: Poller | None = None) -> None:
         self._caches = caches
         self._port = member_status_port
         self._poller = poller
-        self.polls = polls or PollBook()
+        self.polls = PollBook()
         self._lock = threading.Lock()
         self._poll_keys: dict[Request, set[PollKey]] = {}
 
