@@ -5,18 +5,16 @@ from controller.informers.reflector import Reflector, ReflectorOptions
 from controller.informers.shared_informer import SharedInformer
 from controller.informers.store import (
     CONTROLLER_UID_INDEX,
-    NAMESPACE_INDEX,
     DeletedFinalStateUnknown,
     Indexer,
     index_by_controller_uid,
-    index_by_namespace,
     meta_namespace_key,
 )
 from controller.informers.transform import default_transform
 
 __all__ = [
-    "CONTROLLER_UID_INDEX", "NAMESPACE_INDEX", "DeletedFinalStateUnknown", "Indexer",
+    "CONTROLLER_UID_INDEX", "DeletedFinalStateUnknown", "Indexer",
     "Reflector", "ReflectorOptions", "ResourceEventHandler", "ResourceEventHandlerFuncs",
     "SharedInformer", "SharedInformerFactory", "default_transform", "index_by_controller_uid",
-    "index_by_namespace", "meta_namespace_key",
+    "meta_namespace_key",
 ]

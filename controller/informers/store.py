@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterable
 
 IndexFunc = Callable[[dict[str, Any]], list[str]]
 
-NAMESPACE_INDEX = "namespace"
 CONTROLLER_UID_INDEX = "controller-uid"
 
 
@@ -38,11 +37,6 @@ class DeletedFinalStateUnknown:
 
     key: str
     obj: dict[str, Any]
-
-
-def index_by_namespace(obj: dict[str, Any]) -> list[str]:
-    namespace = (obj.get("metadata") or {}).get("namespace")
-    return [namespace] if namespace else []
 
 
 def index_by_controller_uid(obj: dict[str, Any]) -> list[str]:

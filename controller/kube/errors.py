@@ -51,9 +51,5 @@ def is_gone(err: BaseException) -> bool:
     return status_of(err) == 410
 
 
-def is_unauthorized(err: BaseException) -> bool:
-    return status_of(err) == 401
-
-
 def is_forbidden(err: BaseException) -> bool:
     return status_of(err) == 403

@@ -19,7 +19,6 @@ from typing import Protocol
 from controller.backoff import proportional_jitter
 from controller.clock import Clock
 from controller.informers.stopper import Stopper
-from controller.kube.errors import is_not_found
 from controller.kube.resources import LEASES
 
 log = logging.getLogger(__name__)
@@ -61,12 +60,9 @@ class KubeLeaseStore:
         self.name = name
 
     def get(self) -> tuple[LeaderElectionRecord, str] | None:
-        try:
-            lease = self._client.get(LEASES, self.name, self.namespace)
-        except Exception as err:
-            if is_not_found(err):
-                return None
-            raise
+        lease = self._client.get_or_none(LEASES, self.name, self.namespace)
+        if lease is None:
+            return None
         spec = lease.get("spec") or {}
         record = LeaderElectionRecord(
             holder_identity=spec.get("holderIdentity") or "",

@@ -12,8 +12,7 @@ from controller.kube.resources import Resource
 class KubeApi(Protocol):
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict: ...
 
-    def list(self, res: Resource, namespace: str | None = None, *,
-             label_selector: str | None = None) -> dict: ...
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict | None: ...
 
     def patch(self, res: Resource, name: str, patch: object, *, namespace: str | None = None,
               patch_type: str = "merge", subresource: str | None = None,

@@ -247,13 +247,8 @@ class EnsembleScaler:
         the service's Role grants get and patch on MiniClusters, not list."""
         found = []
         for name in member_names(ensemble):
-            try:
-                minicluster = self.api.get(MINICLUSTERS, name, self.namespace)
-            except KubeError as err:
-                if is_not_found(err):
-                    continue
-                raise
-            if owned_by(minicluster, self.ensemble, _uid(ensemble)):
+            minicluster = self.api.get_or_none(MINICLUSTERS, name, self.namespace)
+            if minicluster is not None and owned_by(minicluster, self.ensemble, _uid(ensemble)):
                 found.append(minicluster)
         return found
 
@@ -280,12 +275,9 @@ class EnsembleScaler:
 
     def _fetch_ensemble(self) -> dict | None:
         """The Ensemble as the API server has it now (and cached for ``_get_ensemble``)."""
-        try:
-            obj = self.api.get(ENSEMBLES, self.ensemble, self.namespace)
-        except KubeError as err:
-            if is_not_found(err):
-                return None
-            raise
+        obj = self.api.get_or_none(ENSEMBLES, self.ensemble, self.namespace)
+        if obj is None:
+            return None
         with self._lock:
             self._ensemble_cache[self.ensemble] = obj
         return obj

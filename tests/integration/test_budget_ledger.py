@@ -38,8 +38,8 @@ class DecidedTogether:
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict:
         return self._client.get(res, name, namespace)
 
-    def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None) -> dict:
-        return self._client.list(res, namespace, label_selector=label_selector)
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict | None:
+        return self._client.get_or_none(res, name, namespace)
 
     def patch(self, res: Resource, name: str, patch: object, *, namespace: str | None = None,
               patch_type: str = "merge", subresource: str | None = None,

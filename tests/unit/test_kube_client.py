@@ -68,6 +68,17 @@ def test_delete_of_a_missing_object_returns_none(server, client) -> None:
     assert client.delete(CONFIGMAPS, "gone", "ns") is None
 
 
+def test_get_or_none_is_none_only_for_a_missing_object(server, client) -> None:
+    server.on("GET", f"{PATH}/gone", Json(404, status_body(404, "NotFound", "not found")))
+    server.on("GET", f"{PATH}/secret", Json(403, status_body(403, "Forbidden", "configmaps is forbidden")))
+    server.on("GET", f"{PATH}/here", Json(200, obj("here", rv="7")))
+    assert client.get_or_none(CONFIGMAPS, "gone", "ns") is None
+    assert client.get_or_none(CONFIGMAPS, "here", "ns")["metadata"]["name"] == "here"
+    with pytest.raises(ApiError) as info:
+        client.get_or_none(CONFIGMAPS, "secret", "ns")
+    assert info.value.status == 403
+
+
 def test_forbidden_raises_api_error_naming_the_resource(server, client) -> None:
     server.on_list(PATH, Json(403, status_body(403, "Forbidden", "configmaps is forbidden")))
     with pytest.raises(ApiError) as info:

@@ -248,10 +248,8 @@ class FakeClient:
         self.lease = lease
         self.calls: list[tuple] = []
 
-    def get(self, res, name, namespace=None):
+    def get_or_none(self, res, name, namespace=None):
         self.calls.append(("get", res, name, namespace))
-        if self.lease is None:
-            raise ApiError(404, "NotFound", "leases not found")
         return self.lease
 
     def create(self, res, obj, namespace=None):
@@ -285,7 +283,7 @@ def test_kube_lease_store_reads_and_writes_coordination_v1_leases():
 
 def test_kube_lease_store_passes_other_errors_on():
     client = FakeClient(None)
-    client.get = lambda *a, **k: (_ for _ in ()).throw(ApiError(403, "Forbidden", "no rbac"))
+    client.get_or_none = lambda *a, **k: (_ for _ in ()).throw(ApiError(403, "Forbidden", "no rbac"))
     with pytest.raises(ApiError, match="no rbac"):
         KubeLeaseStore(client, "ops", "x").get()
 

@@ -115,8 +115,8 @@ class WriteTogether:
     def get(self, res: Resource, name: str, namespace: str | None = None) -> dict:
         return self._kube.get(res, name, namespace)
 
-    def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None) -> dict:
-        return self._kube.list(res, namespace, label_selector=label_selector)
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict | None:
+        return self._kube.get_or_none(res, name, namespace)
 
     def patch(self, res: Resource, name: str, patch: object, **kwargs) -> dict:
         if self._first:

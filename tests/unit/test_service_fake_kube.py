@@ -41,12 +41,13 @@ class FakeKube:
                 raise ApiError(404, "NotFound", f'{res} "{name}" not found')
             return copy.deepcopy(obj)
 
-    def list(self, res: Resource, namespace: str | None = None, *,
-             label_selector: str | None = None) -> dict:
-        with self._lock:
-            items = [copy.deepcopy(obj) for (plural, ns, _), obj in self._objects.items()
-                     if plural == res.plural and ns == namespace]
-        return {"items": items, "metadata": {"resourceVersion": str(next(self._versions))}}
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict | None:
+        try:
+            return self.get(res, name, namespace)   # through get, which subclasses may override
+        except ApiError as err:
+            if is_not_found(err):
+                return None
+            raise
 
     def patch(self, res: Resource, name: str, patch: object, *, namespace: str | None = None,
               patch_type: str = "merge", subresource: str | None = None,

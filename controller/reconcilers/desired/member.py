@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import shlex
 
+from controller.kube.resources import MINICLUSTERS
 from controller.reconcilers.desired.meta import (
     grpc_service_host, member_name, object_meta, ownership_labels)
 from controller.reconcilers.desired.service import SERVICE_USER_ID, service_port
@@ -144,8 +145,8 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     # start.sh's socket wait watches the wrong path (see status_container): the sidecar waits itself.
     spec["flux"] = {**(spec.get("flux") or {}), "noWaitSocket": True}
     return {
-        "apiVersion": "flux-framework.org/v1alpha2",
-        "kind": "MiniCluster",
+        "apiVersion": MINICLUSTERS.api_version,
+        "kind": MINICLUSTERS.kind,
         "metadata": object_meta(ensemble, member_name(ensemble, index), member_index=index),
         "spec": spec,
     }

@@ -5,6 +5,7 @@ MiniClusters, so its account gets exactly those rights on its own members, by na
 """
 from __future__ import annotations
 
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.reconcilers.desired.meta import (
     ensemble_name, ensemble_namespace, grpc_service_name, member_name, object_meta, service_selector)
 from controller.reconcilers.desired.settings import (
@@ -54,13 +55,13 @@ def role(ensemble: dict) -> dict:
     Exactly the calls controller/service makes; the API server, not only the service, refuses
     the rest."""
     count = len((ensemble.get("spec") or {}).get("members") or [])
-    rules = [{"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles"],
+    rules = [{"apiGroups": [ENSEMBLES.group], "resources": [ENSEMBLES.plural],
               "resourceNames": [ensemble_name(ensemble)], "verbs": ["get"]},
-             {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles/status"],
+             {"apiGroups": [ENSEMBLES.group], "resources": [f"{ENSEMBLES.plural}/status"],
               "resourceNames": [ensemble_name(ensemble)], "verbs": ["patch"]},
              {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
     if count:  # an empty resourceNames list would grant every name
-        rules.insert(0, {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"],
+        rules.insert(0, {"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural],
                          "resourceNames": [member_name(ensemble, index) for index in range(count)],
                          "verbs": ["get", "patch"]})
     return {
