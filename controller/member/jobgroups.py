@@ -1,11 +1,14 @@
 """Job groups of a member's ensemble.yaml: what can be submitted, and how big/long it is."""
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from dataclasses import dataclass
 
-import yaml
+from api.v1alpha1.ensemble_yaml import Job, load_ensemble_yaml
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DURATION = 1.0
 _SLEEP = re.compile(r"^\d+(\.\d+)?$")
@@ -27,50 +30,36 @@ class JobGroup:
 
 
 def load_job_groups(text: str, source: str = "ensemble.yaml") -> dict[str, JobGroup]:
-    """Parse the ``jobs`` of an ensemble.yaml; errors name the file and field."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"{source}: not valid YAML ({err})") from None
-    if not isinstance(document, dict):
-        raise ValueError(f"{source}: expected a mapping at the top level")
-    jobs = document.get("jobs") or []
-    if not isinstance(jobs, list):
-        raise ValueError(f"{source}: jobs: expected a list")
+    """The submittable ``jobs`` of an ensemble.yaml, read through the one model
+    (``api.v1alpha1.ensemble_yaml``); errors name the file and field.
+
+    A file ensemble-python would refuse is refused. Of a group with several sets (ensemble-python
+    submits them all) the first is the one submitted here; a set whose count, nodes or tasks is not
+    a positive integer, or whose duration is negative, is not submittable (Flux would refuse it)
+    and is left out, logged with the reason.
+    """
+    loaded = load_ensemble_yaml(text, source)
+    if loaded.config is None:
+        raise ValueError("; ".join(str(error) for error in loaded.errors))
     groups: dict[str, JobGroup] = {}
-    for index, job in enumerate(jobs):
-        group = _job_group(job, f"{source}: jobs[{index}]")
-        if group.name in groups:
-            raise ValueError(f"{source}: jobs[{index}].name: duplicate group {group.name!r}")
-        groups[group.name] = group
+    for name, (job, *_) in loaded.config.groups().items():
+        unusable = _unsubmittable(job)
+        if unusable:
+            log.warning("%s: job group %r cannot be submitted: %s", source, name, unusable)
+            continue
+        groups[name] = JobGroup(name, job.command, job.count, job.nodes, sleep_duration(job.command),
+                                job.tasks or 1, job.workdir or None, float(job.duration or 0))
     return groups
 
 
-def _job_group(job: object, where: str) -> JobGroup:
-    if not isinstance(job, dict):
-        raise ValueError(f"{where}: expected a mapping")
-    name, command = job.get("name"), job.get("command")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}.name: required string")
-    if not isinstance(command, str) or not command.strip():
-        raise ValueError(f"{where}.command: required string")
-    count = _positive(job.get("count", 1), f"{where}.count")
-    nodes = _positive(job.get("nodes", 1), f"{where}.nodes")
-    tasks = _positive(job.get("tasks", 1), f"{where}.tasks")
-    workdir = job.get("workdir")
-    if workdir is not None and not isinstance(workdir, str):
-        raise ValueError(f"{where}.workdir: expected a string, got {workdir!r}")
-    time_limit = job.get("duration", 0)
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or time_limit < 0:
-        raise ValueError(f"{where}.duration: expected seconds >= 0, got {time_limit!r}")
-    return JobGroup(name, command, count, nodes, sleep_duration(command), tasks, workdir or None,
-                    float(time_limit))
-
-
-def _positive(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: expected a positive integer, got {value!r}")
-    return value
+def _unsubmittable(job: Job) -> str | None:
+    for key in ("count", "nodes", "tasks"):
+        value = getattr(job, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            return f"{key} must be a positive integer, got {value!r}"
+    if job.duration is not None and job.duration < 0:
+        return f"duration must be seconds >= 0, got {job.duration!r}"
+    return None
 
 
 def sleep_duration(command: str) -> float:

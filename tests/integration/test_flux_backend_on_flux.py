@@ -24,7 +24,7 @@ import json, subprocess
 from controller.member.flux_backend import FluxBackend
 from controller.member.jobgroups import load_job_groups
 
-backend = FluxBackend(load_job_groups("jobs:\\n- {name: hold, command: sleep 300, nodes: 2}\\n"))
+backend = FluxBackend(load_job_groups("jobs:\\n- {name: hold, command: sleep 300, nodes: 2}\\nrules: []\\n"))
 ids = backend.submit("hold", 3)
 subprocess.run(["flux", "job", "wait-event", str(ids[0]), "start"], check=True)
 listed = subprocess.run(["flux", "jobs", "-A", "-a", "-no", "{state}"], check=True, capture_output=True,

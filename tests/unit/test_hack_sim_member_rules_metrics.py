@@ -13,7 +13,8 @@ import pytest
 from controller.clock import FakeClock, ScaledClock
 from controller.member.jobgroups import JobGroup
 from sim.member.metrics import GroupMetrics
-from sim.member.rules import Frequency, When, heartbeat_seconds, parse_rules
+from api.v1alpha1.ensemble_yaml import When, WhenError, load_ensemble_yaml
+from sim.member.rules import Frequency, run_rules
 from sim.member.simulator import JobTransition, SimulatedFlux
 from sim.fluxmembers import flux_build
 
@@ -24,7 +25,7 @@ from sim.fluxmembers import flux_build
     ("=> 3", 3.5, True),                                   # found as "> 3"
 ])
 def test_when_compares_like_ensemble_python(when: object, value: float, expected: bool) -> None:
-    assert When.parse(when, "rules[0].when").matches(value) is expected
+    assert When.parse(when).matches(value) is expected
 
 
 @pytest.mark.parametrize("when, value, expected", [("> 0.5", 0.2, True), ("< 0.5", 0.25, False),
@@ -33,13 +34,13 @@ def test_a_fraction_in_a_when_string_is_dropped_as_ensemble_python_reads_it(when
                                                                            expected: bool) -> None:
     """ensemble-python 0.0.16 reads the number with \\w+: in a real Flux instance a rule
     ``mean.a-duration "> 0.5"`` terminated after one 0.2 s job (it compares with 0)."""
-    assert When.parse(when, "rules[0].when").matches(value) is expected
+    assert When.parse(when).matches(value) is expected
 
 
 @pytest.mark.parametrize("when", ["about 5", "> five", True, None, "== 3", "!= 3", "7", "> -1"])
-def test_a_bad_when_names_the_field(when: object) -> None:
-    with pytest.raises(ValueError, match=r"rules\[3\]\.when: expected a number or"):
-        When.parse(when, "rules[3].when")
+def test_a_when_ensemble_python_cannot_load_is_refused(when: object) -> None:
+    with pytest.raises(WhenError):
+        When.parse(when)
 
 
 def firings(frequency: Frequency, triggers: int) -> list[int]:
@@ -62,15 +63,17 @@ def test_zero_repetitions_never_fire() -> None:
     assert firings(Frequency(repetitions=0, backoff=1), 4) == []
 
 
-def config(rules: list[dict], heartbeat: float | None = None) -> dict:
+def config(rules: list[dict], heartbeat: float | None = None):
     document: dict = {"jobs": [{"name": "a", "command": "sleep 1"}], "rules": rules}
     if heartbeat is not None:
         document["logging"] = {"heartbeat": heartbeat}
-    return document
+    loaded = load_ensemble_yaml(json.dumps(document))
+    assert loaded.config is not None, loaded.errors
+    return loaded.config
 
 
 def test_rules_carry_their_position_trigger_and_action_settings() -> None:
-    rules = parse_rules(config([
+    rules = run_rules(config([
         {"trigger": "start", "action": {"name": "submit", "label": "a"}},
         {"trigger": "metric", "name": "mean.a-pending", "when": "> 5",
          "action": {"name": "grow", "value": 2, "repetitions": 3, "backoff": 1}},
@@ -88,8 +91,7 @@ def test_rules_carry_their_position_trigger_and_action_settings() -> None:
 ])
 def test_heartbeat_is_turned_on_by_grow_or_shrink(heartbeat: float | None, action: str,
                                                    expected: float) -> None:
-    document = config([{"trigger": "start", "action": {"name": action, "label": "a"}}], heartbeat)
-    assert heartbeat_seconds(document, parse_rules(document)) == expected
+    assert config([{"trigger": "start", "action": {"name": action, "label": "a"}}], heartbeat).heartbeat == expected
 
 
 def test_metrics_answer_by_rule_name_and_wait_for_data() -> None:

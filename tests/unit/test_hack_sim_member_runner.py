@@ -288,11 +288,11 @@ def test_stop_makes_run_return_from_another_thread() -> None:
     ("jobs: []\nrules: [{trigger: start, action: {name: grow}}]\n",
      r"ensemble.yaml.rules\[0\].action.name: grow needs the ensemble service address "
      r"\(--service HOST:PORT\)"),
-    ("jobs: []\nrules: [{trigger: start, action: {name: submit, label: ghost}}]\n",
-     r"ensemble.yaml.rules\[0\].action.label: names no defined job: 'ghost'"),
+    ("jobs: []\nrules: [{trigger: job-success, action: {name: terminate}}]\n",
+     r"ensemble.yaml.rules\[0\].trigger: job-success is not supported"),
     ("jobs: []\nrules: [{trigger: metric, name: count.a.success, when: about 3, "
      "action: {name: terminate}}]\n",
-     r"ensemble.yaml.rules\[0\].when: must be a number \(equality\) or a comparison"),
+     r"ensemble.yaml.rules\[0\].when: must be a number \(equality\) or a string"),
 ])
 def test_a_bad_ensemble_yaml_is_refused_naming_the_field(clock: SteppingClock, text: str,
                                                           message: str) -> None:
@@ -326,3 +326,10 @@ rules:
 def test_action_client_refuses_a_bad_address_or_name(target: str, name: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ActionClient(target, name)
+
+
+def test_a_submit_naming_no_job_group_ends_the_run_when_it_fires(clock: SteppingClock) -> None:
+    """ensemble-python loads such a rule (the validator warns) and fails when it fires."""
+    run, _ = ensemble_run("jobs: []\nrules: [{trigger: start, action: {name: submit, label: ghost}}]\n", clock)
+    with pytest.raises(ValueError, match='job with name "ghost" is not known'):
+        run.run(until=1)

@@ -51,18 +51,30 @@ def test_duration_comes_from_sleep_commands(command: str, seconds: float) -> Non
 
 
 @pytest.mark.parametrize("text, message", [
-    ("jobs: [", "not valid YAML"),
-    ("- a", "expected a mapping at the top level"),
-    ("jobs: {a: 1}", "jobs: expected a list"),
-    ("jobs: [{command: sleep 1}]", r"jobs\[0\]\.name: required string"),
-    ("jobs: [{name: a}]", r"jobs\[0\]\.command: required string"),
-    ("jobs: [{name: a, command: x, nodes: 0}]", r"jobs\[0\]\.nodes: expected a positive integer"),
-    ("jobs: [{name: a, command: x, count: -1}]", r"jobs\[0\]\.count: expected a positive integer"),
-    ("jobs: [{name: a, command: x}, {name: a, command: y}]", r"jobs\[1\]\.name: duplicate group 'a'"),
+    ("jobs: [", ": is not valid YAML"),
+    ("- a", ": must be a YAML mapping"),
+    ("jobs: {a: 1}\nrules: []", r"\.jobs: must be a list"),
+    ("jobs: [{command: sleep 1}]\nrules: []", r"\.jobs\[0\]\.name: required field is missing"),
+    ("jobs: [{name: a}]\nrules: []", r"\.jobs\[0\]\.command: required field is missing"),
+    ("jobs: [{name: a, command: x, nodes: '2'}]\nrules: []", r"\.jobs\[0\]\.nodes: must be a number"),
 ])
 def test_bad_ensemble_yaml_names_the_field(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=f"my.yaml: {message}"):
+    with pytest.raises(ValueError, match=f"my.yaml{message}"):
         load_job_groups(text, "my.yaml")
+
+
+def test_sets_ensemble_python_loads_but_flux_would_refuse_are_not_submittable() -> None:
+    groups = load_job_groups("""
+jobs:
+  - {name: zero, command: x, nodes: 0}
+  - {name: half, command: x, count: 1.5}
+  - {name: late, command: x, duration: -1}
+  - {name: twice, command: sleep 1}
+  - {name: twice, command: sleep 2, count: 3}
+rules: []
+""")
+    assert list(groups) == ["twice"]
+    assert (groups["twice"].command, groups["twice"].count) == ("sleep 1", 1)   # the group's first set
 
 
 @pytest.fixture

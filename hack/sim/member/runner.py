@@ -20,11 +20,11 @@ from typing import Protocol
 
 import yaml
 
-from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
+from api.v1alpha1.ensemble_yaml import load_ensemble_yaml
 from controller.clock import Clock
 from sim.member.action_client import ActionReply
 from sim.member.metrics import GroupMetrics
-from sim.member.rules import SCALING_ACTIONS, Rule, heartbeat_seconds, parse_rules
+from sim.member.rules import SCALING_ACTIONS, Rule, run_rules
 from sim.member.simulator import JobTransition
 from controller.proto.errors import ActionCallError
 
@@ -77,18 +77,20 @@ class EnsembleRun:
 
     def __init__(self, config: dict, flux: JobQueue, actions: ScaleRequester | None, clock: Clock, *,
                  source: str = "ensemble.yaml", idle_poll: float = IDLE_POLL_SECONDS) -> None:
-        errors = check_ensemble_yaml(yaml.safe_dump(config), source)
-        if errors:
-            raise ValueError("; ".join(str(error) for error in errors))
-        self.rules = parse_rules(config)
+        loaded = load_ensemble_yaml(yaml.safe_dump(config), source)
+        if loaded.config is None:
+            raise ValueError("; ".join(str(error) for error in loaded.errors))
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+        self.rules = run_rules(loaded.config)
         for rule in self.rules:
             if rule.action in SCALING_ACTIONS and actions is None:
                 raise ValueError(f"{source}.{rule.where}.action.name: {rule.action} needs the ensemble "
                                  "service address (--service HOST:PORT)")
-        self.heartbeat = heartbeat_seconds(config, self.rules)
+        self.heartbeat = loaded.config.heartbeat
         self.metrics = GroupMetrics()
         self.fired: list[FiredAction] = []
-        self._job_counts = {job["name"]: job.get("count", 1) for job in config.get("jobs") or []}
+        self._job_sets = loaded.config.groups()
         self._flux = flux
         self._actions = actions
         self._clock = clock
@@ -208,7 +210,7 @@ class EnsembleRun:
         if rule.action == "submit":
             detail = self._submit(rule.label)
         elif rule.action in SCALING_ACTIONS:
-            detail = self._scale(rule.action, rule.value)
+            detail = self._scale(rule.action, rule.value if isinstance(rule.value, int) else 1)
         elif rule.action == "terminate":
             self._terminated = True
             detail = "ensemble run ends"
@@ -220,10 +222,13 @@ class EnsembleRun:
         level = logging.WARNING if rule.action == "custom" else logging.INFO
         log.log(level, "t=%.1f %s fired on %s -> %s: %s", at, rule.describe(), cause, rule.action, detail)
 
-    def _submit(self, group: str | None) -> str:
-        """Submit the group's ``count`` jobs (the checked config always names a defined group)."""
-        assert group is not None
-        ids = self._flux.submit(group, self._job_counts[group])
+    def _submit(self, group: object) -> str:
+        """Submit each set of the group (its ``count`` jobs; the simulated queue runs the group's
+        first set's command). A label naming no group ends the run as it ends ensemble-python's
+        (the validator warns about it)."""
+        if not isinstance(group, str) or group not in self._job_sets:
+            raise ValueError(f'job with name "{group}" is not known')
+        ids = [job_id for job in self._job_sets[group] for job_id in self._flux.submit(group, job.count)]
         self._submitted.update(ids)
         return f"{group} jobs {ids}"
 
