@@ -33,8 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.reconcilers.action_records import Intent
-from controller.reconcilers.actions import ActionExecutor, Deleter, Recorder, Scaler, ScalerFactory, Taken
+from controller.reconcilers.actions import ActionExecutor, Deleter, Scaler, ScalerFactory, Taken
 from controller.reconcilers.member_client import MemberClient
+from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import MINICLUSTERS, Resource
 from controller.proto.errors import ActionCallError
 from controller.reconcilers.member_client import MemberClient
+from controller.runtime.events import Recorder
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
 
@@ -36,10 +37,6 @@ class Deleter(Protocol):
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation_policy: str | None = "Background",
                preconditions: dict | None = None) -> dict | None: ...
-
-
-class Recorder(Protocol):
-    def event(self, obj: dict, type_: str, reason: str, message: str) -> None: ...
 
 
 ScalerFactory = Callable[[str, str], Scaler]

@@ -20,11 +20,12 @@ from controller.reconcilers.action_records import (ActionRecords, Intent, record
 from controller.reconcilers.action_runner import ActionJob, ActionRunner
 from controller.reconcilers.actions import UNCONFIRMED_REASON
 from controller.reconcilers.algorithm import history_seconds
-from controller.reconcilers.clients import Recorder, Writer, request_of
+from controller.reconcilers.clients import Writer, request_of
 from controller.reconcilers.intents import (INTENT_ATTEMPTS, RecordsChanged, adopt_records, owns_records,
                                             store_records, stored_records)
 from controller.reconcilers.members import MemberObserver
 from controller.reconcilers.status import MemberObservation, rfc3339
+from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request
 
 

@@ -33,10 +33,6 @@ class Writer(Protocol):
                preconditions: dict | None = None) -> dict | None: ...
 
 
-class Recorder(Protocol):
-    def event(self, obj: dict, type_: str, reason: str, message: str) -> None: ...
-
-
 class Poller(Protocol):
     def register(self, target: PollTarget) -> None: ...
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from api.v1alpha1 import Ensemble, FieldError, validate
+from api.v1alpha1 import Ensemble, FieldError, spec_warnings, validate
 from api.v1alpha1.validation import guarded
 from controller.clock import Clock
 from controller.kube.resources import DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, for_object
@@ -22,17 +22,18 @@ from controller.reconcilers.action_records import ActionRecords
 from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.algorithm import algorithm_errors
 from controller.reconcilers.algorithm_step import AlgorithmStep
-from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Poller, Recorder, Writer, request_of
+from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Poller, Writer, request_of
 from controller.reconcilers.conflicts import with_conflicts
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.meta import member_name
 from controller.reconcilers.members import MemberObserver
 from controller.reconcilers.owned_objects import DELETE_EXPECTATION_SECONDS, OwnedObjects
 from controller.reconcilers.poller import PollKey, PollResult
-from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, MemberObservation,
-                                           invalid_status, member_phase, rfc3339, status_changed,
-                                           valid_status)
+from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, SPEC_WARNINGS, MemberObservation,
+                                           invalid_status, member_phase, rfc3339, spec_warnings_message,
+                                           status_changed, valid_status, with_spec_warnings)
 from controller.runtime.expectations import Expectations
+from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request, Result
 
 __all__ = ["FIELD_MANAGER", "EnsembleCaches", "EnsembleReconciler"]
@@ -42,6 +43,7 @@ class EnsembleReconciler:
     def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder, clock: Clock,
                  settings: DesiredSettings = DesiredSettings(), poller: Poller | None = None,
                  validator: Callable[[dict], list[FieldError]] = validate,
+                 warner: Callable[[dict], list[FieldError]] = spec_warnings,
                  runner: ActionRunner | None = None) -> None:
         """``runner`` carries out ``spec.algorithm``'s decisions; without one none are made."""
         self._client = client
@@ -50,6 +52,7 @@ class EnsembleReconciler:
         self._events = events
         self._settings = settings
         self._validate = validator
+        self._warnings = warner
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS))
         self.members = MemberObserver(caches=caches, member_status_port=settings.member_status_port,
@@ -90,9 +93,12 @@ class EnsembleReconciler:
         written, observations = self.algorithm.run(ensemble, typed, observations, records)
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
         now = self._clock.wall()
+        generation = written["metadata"].get("generation")
         status = with_conflicts(valid_status(written, observations, deployment, now), conflicts,
-                                written["metadata"].get("generation"), rfc3339(now))
+                                generation, rfc3339(now))
+        status = with_spec_warnings(status, guarded("spec", lambda: self._warnings(ensemble)), generation, now)
         self._write_status(written, status)
+        self._announce_warnings(written, status)
         if any(_needs_polling(o) for o in observations):
             return Result(requeue_after=float(typed.spec.heartbeat))
         return Result()
@@ -104,6 +110,12 @@ class EnsembleReconciler:
         status = invalid_status(ensemble, errors, self._clock.wall())
         if self._write_status(ensemble, status):
             self._events.event(ensemble, "Warning", "InvalidSpec", "; ".join(str(e) for e in errors))
+
+    def _announce_warnings(self, ensemble: dict, status: dict) -> None:
+        """One Warning Event each time the spec's warnings change (not on every reconcile)."""
+        message = spec_warnings_message(status)
+        if message is not None and message != spec_warnings_message(ensemble.get("status")):
+            self._events.event(ensemble, "Warning", SPEC_WARNINGS, message)
 
     def _write_status(self, ensemble: dict, status: dict) -> bool:
         if not status_changed(status, ensemble.get("status")):

@@ -13,11 +13,12 @@ import logging
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found
 from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES, Resource, for_object
-from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Recorder, Writer, request_of
+from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Writer, request_of
 from controller.reconcilers.conflicts import CONFLICT, conflict_message, controlled_by
 from controller.reconcilers.desired.compare import applied_hash, differs, with_applied_hash
 from controller.reconcilers.desired.meta import member_index_of
 from controller.runtime.expectations import Expectations
+from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request
 
 log = logging.getLogger(__name__)

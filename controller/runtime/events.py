@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import TTLCache
 from prometheus_client import CollectorRegistry, Counter
@@ -77,6 +78,13 @@ class _Bucket:
             return False
         self.tokens -= 1.0
         return True
+
+
+class Recorder(Protocol):
+    """What reconcilers need of an event recorder (client-go's record.EventRecorder):
+    ``EventRecorder`` is the real one, tests keep the events in a list."""
+
+    def event(self, obj: dict, type_: str, reason: str, message: str) -> None: ...
 
 
 class EventRecorder:
