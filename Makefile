@@ -10,7 +10,7 @@ MAKE_STARTED := $(shell date +%s)
 .PHONY: help run test unit integration e2e lint bench cluster-build flux-build cluster-up cluster-down manifests protos clean
 
 help:
-	@echo "make run            local demo: control plane + operator + example ensemble"
+	@echo "make run            local demo: control plane + operator + example ensemble (EXAMPLE=<path> for another)"
 	@echo "make test           unit, integration and local e2e tests (builds the control plane when missing)"
 	@echo "make e2e            end-to-end suite (E2E_CLUSTER=local|kind|k3s|existing)"
 	@echo "make lint           pyflakes and mypy over controller, api, hack and bench"
@@ -56,8 +56,10 @@ flux-build:
 	@bash hack/build-flux-operator.sh >/dev/null || { $(FLUX_FAILED) echo "make: the Flux Operator did not build (above): its simulator stands in" >&2; }
 	@bash hack/build-flux.sh >/dev/null || { $(FLUX_FAILED) echo "make: Flux did not build (above): members will be simulated" >&2; }
 
+# EXAMPLE=<path>: another Ensemble than examples/hello-world.
 run: $(STAMP) cluster-build flux-build
-	@source hack/buildlib.sh; demo_started=$$(date +%s); $(PY) hack/demo.py; status=$$?; now=$$(date +%s); \
+	@source hack/buildlib.sh; demo_started=$$(date +%s); $(PY) hack/demo.py $(if $(EXAMPLE),--example '$(EXAMPLE)'); \
+	status=$$?; now=$$(date +%s); \
 	echo "make run: $$(human_seconds $$(( now - $(MAKE_STARTED) ))) in all (setup and builds $$(human_seconds $$(( demo_started - $(MAKE_STARTED) ))), demo $$(human_seconds $$(( now - demo_started ))))"; \
 	exit $$status
 

@@ -7,10 +7,16 @@ the Flux Operator (real where built, else its simulator) and the pod process run
 (real Flux members where built, else simulated ones; see ``hack/localenv.py``), says which,
 applies ``examples/hello-world``, and shows a live table of its members until the
 ensemble completes. The cluster stays up afterwards; ``make cluster-down`` stops it.
+
+The terminal gets only what a user can act on: the table, the summary, next steps, and
+warnings and errors. The whole log (the local system's, at debug level) goes to
+``demo.log`` beside the cluster's state, whose path the demo prints.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -24,6 +30,7 @@ import localcluster  # noqa: E402
 from localenv import LocalEnvironment  # noqa: E402
 
 NAMESPACE = "demo"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 COLUMNS = ("MEMBER", "PHASE", "SIZE", "PODS", "QUEUE new/sched/run/done", "NODES up/free", "LEAD BROKER")
 
 
@@ -102,12 +109,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def log_to_file(path: Path) -> None:
+    """Every log record into ``path`` (debug and up; urllib3's per-request lines from info),
+    and to the terminal only warnings and errors."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(path, mode="w")
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    to_terminal = logging.StreamHandler(sys.stderr)
+    to_terminal.setFormatter(logging.Formatter(LOG_FORMAT))
+    to_terminal.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    root.handlers[:] = [to_file, to_terminal]
+    logging.getLogger("urllib3").setLevel(logging.INFO)
+
+
+def stop_earlier_cluster() -> str:
+    """``localcluster down``; returns what it said, which goes to the terminal only if it failed."""
+    said = io.StringIO()
+    with contextlib.redirect_stderr(said):
+        failed = localcluster.main(["down"]) != 0
+    if failed:
+        print(said.getvalue(), end="", file=sys.stderr)
+    return said.getvalue().strip()
+
+
+def next_steps(cluster, log_path: Path, workdir: Path) -> str:
+    """What a user can do once the demo ended: the cluster stays up, the operator does not."""
+    kubectl = cluster.bin_dir / "kubectl"
+    lines = [
+        "Next steps (the control plane is still up; the operator, the Flux Operator and the pods have stopped):",
+        f"  Use the cluster:    export KUBECONFIG={cluster.kubeconfig}",
+        f"                      {kubectl} get ensembles,miniclusters,pods -n {NAMESPACE}",
+        "  Another example:    make run EXAMPLE=examples/grow-shrink/ensemble.yaml",
+        "                      (any of examples/*/ensemble.yaml, or upstream's unchanged: "
+        "tests/compat/upstream-examples/*.yaml)",
+        "  Watch it run:       from another terminal while make run runs, with that KUBECONFIG:",
+        f"                      .venv/bin/ensemble-operator status -n {NAMESPACE} --watch   "
+        f"(or: kubectl get ensembles -n {NAMESPACE} -w)",
+        f"  Logs:               this run's: {log_path}",
+        f"                      the operator's, the Flux Operator's, each pod's: {workdir}",
+        "  Stop everything:    make cluster-down",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-    localcluster.main(["down"])
-    print("Starting the local cluster, the Flux Operator, the operator and the pod runner...", flush=True)
+    stopped = stop_earlier_cluster()
+    log_path = localcluster.STATE_DIR / "demo.log"  # beside the cluster's state, until make cluster-down
+    log_to_file(log_path)
+    logging.getLogger("demo").info("stopping an earlier local cluster: %s", stopped)
+    print(f"Starting the local cluster, the Flux Operator, the operator and the pod runner "
+          f"(full log: {log_path})...", flush=True)
+    started = time.monotonic()
     env = LocalEnvironment.start(detached=True, speed=args.speed)
     cluster = env.cluster
     print(f"Flux Operator: {env.flux_operator_runtime}; members: {env.member_runtime}", flush=True)
@@ -119,11 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         completed = watch(cluster, name, args.timeout)
     finally:
         env.stop(cluster_too=False)
-    kubectl = cluster.bin_dir / "kubectl"
-    print(f"\nThe ensemble {'completed' if completed else 'did NOT complete'}. The cluster is still up:\n"
-          f"  export KUBECONFIG={cluster.kubeconfig}\n"
-          f"  {kubectl} get ensembles,miniclusters,pods -n {NAMESPACE}\n"
-          f"Stop it with: make cluster-down")
+    print(f"\nThe ensemble {'completed' if completed else 'did NOT complete'} "
+          f"({time.monotonic() - started:.0f} s with the system's start).\n", flush=True)
+    print(next_steps(cluster, log_path, env.workdir), flush=True)
     return 0 if completed else 1
 
 
