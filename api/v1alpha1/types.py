@@ -267,7 +267,8 @@ class EnsembleStatus:
     phase: str | None = api_field("Ensemble phase: Pending, Running, Completed, Failed or Invalid.",
                                   default=None)
     conditions: list[Condition] = api_field(
-        "Standard conditions: Ready, ServiceReady, MembersReady, InvalidSpec.", default_factory=list,
+        "Standard conditions: Ready, ServiceReady, MembersReady, MembersReachable, InvalidSpec, "
+        "SpecWarnings (what a valid spec says that will not do what it seems).", default_factory=list,
         list_map_keys=("type",), max_items=MAX_CONDITIONS)
     members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
                                             list_map_keys=("name",), max_items=MAX_MEMBERS)

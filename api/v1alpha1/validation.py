@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api.v1alpha1.codec import check
-from api.v1alpha1.ensemble_yaml import check_ensemble_yaml
+from api.v1alpha1.ensemble_yaml import check_ensemble_yaml, ensemble_yaml_warnings
 from api.v1alpha1.errors import FieldError
 from api.v1alpha1.names import ensemble_name_errors
 from api.v1alpha1.types import API_VERSION, DEFAULT_MEMBER_SIZE, KIND, Ensemble
@@ -31,6 +31,19 @@ def validate(obj: Any) -> list[FieldError]:
     if isinstance(sidecar, dict):
         errors += _port(sidecar.get("port"), "spec.sidecar.port")
     return errors
+
+
+def spec_warnings(obj: Any) -> list[FieldError]:
+    """What a valid Ensemble says that will not do what it seems (never a reason to refuse it):
+    each member's ensemble.yaml as ensemble-python would run it."""
+    spec = obj.get("spec") if isinstance(obj, dict) else None
+    members = spec.get("members") if isinstance(spec, dict) else None
+    warnings: list[FieldError] = []
+    for index, member in enumerate(members if isinstance(members, list) else []):
+        ensemble = member.get("ensemble") if isinstance(member, dict) else None
+        if isinstance(ensemble, str) and ensemble:
+            warnings += ensemble_yaml_warnings(ensemble, f"spec.members[{index}].ensemble")
+    return warnings
 
 
 def guarded(path: str, run: Callable[[], list[FieldError]]) -> list[FieldError]:

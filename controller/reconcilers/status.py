@@ -21,6 +21,9 @@ SERVICE_READY = "ServiceReady"
 MEMBERS_READY = "MembersReady"
 INVALID_SPEC = "InvalidSpec"
 MEMBERS_REACHABLE = "MembersReachable"
+SPEC_WARNINGS = "SpecWarnings"
+# A condition message lists at most this many warnings, and says how many more there are.
+MAX_LISTED_WARNINGS = 10
 
 PENDING, RUNNING, COMPLETED, FAILED, INVALID = "Pending", "Running", "Completed", "Failed", "Invalid"
 
@@ -216,6 +219,25 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
         "summary": {"members": len(members), "ready": ready_members},
     }
     return status
+
+
+def with_spec_warnings(status: dict, warnings: list[FieldError], generation: int | None, now: float) -> dict:
+    """``status`` with the SpecWarnings condition: True listing what a valid spec says that will not
+    do what it seems (the Ensemble still runs), False when there is nothing to say."""
+    listed = "; ".join(str(warning) for warning in warnings[:MAX_LISTED_WARNINGS])
+    more = len(warnings) - MAX_LISTED_WARNINGS
+    message = f"{listed}; and {more} more" if more > 0 else listed
+    conditions = set_condition(
+        status.get("conditions") or [], SPEC_WARNINGS, "True" if warnings else "False",
+        SPEC_WARNINGS if warnings else "NoSpecWarnings",
+        message or "Nothing in the spec is ignored or unable to act.", generation, rfc3339(now))
+    return {**status, "conditions": conditions}
+
+
+def spec_warnings_message(status: dict | None) -> str | None:
+    """The message of a True SpecWarnings condition, else None."""
+    condition = next((c for c in (status or {}).get("conditions") or [] if c.get("type") == SPEC_WARNINGS), None)
+    return condition.get("message") if condition and condition.get("status") == "True" else None
 
 
 def invalid_status(ensemble: dict, errors: list[FieldError], now: float) -> dict:

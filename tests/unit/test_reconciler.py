@@ -640,3 +640,37 @@ def test_an_owner_reference_added_by_someone_else_is_no_reason_to_apply() -> Non
     api.objects[(CONFIGMAPS, "ns", "e1-0")]["metadata"]["ownerReferences"].pop(0)  # ours removed: orphaned
     reconciler.reconcile(REQUEST)
     assert ("ConfigMap", "e1-0") not in api.kinds_written()  # no longer ours: left alone, not adopted again
+
+
+WARNED_YAML = """
+jobs:
+  - {name: a, command: sleep 1, gpus: 1}
+rules:
+  - {trigger: metric, name: count.b.success, when: 1, action: {name: terminate}}
+"""
+
+
+def test_spec_warnings_are_a_condition_and_one_warning_event_never_invalid(env) -> None:
+    api, recorder, _, clock, reconciler = env
+    api.put(ENSEMBLES, make_ensemble([{**member(), "ensemble": WARNED_YAML}]))
+    reconciler.reconcile(Request("ns", "e1"))
+    assert ("MiniCluster", "e1-0") in api.kinds_written()           # it runs
+    assert stored_ensemble(api)["status"]["phase"] != "Invalid"
+    assert conditions(api)["InvalidSpec"]["status"] == "False"
+    warned = conditions(api)["SpecWarnings"]
+    assert (warned["status"], warned["reason"]) == ("True", "SpecWarnings")
+    assert "spec.members[0].ensemble.jobs[0].gpus" in warned["message"]
+    assert "spec.members[0].ensemble.rules[0].name: this rule can never fire: no job group 'b'" in warned["message"]
+    assert [e for e in recorder.events if e[0] == "Warning"] == [("Warning", "SpecWarnings", warned["message"])]
+
+    writes = len(api.writes)
+    reconciler.reconcile(Request("ns", "e1"))                      # nothing new: no write, no second Event
+    assert len(api.writes) == writes
+    assert len([e for e in recorder.events if e[1] == "SpecWarnings"]) == 1
+
+    clock.step(5)
+    stored_ensemble(api)["spec"]["members"][0]["ensemble"] = ENSEMBLE_YAML
+    reconciler.reconcile(Request("ns", "e1"))
+    assert (conditions(api)["SpecWarnings"]["status"], conditions(api)["SpecWarnings"]["reason"]) == \
+        ("False", "NoSpecWarnings")
+    assert len([e for e in recorder.events if e[1] == "SpecWarnings"]) == 1
