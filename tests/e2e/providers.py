@@ -85,8 +85,8 @@ def _docker_running() -> bool:
 # What CI runs on each cluster kind (.ci/run runs `make test`, whose e2e part is local) and
 # what is only documented: `make e2e` prints it first, the README's table says the same.
 CI_COVERAGE = {
-    "local": "run by CI (.ci/run: make test, E2E_CLUSTER=local) on every change: all scenarios, "
-             "with the real Flux Operator and real members built from the vendored sources",
+    "local": "run by CI (.ci/run: make test, E2E_CLUSTER=local): every scenario, with the real "
+             "Flux Operator and real members built from the vendored sources",
     "kind": "NOT run by CI, only documented: CI runs E2E_CLUSTER=local only; the kind provider's "
             "commands and cleanup are unit-tested with fakes (tests/unit/test_e2e_providers.py)",
     "k3s": "NOT run by CI, only documented: CI runs E2E_CLUSTER=local only; the k3s provider's "

@@ -138,3 +138,12 @@ def test_the_e2e_session_stops_with_one_line_instead_of_an_error_per_scenario(tm
     assert "Traceback" not in output and "FileNotFoundError" not in output and " error" not in output
     (line,) = [line for line in output.splitlines() if "E2E_CLUSTER=kind cannot run here" in line]
     assert "install kind" in line
+
+
+@pytest.mark.parametrize("name", sorted(providers.CI_COVERAGE))
+def test_the_readme_says_what_ci_runs_on_each_cluster_kind_as_make_e2e_does(name: str) -> None:
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{name}` | ")]
+    assert row.split(" | ")[1] == providers.CI_COVERAGE[name]
+    assert providers.ci_coverage(name) == f"e2e on {name}: {providers.CI_COVERAGE[name]}"
