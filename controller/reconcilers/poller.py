@@ -7,8 +7,6 @@ member backs off exponentially instead of occupying workers every heartbeat.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -27,6 +25,7 @@ from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.results import result_name
 from controller.proto.limits import insecure_channel
 from controller.proto.wire import MINICLUSTER_MEMBER
+from controller.workqueue.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +171,6 @@ def _is_unavailable(error: BaseException) -> bool:
 @dataclass
 class _Schedule:
     target: PollTarget
-    due: float
     last_start: float = 0.0
     in_flight: bool = False
 
@@ -220,8 +218,7 @@ class StatusPoller:
         )
         self._cond = threading.Condition()
         self._schedules: dict[PollKey, _Schedule] = {}
-        self._heap: list[tuple[float, int, PollKey]] = []
-        self._sequence = itertools.count()
+        self._due: Deadlines[PollKey] = Deadlines()   # none while a poll is in flight
         self._failures: dict[PollKey, int] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -311,7 +308,7 @@ class StatusPoller:
             schedule = self._schedules.get(target.key)
             now = self._clock.now()
             if schedule is None:
-                self._schedules[target.key] = _Schedule(target, due=now)
+                self._schedules[target.key] = _Schedule(target)
                 self._push(target.key, now)
             elif schedule.target.address != target.address:
                 schedule.target = target
@@ -325,22 +322,20 @@ class StatusPoller:
                 # (spec.heartbeat 300 -> 10 would show no effect for 300 s); a longer one,
                 # or a failure backoff, applies from the next poll on.
                 if shorter and not schedule.in_flight and not self._failures.get(target.key):
-                    due = max(now, schedule.last_start + target.heartbeat)
-                    if due < schedule.due:
-                        self._push(target.key, due)
+                    self._due.set_earlier(target.key, max(now, schedule.last_start + target.heartbeat))
             self._cond.notify_all()
 
     def unregister(self, key: PollKey) -> None:
         with self._cond:
             self._schedules.pop(key, None)
+            self._due.cancel(key)
             self._failures.pop(key, None)
             self._cond.notify_all()
 
     def next_poll_at(self, key: PollKey) -> float | None:
         """Monotonic time of the next scheduled poll of ``key`` (None if unknown or in flight)."""
         with self._cond:
-            schedule = self._schedules.get(key)
-            return None if schedule is None or schedule.in_flight else schedule.due
+            return self._due.at(key)
 
     def start(self) -> None:
         with self._cond:
@@ -361,8 +356,7 @@ class StatusPoller:
         self.channels.close()
 
     def _push(self, key: PollKey, due: float) -> None:
-        self._schedules[key].due = due
-        heapq.heappush(self._heap, (due, next(self._sequence), key))
+        self._due.set(key, due)
 
     def _run(self) -> None:
         next_sweep = self._clock.now() + self._sweep_interval
@@ -373,15 +367,13 @@ class StatusPoller:
                 if now >= next_sweep:
                     self.channels.sweep()
                     next_sweep = now + self._sweep_interval
-                wake_at = min(self._heap[0][0], next_sweep) if self._heap else next_sweep
+                next_due = self._due.next_at()
+                wake_at = next_sweep if next_due is None else min(next_due, next_sweep)
                 self._clock.wait(self._cond, max(0.0, wake_at - now))
 
     def _dispatch_due(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            due, _, key = heapq.heappop(self._heap)
-            schedule = self._schedules.get(key)
-            if schedule is None or schedule.in_flight or schedule.due != due:
-                continue  # unregistered, or superseded by a newer schedule entry
+        for key in self._due.pop_due(now):
+            schedule = self._schedules[key]  # unregistering cancels the deadline
             schedule.in_flight = True
             schedule.last_start = now
             self._pool.submit(self._poll_scheduled, schedule, schedule.target, self._failures.get(key, 0))
