@@ -80,6 +80,7 @@ need_control_plane() {  # Go, unless hack/build-k8s.sh and build-kwok.sh already
 
 need_openssl() { need_tool openssl "makes the local cluster's certificates" "$(apt_install openssl)"; }
 need_setpriv() { need_tool setpriv "the tests' servers die with their test run" "$(apt_install util-linux)"; }
+need_gcc() { need_tool "${CC:-gcc}" "builds the local pods' address library, hack/build-podaddress.sh" "$(apt_install gcc)"; }
 
 need_flux_build() {  # the real Flux Operator and Flux, unless built: Go, the sources, Flux's build packages
   local operator="$CACHE_ROOT/flux-operator/${FLUX_OPERATOR_COMMIT:0:8}/bin/manager"
@@ -135,7 +136,7 @@ default_e2e_cluster() {  # as tests/e2e/providers.default_provider decides
 check_e2e() {
   need_python
   case "${E2E_CLUSTER:-$(default_e2e_cluster)}" in
-    local) need_openssl; need_setpriv; need_control_plane ;;
+    local) need_openssl; need_setpriv; need_gcc; need_control_plane ;;
     kind) need_docker; need_tool kind "creates the kind cluster" \
             "install it (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"; need_kubectl ;;
     k3s) need_docker; need_kubectl ;;
@@ -146,8 +147,9 @@ check_e2e() {
 
 check_target() {
   case "$1" in
-    run|bench|cluster-up) need_python; need_openssl; need_control_plane ;;
-    test|integration) need_python; need_openssl; need_setpriv; need_control_plane ;;
+    run|bench) need_python; need_openssl; need_gcc; need_control_plane ;;
+    cluster-up) need_python; need_openssl; need_control_plane ;;
+    test|integration) need_python; need_openssl; need_setpriv; need_gcc; need_control_plane ;;
     unit) need_python; need_setpriv ;;
     e2e) check_e2e ;;
     lint|manifests|protos) need_python ;;

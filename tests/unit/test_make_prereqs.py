@@ -92,6 +92,13 @@ def test_without_openssl_the_cluster_targets_stop(tmp_path: Path, target: str) -
     assert_stopped_with(proc, target, "openssl is not installed", "apt-get install -y openssl")
 
 
+@pytest.mark.parametrize("target, variables", [("run", ()), ("test", ()), ("integration", ()), ("bench", ()),
+                                               ("e2e", ("E2E_CLUSTER=local",))])
+def test_without_gcc_the_local_system_targets_stop(tmp_path: Path, target: str, variables: tuple[str, ...]) -> None:
+    proc = make(tmp_path, target, absent=("gcc",), variables=variables)
+    assert_stopped_with(proc, target, "gcc is not installed", "hack/build-podaddress.sh", "apt-get install -y gcc")
+
+
 @pytest.mark.parametrize("target, variables", [("test", ()), ("unit", ()), ("integration", ()),
                                                ("e2e", ("E2E_CLUSTER=local",))])
 def test_without_setpriv_the_test_targets_stop(tmp_path: Path, target: str, variables: tuple[str, ...]) -> None:
