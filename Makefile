@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
 MAKE_STARTED := $(shell date +%s)
 
-.PHONY: help run test unit integration e2e lint bench cluster-build flux-build cluster-up cluster-down manifests protos clean
+.PHONY: help run test unit integration e2e lint bench cluster-build flux-build tools-build cluster-up cluster-down manifests protos clean
 
 help:
 	@echo "make run            local demo: control plane + operator + example ensemble (EXAMPLE=<path> for another)"
@@ -48,6 +48,11 @@ cluster-build:
 	@bash hack/build-k8s.sh >/dev/null
 	@bash hack/build-kwok.sh >/dev/null
 
+# helm and actionlint from their Go modules, for the tests of chart/ and .github/workflows/.
+tools-build:
+	@bash hack/build-helm.sh >/dev/null
+	@bash hack/build-actionlint.sh >/dev/null
+
 # The real Flux Operator and real Flux members. As part of run, test, integration, bench and
 # e2e a failed build warns instead of stopping: the local system falls back to its
 # simulators (and says so); `make flux-build` itself fails.
@@ -64,13 +69,13 @@ run: $(STAMP) cluster-build flux-build
 	exit $$status
 
 # Unit, integration and the local e2e suite, in one pytest session.
-test: $(STAMP) cluster-build flux-build
+test: $(STAMP) cluster-build flux-build tools-build
 	E2E_CLUSTER=$${E2E_CLUSTER:-local} $(PYTEST) tests/unit tests/integration tests/e2e
 
 unit: $(STAMP)
 	$(PYTEST) tests/unit
 
-integration: $(STAMP) cluster-build flux-build
+integration: $(STAMP) cluster-build flux-build tools-build
 	$(PYTEST) tests/integration
 
 # Only the local cluster needs the control plane built (and Go): kind, k3s and existing do not.

@@ -2,9 +2,10 @@
 
 - the control plane from ``localcluster`` with kube-controller-manager, kube-scheduler
   and kwok nodes (pod IPs in 127.64.0.0/16);
-- the Ensemble CRD, the MiniCluster CRD and ``manifests/`` (RBAC), as a user installs them;
+- the Ensemble CRD, the MiniCluster CRD and ``manifests/`` (RBAC), as a user installs them
+  (or another install of the operator: ``operator_install``, e.g. the Helm chart);
 - the operator (``ensemble-operator run``) as processes authenticated with a token of the
-  manifests' ServiceAccount, so the RBAC they run under is the one we ship;
+  install's ServiceAccount, so the RBAC they run under is the one we ship;
 - the Flux Operator: its real manager (``hack/fluxoperator.py``) where
   ``hack/build-flux-operator.sh`` built it, else its simulator (``ENSEMBLE_FLUX_OPERATOR``
   chooses; ``flux_operator_runtime`` says which ran);
@@ -77,21 +78,27 @@ class LocalEnvironment:
     members: str | None = None
     """The member runtime asked for (``real``/``simulated``); None: ``$ENSEMBLE_MEMBERS``, else
     what can run here (``member_runtime`` says which runs)."""
+    operator_install: Callable[[LocalCluster], None] | None = None
+    """Installs the operator (CRD, namespace, RBAC...) instead of ``manifests/``' RBAC files."""
+    operator_account: str = OPERATOR_SERVICE_ACCOUNT
+    """The ServiceAccount (in ``OPERATOR_NAMESPACE``) whose token the operator processes hold."""
     _flux_operator: FluxOperatorProcess | None = None
     _sim_manager: Manager | None = None
     _sim_thread: threading.Thread | None = None
     _runner: PodProcessRunner | None = None
 
     @classmethod
-    def start(cls, *, detached: bool = False, speed: float = 10.0,
-              members: str | None = None) -> "LocalEnvironment":
+    def start(cls, *, detached: bool = False, speed: float = 10.0, members: str | None = None,
+              operator_install: Callable[[LocalCluster], None] | None = None,
+              operator_account: str = OPERATOR_SERVICE_ACCOUNT) -> "LocalEnvironment":
         """Everything, on a new cluster; ``detached`` keeps the cluster after this process
-        (``make cluster-down`` stops it), as ``make run`` does; ``members`` as the field."""
+        (``make cluster-down`` stops it), as ``make run`` does; the others as the fields."""
         cluster = LocalCluster.launch(controller_manager=True, kwok=True, detached=detached,
                                       data_dir=STATE_DIR / "data" if detached else None)
         if detached:
             cluster.save_state(STATE_DIR)
-        env = cls(cluster=cluster, workdir=cluster.data_dir / "localenv", speed=speed, members=members)
+        env = cls(cluster=cluster, workdir=cluster.data_dir / "localenv", speed=speed, members=members,
+                  operator_install=operator_install, operator_account=operator_account)
         env.workdir.mkdir(parents=True, exist_ok=True)
         try:
             env.install()
@@ -106,7 +113,9 @@ class LocalEnvironment:
     # ---- install ----------------------------------------------------------------------
     def install(self) -> None:
         self.cluster.kubectl("apply", "--server-side", "-f", str(HACK / "crds" / "minicluster.yaml"))
-        for name in MANIFESTS:
+        if self.operator_install is not None:
+            self.operator_install(self.cluster)
+        for name in MANIFESTS if self.operator_install is None else ():
             self.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / name))
         for crd in ("miniclusters.flux-framework.org", "ensembles.ensemble.flux-framework.org"):
             self.cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
@@ -176,7 +185,7 @@ class LocalEnvironment:
         path = self.workdir / "operator.kubeconfig"
         if path.exists():
             return path
-        token = self.cluster.kubectl("create", "token", OPERATOR_SERVICE_ACCOUNT, "-n", OPERATOR_NAMESPACE,
+        token = self.cluster.kubectl("create", "token", self.operator_account, "-n", OPERATOR_NAMESPACE,
                                      "--duration=12h").strip()
         write_token_kubeconfig(path, self.cluster.server, self.cluster.ca_file, token, "operator")
         return path

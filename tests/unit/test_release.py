@@ -57,3 +57,43 @@ def test_nothing_shipped_names_a_latest_operator_image() -> None:
     latest = [str(path.relative_to(ROOT)) for path in shipped
               if UNTAGGED_OR_LATEST.search(path.read_text())]
     assert latest == []
+
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def workflow(name: str) -> dict:
+    loaded = yaml.safe_load((WORKFLOWS / name).read_text())
+    loaded["on"] = loaded.pop(True, loaded.get("on"))  # YAML 1.1 reads the key `on` as true
+    return loaded
+
+
+def steps_running(job: dict) -> str:
+    return "\n".join(str(step.get("run", "")) + str(step.get("with", "")) for step in job["steps"])
+
+
+def test_every_push_runs_the_ci_script() -> None:
+    ci = workflow("ci.yml")
+    assert "push" in ci["on"]
+    assert any(".ci/run" in steps_running(job) for job in ci["jobs"].values())
+
+
+def test_a_version_tag_releases_the_multi_arch_image_the_install_files_name() -> None:
+    release = workflow("release.yml")
+    assert release["on"]["push"]["tags"] == ["v*"]
+    assert release["env"]["IMAGE"] == REPOSITORY
+    (build,) = [step for step in release["jobs"]["image"]["steps"]
+                if str(step.get("uses", "")).startswith("docker/build-push-action@")]
+    assert set(build["with"]["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}
+    assert build["with"]["push"] is True
+    assert build["with"]["tags"] == "${{ env.IMAGE }}:${{ needs.version.outputs.version }}"
+    version_check = steps_running(release["jobs"]["version"])
+    assert 'pyproject.toml' in version_check and '"v$version"' in version_check
+
+
+def test_the_release_carries_the_one_file_install_and_the_packaged_chart() -> None:
+    job = workflow("release.yml")["jobs"]["release"]
+    commands = steps_running(job)
+    assert "helm package chart" in commands and "cp dist/ensemble-operator.yaml release-assets/" in commands
+    assert "gh release create" in commands and "release-assets/*" in commands
+    assert set(job["needs"]) == {"version", "image"}, "no release without its image"
