@@ -29,51 +29,10 @@ sys.path.insert(0, str(ROOT / "hack"))
 import localcluster  # noqa: E402
 from localenv import LocalEnvironment  # noqa: E402
 
+from controller.statusview.table import render, view_of  # noqa: E402  (`ensemble-operator status`'s table)
+
 NAMESPACE = "demo"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-COLUMNS = ("MEMBER", "PHASE", "SIZE", "PODS", "QUEUE new/sched/run/done", "NODES up/free", "LEAD BROKER")
-
-
-def member_rows(ensemble: dict, pods_by_member: dict[str, int]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for member in (ensemble.get("status") or {}).get("members") or []:
-        poll = member.get("lastPoll") or {}
-        queue, nodes = poll.get("queue") or {}, poll.get("nodes") or {}
-        queue_text = (f"{queue.get('new', 0)}/{queue.get('sched', 0)}/{queue.get('run', 0)}/"
-                      f"{queue.get('inactive', 0)}" if queue else "-")
-        nodes_text = f"{nodes.get('node_up_count', 0)}/{nodes.get('node_free_count', 0)}" if nodes else "-"
-        lead = member.get("leadBroker") or {}
-        rows.append((member["name"], member.get("phase", "-"),
-                     f"{member.get('desiredSize', '-')}", str(pods_by_member.get(member["name"], 0)),
-                     queue_text, nodes_text, lead.get("ip", "-")))
-    return rows
-
-
-def render(ensemble: dict, rows: list[tuple[str, ...]]) -> str:
-    status = ensemble.get("status") or {}
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
-    lines = [f"Ensemble {NAMESPACE}/{ensemble['metadata']['name']}: phase {status.get('phase', 'Pending')}",
-             "  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
-
-
-def running_pods(cluster, namespace: str) -> dict[str, int]:
-    pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
-    counts: dict[str, int] = {}
-    for pod in pods:
-        job = (pod["metadata"].get("labels") or {}).get("job-name")
-        if job and pod["status"].get("phase") == "Running":
-            counts[job] = counts.get(job, 0) + 1
-    return counts
-
-
-def invalid_reason(ensemble: dict) -> str:
-    """The InvalidSpec condition's message: every bad field with its path."""
-    for condition in (ensemble.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "InvalidSpec":
-            return condition.get("message") or "(no message)"
-    return "(no InvalidSpec condition)"
 
 
 def watch(cluster, name: str, timeout: float) -> bool:
@@ -85,17 +44,17 @@ def watch(cluster, name: str, timeout: float) -> bool:
     while time.monotonic() < deadline:
         out = cluster.kubectl("get", "ensemble", name, "-n", NAMESPACE, "-o", "json", check=False)
         if out.strip():
-            ensemble = json.loads(out)
-            table = render(ensemble, member_rows(ensemble, running_pods(cluster, NAMESPACE)))
+            view = view_of(json.loads(out))
+            table = render([view])
             if table != shown:
                 print(("\033[H\033[J" if interactive else "\n") + table, flush=True)
                 shown = table
-            phase = (ensemble.get("status") or {}).get("phase")
-            if phase == "Invalid":  # nothing runs until the spec is fixed: say why and stop
-                print(f"\nThe operator refused the Ensemble: {invalid_reason(ensemble)}", flush=True)
+            if view.phase == "Invalid":  # nothing runs until the spec is fixed: the table says why
+                print("\nThe operator refused the Ensemble: the Invalid line above names every bad field.",
+                      flush=True)
                 return False
-            if phase in ("Completed", "Failed"):
-                return phase == "Completed"
+            if view.phase in ("Completed", "Failed"):
+                return view.phase == "Completed"
         time.sleep(0.5)
     return False
 
