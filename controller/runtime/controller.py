@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 class WorkQueue(Protocol):
     """The part of controller.workqueue.RateLimitingQueue a controller uses."""
 
+    def start(self) -> None: ...
     def add(self, item: Any) -> None: ...
     def get(self, timeout: float | None = None) -> tuple[Any, bool]: ...
     def done(self, item: Any) -> None: ...
@@ -61,9 +62,10 @@ class Controller:
         metrics.register_controller(name, workers)
 
     def start(self) -> None:
-        """Start the worker threads; they run until ``shutdown``."""
+        """Start the queue's timer and the worker threads; they run until ``shutdown``."""
         if self._threads:
             raise RuntimeError(f"controller {self.name!r} already started")
+        self.queue.start()
         for index in range(self.workers):
             thread = threading.Thread(target=self._work, name=f"{self.name}-worker-{index}",
                                       daemon=True)

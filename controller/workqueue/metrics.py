@@ -101,7 +101,6 @@ class QueueMetrics:
         self._work_duration = provider.new_work_duration_metric(name)
         self._unfinished_work = provider.new_unfinished_work_seconds_metric(name)
         self._longest_running = provider.new_longest_running_processor_seconds_metric(name)
-        self._retries = provider.new_retries_metric(name)
         self._added_at: dict[Hashable, float] = {}
         self._started_at: dict[Hashable, float] = {}
 
@@ -122,9 +121,6 @@ class QueueMetrics:
         started_at = self._started_at.pop(item, None)
         if started_at is not None:
             self._work_duration.observe(self._clock.now() - started_at)
-
-    def retry(self) -> None:
-        self._retries.inc()
 
     def update_unfinished_work(self) -> None:
         """Publish how long in-flight items have run, so stuck workers show before they finish."""
@@ -151,11 +147,15 @@ class NoopQueueMetrics:
     def done(self, item: Hashable) -> None:
         pass
 
-    def retry(self) -> None:
-        pass
-
     def update_unfinished_work(self) -> None:
         pass
+
+
+def retry_metric(name: str, provider: MetricsProvider | None) -> CounterMetric:
+    """The retries counter of a delaying queue; as for the others, unnamed or no provider: none."""
+    if not name or provider is None:
+        return _NoopMetric()
+    return provider.new_retries_metric(name)
 
 
 def queue_metrics(name: str, provider: MetricsProvider | None,

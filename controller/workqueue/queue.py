@@ -41,7 +41,7 @@ class Queue(Generic[T]):
                 if self._shutting_down or item in self._dirty:
                     return
             except TypeError:
-                raise self._unhashable(item) from None
+                raise unhashable_error(self.name, item) from None
             self._metrics.add(item)
             self._dirty.add(item)
             if item in self._processing:
@@ -114,13 +114,12 @@ class Queue(Generic[T]):
         with self._cond:
             self._metrics.update_unfinished_work()
 
-    def _records_metrics(self) -> bool:
+    @property
+    def records_metrics(self) -> bool:
+        """Whether ``update_unfinished_work`` publishes anything (a named queue with a provider)."""
         return not isinstance(self._metrics, NoopQueueMetrics)
 
-    def _unhashable(self, item: object) -> TypeError:
-        return TypeError(f"workqueue {self.name!r}: items must be hashable (e.g. a 'namespace/name' "
-                         f"key), got {type(item).__name__}")
 
-    def _record_retry(self) -> None:
-        with self._cond:
-            self._metrics.retry()
+def unhashable_error(queue_name: str, item: object) -> TypeError:
+    return TypeError(f"workqueue {queue_name!r}: items must be hashable (e.g. a 'namespace/name' "
+                     f"key), got {type(item).__name__}")

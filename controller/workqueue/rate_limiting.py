@@ -10,16 +10,16 @@ from collections.abc import Hashable
 from controller.clock import Clock
 from controller.workqueue.delaying import DelayingQueue
 from controller.workqueue.metrics import MetricsProvider
-from controller.workqueue.queue import T
+from controller.workqueue.queue import Queue, T
 from controller.workqueue.rate_limiters import RateLimiter, default_controller_rate_limiter
 
 
 class RateLimitingQueue(DelayingQueue[T]):
     """client-go's ``RateLimitingInterface``."""
 
-    def __init__(self, rate_limiter: RateLimiter, name: str = "", *, clock: Clock | None = None,
-                 metrics: MetricsProvider | None = None) -> None:
-        super().__init__(name, clock=clock, metrics=metrics)
+    def __init__(self, rate_limiter: RateLimiter, name: str = "", *, queue: Queue[T] | None = None,
+                 clock: Clock | None = None, metrics: MetricsProvider | None = None) -> None:
+        super().__init__(name, queue=queue, clock=clock, metrics=metrics)
         self._rate_limiter = rate_limiter
 
     def add_rate_limited(self, item: T) -> None:

@@ -61,6 +61,7 @@ class ScriptedReconciler:
 
 def make(reconciler, clock, registry, workers: int = 1) -> tuple[Controller, RecordingQueue]:
     queue = RecordingQueue(clock)
+    queue.start()  # the timer, as Controller.start would: these tests drive workers by hand
     controller = Controller("ensemble", reconciler, queue, metrics=ControllerMetrics(registry),
                             clock=clock, workers=workers, object_key="ensemble")
     return controller, queue

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from controller.clock import FakeClock
-from controller.workqueue import DelayingQueue
+from controller.workqueue import DelayingQueue, Queue
 from tests.helpers import wait_for_value, wait_for_waiters
 
 
 @pytest.fixture
 def queue(clock: FakeClock) -> Iterator[DelayingQueue]:
     queue: DelayingQueue = DelayingQueue("delaying", clock=clock)
+    queue.start()
     wait_for_waiters(clock, 1)  # the timer thread is parked
     yield queue
     queue.shutdown()
@@ -116,6 +117,7 @@ def test_many_delayed_items_share_one_timer_thread(queue: DelayingQueue, clock: 
 
 def test_shutdown_stops_the_timer_and_drops_waiting_items(clock: FakeClock) -> None:
     queue: DelayingQueue = DelayingQueue("stopping", clock=clock)
+    queue.start()
     queue.add_after("a", 1)
     queue.shutdown()
     assert not any(thread.name == "workqueue-timer-stopping" for thread in threading.enumerate())
@@ -126,6 +128,7 @@ def test_shutdown_stops_the_timer_and_drops_waiting_items(clock: FakeClock) -> N
 
 def test_shutdown_with_drain_stops_the_timer(clock: FakeClock) -> None:
     queue: DelayingQueue = DelayingQueue("draining", clock=clock)
+    queue.start()
     queue.shutdown_with_drain()
     assert not any(thread.name == "workqueue-timer-draining" for thread in threading.enumerate())
 
@@ -133,3 +136,32 @@ def test_shutdown_with_drain_stops_the_timer(clock: FakeClock) -> None:
 def test_unhashable_delayed_item_is_rejected_with_a_clear_error(queue: DelayingQueue) -> None:
     with pytest.raises(TypeError, match="workqueue 'delaying': items must be hashable.*got list"):
         queue.add_after(["a"], 5)
+
+
+def test_due_items_go_to_the_injected_queue(clock: FakeClock) -> None:
+    inner: Queue = Queue("inner", clock=clock)
+    queue: DelayingQueue = DelayingQueue("outer", queue=inner, clock=clock)
+    queue.start()
+    try:
+        wait_for_waiters(clock, 1)
+        queue.add_after("a", 1)
+        clock.step(1)
+        wait_for_value(lambda: len(inner), 1, 2, "the injected queue's length")
+        assert inner.get() == ("a", False)
+    finally:
+        queue.shutdown()
+    assert inner.shutting_down()
+
+
+def test_the_timer_starts_with_start_and_serves_what_was_delayed_before(clock: FakeClock) -> None:
+    queue: DelayingQueue = DelayingQueue("later", clock=clock)
+    queue.add_after("a", 1)
+    clock.step(1)
+    assert not any(thread.name == "workqueue-timer-later" for thread in threading.enumerate())
+    assert len(queue) == 0
+    queue.start()
+    try:
+        wait_for_value(lambda: len(queue), 1, 2, "the queue length")
+        assert queue.get() == ("a", False)
+    finally:
+        queue.shutdown()

@@ -112,6 +112,7 @@ def test_unfinished_work_sums_ages_and_longest_is_the_oldest(clock: FakeClock,
 def test_timer_thread_updates_unfinished_work_every_half_second(clock: FakeClock,
                                                                 provider: RecordingProvider) -> None:
     queue: DelayingQueue = DelayingQueue("q", clock=clock, metrics=provider)
+    queue.start()
     try:
         wait_for_waiters(clock, 1)
         queue.add("a")

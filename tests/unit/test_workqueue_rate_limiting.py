@@ -147,6 +147,7 @@ def test_rate_limited_add_waits_the_backoff_and_forget_resets_it() -> None:
     clock = FakeClock()
     queue = new_rate_limiting_queue(
         "limited", ItemExponentialFailureRateLimiter(base_delay=1, max_delay=60), clock=clock)
+    queue.start()
     try:
         wait_for_waiters(clock, 1)
         queue.add_rate_limited("a")
@@ -180,6 +181,7 @@ def test_rate_limited_add_waits_the_backoff_and_forget_resets_it() -> None:
 def test_new_rate_limiting_queue_defaults_to_the_controller_limiter() -> None:
     clock = FakeClock()
     queue = new_rate_limiting_queue("defaults", clock=clock)
+    queue.start()
     try:
         queue.add_rate_limited("a")
         assert queue.num_requeues("a") == 1
