@@ -1,4 +1,11 @@
-"""Operator-side algorithms: read members' status history, decide actions."""
+"""Operator-side algorithms: read members' status history, decide actions.
+
+Owns ``scale``, ``terminate`` and ``refill``, their registry and typed options, and the
+check of a member's status JSON. Pure functions of their inputs and ``now``.
+
+May import: nothing of ``controller`` or ``api`` (bottom layer): algorithms know nothing of
+Kubernetes, gRPC or the reconciler that runs them.
+"""
 from controller.algorithms.base import Action, ActionKind, Algorithm, MemberSample, MemberView
 from controller.algorithms.options import OptionError
 from controller.algorithms.registry import (

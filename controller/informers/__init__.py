@@ -1,4 +1,10 @@
-"""Informers: list+watch caches with event handlers (client-go tools/cache semantics)."""
+"""Informers: list+watch caches with event handlers (client-go tools/cache semantics).
+
+Owns the reflector, the indexed store, the shared informer with its listeners, and the factory.
+
+May import: ``controller.kube``, ``controller.clock``, ``controller.backoff``. Nothing that
+knows Ensembles or reconciles.
+"""
 from controller.informers.factory import SharedInformerFactory
 from controller.informers.handlers import ResourceEventHandler, ResourceEventHandlerFuncs
 from controller.informers.reflector import Reflector, ReflectorOptions

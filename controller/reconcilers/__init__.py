@@ -1,4 +1,14 @@
-"""Reconcilers; ``setup`` registers the Ensemble controller with a Manager."""
+"""Reconcilers; ``setup`` registers the Ensemble controller with a Manager.
+
+Owns the Ensemble reconciler and its collaborators, the desired objects (``desired``),
+status, lead brokers, the StatusPoller and the ActionRunner that carries out algorithm
+decisions.
+
+May import: ``controller.runtime``, ``controller.scaling``, ``controller.proto``,
+``controller.informers``, ``controller.workqueue``, ``controller.kube``,
+``controller.algorithms``, ``api`` and the foundations (clock, logs, backoff). Never a process
+package (service, member, statusview, cli).
+"""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,11 @@
-"""controller-runtime's core, in Python: requests, builder, controllers and the manager."""
+"""controller-runtime's core, in Python: requests, builder, controllers and the manager.
+
+Owns Request/Result, the builder and its handlers and predicates, controller workers, the
+Manager (caches, runnables, leader election, probes, metrics), events and expectations.
+
+May import: ``controller.informers``, ``controller.workqueue``, ``controller.kube``,
+``controller.clock``, ``controller.logs``, ``controller.backoff``. Nothing that knows Ensembles.
+"""
 from controller.runtime.builder import ControllerBuilder
 from controller.runtime.cache import ObjectCache
 from controller.runtime.controller import Controller

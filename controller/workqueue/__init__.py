@@ -1,4 +1,10 @@
-"""Work queues with client-go ``util/workqueue`` semantics (see docs/internal-interfaces.md)."""
+"""Work queues with client-go ``util/workqueue`` semantics (see docs/internal-interfaces.md).
+
+Owns the queue, the delaying and rate-limited queues, the rate limiters, their metrics and
+the keyed deadline heap (``deadlines``) the delaying queue and the poller schedule with.
+
+May import: ``controller.clock``, ``controller.backoff``. Nothing of Kubernetes.
+"""
 from controller.workqueue.delaying import DelayingQueue
 from controller.workqueue.metrics import MetricsProvider, NoopMetricsProvider
 from controller.workqueue.prometheus_metrics import PrometheusMetricsProvider
