@@ -24,6 +24,9 @@ DEFAULT_SIDECAR_PORT = "50051"
 DEFAULT_SIDECAR_WORKERS = 10
 DEFAULT_HEARTBEAT_SECONDS = 10
 DEFAULT_MEMBER_SIZE = 1
+DEFAULT_ENSEMBLE_PYTHON = "0.0.16"   # also ensemble_yaml.RULES_VERSION: the release whose rules are checked
+LATEST = "latest"
+ENSEMBLE_PYTHON_PATTERN = r"^(latest|[0-9]+(\.[0-9]+)*([.+!_-]?[A-Za-z0-9]+)*)$"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Bounds on what one tenant's Ensemble may ask the operator to hold, build and check.
 MAX_MEMBERS = 100                 # MiniClusters per Ensemble (each polled, each a Role resourceName)
@@ -125,12 +128,20 @@ class Member:
                               required=True, min_length=1, max_length=MAX_ENSEMBLE_YAML)
     branch: str | None = api_field("Install ensemble-python from this git branch instead of PyPI.",
                                    default=None, max_length=255)
+    ensemble_python: str | None = api_field(
+        "The ensemble-python release the lead broker installs from PyPI: a version (e.g. 0.0.16) or "
+        "`latest` (unpinned, as upstream installs it). Unset: " + DEFAULT_ENSEMBLE_PYTHON + ", the release "
+        "whose loading rules the operator checks ensemble.yaml against; for any other, and for `branch`, "
+        "the same checks run and a SpecWarnings warning says its rules are not known. Not with `branch`.",
+        default=None, max_length=64, pattern=ENSEMBLE_PYTHON_PATTERN)
 
     def __post_init__(self) -> None:
         """Apply the upstream size defaults to a private copy of the MiniCluster."""
         self.minicluster = copy.deepcopy(self.minicluster)
         if not self.branch:
             self.branch = None
+        if not self.ensemble_python:
+            self.ensemble_python = None
         spec = self.minicluster.setdefault("spec", {})
         if not spec.get("size"):
             spec["size"] = DEFAULT_MEMBER_SIZE

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from api.v1alpha1.codec import check
-from api.v1alpha1.ensemble_yaml import check_ensemble_yaml, ensemble_yaml_warnings
+from api.v1alpha1.ensemble_yaml import RULES_VERSION, check_ensemble_yaml, ensemble_yaml_warnings
 from api.v1alpha1.errors import FieldError
 from api.v1alpha1.names import ensemble_name_errors
-from api.v1alpha1.types import API_VERSION, DEFAULT_MEMBER_SIZE, KIND, Ensemble
+from api.v1alpha1.types import API_VERSION, DEFAULT_ENSEMBLE_PYTHON, DEFAULT_MEMBER_SIZE, KIND, LATEST, Ensemble
 
 
 def validate(obj: Any) -> list[FieldError]:
@@ -40,7 +40,10 @@ def spec_warnings(obj: Any) -> list[FieldError]:
     members = spec.get("members") if isinstance(spec, dict) else None
     warnings: list[FieldError] = []
     for index, member in enumerate(members if isinstance(members, list) else []):
-        ensemble = member.get("ensemble") if isinstance(member, dict) else None
+        if not isinstance(member, dict):
+            continue
+        warnings += _rules_version_warning(member, f"spec.members[{index}]")
+        ensemble = member.get("ensemble")
         if isinstance(ensemble, str) and ensemble:
             warnings += ensemble_yaml_warnings(ensemble, f"spec.members[{index}].ensemble")
     return warnings
@@ -83,7 +86,27 @@ def _member(member: dict, path: str) -> list[FieldError]:
     ensemble = member.get("ensemble")
     if isinstance(ensemble, str) and ensemble:
         errors += check_ensemble_yaml(ensemble, f"{path}.ensemble")
+    if member.get("branch") and member.get("ensemblePython"):
+        errors.append(FieldError(f"{path}.ensemblePython", "set either branch (install from git) or "
+                                                           "ensemblePython (a PyPI release), not both"))
     return errors
+
+
+def _rules_version_warning(member: dict, path: str) -> list[FieldError]:
+    """The member's ensemble.yaml is checked with the rules of ensemble-python RULES_VERSION; say so
+    when the member installs anything else (whose rules may differ either way)."""
+    branch, version = member.get("branch"), member.get("ensemblePython") or DEFAULT_ENSEMBLE_PYTHON
+    if branch:
+        installed, where = f"branch {branch!r}", f"{path}.branch"
+    elif version == LATEST:
+        installed, where = f"the latest release (which may be newer than {RULES_VERSION})", f"{path}.ensemblePython"
+    elif version != RULES_VERSION:
+        installed, where = f"ensemble-python {version}", f"{path}.ensemblePython"
+    else:
+        return []
+    return [FieldError(where, f"the member runs {installed}, whose ensemble.yaml rules this operator does not "
+                              f"know: ensemble.yaml was checked against ensemble-python {RULES_VERSION}'s, so a file "
+                              "that version refuses is refused here and one it loads may still fail to load")]
 
 
 def _sizes(spec: dict, path: str) -> list[FieldError]:

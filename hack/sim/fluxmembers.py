@@ -70,6 +70,24 @@ class FluxBuild:
         return f"{self.venv / 'bin'}:{self.prefix / 'bin'}:{STANDARD_PATH}"
 
 
+# The pod "image" here is this host with the member virtualenv: commands.pre's package-manager
+# line (python3-cffi, git; see controller/reconcilers/desired/member.py) must not install into
+# the host, whose python3-cffi hack/build-flux.sh already requires.
+PACKAGE_MANAGERS = ("apt-get", "yum")
+
+
+def package_manager_stand_ins(directory: Path) -> Path:
+    """A directory of ``apt-get`` and ``yum`` commands that only say what they were asked, to put
+    first on a pod's PATH; returns it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in PACKAGE_MANAGERS:
+        command = directory / name
+        command.write_text(f'#!/bin/sh\necho "local pod runtime: {name} $* skipped (the host provides '
+                           f'the member image\'s packages)"\n')
+        command.chmod(0o755)
+    return directory
+
+
 def flux_build(environ: Mapping[str, str] = os.environ) -> FluxBuild:
     """Where hack/build-flux.sh installs (ENSEMBLE_CACHE, FLUX_CORE_VERSION as it reads them)."""
     cache = environ.get("ENSEMBLE_CACHE") or str(

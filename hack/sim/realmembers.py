@@ -72,6 +72,7 @@ class RealMembers:
         self.service_address = service_address
         self.minicluster_exited = minicluster_exited
         self._lead_ips: dict[str, str] = {}  # worker key -> the lead pod IP its broker was started with
+        self._stand_ins = fm.package_manager_stand_ins(workdir / "pod-bin")
 
     # ---- reconcile ------------------------------------------------------------------------
     def reconcile(self, key: str, pod: dict | None) -> Result:
@@ -167,7 +168,7 @@ class RealMembers:
         workdir.mkdir(exist_ok=True)
         script = poddir / "pod.sh"
         script.write_text(fm.pod_script(
-            pod=key, mounts=mounts, path=self.build.member_path(), workdir=workdir,
+            pod=key, mounts=mounts, path=f"{self._stand_ins}:{self.build.member_path()}", workdir=workdir,
             pre=str((app.get("commands") or {}).get("pre") or ""),
             options=fm.broker_options(hostname, fm.required_ranks(spec)),
             command=str(app.get("command") or "") if lead else None))

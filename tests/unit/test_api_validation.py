@@ -135,13 +135,25 @@ def test_ensemble_yaml_errors_are_nested_under_the_member() -> None:
     assert list(paths(obj)) == ["spec.members[1].ensemble.rules[1].when"]
 
 
-def test_a_check_that_raises_is_an_error_naming_the_member_and_the_cause() -> None:
+def test_an_ensemble_yaml_nested_past_the_parsers_stack_is_refused_as_over_our_limit() -> None:
     obj = valid()
     obj["spec"]["members"].append(copy.deepcopy(obj["spec"]["members"][0]))
     obj["spec"]["members"][1]["ensemble"] = "jobs: " + "[" * 1000 + "]" * 1000   # past the YAML parser's stack
     errors = validate(obj)
-    assert [e.path for e in errors] == ["spec.members[1]"]
-    assert errors[0].message.startswith("could not be validated: RecursionError: ")
+    assert [str(e) for e in errors] == ["spec.members[1].ensemble: is nested deeper than 32 levels: "
+                                        "this operator's limit"]
+
+
+def test_a_check_that_raises_is_an_error_naming_the_member_and_the_cause(monkeypatch) -> None:
+    from api.v1alpha1 import validation
+
+    def exhausted(text: str, path: str) -> list:
+        raise MemoryError("x" * 1000)
+    monkeypatch.setattr(validation, "check_ensemble_yaml", exhausted)
+    obj = valid()
+    errors = validate(obj)
+    assert [e.path for e in errors] == ["spec.members[0]"]
+    assert errors[0].message.startswith("could not be validated: MemoryError: ")
     assert len(errors[0].message) < 300
 
 
@@ -249,3 +261,36 @@ def test_the_crd_refuses_such_names_at_apply() -> None:
         "oldSelf.hasValue() || (!self.metadata.name.contains('.'))"]
     assert all(r["optionalOldSelf"] for r in rules)   # at create only: stored objects stay writable
     assert all(r["message"].startswith("metadata.name") for r in rules)
+
+
+def _paths(errors) -> list[str]:
+    return [error.path for error in errors]
+
+
+def test_ensemble_python_is_a_release_or_latest_and_not_with_a_branch() -> None:
+    from api.v1alpha1 import spec_warnings
+    obj = make_ensemble()
+    member = obj["spec"]["members"][0]
+    for version in ("0.0.16", "0.0.15", "latest", "1.0rc1"):
+        member["ensemblePython"] = version
+        assert validate(obj) == [], version
+    for version in ("0.0.16; rm -rf /", "--upgrade", "Latest"):
+        member["ensemblePython"] = version
+        assert _paths(validate(obj)) == ["spec.members[0].ensemblePython"], version
+    member["ensemblePython"], member["branch"] = "0.0.16", "main"
+    (error,) = validate(obj)
+    assert error.path == "spec.members[0].ensemblePython" and "not both" in error.message
+    del member["ensemblePython"]
+    assert validate(obj) == [] and _paths(spec_warnings(obj)) == ["spec.members[0].branch"]
+
+
+@pytest.mark.parametrize("version, warned", [(None, False), ("0.0.16", False), ("0.0.15", True), ("latest", True)])
+def test_a_release_whose_rules_are_not_known_is_checked_with_0016s_and_says_so(version, warned) -> None:
+    from api.v1alpha1 import spec_warnings
+    obj = make_ensemble([test_reconciler.member()])
+    if version:
+        obj["spec"]["members"][0]["ensemblePython"] = version
+    warnings = spec_warnings(obj)
+    assert _paths(warnings) == (["spec.members[0].ensemblePython"] if warned else [])
+    if warned:
+        assert "checked against ensemble-python 0.0.16's" in warnings[0].message

@@ -156,7 +156,11 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
     assert runner["command"] == ("ensemble run --kubernetes --executor minicluster "
                                  "--host demo-grpc.ns1.svc --port 50051 --name demo-0 "
                                  "/ensemble-entrypoint/ensemble.yaml")
-    assert runner["commands"]["pre"] == "python3 -m pip install ensemble-python==0.0.16"
+    assert runner["commands"]["pre"].splitlines() == [
+        "if command -v apt-get >/dev/null 2>&1; then apt-get update && apt-get install -y python3-cffi; "
+        "elif command -v yum >/dev/null 2>&1; then yum install -y python3-cffi; "
+        "else echo 'no apt-get or yum: install python3-cffi in the image'; fi",
+        'python3 -m pip install ensemble-python==0.0.16 || echo "please install ensemble-python"']
     assert sidecar["name"] == "ensemble-member-status"
     assert sidecar["image"] == "registry.local/ensemble-operator:dev"
     assert sidecar["runFlux"] is False
@@ -206,10 +210,28 @@ def test_minicluster_defaults_size_and_keeps_user_pre_after_the_install() -> Non
     assert "-b 'dev; rm -rf /'" in pre
 
 
-def test_install_command_from_a_branch_clones_and_installs_it() -> None:
-    command = install_command("main")
-    assert command.startswith("git clone --depth 1 -b main https://github.com/converged-computing/ensemble-python")
-    assert command.endswith("python3 -m pip install /tmp/ensemble-python")
+def test_install_command_from_a_branch_installs_git_and_cffi_then_clones_and_installs_it() -> None:
+    packages, clone, install = install_command("main").splitlines()
+    assert "apt-get install -y python3-cffi git" in packages and "yum install -y python3-cffi git" in packages
+    assert clone == "git clone -b main --depth 1 https://github.com/converged-computing/ensemble-python.git " \
+                    "/tmp/ensemble-python"
+    assert install == 'python3 -m pip install /tmp/ensemble-python || echo "please install ensemble-python"'
+
+
+@pytest.mark.parametrize("version, requirement", [
+    (None, "ensemble-python==0.0.16"), ("0.0.15", "ensemble-python==0.0.15"), ("latest", "ensemble-python")])
+def test_install_command_installs_the_chosen_release_unpinned_for_latest(version: str | None,
+                                                                        requirement: str) -> None:
+    packages, install = install_command(None, version).splitlines()
+    assert "python3-cffi" in packages and "git" not in packages
+    assert install == f'python3 -m pip install {requirement} || echo "please install ensemble-python"'
+
+
+def test_a_members_ensemble_python_release_reaches_its_bootstrap() -> None:
+    ensemble = make_ensemble()
+    ensemble["spec"]["members"][0]["ensemblePython"] = "latest"
+    pre = minicluster(ensemble, 0, SETTINGS)["spec"]["containers"][0]["commands"]["pre"]
+    assert 'python3 -m pip install ensemble-python || echo "please install ensemble-python"' in pre.splitlines()
 
 
 def _as_stored(obj: dict) -> dict:

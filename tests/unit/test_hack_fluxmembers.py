@@ -154,3 +154,26 @@ def test_member_path_puts_the_member_virtualenv_before_flux(tmp_path: Path) -> N
     build = fm.flux_build({"ENSEMBLE_CACHE": str(tmp_path)})
     entries = build.member_path().split(os.pathsep)
     assert entries[:2] == [str(build.venv / "bin"), str(build.prefix / "bin")]
+
+
+@pytest.mark.parametrize("branch", [None, "main"])
+def test_the_bootstrap_runs_with_package_managers_stood_in_for(tmp_path: Path, branch: str | None) -> None:
+    """commands.pre installs python3-cffi (and git) with apt-get or yum, as upstream's does; in the
+    local pod runtime those must not touch the host, and the pip line must still run."""
+    from controller.reconcilers.desired.member import install_command
+    bin_dir = fake_flux(tmp_path)
+    for name in ("python3", "git"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {tmp_path}/trace\n')
+        (bin_dir / name).chmod(0o755)
+    stand_ins = fm.package_manager_stand_ins(tmp_path / "pod-bin")
+    script = fm.pod_script(pod="ns/mc-0-abc", mounts=[], path=f"{stand_ins}:{bin_dir}:/usr/bin:/bin",
+                           workdir=tmp_path, pre=install_command(branch), options=[], command=None)
+    (tmp_path / "pod.sh").write_text(script)
+    done = subprocess.run(["/bin/bash", str(tmp_path / "pod.sh")], check=True, env={}, timeout=30,
+                          capture_output=True, text=True)
+    packages = "python3-cffi git" if branch else "python3-cffi"
+    assert f"local pod runtime: apt-get install -y {packages} skipped" in done.stdout
+    trace = (tmp_path / "trace").read_text().splitlines()
+    pip = "python3 -m pip install /tmp/ensemble-python" if branch else "python3 -m pip install ensemble-python==0.0.16"
+    assert trace[trace.index(pip) + 1] == "start"          # then the broker starts
+    assert any(line.startswith("git clone -b main") for line in trace) is bool(branch)

@@ -11,6 +11,7 @@ import copy
 import shlex
 
 from controller.kube.resources import MINICLUSTERS
+from api.v1alpha1.types import DEFAULT_ENSEMBLE_PYTHON, LATEST
 from controller.reconcilers.desired.meta import (
     grpc_service_host, member_name, object_meta, ownership_labels)
 from controller.reconcilers.desired.service import SERVICE_USER_ID, service_port
@@ -20,8 +21,9 @@ ENSEMBLE_YAML = "ensemble.yaml"
 ENTRYPOINT_DIR = "/ensemble-entrypoint"
 STATUS_CONTAINER = "ensemble-member-status"
 DEFAULT_FLUX_MOUNT = "/mnt/flux"  # the Flux Operator's spec.flux.container.mountPath default
-# The wire version the operator is tested against (tests install the same pin).
-ENSEMBLE_PYTHON_VERSION = "0.0.16"
+# The release installed when a member names none: the one the operator is tested against and
+# whose ensemble.yaml rules it checks (tests install the same pin).
+ENSEMBLE_PYTHON_VERSION = DEFAULT_ENSEMBLE_PYTHON
 ENSEMBLE_PYTHON_REPO = "https://github.com/converged-computing/ensemble-python"
 
 # Restricted (Pod Security Standards): the sidecar only reads the Flux view and the ConfigMap
@@ -52,13 +54,30 @@ def config_map(ensemble: dict, index: int) -> dict:
     }
 
 
-def install_command(branch: str | None) -> str:
-    """Shell for ``commands.pre``: ensemble-python from PyPI, or from a git branch."""
+# Upstream's commands.pre, step by step: flux-core's Python bindings need cffi for the image's
+# own python3 (the Flux view's may differ), from whichever package manager the image has; git
+# only to install from a branch; then pip. A failed install does not stop the pod (upstream
+# echoes instead), so `ensemble run` reports what is missing.
+PACKAGES = "python3-cffi"
+
+
+def _system_packages(packages: str) -> str:
+    return (f"if command -v apt-get >/dev/null 2>&1; then apt-get update && apt-get install -y {packages}; "
+            f"elif command -v yum >/dev/null 2>&1; then yum install -y {packages}; "
+            f"else echo 'no apt-get or yum: install {packages} in the image'; fi")
+
+
+def install_command(branch: str | None, version: str | None = None) -> str:
+    """Shell for ``commands.pre``: ensemble-python from PyPI (``version``: a release, ``latest`` for
+    unpinned as upstream, unset for ENSEMBLE_PYTHON_VERSION), or from a git branch."""
+    fallback = ' || echo "please install ensemble-python"'
     if not branch:
-        return f"python3 -m pip install ensemble-python=={ENSEMBLE_PYTHON_VERSION}"
+        spec = "ensemble-python" if version == LATEST else f"ensemble-python=={version or ENSEMBLE_PYTHON_VERSION}"
+        return "\n".join([_system_packages(PACKAGES), f"python3 -m pip install {spec}{fallback}"])
     checkout = "/tmp/ensemble-python"
-    return (f"git clone --depth 1 -b {shlex.quote(branch)} {ENSEMBLE_PYTHON_REPO} {checkout}"
-            f" && python3 -m pip install {checkout}")
+    return "\n".join([_system_packages(f"{PACKAGES} git"),
+                      f"git clone -b {shlex.quote(branch)} --depth 1 {ENSEMBLE_PYTHON_REPO}.git {checkout}",
+                      f"python3 -m pip install {checkout}{fallback}"])
 
 
 def run_command(ensemble: dict, index: int) -> str:
@@ -115,12 +134,13 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings, flux
     }
 
 
-def _runner_container(ensemble: dict, index: int, container: dict, branch: str | None) -> dict:
+def _runner_container(ensemble: dict, index: int, container: dict, member: dict) -> dict:
     runner = copy.deepcopy(container)
     volumes = {**(runner.get("volumes") or {}), **entrypoint_volume(ensemble, index)}
     commands = dict(runner.get("commands") or {})
     user_pre = commands.get("pre")
-    commands["pre"] = install_command(branch) + (f"\n{user_pre}" if user_pre else "")
+    commands["pre"] = install_command(member.get("branch"), member.get("ensemblePython")) + \
+        (f"\n{user_pre}" if user_pre else "")
     runner.update(volumes=volumes, commands=commands, runFlux=True, launcher=True,
                   command=run_command(ensemble, index))
     return runner
@@ -140,7 +160,7 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     pod = spec.get("pod") or {}
     spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
     containers = list(spec.get("containers") or [])
-    containers[0] = _runner_container(ensemble, index, containers[0], member.get("branch"))
+    containers[0] = _runner_container(ensemble, index, containers[0], member)
     spec["containers"] = containers + [status_container(ensemble, index, settings, broker_uri(spec))]
     # start.sh's socket wait watches the wrong path (see status_container): the sidecar waits itself.
     spec["flux"] = {**(spec.get("flux") or {}), "noWaitSocket": True}
