@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from controller.algorithms.status import StatusError, parse_status
+from controller.backoff import exponential
 from controller.clock import Clock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
@@ -263,11 +264,15 @@ class StatusPoller:
             consecutive_failures=failures, status=status, error=error,
         )
 
+    def _retry_wait(self, state: RetryCallState) -> float:
+        """Between the attempts of one poll: 1x, 2x, then at most 4x ``retry_backoff``."""
+        return exponential(self._retry_backoff, state.attempt_number - 1, self._retry_backoff * 4)
+
     def _request_status(self, target: PollTarget) -> dict:
         request = pb.StatusRequest(member=MINICLUSTER_MEMBER, name=target.key[2])
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._retry_backoff, max=self._retry_backoff * 4),
+            wait=self._retry_wait,
             retry=retry_if_exception(_is_unavailable),
             sleep=self._clock.sleep,
             reraise=True,
@@ -401,8 +406,7 @@ class StatusPoller:
         heartbeat = schedule.target.heartbeat
         if failures == 0:
             return max(now, schedule.last_start + heartbeat)
-        backoff = heartbeat * 2 ** min(failures, 16)
-        return now + min(backoff, max(self._max_backoff, heartbeat))
+        return now + exponential(heartbeat, failures, max(self._max_backoff, heartbeat))
 
     def _deliver(self, key: PollKey, result: PollResult) -> None:
         if self._on_result is None:

@@ -28,6 +28,7 @@ import tenacity
 
 from api.v1alpha1.names import member_object_name
 
+from controller.backoff import exponential, full_jitter
 from controller.clock import Clock
 from controller.kube.errors import ApiError, KubeError, is_conflict, is_forbidden, is_not_found
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
@@ -114,9 +115,9 @@ class EnsembleScaler:
         return retrying(self._attempt, request)
 
     def _backoff(self, state: tenacity.RetryCallState) -> float:
-        ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (state.attempt_number - 1))
+        ceiling = exponential(self._retry.base_delay, state.attempt_number - 1, self._retry.max_delay)
         with self._lock:
-            return self._rng.uniform(0, ceiling)
+            return full_jitter(ceiling, self._rng.random)
 
     def _give_up(self, state: tenacity.RetryCallState) -> Decision:
         raise ConflictsExhausted()
