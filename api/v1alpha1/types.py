@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from api.v1alpha1.codec import decode, encode
 from api.v1alpha1.markers import CelRule, api_field
+from api.v1alpha1.service_mode import SERVICE_MODES
 
 GROUP = "ensemble.flux-framework.org"
 VERSION = "v1alpha1"
@@ -93,9 +94,17 @@ class MiniClusterShape:
 class Sidecar:
     """Settings of the ensemble gRPC service Deployment (named "sidecar" upstream, kept for compatibility)."""
 
-    image: str = api_field("Image of the ensemble service. Upstream's service images (ensemble-python, "
-                           "ensemble-operator-api) are replaced by the operator's image, which runs this "
-                           "service.", default=DEFAULT_SIDECAR_IMAGE, max_length=MAX_IMAGE)
+    image: str = api_field("Image of the ensemble service. In mode operator, upstream's service images "
+                           "(ensemble-python, ensemble-operator-api) are replaced by the operator's image, which "
+                           "runs this service; in mode upstream this image runs `ensemble-server start`. Any "
+                           "other image selects mode upstream unless `mode` says otherwise.",
+                           default=DEFAULT_SIDECAR_IMAGE, max_length=MAX_IMAGE)
+    mode: str | None = api_field(
+        "Which ensemble service runs: `operator` (this operator's: grow/shrink within bounds, the fair share "
+        "of spec.budget) or `upstream` (`image` run with upstream's command `ensemble-server start "
+        "--kubernetes --host 0.0.0.0 --port <port> --workers <workers>`, as upstream's operator creates it). "
+        "Unset: operator when `image` is unset or one of upstream's service images, else upstream. "
+        "status.serviceMode shows the mode in effect.", default=None, enum=SERVICE_MODES)
     image_pull_policy: str | None = api_field("Pull policy of the service image.", default=None,
                                               enum=PULL_POLICIES)
     port: str = api_field("Port the service listens on, as a string (upstream type).",
@@ -284,6 +293,9 @@ class EnsembleStatus:
     members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
                                             list_map_keys=("name",), max_items=MAX_MEMBERS)
     summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)
+    service_mode: str | None = api_field("The ensemble service mode in effect (spec.sidecar.mode, or what the "
+                                         "image selects): operator or upstream.", default=None,
+                                         enum=SERVICE_MODES)
     budget_grants: list[BudgetGrant] = api_field(
         "The spec.budget ledger, written by the deciders that grow members (not by the reconciler).",
         default_factory=list, list_map_keys=("minicluster",), max_items=MAX_MEMBERS)

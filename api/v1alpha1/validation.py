@@ -13,6 +13,7 @@ from api.v1alpha1.codec import check
 from api.v1alpha1.ensemble_yaml import RULES_VERSION, check_ensemble_yaml, ensemble_yaml_warnings
 from api.v1alpha1.errors import FieldError
 from api.v1alpha1.names import ensemble_name_errors
+from api.v1alpha1.service_mode import UPSTREAM, service_mode
 from api.v1alpha1.types import API_VERSION, DEFAULT_ENSEMBLE_PYTHON, DEFAULT_MEMBER_SIZE, KIND, LATEST, Ensemble
 
 
@@ -39,6 +40,10 @@ def spec_warnings(obj: Any) -> list[FieldError]:
     spec = obj.get("spec") if isinstance(obj, dict) else None
     members = spec.get("members") if isinstance(spec, dict) else None
     warnings: list[FieldError] = []
+    if isinstance(spec, dict) and spec.get("budget") and service_mode(spec.get("sidecar")) == UPSTREAM:
+        warnings.append(FieldError("spec.budget", "is not enforced on members' grow requests in service mode "
+                                                  "upstream (upstream's service grows within minSize..maxSize only); "
+                                                  "the operator's scale algorithm still keeps it"))
     for index, member in enumerate(members if isinstance(members, list) else []):
         if not isinstance(member, dict):
             continue

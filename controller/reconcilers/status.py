@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 
 from api.v1alpha1.errors import FieldError
+from api.v1alpha1.service_mode import service_mode
 from controller.reconcilers.leadbroker import LeadBroker, lead_broker, lead_broker_pods
 from controller.scaling.minicluster_sizes import accepted_size
 from controller.reconcilers.poller import PollResult
@@ -35,7 +36,7 @@ _CHURNING_MEMBER_FIELDS = ("lastPollTime",)
 UNREACHABLE_AFTER_FAILURES = 3
 # The status fields this module computes; written by server-side apply, so others' stay.
 # ``memberActions`` (what algorithms did) has its own guarded writes: see intents.py.
-OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary")
+OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary", "serviceMode")
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
         "conditions": conditions,
         "members": member_statuses,
         "summary": {"members": len(members), "ready": ready_members},
+        "serviceMode": service_mode((ensemble.get("spec") or {}).get("sidecar")),
     }
     return status
 

@@ -294,3 +294,12 @@ def test_a_release_whose_rules_are_not_known_is_checked_with_0016s_and_says_so(v
     assert _paths(warnings) == (["spec.members[0].ensemblePython"] if warned else [])
     if warned:
         assert "checked against ensemble-python 0.0.16's" in warnings[0].message
+
+
+def test_a_budget_in_upstream_service_mode_is_a_warning_not_an_error() -> None:
+    from api.v1alpha1 import spec_warnings
+    obj = make_ensemble([test_reconciler.member()])
+    obj["spec"]["budget"] = 4
+    assert spec_warnings(obj) == []
+    obj["spec"]["sidecar"] = {"image": "registry.example/me/ensemble-python:1"}
+    assert validate(obj) == [] and _paths(spec_warnings(obj)) == ["spec.budget"]

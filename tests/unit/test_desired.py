@@ -279,7 +279,44 @@ def test_upstream_pull_always_means_pull_policy_always_unless_a_policy_is_set():
         ("example.org/svc:1", "Always")
     assert service_image(ensemble({"image": "example.org/svc:1", "pullAlways": True,
                                    "imagePullPolicy": "Never"}), settings) == ("example.org/svc:1", "Never")
-    assert service_image(ensemble({"image": "example.org/svc:1"}), settings) == ("example.org/svc:1", None)
+    # unset: IfNotPresent in mode upstream (what any image but upstream's own selects), as upstream's
+    # operator sets it; the Kubernetes default in mode operator
+    assert service_image(ensemble({"image": "example.org/svc:1"}), settings) == ("example.org/svc:1", "IfNotPresent")
+    assert service_image(ensemble({"image": "example.org/svc:1", "mode": "operator"}), settings) == \
+        ("example.org/svc:1", None)
+
+
+@pytest.mark.parametrize("sidecar, mode", [
+    ({}, "operator"),
+    ({"image": "ghcr.io/converged-computing/ensemble-python:latest"}, "operator"),
+    ({"image": "ghcr.io/converged-computing/ensemble-operator-api:rockylinux9"}, "operator"),
+    ({"image": "registry.example:5000/me/ensemble-python:mine"}, "upstream"),
+    ({"image": "registry.example/me/service:1", "mode": "operator"}, "operator"),
+    ({"image": "ghcr.io/converged-computing/ensemble-python:latest", "mode": "upstream"}, "upstream"),
+])
+def test_the_service_mode_is_the_specs_or_what_the_image_selects(sidecar: dict, mode: str) -> None:
+    from api.v1alpha1.service_mode import service_mode
+    assert service_mode(sidecar) == mode
+
+
+def test_upstream_mode_runs_the_image_with_upstreams_command_exactly_as_upstream_creates_it() -> None:
+    ensemble = make_ensemble()
+    ensemble["spec"]["sidecar"] = {"image": "ghcr.io/converged-computing/ensemble-python:latest",
+                                   "mode": "upstream", "port": "50051", "workers": 10}
+    pod = deployment(ensemble, SETTINGS)["spec"]["template"]["spec"]
+    assert pod == {
+        "serviceAccountName": "demo", "subdomain": "demo-grpc",
+        "containers": [{"name": "ensemble-service", "image": "ghcr.io/converged-computing/ensemble-python:latest",
+                        "imagePullPolicy": "IfNotPresent", "tty": True,
+                        "command": ["ensemble-server", "start", "--kubernetes", "--host", "0.0.0.0",
+                                    "--port", "50051", "--workers", "10"],
+                        "ports": [{"name": "http", "containerPort": 50051, "protocol": "TCP"}]}]}
+    # ensemble-server lists the namespace's MiniClusters to find a member, then patches it by name
+    rules = role(ensemble)["rules"]
+    assert {"apiGroups": ["flux-framework.org"], "resources": ["miniclusters"], "verbs": ["list"]} in rules
+    assert rules[0]["verbs"] == ["get", "patch"] and rules[0]["resourceNames"] == ["demo-0", "demo-1"]
+    operator_rules = role(make_ensemble())["rules"]
+    assert not any("list" in rule["verbs"] and rule["resources"] == ["miniclusters"] for rule in operator_rules)
 
 
 # -- NetworkPolicies ------------------------------------------------------------------------

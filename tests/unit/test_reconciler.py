@@ -194,6 +194,7 @@ def test_first_reconcile_creates_everything_and_a_second_writes_nothing(env) -> 
     assert status["summary"] == {"members": 2, "ready": 0}
     assert conditions(api)["Ready"]["status"] == "False"
     assert conditions(api)["InvalidSpec"]["status"] == "False"
+    assert status["serviceMode"] == "operator"
 
     before = len(api.writes)
     assert reconciler.reconcile(Request("ns", "e1")) == Result()
@@ -586,7 +587,7 @@ def test_a_field_removed_from_the_spec_is_removed_from_the_owned_object() -> Non
     api = FakeApi()
     _, _, reconciler = new_env(api)
     ensemble = make_ensemble([member(2, maxSize=4)])
-    ensemble["spec"]["sidecar"] = {"image": "registry.example/service:1", "pullAlways": True}
+    ensemble["spec"]["sidecar"] = {"image": "registry.example/service:1", "pullAlways": True, "mode": "operator"}
     ensemble["spec"]["members"][0]["minicluster"]["spec"]["containers"][0]["workingDir"] = "/work"
     api.put(ENSEMBLES, ensemble)
     reconciler.reconcile(REQUEST)

@@ -8,9 +8,8 @@ from __future__ import annotations
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.reconcilers.desired.meta import (
     ensemble_name, ensemble_namespace, grpc_service_name, member_name, object_meta, service_selector)
-from controller.reconcilers.desired.settings import (
-    DEFAULT_SERVICE_PORT, DEFAULT_SERVICE_WORKERS, UPSTREAM_SERVICE_REPOSITORIES,
-    DesiredSettings, image_repository)
+from api.v1alpha1.service_mode import UPSTREAM, is_upstream_default_image, service_mode
+from controller.reconcilers.desired.settings import DEFAULT_SERVICE_PORT, DEFAULT_SERVICE_WORKERS, DesiredSettings
 
 SERVICE_CONTAINER = "ensemble-service"
 SERVICE_USER_ID = 65532
@@ -27,18 +26,28 @@ def service_workers(ensemble: dict) -> int:
     return int(value) if value not in (None, "") else DEFAULT_SERVICE_WORKERS
 
 
+def _sidecar(ensemble: dict) -> dict:
+    return (ensemble.get("spec") or {}).get("sidecar") or {}
+
+
+def upstream_mode(ensemble: dict) -> bool:
+    return service_mode(_sidecar(ensemble)) == UPSTREAM
+
+
 def service_image(ensemble: dict, settings: DesiredSettings) -> tuple[str, str | None]:
     """(image, pull policy) of the service container.
 
-    The default is our operator image. An upstream ensemble-python image is replaced by
-    ours, pull policy included, because it has no ``ensemble-operator`` command.
+    In mode operator the default is our operator image, and an upstream ensemble-python image is
+    replaced by ours, pull policy included, because it has no ``ensemble-operator`` command. In
+    mode upstream the image is the spec's, its pull policy IfNotPresent unless set (as upstream).
     """
-    sidecar = (ensemble.get("spec") or {}).get("sidecar") or {}
+    sidecar = _sidecar(ensemble)
     image = sidecar.get("image") or ""
-    if not image or image_repository(image) in UPSTREAM_SERVICE_REPOSITORIES:
+    upstream = upstream_mode(ensemble)
+    if not upstream and is_upstream_default_image(image):
         return settings.operator_image, None
     pull_policy = sidecar.get("imagePullPolicy") or ("Always" if sidecar.get("pullAlways") else None)
-    return image, pull_policy
+    return image, pull_policy or ("IfNotPresent" if upstream else None)
 
 
 def service_account(ensemble: dict) -> dict:
@@ -64,6 +73,11 @@ def role(ensemble: dict) -> dict:
         rules.insert(0, {"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural],
                          "resourceNames": [member_name(ensemble, index) for index in range(count)],
                          "verbs": ["get", "patch"]})
+    if upstream_mode(ensemble):
+        # ensemble-server finds a member by listing the namespace's MiniClusters (RBAC cannot narrow a
+        # list by name), then patches it by name (the rule above).
+        rules.insert(1, {"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural],
+                         "verbs": ["list"]})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -98,6 +112,12 @@ def grpc_service(ensemble: dict) -> dict:
     }
 
 
+def upstream_service_command(ensemble: dict) -> list[str]:
+    """Upstream's command for its service image (its operator's newEnsembleDeployment)."""
+    return ["ensemble-server", "start", "--kubernetes", "--host", "0.0.0.0",
+            "--port", str(service_port(ensemble)), "--workers", str(service_workers(ensemble))]
+
+
 def service_command(ensemble: dict, settings: DesiredSettings) -> list[str]:
     command = ["ensemble-operator", "service", "--kubernetes",
                "--host", "0.0.0.0", "--port", str(service_port(ensemble)),
@@ -114,6 +134,16 @@ def service_command(ensemble: dict, settings: DesiredSettings) -> list[str]:
 def _grpc_probe(port: int, *, period: int, failures: int) -> dict:
     return {"grpc": {"port": port}, "periodSeconds": period, "failureThreshold": failures,
             "timeoutSeconds": 1}
+
+
+def _upstream_container(ensemble: dict, settings: DesiredSettings) -> dict:
+    """The service container as upstream's operator creates it: the image's own server, a TTY, the
+    port named http, and no probes or security context (its images run as root and serve no gRPC
+    health service)."""
+    image, pull_policy = service_image(ensemble, settings)
+    return {"name": SERVICE_CONTAINER, "image": image, "imagePullPolicy": pull_policy,
+            "command": upstream_service_command(ensemble), "tty": True,
+            "ports": [{"name": "http", "containerPort": service_port(ensemble), "protocol": "TCP"}]}
 
 
 def _container(ensemble: dict, settings: DesiredSettings) -> dict:
@@ -141,6 +171,13 @@ def _container(ensemble: dict, settings: DesiredSettings) -> dict:
 
 def deployment(ensemble: dict, settings: DesiredSettings) -> dict:
     selector = service_selector(ensemble)
+    pod_spec: dict = {"serviceAccountName": ensemble_name(ensemble)}
+    if upstream_mode(ensemble):
+        pod_spec.update(subdomain=grpc_service_name(ensemble), containers=[_upstream_container(ensemble, settings)])
+    else:
+        pod_spec.update(securityContext={"runAsNonRoot": True, "runAsUser": SERVICE_USER_ID,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                        containers=[_container(ensemble, settings)])
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -148,17 +185,6 @@ def deployment(ensemble: dict, settings: DesiredSettings) -> dict:
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": dict(selector)},
-            "template": {
-                "metadata": {"labels": dict(selector)},
-                "spec": {
-                    "serviceAccountName": ensemble_name(ensemble),
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": SERVICE_USER_ID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [_container(ensemble, settings)],
-                },
-            },
+            "template": {"metadata": {"labels": dict(selector)}, "spec": pod_spec},
         },
     }

@@ -3,20 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.v1alpha1.service_mode import UPSTREAM_SERVICE_REPOSITORIES, image_repository
+
+__all__ = ["UPSTREAM_SERVICE_REPOSITORIES", "image_repository"]  # also at home here: what builders read
+
 # Our operator image: it carries both the ensemble service and the member status endpoint. Its tag is
 # the release version (pyproject.toml), as in manifests/ and the chart (tests/unit/test_release.py).
 DEFAULT_OPERATOR_IMAGE = "ghcr.io/converged-computing/ensemble-operator-python:0.1.0"
 DEFAULT_SERVICE_PORT = 50051
 DEFAULT_SERVICE_WORKERS = 10
 DEFAULT_MEMBER_STATUS_PORT = 50052
-
-# Images of upstream's ensemble service: they cannot run ours (no `ensemble-operator`
-# command), yet upstream Ensembles name them in spec.sidecar.image: ensemble-python in the
-# examples, ensemble-operator-api as the default of upstream's CRD (so an Ensemble exported
-# from an upstream cluster carries it).
-UPSTREAM_SERVICE_REPOSITORIES = ("ghcr.io/converged-computing/ensemble-python",
-                                 "ghcr.io/converged-computing/ensemble-operator-api")
-
 
 # Where manifests/ installs the operator, and its pods' labels there: the sources that
 # NetworkPolicies let reach ensemble services and member status ports.
@@ -33,11 +29,3 @@ class DesiredSettings:
     # The ensemble services' rate limit (``service --rate-limit-qps/--rate-limit-burst``); None: its default.
     service_rate_limit_qps: float | None = None
     service_rate_limit_burst: int | None = None
-
-
-def image_repository(image: str) -> str:
-    """``registry/name`` without ``:tag`` or ``@digest`` (a registry port is kept)."""
-    without_digest = image.split("@", 1)[0]
-    slash = without_digest.rfind("/")
-    colon = without_digest.rfind(":")
-    return without_digest[:colon] if colon > slash else without_digest
