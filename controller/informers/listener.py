@@ -30,7 +30,14 @@ class ProcessorListener:
         self._cond = threading.Condition()
         self._stopped = False
         self._synced = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"handler-{name}", daemon=True)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start delivering on this handler's own thread (what was pushed before waits for it)."""
+        with self._cond:
+            if self._thread is not None or self._stopped:
+                return
+            self._thread = threading.Thread(target=self._run, name=f"handler-{self._name}", daemon=True)
         self._thread.start()
 
     def push(self, kind: str, first: Any, second: Any = None) -> None:
@@ -59,7 +66,8 @@ class ProcessorListener:
             self._cond.notify()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:

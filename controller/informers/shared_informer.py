@@ -69,6 +69,9 @@ class SharedInformer:
                 replay.append((SYNCED, None, None))
                 listener.push_many(replay)
             self._listeners.append(listener)
+            started = self._started
+        if started:
+            listener.start()
         self._stopper.wake()
         return listener
 
@@ -100,6 +103,9 @@ class SharedInformer:
             if self._started:
                 return
             self._started = True
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.start()
         for target, role in ((self.reflector.run, "reflector"), (self._resync_loop, "resync")):
             thread = threading.Thread(target=target, name=f"{role}-{self.resource}", daemon=True)
             self._threads.append(thread)

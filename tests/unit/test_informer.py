@@ -17,9 +17,18 @@ from tests.unit.scripted_apiserver import RecordingHandler, list_of, obj
 PATH = "/api/v1/namespaces/ns/configmaps"
 
 
+class OfflineInformer(SharedInformer):
+    """Never lists or watches (never started): tests call its store API as the reflector would.
+    Its handlers are fed as a started informer's are, each on its own thread."""
+
+    def add_event_handler(self, handler, resync_period=None):  # type: ignore[no-untyped-def]
+        listener = super().add_event_handler(handler, resync_period)
+        listener.start()
+        return listener
+
+
 def offline_informer(**kwargs) -> SharedInformer:
-    """An informer never started: tests call its store API as the reflector would."""
-    return SharedInformer(KubeClient(Endpoint("http://127.0.0.1:1")), CONFIGMAPS, namespace="ns", **kwargs)
+    return OfflineInformer(KubeClient(Endpoint("http://127.0.0.1:1")), CONFIGMAPS, namespace="ns", **kwargs)
 
 
 def summary(events: list) -> list[tuple]:
