@@ -78,12 +78,7 @@ class OwnedObjects:
         labels, so our label-selected caches never show it: applying would adopt it.
         One read settles both.
         """
-        try:
-            return self._client.get(resource, meta["name"], meta["namespace"])
-        except Exception as error:
-            if is_not_found(error):
-                return None
-            raise
+        return self._client.get_or_none(resource, meta["name"], meta["namespace"])
 
     def _pin_size(self, cached: dict) -> None:
         """Co-own spec.size under a second manager before our main apply drops it.

@@ -86,6 +86,15 @@ class FakeApi:
                 for manager, fields in owners.items()]
         return obj
 
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict | None:
+        """As KubeClient.get_or_none: through get, so the read is recorded."""
+        try:
+            return self.get(res, name, namespace)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation_policy: str | None = "Background", preconditions: dict | None = None):
         """As KubeClient.delete: None when the object was already gone (404)."""
