@@ -105,6 +105,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="namespace of the operator's pods, which generated NetworkPolicies let reach "
                              "ensemble services and member status ports (default: $POD_NAMESPACE, else "
                              "ensemble-operator-system)")
+    parser.add_argument("--service-rate-limit-qps", type=float,
+                        help="requests per second each Ensemble's pods may make to its ensemble service once "
+                             "the burst is used (default: the service's, 10)")
+    parser.add_argument("--service-rate-limit-burst", type=int,
+                        help="requests each Ensemble's pods may make to its ensemble service at once "
+                             "(default: the service's, 100)")
     add_log_arguments(parser)
 
 
@@ -229,6 +235,10 @@ def run_manager(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CliError(f"--workers: must be >= 1, got {args.workers}")
+    if args.service_rate_limit_qps is not None and not args.service_rate_limit_qps > 0:
+        raise CliError(f"--service-rate-limit-qps: must be > 0, got {args.service_rate_limit_qps:g}")
+    if args.service_rate_limit_burst is not None and args.service_rate_limit_burst < 1:
+        raise CliError(f"--service-rate-limit-burst: must be >= 1, got {args.service_rate_limit_burst}")
     metrics_address = parse_bind_address("--metrics-bind-address", args.metrics_bind_address)
     secure_metrics = metrics_tls(args.metrics_secure, args.metrics_cert_dir, metrics_address)
     health_address = parse_bind_address("--health-probe-bind-address", args.health_probe_bind_address)

@@ -50,13 +50,16 @@ def _ensemble_of_pod(pod: dict) -> list[Request]:
 def settings_from(args: Any) -> DesiredSettings:
     """Operator image: ``--operator-image``, else $ENSEMBLE_OPERATOR_IMAGE, else the default.
     Operator namespace (the source NetworkPolicies let in): ``--operator-namespace``, else
-    $POD_NAMESPACE, else the manifests' namespace."""
+    $POD_NAMESPACE, else the manifests' namespace. The ensemble services' rate limit: the
+    ``--service-rate-limit-*`` flags, else the service's own defaults."""
     return DesiredSettings(
         operator_image=(getattr(args, "operator_image", None) or os.environ.get(OPERATOR_IMAGE_ENV)
                         or DEFAULT_OPERATOR_IMAGE),
         member_status_port=getattr(args, "member_status_port", None) or DEFAULT_MEMBER_STATUS_PORT,
         operator_namespace=(getattr(args, "operator_namespace", None) or os.environ.get("POD_NAMESPACE")
-                            or DEFAULT_OPERATOR_NAMESPACE))
+                            or DEFAULT_OPERATOR_NAMESPACE),
+        service_rate_limit_qps=getattr(args, "service_rate_limit_qps", None),
+        service_rate_limit_burst=getattr(args, "service_rate_limit_burst", None))
 
 
 def setup(manager: Any, args: Any) -> Controller:

@@ -91,6 +91,21 @@ def test_run_rejects_bad_flags_before_touching_the_cluster(capsys):
     assert "--workers: must be >= 1" in capsys.readouterr().err
     assert cli.main(["run", "--metrics-bind-address", "nope", "--log-level", "error"]) == 2
     assert "--metrics-bind-address: expected" in capsys.readouterr().err
+    assert cli.main(["run", "--service-rate-limit-qps", "0", "--log-level", "error"]) == 2
+    assert "--service-rate-limit-qps: must be > 0, got 0" in capsys.readouterr().err
+    assert cli.main(["run", "--service-rate-limit-burst", "0", "--log-level", "error"]) == 2
+    assert "--service-rate-limit-burst: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_services_rate_limit_flags_reach_the_desired_objects():
+    from controller.reconcilers import settings_from
+
+    args = cli.build_parser("run").parse_args(["run", "--service-rate-limit-qps", "2.5",
+                                                "--service-rate-limit-burst", "20"])
+    settings = settings_from(args)
+    assert (settings.service_rate_limit_qps, settings.service_rate_limit_burst) == (2.5, 20)
+    default = settings_from(cli.build_parser("run").parse_args(["run"]))
+    assert (default.service_rate_limit_qps, default.service_rate_limit_burst) == (None, None)
 
 
 def test_leader_election_defaults_on_only_in_a_cluster(monkeypatch, tmp_path):
