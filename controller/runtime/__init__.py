@@ -13,7 +13,7 @@ from controller.runtime.events import EventRecorder
 from controller.runtime.handlers import Mapper
 from controller.runtime.manager import LeaderElectionLost, Manager
 from controller.runtime.predicates import Predicate, PredicateFuncs, generation_changed
-from controller.runtime.reconcile import Reconciler, Request, Result
+from controller.runtime.reconcile import Reconciler, Request, Result, TerminalError
 
 __all__ = [
     "Controller",
@@ -28,5 +28,6 @@ __all__ = [
     "Reconciler",
     "Request",
     "Result",
+    "TerminalError",
     "generation_changed",
 ]

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from controller.clock import Clock
 from controller.logs import log_context
 from controller.runtime.metrics import ControllerMetrics
-from controller.runtime.reconcile import Reconciler, Request, Result
+from controller.runtime.reconcile import Reconciler, Request, Result, TerminalError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Controller:
     """Runs a reconciler over the requests its event handlers enqueue.
 
     A reconcile failure (exception, or a non-Result return) is logged and retried with
-    the queue's backoff; it never ends a worker thread.
+    the queue's backoff, a ``TerminalError`` only logged and counted; neither ends a worker thread.
     """
 
     def __init__(self, name: str, reconciler: Reconciler, queue: WorkQueue, *,
@@ -129,10 +129,14 @@ class Controller:
                 result = self.reconciler.reconcile(request)
                 if not isinstance(result, Result):
                     raise TypeError(f"reconcile returned {type(result).__name__}, expected Result")
+            except TerminalError:
+                log.exception("Reconciler error", extra={"terminal": True})
+                self._count_error(terminal=True)
+                self.queue.forget(request)
+                return
             except Exception:
                 log.exception("Reconciler error")
-                self._metrics.reconcile_errors_total.labels(self.name).inc()
-                self._metrics.reconcile_total.labels(self.name, "error").inc()
+                self._count_error(terminal=False)
                 self.queue.add_rate_limited(request)
                 return
             finally:
@@ -140,6 +144,12 @@ class Controller:
                 self._metrics.reconcile_time_seconds.labels(self.name).observe(
                     max(0.0, self._clock.now() - started))
             self._schedule_next(request, result)
+
+    def _count_error(self, *, terminal: bool) -> None:
+        self._metrics.reconcile_errors_total.labels(self.name).inc()
+        if terminal:
+            self._metrics.terminal_reconcile_errors_total.labels(self.name).inc()
+        self._metrics.reconcile_total.labels(self.name, "error").inc()
 
     def _schedule_next(self, request: Request, result: Result) -> None:
         if result.requeue_after:

@@ -22,6 +22,10 @@ class ControllerMetrics:
             "controller_runtime_reconcile_errors_total",
             "Total number of reconciliation errors per controller", ["controller"],
             registry=registry)
+        self.terminal_reconcile_errors_total = Counter(
+            "controller_runtime_terminal_reconcile_errors_total",
+            "Total number of terminal reconciliation errors per controller", ["controller"],
+            registry=registry)
         self.reconcile_time_seconds = Histogram(
             "controller_runtime_reconcile_time_seconds",
             "Length of time per reconciliation per controller", ["controller"],
@@ -40,5 +44,6 @@ class ControllerMetrics:
         for result in RESULTS:
             self.reconcile_total.labels(controller, result)
         self.reconcile_errors_total.labels(controller)
+        self.terminal_reconcile_errors_total.labels(controller)
         self.max_concurrent_reconciles.labels(controller).set(workers)
         self.active_workers.labels(controller).set(0)

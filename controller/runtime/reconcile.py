@@ -31,9 +31,17 @@ class Result:
             raise ValueError(f"Result.requeue_after must be >= 0, got {self.requeue_after}")
 
 
+class TerminalError(Exception):
+    """A reconcile failure that retrying cannot fix (controller-runtime's ``reconcile.TerminalError``).
+
+    The controller logs and counts it, and does not requeue: the next event for the object
+    (an edit that may fix it) is what brings it back.
+    """
+
+
 class Reconciler(Protocol):
     def reconcile(self, request: Request) -> Result:
         """Drive the object named by ``request`` toward its desired state.
 
-        Raise (or return an error through an exception) to be retried with backoff.
+        Raise to be retried with backoff; raise ``TerminalError`` for a failure no retry can fix.
         """

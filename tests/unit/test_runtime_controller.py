@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from controller.clock import FakeClock
 from controller.runtime.controller import Controller
 from controller.runtime.metrics import ControllerMetrics
-from controller.runtime.reconcile import Request, Result
+from controller.runtime.reconcile import Request, Result, TerminalError
 from controller.workqueue import ItemExponentialFailureRateLimiter, RateLimitingQueue
 from tests.helpers import wait_for
 
@@ -97,6 +97,28 @@ def test_exception_requeues_with_backoff_and_logs_the_traceback(clock, registry,
                                      {"controller": "ensemble"}) == 1
     [record] = [r for r in caplog.records if r.getMessage() == "Reconciler error"]
     assert "apply failed" in str(record.exc_info[1])
+
+
+def test_a_terminal_error_is_logged_and_counted_but_not_requeued(clock, registry, caplog):
+    caplog.set_level(logging.ERROR)
+    controller, queue = make(ScriptedReconciler(RuntimeError("apply failed"),
+                                                TerminalError("spec.members[0]: cannot be fixed by retrying")),
+                             clock, registry)
+    queue.add(REQUEST)
+    controller.process_next_work_item()  # an ordinary error first: its backoff is then forgotten
+    clock.step(1)
+    assert controller.process_next_work_item()
+    queue.shutdown()
+    assert queue.calls == [("add_rate_limited", REQUEST), ("forget", REQUEST)]
+    assert queue.num_requeues(REQUEST) == 0
+    assert len(queue) == 0
+    assert total(registry, "error") == 2
+    assert registry.get_sample_value("controller_runtime_reconcile_errors_total",
+                                     {"controller": "ensemble"}) == 2
+    assert registry.get_sample_value("controller_runtime_terminal_reconcile_errors_total",
+                                     {"controller": "ensemble"}) == 1
+    first, terminal = [r for r in caplog.records if r.getMessage() == "Reconciler error"]
+    assert "cannot be fixed" in str(terminal.exc_info[1])
 
 
 def test_a_non_result_return_is_an_error(clock, registry, caplog):
