@@ -194,6 +194,10 @@ class EnsembleSpec:
                                default=DEFAULT_HEARTBEAT_SECONDS, minimum=1)
     budget: int | None = api_field("Total nodes across all members, shared fairly when members grow.",
                                    default=None, minimum=1)
+    status_sidecar: bool = api_field(
+        "Run the member status sidecar (the operator's endpoint beside each lead broker, which it polls for "
+        "queue and node counts). false: no sidecar, so no status polls, no lastPoll and no spec.algorithm "
+        "(status.memberPolling says Disabled); members run as upstream's do.", default=True)
     network_policy: bool = api_field(
         "Generate NetworkPolicies: the ensemble service is reached only from this Ensemble's member pods "
         "and the operator, members' status port only from the operator; false leaves ingress as the "
@@ -246,6 +250,9 @@ class MemberStatus:
                                            default=None, format="date-time")
     last_poll: dict[str, Any] | None = api_field("The lead broker's last status report (nodes, queue, ...).",
                                                  default=None)
+    last_poll_error: str | None = api_field(
+        "Why the latest status poll failed, while it fails (the status sidecar's own reply when it answers, "
+        "e.g. that it cannot load Flux's Python bindings).", default=None, max_length=512)
 
 
 @dataclass
@@ -293,6 +300,10 @@ class EnsembleStatus:
     members: list[MemberStatus] = api_field("Per-member status, in spec order.", default_factory=list,
                                             list_map_keys=("name",), max_items=MAX_MEMBERS)
     summary: StatusSummary | None = api_field("Member counts for printer columns.", default=None)
+    member_polling: str | None = api_field(
+        "Enabled: the operator polls each lead broker's status sidecar (lastPoll, spec.algorithm). Disabled: "
+        "spec.statusSidecar is false, so members have no sidecar and neither polls nor spec.algorithm run.",
+        default=None, enum=("Enabled", "Disabled"))
     service_mode: str | None = api_field("The ensemble service mode in effect (spec.sidecar.mode, or what the "
                                          "image selects): operator or upstream.", default=None,
                                          enum=SERVICE_MODES)

@@ -40,6 +40,9 @@ def spec_warnings(obj: Any) -> list[FieldError]:
     spec = obj.get("spec") if isinstance(obj, dict) else None
     members = spec.get("members") if isinstance(spec, dict) else None
     warnings: list[FieldError] = []
+    if isinstance(spec, dict) and spec.get("statusSidecar") is False and spec.get("algorithm"):
+        warnings.append(FieldError("spec.algorithm", "does not run: it reads the members' status polls, and "
+                                                     "spec.statusSidecar is false"))
     if isinstance(spec, dict) and spec.get("budget") and service_mode(spec.get("sidecar")) == UPSTREAM:
         warnings.append(FieldError("spec.budget", "is not enforced on members' grow requests in service mode "
                                                   "upstream (upstream's service grows within minSize..maxSize only); "

@@ -9,6 +9,7 @@ import importlib
 import logging
 import os
 import shlex
+import sys
 import threading
 from collections import Counter
 from types import ModuleType
@@ -24,23 +25,59 @@ JOB_ATTRIBUTES = ("state", "nnodes", "t_submit")  # job-list always adds "id"
 SUBMITTED_BY = "ensemble-operator member-status"  # user attribute submittedBy: our job, never a source
 
 
-def _import_flux() -> ModuleType:
+class FluxBindingsError(BackendError):
+    """Flux's Python bindings cannot be loaded in this process (not a passing broker state)."""
+
+
+def import_flux() -> ModuleType:
+    """flux-core's bindings. They come from the Flux view the Flux Operator mounts, built for that
+    view's Python: a view whose Python is not this process's (or a broken one) fails here."""
     try:
         flux = importlib.import_module("flux")
         for submodule in ("flux.constants", "flux.job", "flux.resource"):
             importlib.import_module(submodule)
-    except ImportError as err:
-        raise BackendError(
-            f"backend 'flux' needs the `flux` Python module (the flux-core bindings), which cannot be "
-            f"imported here ({err}); run inside a Flux instance or use --backend simulated") from err
+    except Exception as err:  # ImportError, or what a binary built for another Python raises on load
+        raise FluxBindingsError(
+            f"cannot load Flux's Python bindings with Python {sys.version_info.major}.{sys.version_info.minor} "
+            f"(the Flux view's may be built for another): {type(err).__name__}: {str(err)[:300]}") from err
     return flux
+
+
+class BindingsUnavailable:
+    """What the endpoint serves when the bindings cannot be loaded: every request is answered,
+    with the reason, instead of the container exiting (and restarting for ever). Its broker watch
+    follows the broker's local socket, which the broker removes when it exits."""
+
+    def __init__(self, reason: str, socket: str | None) -> None:
+        self.reason = reason
+        self._socket = socket
+
+    def _refuse(self) -> BackendError:
+        return BackendError(self.reason)
+
+    def status(self) -> dict:
+        raise self._refuse()
+
+    def submit(self, group: str, count: int) -> list[int]:
+        raise self._refuse()
+
+    def resize(self, nodes: int) -> None:
+        raise self._refuse()
+
+    def alive(self) -> bool:
+        return self._socket is None or os.path.exists(self._socket)
+
+
+def local_socket(uri: str | None) -> str | None:
+    """The path of a ``local://`` FLUX_URI, else None."""
+    return uri.removeprefix("local://") if uri and uri.startswith("local://") else None
 
 
 class FluxBackend:
     """Reads queue and resources from the local Flux broker; submits job groups to it."""
 
-    def __init__(self, groups: dict[str, JobGroup]) -> None:
-        self._flux = _import_flux()
+    def __init__(self, groups: dict[str, JobGroup], flux: ModuleType | None = None) -> None:
+        self._flux = flux or import_flux()
         self._local = threading.local()
         self._local.handle = self._flux.Flux()  # fails here, at start, when no broker answers
         self._groups = groups

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 from pathlib import Path
 
 from controller.member.backend import BackendError, MemberBackend
 from controller.member.brokerwatch import BrokerWatch, connect_when_ready
-from controller.member.flux_backend import FluxBackend
+from controller.member.flux_backend import (BindingsUnavailable, FluxBackend, FluxBindingsError, import_flux,
+                                           local_socket)
 from controller.member.jobgroups import JobGroup, load_job_groups
 from controller.member.servicer import DEFAULT_MAX_SUBMIT, NAME_REQUIRED, MemberServicer
 from controller.proto.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -44,9 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_backend(args: argparse.Namespace) -> MemberBackend:
-    """The local Flux broker, once it answers (or ``--broker-wait-timeout`` passes)."""
+    """The local Flux broker, once it answers (or ``--broker-wait-timeout`` passes); without Flux's
+    bindings, an endpoint that answers every request with the reason."""
     groups = _groups(args.ensemble_yaml)
-    return connect_when_ready(lambda: FluxBackend(groups), timeout=args.broker_wait_timeout)
+    try:
+        flux = import_flux()
+    except FluxBindingsError as err:
+        log.error("%s; serving that reason to every request instead of Flux's status", err)
+        return BindingsUnavailable(str(err), local_socket(os.environ.get("FLUX_URI")))
+    return connect_when_ready(lambda: FluxBackend(groups, flux), timeout=args.broker_wait_timeout)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,7 +84,7 @@ class AlgorithmStep:
             self._take_outcomes(runner, request, records)
             if not runner.stopped:
                 self._settle(ensemble, runner, records)
-                if typed.spec.algorithm is not None:
+                if typed.spec.algorithm is not None and typed.spec.status_sidecar:  # it reads the polls
                     ensemble = self._decide(ensemble, typed, typed.spec.algorithm, runner, observations, records)
             observations = [replace(o, terminated=_records_of(records, o.name).terminated)
                             for o in observations]

@@ -99,7 +99,7 @@ class EnsembleReconciler:
         status = with_spec_warnings(status, guarded("spec", lambda: self._warnings(ensemble)), generation, now)
         self._write_status(written, status)
         self._announce_warnings(written, status)
-        if any(_needs_polling(o) for o in observations):
+        if typed.spec.status_sidecar and any(_needs_polling(o) for o in observations):
             return Result(requeue_after=float(typed.spec.heartbeat))
         return Result()
 

@@ -61,7 +61,7 @@ class MemberObserver:
             pod_lists.append((name, member, pods))
             lead = lead_broker(pods, minicluster=name)
             address = self.address(lead)
-            if address is not None and not _terminated(records, name):
+            if address is not None and typed.spec.status_sidecar and not _terminated(records, name):
                 key = (namespace, request.name, name)
                 targets[key] = PollTarget(key, address, heartbeat)
         self.set_targets(request, targets, history=_history_window(typed))

@@ -25,6 +25,7 @@ MEMBERS_REACHABLE = "MembersReachable"
 SPEC_WARNINGS = "SpecWarnings"
 # A condition message lists at most this many warnings, and says how many more there are.
 MAX_LISTED_WARNINGS = 10
+MAX_POLL_ERROR = 512   # characters of a failed poll's message kept in a member's status
 
 PENDING, RUNNING, COMPLETED, FAILED, INVALID = "Pending", "Running", "Completed", "Failed", "Invalid"
 
@@ -36,7 +37,8 @@ _CHURNING_MEMBER_FIELDS = ("lastPollTime",)
 UNREACHABLE_AFTER_FAILURES = 3
 # The status fields this module computes; written by server-side apply, so others' stay.
 # ``memberActions`` (what algorithms did) has its own guarded writes: see intents.py.
-OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary", "serviceMode")
+OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary", "serviceMode",
+                "memberPolling")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ def member_status(observation: MemberObservation, previous: dict | None = None) 
     lead = observation.lead
     if lead is not None:
         status["leadBroker"] = {"pod": lead.pod, **({"ip": lead.ip} if lead.ip else {})}
+    poll = observation.poll
+    if poll is not None and not poll.ok and poll.error:   # e.g. the sidecar cannot load Flux's bindings
+        status["lastPollError"] = poll.error[:MAX_POLL_ERROR]
     shown = observation.published or observation.poll
     if shown is not None:
         status["lastPollTime"] = rfc3339(shown.time)
@@ -132,6 +137,11 @@ def member_status(observation: MemberObservation, previous: dict | None = None) 
             if key in previous:
                 status[key] = previous[key]
     return status
+
+
+def status_sidecar_enabled(ensemble: dict) -> bool:
+    """``spec.statusSidecar``, true unless set false."""
+    return (ensemble.get("spec") or {}).get("statusSidecar") is not False
 
 
 def unreachable(observation: MemberObservation) -> bool:
@@ -219,6 +229,7 @@ def valid_status(ensemble: dict, members: list[MemberObservation], deployment: d
         "members": member_statuses,
         "summary": {"members": len(members), "ready": ready_members},
         "serviceMode": service_mode((ensemble.get("spec") or {}).get("sidecar")),
+        "memberPolling": "Enabled" if status_sidecar_enabled(ensemble) else "Disabled",
     }
     return status
 

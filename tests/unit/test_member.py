@@ -143,7 +143,8 @@ def test_a_partly_done_submit_answers_the_jobs_that_went_in_and_why_not_the_rest
 
 def test_flux_backend_says_the_flux_module_is_missing() -> None:
     # flux-core's bindings are not installable from PyPI and are absent here, as on any non-Flux host
-    with pytest.raises(BackendError, match=r"needs the `flux` Python module .*No module named 'flux'"):
+    with pytest.raises(BackendError, match=r"cannot load Flux's Python bindings with Python 3\.\d+ .*"
+                                           r"ModuleNotFoundError: No module named 'flux'"):
         FluxBackend({})
 
 
@@ -163,10 +164,33 @@ def test_the_sidecar_command_has_no_simulated_member_flags(flags: tuple[str, ...
     assert f"unrecognized arguments: {' '.join(flags)}" in capsys.readouterr().err
 
 
-def test_run_fails_cleanly_without_flux_or_with_a_missing_file(caplog: pytest.LogCaptureFixture,
-                                                              tmp_path: Path) -> None:
-    assert member_main.run(parse_args("--port", "0", "--name", "ens-0")) == 1
-    assert "`flux` Python module" in caplog.text
+def test_without_flux_bindings_the_sidecar_serves_the_reason_instead_of_exiting(
+        caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Flux view whose Python is not the sidecar's made it exit 1 and restart for ever; now every
+    request is answered with why, and it follows the broker through its local socket."""
+    socket = tmp_path / "local"
+    socket.touch()
+    monkeypatch.setenv("FLUX_URI", f"local://{socket}")
+    backend = member_main.build_backend(parse_args("--name", "ens-0"))
+    assert "serving that reason to every request" in caplog.text
+    server = GrpcServer(MemberServicer(backend, "ens-0"), "127.0.0.1", 0, 2)
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb2_grpc.EnsembleOperatorStub(channel)
+            reply = stub.RequestStatus(pb2.StatusRequest(member="miniclusters", name="ens-0"), timeout=5)
+            assert reply.status == pb2.Response.ERROR
+            assert json.loads(reply.payload)["error"].startswith("cannot load Flux's Python bindings with Python 3.")
+            status, body = action(stub, "submit", '{"group": "hello", "count": 1}')
+            assert status == pb2.Response.ERROR and "No module named 'flux'" in body["error"]
+    finally:
+        server.stop(grace=1)
+    assert backend.alive()
+    socket.unlink()   # the broker exited
+    assert not backend.alive()
+
+
+def test_run_fails_cleanly_with_a_missing_file(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     missing = tmp_path / "absent.yaml"
     assert member_main.run(parse_args("--ensemble-yaml", str(missing), "--name", "ens-0")) == 1
     assert f"--ensemble-yaml {missing}" in caplog.text

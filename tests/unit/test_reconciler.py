@@ -203,7 +203,7 @@ def test_first_reconcile_creates_everything_and_a_second_writes_nothing(env) -> 
     assert status["summary"] == {"members": 2, "ready": 0}
     assert conditions(api)["Ready"]["status"] == "False"
     assert conditions(api)["InvalidSpec"]["status"] == "False"
-    assert status["serviceMode"] == "operator"
+    assert (status["serviceMode"], status["memberPolling"]) == ("operator", "Enabled")
 
     before = len(api.writes)
     assert reconciler.reconcile(Request("ns", "e1")) == Result()
@@ -684,3 +684,22 @@ def test_spec_warnings_are_a_condition_and_one_warning_event_never_invalid(env) 
     assert (conditions(api)["SpecWarnings"]["status"], conditions(api)["SpecWarnings"]["reason"]) == \
         ("False", "NoSpecWarnings")
     assert len([e for e in recorder.events if e[1] == "SpecWarnings"]) == 1
+
+
+def test_without_the_status_sidecar_members_run_unpolled_and_no_algorithm_runs(env) -> None:
+    api, recorder, poller, _, reconciler = env
+    ensemble = make_ensemble()
+    ensemble["spec"].update(statusSidecar=False, algorithm={"name": "scale"})
+    api.put(ENSEMBLES, ensemble)
+    reconciler.reconcile(Request("ns", "e1"))
+    api.put(PODS, lead_pod("e1-0"))
+    assert reconciler.reconcile(Request("ns", "e1")) == Result()       # no heartbeat: nothing to poll
+    assert poller.targets == {}
+    containers = api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["containers"]
+    assert [c.get("name") for c in containers] == [None]                # the app container alone
+    assert "noWaitSocket" not in (api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"].get("flux") or {})
+    status = stored_ensemble(api)["status"]
+    assert status["memberPolling"] == "Disabled"
+    assert status["members"][0]["phase"] == "Running"                   # pods still tell the phase
+    assert "spec.algorithm: does not run" in conditions(api)["SpecWarnings"]["message"]
+    assert "memberActions" not in stored_ensemble(api)["status"]

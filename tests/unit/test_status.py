@@ -200,3 +200,14 @@ def test_the_status_never_claims_a_size_the_flux_operator_refused(spec_size: int
     (member,) = valid_status(ensemble(), [observation(minicluster=mc, spec_size=2)], None,
                              now=1_700_000_100.0)["members"]
     assert member["desiredSize"] == shown
+
+
+def test_a_failing_poll_shows_its_reason_in_the_member_status_until_one_succeeds() -> None:
+    from controller.reconcilers.status import member_status
+    reason = "10.1.1.1:50052: member answered ERROR: cannot load Flux's Python bindings with Python 3.12"
+    failed = PollResult(False, 1_700_000_000.0, "10.1.1.1:50052", 0.01, 1, None, reason)
+    shown = member_status(observation(pods=[pod("Running")], poll=failed))
+    assert shown["lastPollError"] == reason
+    assert "lastPollError" not in member_status(observation(pods=[pod("Running")], poll=ok_poll()))
+    long = PollResult(False, 1_700_000_000.0, "a", 0.01, 1, None, "x" * 5000)
+    assert len(member_status(observation(poll=long))["lastPollError"]) == 512

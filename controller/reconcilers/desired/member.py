@@ -161,9 +161,12 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
     containers = list(spec.get("containers") or [])
     containers[0] = _runner_container(ensemble, index, containers[0], member)
-    spec["containers"] = containers + [status_container(ensemble, index, settings, broker_uri(spec))]
-    # start.sh's socket wait watches the wrong path (see status_container): the sidecar waits itself.
-    spec["flux"] = {**(spec.get("flux") or {}), "noWaitSocket": True}
+    if (ensemble.get("spec") or {}).get("statusSidecar") is False:   # members as upstream runs them
+        spec["containers"] = containers
+    else:
+        spec["containers"] = containers + [status_container(ensemble, index, settings, broker_uri(spec))]
+        # start.sh's socket wait watches the wrong path (see status_container): the sidecar waits itself.
+        spec["flux"] = {**(spec.get("flux") or {}), "noWaitSocket": True}
     return {
         "apiVersion": MINICLUSTERS.api_version,
         "kind": MINICLUSTERS.kind,
