@@ -29,7 +29,6 @@ from controller.reconcilers.member_client import GrpcMemberClient
 from controller.reconcilers.poller import StatusPoller
 from controller.runtime.builder import ControllerBuilder
 from controller.runtime.controller import Controller
-from controller.runtime.handlers import controller_owner_mapper
 from controller.runtime.predicates import generation_changed
 from controller.runtime.reconcile import Request
 from controller.scaling.scaler import EnsembleScaler
@@ -64,10 +63,13 @@ def settings_from(args: Any) -> DesiredSettings:
 
 def setup(manager: Any, args: Any) -> Controller:
     """Wire the Ensemble controller: owned objects and member pods watched by label only."""
-    owned = {res: manager.cache(res, label_selector=MANAGED_SELECTOR) for res in OWNED_RESOURCES}
+    for res in OWNED_RESOURCES:
+        manager.select(res, MANAGED_SELECTOR)
+    manager.select(PODS, MEMBER_POD_SELECTOR)
+    owned = {res: manager.cache(res) for res in OWNED_RESOURCES}
     for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):  # deleted when no longer desired
         owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
-    pods = manager.cache(PODS, label_selector=MEMBER_POD_SELECTOR)
+    pods = manager.cache(PODS)
     pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
     caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods)
     manager.registry.register(BudgetCollector(manager.cache(ENSEMBLES)))  # the same shared cache
@@ -88,10 +90,9 @@ def setup(manager: Any, args: Any) -> Controller:
                                     clock=manager.clock, settings=settings_from(args), poller=poller,
                                     runner=runner)
     builder = ControllerBuilder(manager).named("ensemble").for_(ENSEMBLES, predicates=[generation_changed])
-    owner_mapper = controller_owner_mapper(ENSEMBLES)
     for res in OWNED_RESOURCES:
-        builder.watches(res, owner_mapper, label_selector=MANAGED_SELECTOR)
-    builder.watches(PODS, _ensemble_of_pod, label_selector=MEMBER_POD_SELECTOR)
+        builder.owns(res)
+    builder.watches(PODS, _ensemble_of_pod)
     controller = builder.with_workers(getattr(args, "workers", None) or 4).complete(reconciler)
     manager.add_runnable(poller)  # polls only while leading; stopped with the manager
     manager.add_runnable(runner)  # acts only while leading; stopped before the poller (its channels)

@@ -20,8 +20,7 @@ class ControllerHost(Protocol):
     clock: Clock
     controller_metrics: ControllerMetrics
 
-    def informers_for(self, resource: Resource, *, namespace: str | None = None,
-                      label_selector: str | None = None) -> list[Any]: ...
+    def informers_for(self, resource: Resource, *, namespace: str | None = None) -> list[Any]: ...
 
     def new_queue(self, name: str) -> WorkQueue: ...
 
@@ -34,7 +33,6 @@ class _Watch:
     mapper: Mapper
     predicates: list[Predicate] = field(default_factory=list)
     namespace: str | None = None
-    label_selector: str | None = None
     source: str = ""
 
 
@@ -42,7 +40,8 @@ class ControllerBuilder:
     """``ControllerBuilder(mgr).for_(ENSEMBLES).owns(CONFIGMAPS).complete(reconciler)``.
 
     For's events enqueue the object itself, Owns' events the controlling owner when it is
-    of the For type, and Watches' events whatever the mapper returns.
+    of the For type, and Watches' events whatever the mapper returns. Which objects of a
+    resource are watched is the manager's choice (``Manager.select``), the same for its caches.
     """
 
     def __init__(self, manager: ControllerHost) -> None:
@@ -70,10 +69,9 @@ class ControllerBuilder:
         return self
 
     def watches(self, resource: Resource, mapper: Mapper, *, namespace: str | None = None,
-                label_selector: str | None = None,
                 predicates: list[Predicate] | None = None) -> ControllerBuilder:
         self._watches.append(_Watch(resource, mapper, list(predicates or []), namespace,
-                                    label_selector, source=f"watches {resource}"))
+                                    source=f"watches {resource}"))
         return self
 
     def with_workers(self, workers: int) -> ControllerBuilder:
@@ -97,8 +95,7 @@ class ControllerBuilder:
                  for resource, predicates in self._owns]
         for watch in [self._for, *owned, *self._watches]:
             handler = EnqueueHandler(queue, watch.mapper, watch.predicates, watch.source)
-            for informer in self._manager.informers_for(watch.resource, namespace=watch.namespace,
-                                                        label_selector=watch.label_selector):
+            for informer in self._manager.informers_for(watch.resource, namespace=watch.namespace):
                 informer.add_event_handler(handler)
         self._manager.add_controller(controller)
         return controller

@@ -85,8 +85,8 @@ def test_watches_enqueue_what_the_mapper_returns_from_the_selected_informer():
         return [Request(pod["metadata"]["namespace"], pod["metadata"]["labels"]["ensemble"]),
                 Request("ns", "audit")]
 
-    (build(manager).watches(PODS, lead_broker_owner, namespace="ns", label_selector="job-index=0")
-     .complete(NoopReconciler()))
+    manager.select(PODS, "job-index=0")
+    build(manager).watches(PODS, lead_broker_owner, namespace="ns").complete(NoopReconciler())
     pod = obj("Pod", "e-0-0-abc", labels={"ensemble": "e"})
     manager.informer(PODS, "ns", "job-index=0").add(pod)
     assert drain(manager.queues["ensemble"]) == [Request("ns", "e"), Request("ns", "audit")]

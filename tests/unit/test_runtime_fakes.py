@@ -43,10 +43,14 @@ class FakeManager:
         self.informers: dict[tuple[Resource, str | None, str | None], FakeInformer] = {}
         self.queues: dict[str, RateLimitingQueue] = {}
         self.controllers: list[Controller] = []
+        self.selectors: dict[Resource, str] = {}
 
-    def informers_for(self, resource: Resource, *, namespace: str | None = None,
-                      label_selector: str | None = None) -> list[FakeInformer]:
-        return [self.informers.setdefault((resource, namespace, label_selector), FakeInformer())]
+    def select(self, resource: Resource, label_selector: str) -> None:
+        self.selectors[resource] = label_selector
+
+    def informers_for(self, resource: Resource, *, namespace: str | None = None) -> list[FakeInformer]:
+        key = (resource, namespace, self.selectors.get(resource))
+        return [self.informers.setdefault(key, FakeInformer())]
 
     def informer(self, resource: Resource, namespace: str | None = None,
                  label_selector: str | None = None) -> FakeInformer:

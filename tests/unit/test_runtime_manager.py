@@ -105,7 +105,7 @@ def test_stop_during_the_cache_sync_returns_without_waiting_out_the_sync_timeout
     # cache_sync_timeout (120 s, long past the pod's termination grace period).
     manager = Manager(object(), metrics_port=None, health_port=None)
     informers = NeverSyncing()
-    manager.informers = informers  # type: ignore[assignment]
+    manager.caches.informers = informers  # type: ignore[assignment]
     errors: list[BaseException] = []
 
     def start() -> None:
