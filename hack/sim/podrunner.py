@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -57,6 +59,8 @@ from sim.restarts import (BackoffPolicy, container_exit_code, exited_to_restart,
 log = logging.getLogger(__name__)
 
 SERVICE_CONTAINER = "ensemble-service"
+UPSTREAM_SERVER = "ensemble-server"   # service mode upstream's command
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 MEMBER_STATUS_CONTAINER = "ensemble-member-status"
 SIMULATED_MEMBER = Path(__file__).resolve().parent / "member"   # python <dir>: its __main__.py
 EXIT_CODE_ANNOTATION = "ensemble.flux-framework.org/sim-exit-code"
@@ -126,8 +130,8 @@ class PodProcessRunner:
             self._start_service(key, pod)
             return Result()
         member = container_named(pod, MEMBER_STATUS_CONTAINER)
-        if member is not None and pod_index(pod) == 0:
-            return self._start_member(key, pod, member)
+        if (member is not None or is_member_pod(pod)) and pod_index(pod) == 0:
+            return self._start_member(key, pod, member or {})   # no sidecar: spec.statusSidecar false
         return Result()
 
     def map_minicluster_pods(self, pod: dict) -> list[Request]:
@@ -194,23 +198,59 @@ class PodProcessRunner:
                 log.warning("could not report the container status of pod %s: %s", key, err)
 
     # ---- the ensemble service -----------------------------------------------------------
-    def _service_kubeconfig(self, namespace: str, service_account: str) -> Path:
+    def _service_token(self, namespace: str, service_account: str) -> str:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"expirationSeconds": 3600 * 6}}
         result = self.client.request(
             "POST", SERVICEACCOUNTS.path(namespace, service_account, "token"), body=body)
-        token = result["status"]["token"]
+        return result["status"]["token"]
+
+    def _service_kubeconfig(self, namespace: str, service_account: str) -> Path:
         return write_token_kubeconfig(self.workdir / f"{namespace}_{service_account}.kubeconfig",
-                                      self.server, self.ca_file, token, service_account, namespace)
+                                      self.server, self.ca_file, self._service_token(namespace, service_account),
+                                      service_account, namespace)
 
     def _start_service(self, key: str, pod: dict) -> None:
         container = container_named(pod, SERVICE_CONTAINER) or {}
         command = list(container.get("command") or [])
+        if command[:1] == [UPSTREAM_SERVER]:
+            self._start_upstream_service(key, pod, command)
+            return
         namespace = pod["metadata"]["namespace"]
         kubeconfig = self._service_kubeconfig(namespace, pod["spec"].get("serviceAccountName", "default"))
         argv = [self.python, "-m", "controller", *command[1:]]
         argv[argv.index("--host") + 1] = pod_ip(pod)
         argv += ["--kubeconfig", str(kubeconfig)]
+        self.processes.start(key, "service", pod_ip(pod), argv, container=SERVICE_CONTAINER,
+                             restart_policy=pod["spec"].get("restartPolicy", "Always"))
+
+    def _start_upstream_service(self, key: str, pod: dict, command: list[str]) -> None:
+        """Service mode upstream: ensemble-python's own ``ensemble-server start --kubernetes`` from the
+        member virtualenv (hack/build-flux.sh), in a mount namespace of its own where its
+        ServiceAccount's token, CA and namespace are where in-cluster clients read them."""
+        namespace = pod["metadata"]["namespace"]
+        server = fluxmembers.flux_build().venv / "bin" / UPSTREAM_SERVER
+        if not server.exists():
+            log.error("pod %s: service mode upstream needs %s (make flux-build); not started", key, server)
+            return
+        account = pod["spec"].get("serviceAccountName", "default")
+        secrets = self.workdir / f"{namespace}_{account}.serviceaccount"
+        secrets.mkdir(exist_ok=True)
+        (secrets / "token").write_text(self._service_token(namespace, account))
+        (secrets / "ca.crt").write_bytes(Path(self.ca_file).read_bytes())
+        (secrets / "namespace").write_text(namespace)
+        Path(SERVICE_ACCOUNT_DIR).mkdir(parents=True, exist_ok=True)   # the mount point, empty
+        args = list(command)
+        if "--host" in args:
+            args[args.index("--host") + 1] = pod_ip(pod)
+        url = urlsplit(self.server)
+        script = self.workdir / f"{namespace}_{pod['metadata']['name']}.service.sh"
+        script.write_text("\n".join([
+            "set -e", f"mount --bind {shlex.quote(str(secrets))} {SERVICE_ACCOUNT_DIR}", "set +e",
+            f"export KUBERNETES_SERVICE_HOST={url.hostname} KUBERNETES_SERVICE_PORT={url.port}",
+            "exec " + " ".join(shlex.quote(word) for word in [str(server), *args[1:]])]) + "\n")
+        argv = ["env", "-i", f"HOME={Path.home()}", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+                "unshare", "--mount", "--propagation", "private", "/bin/bash", str(script)]
         self.processes.start(key, "service", pod_ip(pod), argv, container=SERVICE_CONTAINER,
                              restart_policy=pod["spec"].get("restartPolicy", "Always"))
 

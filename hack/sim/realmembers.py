@@ -29,6 +29,7 @@ from typing import Callable
 
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, MINICLUSTERS
+from controller.reconcilers.desired.meta import MEMBER_LABEL
 from controller.reconcilers.leadbroker import pod_index
 from controller.runtime import Result
 from sim import fluxmembers as fm
@@ -52,8 +53,10 @@ def status_key(key: str) -> str:
 
 
 def is_member_pod(pod: dict) -> bool:
-    """A pod of an ensemble member's MiniCluster: a Job pod with our status container."""
-    return bool(job_name(pod)) and container_named(pod, STATUS_CONTAINER) is not None
+    """A pod of an ensemble member's MiniCluster: a Job pod with our status container, or labelled
+    as a member's (spec.statusSidecar false leaves the container out)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return bool(job_name(pod)) and (container_named(pod, STATUS_CONTAINER) is not None or MEMBER_LABEL in labels)
 
 
 class RealMembers:
