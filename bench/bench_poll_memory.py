@@ -37,7 +37,7 @@ import grpc  # noqa: E402
 
 from controller.algorithms import MemberSample, get_algorithm  # noqa: E402
 from controller.algorithms.status import MAX_STATUS_BYTES, NODE_FIELDS, QUEUE_FIELDS  # noqa: E402
-from controller.clock import FakeClock  # noqa: E402
+from tests.fakes import FakeClock  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc  # noqa: E402
 from controller.reconcilers.algorithm import history_seconds  # noqa: E402

@@ -1,7 +1,7 @@
 """Time, injected.
 
 Every component that waits or measures durations takes a ``Clock`` so that tests
-drive time with ``FakeClock`` instead of sleeping.
+drive time with a fake one (``tests/fakes.py``) instead of sleeping.
 """
 from __future__ import annotations
 
@@ -64,71 +64,3 @@ class ScaledClock:
 
     def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
         return condition.wait(None if timeout is None else timeout / self.speed)
-
-
-class FakeClock:
-    """A clock that only moves when a test calls ``step``.
-
-    Threads blocked in ``sleep`` or ``wait`` wake when the fake time passes their
-    deadline, so code under test runs exactly as with real time, minus the waiting.
-    """
-
-    def __init__(self, start: float = 1_000.0, wall_offset: float = 1_700_000_000.0) -> None:
-        self._now = start
-        self._wall_offset = wall_offset
-        self._lock = threading.Condition()
-        self._waiters: list[threading.Condition] = []
-        self._waits_begun = 0
-
-    def now(self) -> float:
-        with self._lock:
-            return self._now
-
-    def wall(self) -> float:
-        return self.now() + self._wall_offset
-
-    def step(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-            waiters = list(self._waiters)
-            self._lock.notify_all()
-        for condition in waiters:
-            with condition:
-                condition.notify_all()
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            deadline = self._now + seconds
-            while self._now < deadline:
-                self._lock.wait(0.05)
-
-    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
-        """Wait on ``condition`` until notified or fake ``timeout`` elapsed.
-
-        Returns False when the fake deadline passed, True when notified.
-        """
-        deadline = None if timeout is None else self.now() + timeout
-        with self._lock:
-            self._waiters.append(condition)
-            self._waits_begun += 1
-        try:
-            if deadline is not None and self.now() >= deadline:
-                return False
-            notified = condition.wait()
-            return notified and (deadline is None or self.now() < deadline)
-        finally:
-            with self._lock:
-                self._waiters.remove(condition)
-
-    @property
-    def waiter_count(self) -> int:
-        """Threads parked in ``wait``, so a test can step time only once they are all parked."""
-        with self._lock:
-            return len(self._waiters)
-
-    @property
-    def waits_begun(self) -> int:
-        """``wait`` calls so far: after a step, a waiter that woke and parked again is told
-        apart from one not woken yet (``waiter_count`` shows both as one)."""
-        with self._lock:
-            return self._waits_begun

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 if TYPE_CHECKING:  # the stdlib-only tests import this module too
-    from controller.clock import FakeClock
+    from tests.fakes import FakeClock
 
 T = TypeVar("T")
 

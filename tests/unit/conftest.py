@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from tests.unit.scripted_apiserver import ScriptedApiServer
 
 

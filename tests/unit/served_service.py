@@ -7,7 +7,7 @@ from typing import Iterator
 
 from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.scaling.scaler import EnsembleScaler, RetryPolicy
 from controller.proto.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.resources import Resource
 from sim.podprocesses import PodProcesses, RunningProcess
 from sim.podrunner import SERVICE_CONTAINER, PodProcessRunner

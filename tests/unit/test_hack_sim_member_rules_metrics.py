@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from controller.clock import FakeClock, ScaledClock
+from controller.clock import ScaledClock
+from tests.fakes import FakeClock
 from controller.member.jobgroups import JobGroup
 from sim.member.metrics import GroupMetrics
 from api.v1alpha1.ensemble_yaml import When, WhenError, load_ensemble_yaml

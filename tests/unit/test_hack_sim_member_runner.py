@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from api.v1alpha1.ensemble_yaml import METRIC_MODELS
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from sim.member.action_client import ActionClient
 from controller.member.jobgroups import load_job_groups
 from sim.member.metrics import KEPT_MODELS

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.member.backend import BackendError
 from controller.member.jobgroups import JobGroup
 from sim.member.simulator import SimulatedFlux

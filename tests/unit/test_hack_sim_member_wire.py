@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from sim.member.action_client import MINICLUSTER_API, ActionClient
 from controller.proto.server import GrpcServer

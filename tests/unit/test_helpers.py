@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from tests.helpers import LAST_VALUE_CHARS, run_together, wait_for, wait_for_value, wait_for_waiters
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.informers.stopper import Stopper
 from tests.helpers import wait_for, wait_for_waiters
 

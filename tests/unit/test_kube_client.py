@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
 from controller.kube.config import Endpoint, ReloadingToken, StaticToken, TokenFile
 from controller.kube.errors import ApiError, KubeError

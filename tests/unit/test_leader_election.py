@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import LEASES
 from controller.runtime.leader import (KubeLeaseStore, LeaderElectionRecord, LeaderElector,

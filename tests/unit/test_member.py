@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from controller.algorithms.status import parse_status
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.member import main as member_main
 from controller.member.backend import BackendError, PartialSubmit
 from controller.member.flux_backend import FluxBackend

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,

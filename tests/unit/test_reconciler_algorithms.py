@@ -6,7 +6,7 @@ from typing import NoReturn
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
 from controller.reconcilers.action_runner import ActionRunner

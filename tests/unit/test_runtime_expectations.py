@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.runtime.expectations import Expectations
 
 KEY = ("ns", "e1")

@@ -5,7 +5,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.resources import Resource
 from controller.runtime.controller import Controller
 from controller.runtime.metrics import ControllerMetrics

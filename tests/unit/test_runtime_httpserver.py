@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.runtime.certs import server_context
 from controller.runtime.httpserver import RouteServer, check, metrics
 from tests.helpers import https_get, wait_for

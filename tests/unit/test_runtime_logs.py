@@ -9,7 +9,7 @@ import uuid
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.logs import JsonFormatter, TextFormatter, configure, log_context
 from controller.runtime.controller import Controller, new_reconcile_id
 from controller.runtime.metrics import ControllerMetrics

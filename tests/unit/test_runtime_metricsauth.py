@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.runtime.metricsauth import SUBJECT_ACCESS_REVIEWS, TOKEN_REVIEWS, MetricsAuthorizer
 
 USERS = {"scraper-token": {"username": "system:serviceaccount:mon:prometheus", "uid": "u-1",

@@ -6,7 +6,7 @@ import logging
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.service.admission import LOG_INTERVAL_SECONDS, RateLimit, RequestAdmission, refusals_counter
 from controller.service.callers import CallerAuthorizer, Refusal
 from tests.unit.service_pods import LEAD0, LEAD1, Pods

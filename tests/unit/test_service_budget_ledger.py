@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
 from controller.reconcilers.status import status_changed

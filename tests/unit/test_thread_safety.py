@@ -9,7 +9,7 @@ import threading
 
 import grpc
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.poller import PollKey, PollTarget, StatusPoller

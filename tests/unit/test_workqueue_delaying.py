@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.workqueue import DelayingQueue, Queue
 from tests.helpers import wait_for_value, wait_for_waiters
 

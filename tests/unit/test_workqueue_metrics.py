@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.workqueue import DelayingQueue, PrometheusMetricsProvider, Queue
 from tests.helpers import wait_for_value, wait_for_waiters
 

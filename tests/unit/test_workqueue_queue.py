@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from controller.clock import FakeClock
+from tests.fakes import FakeClock
 from controller.workqueue import Queue
 from tests.helpers import wait_for, wait_for_waiters
 
