@@ -46,7 +46,7 @@ class E2ECluster(Protocol):
     flux_operator_runtime: str
     """``real`` (the Flux Operator's controller) or ``simulated`` (hack/sim/fluxoperator.py)."""
     member_runtime: str
-    """``real`` (Flux brokers running ensemble-python) or ``simulated`` (member-status --run)."""
+    """``real`` (Flux brokers running ensemble-python) or ``simulated`` (hack/sim/member)."""
     member_speed: float
     """How many member seconds pass per wall second: the simulated runtime runs a scaled
     clock (``E2E_SPEED``); real Flux runs at 1 (see ``scenarios.member_seconds``)."""
