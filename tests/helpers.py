@@ -5,6 +5,7 @@ must say which state never came and what was last seen, so the failure explains 
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Callable, TypeVar
@@ -39,6 +40,13 @@ def wait_for_value(read: Callable[[], T], expected: T, timeout: float, what: str
 def wait_for_waiters(clock: FakeClock, count: int, timeout: float = 2.0) -> None:
     """Wait until ``count`` threads sleep on ``clock``: stepping it earlier would wake nobody."""
     wait_for_value(lambda: clock.waiter_count, count, timeout, "the threads waiting on the fake clock")
+
+
+def blocked_in_read(thread: threading.Thread) -> bool:
+    """True while ``thread`` waits in a socket read: a close that only drops the file cannot end it."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    return frame is not None and frame.f_code.co_name == "readinto" \
+        and frame.f_code.co_filename.endswith("socket.py")
 
 
 def run_together(action: Callable[[], T], count: int, timeout: float) -> list[T]:

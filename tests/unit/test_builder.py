@@ -9,7 +9,7 @@ from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
 from controller.runtime.builder import ControllerBuilder
 from controller.runtime.predicates import PredicateFuncs, generation_changed
 from controller.runtime.reconcile import Request, Result
-from tests.unit.test_runtime_fakes import FakeManager, drain, obj, owner_ref
+from tests.unit.fakes.runtime import FakeManager, drain, obj, owner_ref
 
 ENSEMBLE_API = ENSEMBLES.api_version
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 
@@ -11,17 +10,10 @@ from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
 from controller.kube.watch import UNDECODABLE, LineParser, WatchBroken, WatchStalled, decode_event, parse_events
-from tests.helpers import wait_for
+from tests.helpers import blocked_in_read, wait_for
 from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
-
-
-def blocked_in_read(thread: threading.Thread) -> bool:
-    """True while ``thread`` waits in a socket read: a close that only drops the file cannot end it."""
-    frame = sys._current_frames().get(thread.ident or 0)
-    return frame is not None and frame.f_code.co_name == "readinto" \
-        and frame.f_code.co_filename.endswith("socket.py")
 
 
 @pytest.fixture

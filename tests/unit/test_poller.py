@@ -379,3 +379,111 @@ def test_a_shorter_heartbeat_moves_the_next_poll_forward(make_poller, serve, clo
     assert poller.next_poll_at(KEY) == start + 20
     poller.register(PollTarget(KEY, address, heartbeat=60))  # a longer one applies from the next poll on
     assert poller.next_poll_at(KEY) == start + 20
+
+
+# Races between poll threads, the scheduler and (un)registration, ordered with gates, never sleeps.
+
+class GatedMember(pb_grpc.EnsembleOperatorServicer):
+    """Call n waits for ``gates[n]``; call 0 answers ERROR, later calls SUCCESS."""
+
+    def __init__(self, calls: int) -> None:
+        self.gates = [threading.Event() for _ in range(calls)]
+        self.started = [threading.Event() for _ in range(calls)]
+        self.finished = [threading.Event() for _ in range(calls)]
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def RequestStatus(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.Response:
+        with self._lock:
+            n = self._count
+            self._count += 1
+        self.started[n].set()
+        try:
+            self.gates[n].wait(WAIT)
+            if n == 0:
+                return pb.Response(payload="broker restarting", status=pb.Response.ERROR)
+            return pb.Response(payload=json.dumps(STATUS), status=pb.Response.SUCCESS)
+        finally:
+            self.finished[n].set()
+
+
+def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry) -> None:
+    """Unregister + register (the lead broker went unready and came back) while a poll is in
+    flight: that poll's answer belongs to the old registration. Delivered, it reported a stale
+    failure and cleared ``in_flight`` under the new registration's poll, whose schedule it
+    then overwrote."""
+    clock = FakeClock()
+    member = GatedMember(2)
+    results = Results()
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
+    try:
+        address = serve(member)
+        poller.register(PollTarget(KEY, address, heartbeat=10))
+        poller.start()
+        assert member.started[0].wait(WAIT)
+        poller.unregister(KEY)
+        poller.register(PollTarget(KEY, address, heartbeat=10))
+        assert member.started[1].wait(WAIT), "the new registration polls at once"
+        member.gates[0].set()  # the old poll answers first (a failure)
+        assert member.finished[0].wait(WAIT)
+        wait_for(lambda: registry.get_sample_value("ensemble_member_polls_total", {"result": "error"}),
+                 WAIT, "the old poll to be counted")
+        member.gates[1].set()
+        _, first = results.next()
+        assert first.ok, f"a stale result from the previous registration was delivered: {first}"
+        assert first.consecutive_failures == 0
+        assert poller.next_poll_at(KEY) == clock.now() + 10
+    finally:
+        for gate in member.gates:
+            gate.set()
+        poller.stop()
+
+
+def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, registry) -> None:
+    """A poll that raised anything but a poll failure (here a result code this build does not
+    know) ended its pool thread's task silently, leaving ``in_flight`` set: the member was
+    never polled again and no result said why."""
+    clock = FakeClock()
+    results = Results()
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
+    try:
+        poller.register(PollTarget(KEY, serve(Member(status=99)), heartbeat=10))
+        poller.start()
+        _, result = results.next()
+        assert not result.ok and result.consecutive_failures == 1
+        assert "99" in (result.error or "")
+        assert poller.next_poll_at(KEY) is not None, "the target is scheduled again"
+    finally:
+        poller.stop()
+
+
+def test_a_poll_that_raises_is_a_failed_result(registry) -> None:
+    """Any exception out of one poll (here the channel factory's) is a failed result with its
+    cause, and the target keeps its schedule."""
+    def broken_factory(address: str) -> grpc.Channel:
+        raise RuntimeError("no channel for you")
+
+    clock = FakeClock()
+    results = Results()
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, channel_factory=broken_factory)
+    try:
+        poller.register(PollTarget(KEY, "127.0.0.1:1", heartbeat=10))
+        poller.start()
+        _, result = results.next()
+        assert not result.ok and "RuntimeError: no channel for you" in (result.error or "")
+        assert poller.next_poll_at(KEY) is not None
+    finally:
+        poller.stop()
+
+
+def test_a_channel_leased_after_the_cache_closed_is_closed_after_its_call() -> None:
+    """Reconcile workers share the poller's channels (member actions) and still run while the
+    manager drains, after the poller stopped and closed its channels: a lease then dialled a
+    channel that was stored in the closed cache and never closed."""
+    factory = RecordingChannels()
+    cache = ChannelCache(FakeClock(), 60.0, factory)
+    cache.close()
+    with cache.lease("127.0.0.1:1"):
+        assert factory.closed == []  # not under a call
+    assert factory.closed == ["127.0.0.1:1"]
+    assert len(cache) == 0

@@ -13,11 +13,10 @@ from controller.informers import DeletedFinalStateUnknown, Reflector, ReflectorO
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
-from tests.helpers import wait_for, wait_for_waiters
+from tests.helpers import blocked_in_read, wait_for, wait_for_waiters
 from tests.unit.scripted_apiserver import (
     Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
 )
-from tests.unit.test_kube_watch import blocked_in_read
 
 PATH = "/api/v1/namespaces/ns/configmaps"
 FAST = ReflectorOptions(initial_backoff=0.01, max_backoff=0.05, min_watch_seconds=300)

@@ -118,3 +118,37 @@ def test_bad_runnables_and_late_additions_are_refused() -> None:
         manager.add_runnable(Recorder("late", []))
     manager.stop()
     thread.join(DEADLINE)
+
+
+def test_a_leader_runnable_is_not_stopped_while_it_is_still_starting() -> None:
+    """Leader runnables start on the leader-election thread. A shutdown meanwhile called
+    ``stop()`` on one whose ``start()`` had not returned (the status poller's stop then
+    joined a thread not started yet, raised, and left its pool and channels open), and the
+    start then went on after the stop."""
+    log: list[str] = []
+
+    class SlowStart:
+        def __init__(self) -> None:
+            self.entered = threading.Event()
+            self.stop_called = threading.Event()
+
+        def start(self) -> None:
+            self.entered.set()
+            # Bounded, in real time: a stop arriving within it is the defect shown.
+            self.stop_called.wait(0.3)
+            log.append("started")
+
+        def stop(self) -> None:
+            log.append("stopped")
+            self.stop_called.set()
+
+    manager, elector, runnable = new_manager(), GatedElector(), SlowStart()
+    manager.elector = elector  # type: ignore[assignment]
+    manager.add_runnable(runnable)
+    thread = run_in_thread(manager)
+    elector.gate.set()
+    assert runnable.entered.wait(DEADLINE)
+    manager.stop()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    assert log == ["started", "stopped"]

@@ -1,4 +1,4 @@
-"""Small fakes of a manager and its informers, shared by the runtime unit tests (no tests here)."""
+"""Small fakes of a manager and its informers, for tests of what a controller is built from."""
 from __future__ import annotations
 
 from typing import Any
