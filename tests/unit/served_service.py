@@ -11,7 +11,7 @@ from tests.fakes import FakeClock
 from controller.scaling.scaler import EnsembleScaler, RetryPolicy
 from controller.proto.server import GrpcServer
 from controller.service.servicer import EnsembleServicer, actions_counter
-from tests.unit.test_service_fake_kube import FakeKube
+from tests.unit.fakes.kube import FakeKube
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from sim.member.action_client import MINICLUSTER_API, ActionClient
 from controller.proto.server import GrpcServer
 from tests.unit.served_service import serving
 from tests.unit.test_hack_sim_member_runner import FakeEnsembleService
-from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 UPSTREAM_CLIENT = """
 import json, sys

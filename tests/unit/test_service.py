@@ -15,7 +15,7 @@ from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import EnsembleScaler, Outcome, RetryPolicy, last_polls
 from controller.service.servicer import EnsembleServicer, actions_counter
 from tests.helpers import run_together
-from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
 PAYLOAD = {"version": "v1alpha2", "group": "flux-framework.org"}

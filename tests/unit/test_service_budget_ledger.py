@@ -17,7 +17,7 @@ from controller.scaling.scaler import EnsembleScaler, Outcome, RetryPolicy
 from controller.runtime.reconcile import Request
 from tests.helpers import run_together
 from tests.unit.test_reconciler import env, make_ensemble, stored_ensemble  # noqa: F401  (env: fixture)
-from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
 

@@ -14,7 +14,7 @@ from controller.proto import ensemble_service_pb2 as pb2
 from controller.scaling.decision_log import DecisionLog
 from controller.scaling.scaler import EnsembleScaler, Outcome
 from controller.service.servicer import EnsembleServicer, actions_counter
-from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 LOGGER = "test.decisions"
 

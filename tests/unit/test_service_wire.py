@@ -20,7 +20,7 @@ from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.proto.server import SERVICE_NAME, GrpcServer
 from tests.unit.served_service import serving
-from tests.unit.test_service_fake_kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 CLIENT = """
 import json, sys
