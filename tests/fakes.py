@@ -71,3 +71,12 @@ class FakeClock:
         apart from one not woken yet (``waiter_count`` shows both as one)."""
         with self._lock:
             return self._waits_begun
+
+
+class SteppingClock(FakeClock):
+    """A FakeClock the run itself moves forward: waiting ``timeout`` means that time passes at once."""
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
+        assert timeout is not None and timeout > 0, "the run must always know when to look again"
+        self.step(timeout)
+        return False

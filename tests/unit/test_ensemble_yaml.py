@@ -6,7 +6,8 @@ import textwrap
 import pytest
 
 from api.v1alpha1.ensemble_yaml import check_ensemble_yaml, ensemble_yaml_warnings, load_ensemble_yaml
-from tests.unit.test_hack_sim_member_runner import SteppingClock, ensemble_run
+from tests.fakes import SteppingClock
+from tests.unit.fakes.sim_member import ensemble_run
 
 BASE = "spec.members[0].ensemble"
 

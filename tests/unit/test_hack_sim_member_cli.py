@@ -24,7 +24,7 @@ from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.proto.server import GrpcServer
 from sim.member import session as member_main
-from tests.unit.test_hack_sim_member_runner import FakeEnsembleService, upstream_member_yaml
+from tests.unit.fakes.sim_member import FakeEnsembleService, upstream_member_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATED_MEMBER = ROOT / "hack" / "sim" / "member"   # the pod process runner starts this path

@@ -4,61 +4,19 @@ Grow/shrink requests travel over real gRPC (127.0.0.1) to a tiny ensemble servic
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
-import grpc
 import pytest
-import yaml
 
 from api.v1alpha1.ensemble_yaml import METRIC_MODELS
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, SteppingClock
 from sim.member.action_client import ActionClient
-from controller.member.jobgroups import load_job_groups
 from sim.member.metrics import KEPT_MODELS
-from sim.member.runner import EnsembleRun
-from sim.member.simulator import SimulatedFlux
-from controller.proto import ensemble_service_pb2 as pb2
-from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.proto.server import GrpcServer
-from tests.compat import UPSTREAM_EXAMPLES
 from tests.helpers import wait_for
-
-
-class SteppingClock(FakeClock):
-    """A FakeClock the run itself moves forward: waiting ``timeout`` means that time passes at once."""
-
-    def wait(self, condition: threading.Condition, timeout: float | None) -> bool:
-        assert timeout is not None and timeout > 0, "the run must always know when to look again"
-        self.step(timeout)
-        return False
-
-
-@dataclass
-class Received:
-    at: float
-    member: str
-    name: str
-    action: str
-    payload: dict
-
-
-@dataclass
-class FakeEnsembleService(pb2_grpc.EnsembleOperatorServicer):
-    """Records each RequestAction; ``on_action`` lets a test make a grow take effect."""
-    clock: FakeClock
-    on_action: Callable[[str, dict], None] = lambda action, payload: None
-    received: list[Received] = field(default_factory=list)
-
-    def RequestAction(self, request: pb2.ActionRequest, context: grpc.ServicerContext) -> pb2.Response:
-        payload = json.loads(request.payload)
-        self.received.append(Received(self.clock.now(), request.member, request.name, request.action,
-                                      payload))
-        self.on_action(request.action, payload)
-        return pb2.Response(payload=json.dumps({"size": 2}), status=pb2.Response.SUCCESS)
+from tests.unit.fakes.sim_member import FakeEnsembleService, ensemble_run, upstream_member_yaml
 
 
 @pytest.fixture
@@ -75,17 +33,6 @@ def service(clock: SteppingClock) -> Iterator[tuple[FakeEnsembleService, ActionC
     yield servicer, client
     client.close()
     server.stop(grace=1)
-
-
-def upstream_member_yaml(example: str) -> str:
-    document = yaml.safe_load((UPSTREAM_EXAMPLES / example).read_text())
-    return document["spec"]["members"][0]["ensemble"]
-
-
-def ensemble_run(text: str, clock: FakeClock, actions: ActionClient | None = None,
-                 nodes: int = 1) -> tuple[EnsembleRun, SimulatedFlux]:
-    flux = SimulatedFlux(load_job_groups(text), nodes, clock)
-    return EnsembleRun(yaml.safe_load(text), flux, actions, clock), flux
 
 
 def test_upstream_hello_world_runs_to_terminate(clock: SteppingClock) -> None:

@@ -17,7 +17,7 @@ from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from sim.member.action_client import MINICLUSTER_API, ActionClient
 from controller.proto.server import GrpcServer
 from tests.unit.served_service import serving
-from tests.unit.test_hack_sim_member_runner import FakeEnsembleService
+from tests.unit.fakes.sim_member import FakeEnsembleService
 from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 UPSTREAM_CLIENT = """
