@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from controller.algorithms import Action, MemberView, get_algorithm
-from tests.unit.test_algorithms_support import DRAINED, IDLE, PENDING, history, kinds, simulate, status
+from tests.unit.fakes.algorithms import DRAINED, IDLE, PENDING, history, kinds, simulate, status
 
 TERMINATE = get_algorithm("terminate")
 REFILL = get_algorithm("refill")

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from controller.algorithms import Action, MemberView, get_algorithm
-from tests.unit.test_algorithms_support import IDLE, PENDING, STARVED, history, simulate, status
+from tests.unit.fakes.algorithms import IDLE, PENDING, STARVED, history, simulate, status
 
 SCALE = get_algorithm("scale")
 QUICK = {"cooldownSeconds": 0, "stabilizationSeconds": 0}

@@ -13,7 +13,7 @@ from controller.algorithms.status import (
     queue_total,
     validate_status,
 )
-from tests.unit.test_algorithms_support import status
+from tests.unit.fakes.algorithms import status
 
 
 @pytest.mark.parametrize(

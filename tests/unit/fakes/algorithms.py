@@ -1,4 +1,4 @@
-"""Status documents and a driver loop shared by the algorithm tests."""
+"""Member statuses, poll histories and a driver loop the algorithm tests share (no tests here)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
