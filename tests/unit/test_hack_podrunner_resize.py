@@ -15,7 +15,7 @@ from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.runtime import Request
 from localcluster import free_port
 from sim.podrunner import RETRY_SECONDS, PodProcessRunner
-from tests.unit.test_hack_podrunner_restarts import FakeManager
+from tests.unit.fakes.podrunner import FakeManager
 
 
 def member_pod(index: int) -> dict[str, Any]:

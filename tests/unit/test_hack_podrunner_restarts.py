@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from tests.fakes import FakeClock
-from controller.kube.resources import Resource
 from sim.podprocesses import PodProcesses, RunningProcess
 from sim.podrunner import SERVICE_CONTAINER, PodProcessRunner
 from sim.restarts import BackoffPolicy, CrashLoopBackoff, container_exit_code, restarts_after
 from tests.helpers import wait_for, wait_for_waiters
+from tests.unit.fakes.podrunner import FakeManager
 
 EVENT_TIMEOUT = 10.0
 KEY = "ns/pod-0"
@@ -180,42 +180,6 @@ def test_a_process_outlives_the_thread_that_asked_for_it(
 
 
 # ---- the runner: what the pod status says ----------------------------------------------------
-class RecordingClient:
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
-        self.patched = threading.Condition()
-
-    def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        assert path.endswith("/token")
-        return {"status": {"token": "t"}}
-
-    def patch(self, res: Resource, name: str, patch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        with self.patched:
-            self.patches.append({"name": name, "patch": patch, **kwargs})
-            self.patched.notify_all()
-        return {}
-
-
-class PodCache:
-    def __init__(self, pods: list[dict[str, Any]]) -> None:
-        self.pods = pods
-
-    def get(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        return next((p for p in self.pods if p["metadata"]["name"] == name), None)
-
-    def list(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        return list(self.pods)
-
-
-class FakeManager:
-    def __init__(self, pods: list[dict[str, Any]]) -> None:
-        self.client = RecordingClient()
-        self.pod_cache = PodCache(pods)
-
-    def cache(self, resource: Resource) -> PodCache:
-        return self.pod_cache
-
-
 def service_pod(restart_policy: str = "Always") -> dict[str, Any]:
     kwok_status = {"name": SERVICE_CONTAINER, "image": "img", "ready": True, "started": True,
                    "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}
