@@ -1,4 +1,5 @@
-"""Fixtures many unit test modules share: a scripted API server, a fake clock, a metrics registry."""
+"""Fixtures many unit test modules share: a scripted API server, a fake clock, a metrics registry,
+the reconciler on in-memory fakes."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.fakes import FakeClock
+from tests.unit.fakes.reconciler import reconciler_env
 from tests.unit.scripted_apiserver import ScriptedApiServer
 
 
@@ -27,6 +29,12 @@ def clock() -> FakeClock:
 def registry() -> CollectorRegistry:
     """A private registry so metric values do not leak between tests."""
     return CollectorRegistry()
+
+
+@pytest.fixture
+def env():
+    """An EnsembleReconciler on in-memory fakes: (api, recorder, poller, clock, reconciler)."""
+    return reconciler_env()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from controller.reconcilers.action_runner import ActionJob, ActionRunner
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
-from tests.unit.test_reconciler import FakeRecorder
+from tests.unit.fakes.reconciler import FakeRecorder
 
 REQUEST = Request("ns", "e1")
 ENSEMBLE: dict = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",

@@ -15,8 +15,7 @@ from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.meta import grpc_service_name
 from controller.runtime.reconcile import Request, Result
 from tests.compat import UPSTREAM_EXAMPLES
-from tests.unit import test_reconciler
-from tests.unit.test_reconciler import conditions, make_ensemble, stored_ensemble
+from tests.unit.fakes.reconciler import conditions, make_ensemble, member, stored_ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_FILES = sorted(UPSTREAM_EXAMPLES.glob("*.yaml"))
@@ -200,9 +199,6 @@ def test_status_is_checked_too() -> None:
     assert paths(obj) == {"status.conditions[1]": "duplicate entry with type ('Ready',)"}
 
 
-env = test_reconciler.env  # the reconciler on a fake API server, caches and recorder
-
-
 def named(name: str) -> dict:
     return make_ensemble(name=name)
 
@@ -287,7 +283,7 @@ def test_ensemble_python_is_a_release_or_latest_and_not_with_a_branch() -> None:
 @pytest.mark.parametrize("version, warned", [(None, False), ("0.0.16", False), ("0.0.15", True), ("latest", True)])
 def test_a_release_whose_rules_are_not_known_is_checked_with_0016s_and_says_so(version, warned) -> None:
     from api.v1alpha1 import spec_warnings
-    obj = make_ensemble([test_reconciler.member()])
+    obj = make_ensemble([member()])
     if version:
         obj["spec"]["members"][0]["ensemblePython"] = version
     warnings = spec_warnings(obj)
@@ -298,7 +294,7 @@ def test_a_release_whose_rules_are_not_known_is_checked_with_0016s_and_says_so(v
 
 def test_a_budget_in_upstream_service_mode_is_a_warning_not_an_error() -> None:
     from api.v1alpha1 import spec_warnings
-    obj = make_ensemble([test_reconciler.member()])
+    obj = make_ensemble([member()])
     obj["spec"]["budget"] = 4
     assert spec_warnings(obj) == []
     obj["spec"]["sidecar"] = {"image": "registry.example/me/ensemble-python:1"}

@@ -18,8 +18,8 @@ from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
-from tests.unit.test_reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, lead_pod,
-                                        make_ensemble, member, stored_ensemble)
+from tests.unit.fakes.reconciler import (OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder, lead_pod,
+                                         make_ensemble, member, stored_ensemble)
 
 KEY = ("ns", "e1", "e1-0")
 ADDRESS = "10.0.0.5:7000"

@@ -16,7 +16,7 @@ from controller.scaling.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, pendi
 from controller.scaling.scaler import EnsembleScaler, Outcome, RetryPolicy
 from controller.runtime.reconcile import Request
 from tests.helpers import run_together
-from tests.unit.test_reconciler import env, make_ensemble, stored_ensemble  # noqa: F401  (env: fixture)
+from tests.unit.fakes.reconciler import make_ensemble, stored_ensemble
 from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)

@@ -1,0 +1,190 @@
+"""An in-memory API, its caches, an event recorder and a poll registry, for the reconciler's
+tests: what the Ensemble reconciler writes, counted, with caches always in sync."""
+from __future__ import annotations
+
+import copy
+import itertools
+
+from controller.informers import CONTROLLER_UID_INDEX
+from controller.kube.errors import ApiError
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
+                                       ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES, Resource)
+from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.leadbroker import MINICLUSTER_INDEX
+from controller.reconcilers.owned_objects import SIZE_FIELD_MANAGER
+from tests.fakes import FakeClock
+from tests.helpers import job_owner
+
+
+OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES)
+ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
+
+
+def merge(base: dict, patch: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+class FakeApi:
+    """Stores objects; apply merges (enough for these tests) and honours a resourceVersion
+    precondition as the API server does (409); every write is logged."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[Resource, str, str], dict] = {}
+        self.writes: list[tuple] = []
+        self.reads: list[tuple[str, str]] = []
+        self._uids = itertools.count(1)
+        self._versions = itertools.count(1)
+        self.status_owners: dict[tuple[Resource, str, str], dict[str, set[str]]] = {}
+        self.size_owner_conflict = False
+
+    def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
+              subresource: str | None = None) -> dict:
+        meta = obj["metadata"]
+        key = (res, meta["namespace"], meta["name"])
+        self.writes.append(("apply", res.kind, meta["name"], field_manager, force, subresource,
+                            copy.deepcopy(obj)))
+        if field_manager == SIZE_FIELD_MANAGER and self.size_owner_conflict:
+            raise ApiError(409, "Conflict", "spec.size is owned by ensemble-service")
+        current = self.objects.get(key)
+        expected = meta.get("resourceVersion")
+        if expected is not None and (current is None or current["metadata"].get("resourceVersion") != expected):
+            raise ApiError(409, "Conflict", f"{res.plural} {meta['name']!r}: the object has been modified")
+        if current is None:
+            stored = merge({"metadata": {"uid": f"uid-{next(self._uids)}"}}, obj)
+        elif subresource == "status":  # per-manager ownership of status fields, as server-side apply
+            owners = self.status_owners.setdefault(key, {})
+            others = set().union(*(fields for manager, fields in owners.items() if manager != field_manager))
+            status = dict(current.get("status") or {})
+            for dropped in owners.get(field_manager, set()) - set(obj["status"]) - others:
+                status.pop(dropped, None)
+            status.update(copy.deepcopy(obj["status"]))
+            owners[field_manager] = set(obj["status"])
+            stored = {**current, "metadata": dict(current["metadata"]), "status": status}
+        else:
+            stored = merge(current, obj)
+        stored["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.objects[key] = stored
+        return copy.deepcopy(stored)
+
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> dict:
+        self.reads.append((res.kind, name))
+        if (res, namespace, name) not in self.objects:
+            raise ApiError(404, "NotFound", f"{res.plural} {name!r} not found")
+        obj = copy.deepcopy(self.objects[(res, namespace, name)])
+        owners = self.status_owners.get((res, namespace, name))
+        if owners:  # a live read shows who applied which status field
+            obj["metadata"]["managedFields"] = [
+                {"manager": manager, "operation": "Apply", "subresource": "status",
+                 "fieldsV1": {"f:status": {f"f:{field}": {} for field in sorted(fields)}}}
+                for manager, fields in owners.items()]
+        return obj
+
+    def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict | None:
+        """As KubeClient.get_or_none: through get, so the read is recorded."""
+        try:
+            return self.get(res, name, namespace)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+               propagation_policy: str | None = "Background", preconditions: dict | None = None):
+        """As KubeClient.delete: None when the object was already gone (404)."""
+        self.writes.append(("delete", res.kind, name))
+        if self.objects.pop((res, namespace, name), None) is None:
+            return None
+        return {"kind": "Status", "status": "Success"}
+
+    def put(self, res: Resource, obj: dict) -> dict:
+        self.objects[(res, obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+        return obj
+
+    def kinds_written(self) -> list[tuple[str, str]]:
+        return [(w[1], w[2]) for w in self.writes]
+
+
+class FakeCache:
+    def __init__(self, api: FakeApi, res: Resource) -> None:
+        self._api, self._res = api, res
+        self.hidden: set[str] = set()  # names the informer has not delivered yet
+
+    def _all(self) -> list[dict]:
+        return [obj for (res, _, _), obj in self._api.objects.items() if res == self._res]
+
+    def get(self, name: str, namespace: str | None = None) -> dict | None:
+        obj = self._api.objects.get((self._res, namespace, name))
+        return copy.deepcopy(obj) if obj is not None and name not in self.hidden else None
+
+    def by_index(self, index_name: str, value: str) -> list[dict]:
+        if index_name == CONTROLLER_UID_INDEX:
+            return [o for o in self._all() if any(r.get("controller") and r["uid"] == value
+                                                  for r in o["metadata"].get("ownerReferences", []))]
+        assert index_name == MINICLUSTER_INDEX
+        return [o for o in self._all() if o["metadata"].get("labels", {}).get("job-name") == value]
+
+
+class FakeRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+
+class FakePoller:
+    def __init__(self) -> None:
+        self.targets: dict = {}
+
+    def register(self, target) -> None:
+        self.targets[target.key] = target
+
+    def unregister(self, key) -> None:
+        self.targets.pop(key, None)
+
+
+def member(size: int = 1, **spec) -> dict:
+    return {"ensemble": ENSEMBLE_YAML,
+            "minicluster": {"spec": {"size": size, "containers": [{"image": "app:1"}], **spec}}}
+
+
+def make_ensemble(members: list[dict] | None = None, name: str = "e1", namespace: str = "ns") -> dict:
+    return {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1},
+            "spec": {"heartbeat": 7, "members": members if members is not None else [member(2), member()]}}
+
+
+def stored_ensemble(api: FakeApi, name: str = "e1", namespace: str = "ns") -> dict:
+    return api.objects[(ENSEMBLES, namespace, name)]
+
+
+def conditions(api: FakeApi, name: str = "e1") -> dict[str, dict]:
+    return {c["type"]: c for c in stored_ensemble(api, name)["status"]["conditions"]}
+
+
+def reconciler_env() -> tuple[FakeApi, FakeRecorder, FakePoller, FakeClock, EnsembleReconciler]:
+    """An EnsembleReconciler on the fakes below, caches always in sync: (api, recorder, poller, clock, reconciler)."""
+    api = FakeApi()
+    recorder = FakeRecorder()
+    poller = FakePoller()
+    clock = FakeClock()
+    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
+                            owned={res: FakeCache(api, res) for res in OWNED},
+                            pods=FakeCache(api, PODS))
+    reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
+                                    settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
+                                    poller=poller)
+    return api, recorder, poller, clock, reconciler
+
+
+def lead_pod(mc: str, ip: str = "10.0.0.5", phase: str = "Running") -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{mc}-0-abcde", "namespace": "ns", "creationTimestamp": "2024-01-01T00:00:00Z",
+                         "labels": {"job-name": mc, "batch.kubernetes.io/job-completion-index": "0"},
+                         "ownerReferences": [job_owner(mc)]},
+            "status": {"phase": phase, "podIP": ip}}
