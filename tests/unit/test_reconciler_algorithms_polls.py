@@ -5,7 +5,7 @@ from controller.algorithms import Action
 from controller.reconcilers.action_records import ActionRecords, records_from_status, records_to_status
 from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollResult
-from tests.unit.test_reconciler_algorithms import ADDRESS, DONE, Env
+from tests.unit.fakes.reconciler import ADDRESS, DONE, Env
 
 BUSY = {"queue": {"run": 1}, "nodes": {"node_up_count": 2}}
 BUSIER = {"queue": {"run": 2}, "nodes": {"node_up_count": 2}}

@@ -9,10 +9,16 @@ from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES, Resource)
+from controller.proto.errors import ActionCallError
+from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
 from controller.reconcilers.leadbroker import MINICLUSTER_INDEX
 from controller.reconcilers.owned_objects import SIZE_FIELD_MANAGER
+from controller.reconcilers.poller import PollResult
+from controller.runtime.reconcile import Request
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.scaler import Decision, Outcome
 from tests.fakes import FakeClock
 from tests.helpers import job_owner
 
@@ -188,3 +194,124 @@ def lead_pod(mc: str, ip: str = "10.0.0.5", phase: str = "Running") -> dict:
                          "labels": {"job-name": mc, "batch.kubernetes.io/job-completion-index": "0"},
                          "ownerReferences": [job_owner(mc)]},
             "status": {"phase": phase, "podIP": ip}}
+
+
+# ---- an operator with spec.algorithm: reconciler, action runner and the queue between them ----
+
+KEY = ("ns", "e1", "e1-0")
+ADDRESS = "10.0.0.5:7000"
+PENDING = {"queue": {"sched": 3}, "nodes": {"node_free_count": 0, "node_up_count": 2}}
+DONE = {"queue": {"inactive": 4}, "nodes": {"node_free_count": 2, "node_up_count": 2}}
+EMPTY = {"queue": {}, "nodes": {"node_free_count": 2, "node_up_count": 2}}
+
+
+class FakeScaler:
+    """Applies grow/shrink to the fake API's MiniCluster within its bounds, like the service."""
+
+    def __init__(self, api: FakeApi, outcome: Outcome = Outcome.SUCCESS) -> None:
+        self.api, self.outcome = api, outcome
+        self.requests: list[tuple[str, str, ScaleRequest]] = []
+
+    def factory(self, name: str, namespace: str) -> FakeScaler:
+        self.ensemble = (namespace, name)
+        self.made = getattr(self, "made", 0) + 1
+        return self
+
+    def scale(self, request: ScaleRequest) -> Decision:
+        self.requests.append((*self.ensemble, request))
+        if self.outcome != Outcome.SUCCESS:
+            return Decision(self.outcome, {"error": "no nodes granted: budget spent"})
+        spec = self.api.objects[(MINICLUSTERS, "ns", request.name)]["spec"]
+        before = spec["size"]
+        spec["size"] = max(spec.get("minSize", 1), min(spec["maxSize"], before + request.delta))
+        return Decision(Outcome.SUCCESS, {"from": before, "to": spec["size"]})
+
+
+class FakeMembers:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str, dict]] = []
+        self.fail = False
+
+    def request(self, address: str, member: str, action: str, payload: dict) -> dict:
+        self.requests.append((address, member, action, payload))
+        if self.fail:
+            raise ActionCallError(f"member {member} at {address}: {action}: UNAVAILABLE: down")
+        return {"submitted": list(range(payload.get("count", 0)))} if action == "submit" else payload
+
+
+class Operator:
+    """One operator process: the reconciler, its action runner and the workqueue between them,
+    driven in the test's thread as the workers would, without threads."""
+
+    def __init__(self, reconciler: EnsembleReconciler, runner: ActionRunner, queue: list[Request]) -> None:
+        self.reconciler, self.runner, self.queue = reconciler, runner, queue
+
+    def reconcile(self, request: Request = Request("ns", "e1")) -> None:
+        """A reconcile, then the actions it handed over and the reconciles their outcomes enqueue."""
+        self.reconciler.reconcile(request)
+        self.settle()
+
+    def run_actions(self) -> None:
+        while self.runner.process_next(block=False):
+            pass
+
+    def settle(self) -> None:
+        self.run_actions()
+        while self.queue:
+            self.reconciler.reconcile(self.queue.pop(0))
+            self.run_actions()
+
+
+class Env:
+    def __init__(self, algorithm: dict | None, members: list[dict] | None = None) -> None:
+        self.api, self.events, self.poller, self.clock = FakeApi(), FakeRecorder(), FakePoller(), FakeClock()
+        self.scaler, self.members = FakeScaler(self.api), FakeMembers()
+        ensemble = make_ensemble(members or [member(2, maxSize=4)])
+        if algorithm is not None:
+            ensemble["spec"]["algorithm"] = algorithm
+        self.api.put(ENSEMBLES, ensemble)
+        self.operator = self.new_operator()
+        self.reconcile()
+        self.api.put(PODS, lead_pod("e1-0"))
+        self.reconcile()
+
+    def new_operator(self) -> Operator:
+        caches = EnsembleCaches(ensembles=FakeCache(self.api, ENSEMBLES),
+                                owned={res: FakeCache(self.api, res) for res in OWNED},
+                                pods=FakeCache(self.api, PODS))
+        queue: list[Request] = []
+        runner = ActionRunner(client=self.api, scalers=self.scaler.factory, members=self.members,
+                              events=self.events, on_outcome=queue.append)
+        reconciler = EnsembleReconciler(client=self.api, caches=caches, events=self.events, clock=self.clock,
+                                        settings=DesiredSettings(member_status_port=7000), poller=self.poller,
+                                        runner=runner)
+        return Operator(reconciler, runner, queue)
+
+    @property
+    def reconciler(self) -> EnsembleReconciler:
+        return self.operator.reconciler
+
+    def reconcile(self) -> None:
+        self.operator.reconcile()
+
+    def poll(self, report: dict | None, *, failures: int = 0, step: float = 7.0, settle: bool = True) -> None:
+        """One heartbeat: time passes, a poll result arrives, the reconcile it enqueues runs
+        (``settle``: then the actions it decided and the reconciles their outcomes enqueue)."""
+        self.clock.step(step)
+        ok = report is not None
+        result = PollResult(ok, self.clock.wall(), ADDRESS, 0.01, 0 if ok else failures, report,
+                            None if ok else f"{ADDRESS}: UNAVAILABLE: connection refused")
+        self.reconciler.record_poll(KEY, result)
+        self.reconciler.reconcile(Request("ns", "e1"))
+        if settle:
+            self.operator.settle()
+
+    @property
+    def status(self) -> dict:
+        return stored_ensemble(self.api)["status"]
+
+    def size(self) -> int:
+        return self.api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"]
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason, _ in self.events.events]
