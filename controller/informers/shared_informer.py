@@ -95,9 +95,6 @@ class SharedInformer:
                 self._clock.wait(self._synced, remaining)
             return True
 
-    def last_sync_resource_version(self) -> str:
-        return self.reflector.last_resource_version
-
     def start(self) -> None:
         with self._lock:
             if self._started:

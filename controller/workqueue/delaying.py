@@ -90,11 +90,6 @@ class DelayingQueue(Generic[T]):
             if self._deadlines.set_earlier(item, ready_at):
                 self._timer_cond.notify()
 
-    def waiting_count(self) -> int:
-        """Items scheduled by ``add_after`` that are not yet due."""
-        with self._timer_cond:
-            return len(self._deadlines)
-
     def shutdown(self) -> None:
         self._queue.shutdown()
         self._stop_timer()

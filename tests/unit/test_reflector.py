@@ -65,7 +65,7 @@ def test_disconnect_resumes_from_the_last_bookmark_without_relisting(server, inf
     watches = server.wait_for_requests(2, PATH, watch=True)
     assert [w.query["resourceVersion"] for w in watches[:2]] == ["10", "15"]
     assert len(server.requests_to(PATH, watch=False)) == 1
-    assert informer.reflector.relist_count == 0 and informer.last_sync_resource_version() == "16"
+    assert informer.reflector.relist_count == 0 and informer.reflector.last_resource_version == "16"
 
 
 def test_server_timeout_end_resumes_immediately(server, informer) -> None:
@@ -328,7 +328,7 @@ def test_an_object_too_deep_to_decode_is_skipped_listed_or_watched_and_the_infor
         assert names(informer) == {"a": "6", "b": "12"}
         assert skipped == [str(CONFIGMAPS)] * 2
         assert informer.reflector.undecodable_count == 2 and informer.reflector.error_count == 0
-        assert informer.last_sync_resource_version() == "12"
+        assert informer.reflector.last_resource_version == "12"
     finally:
         informer.stop()
     assert "skipping listed ConfigMap ns/deep (resourceVersion 5) that cannot be decoded: RecursionError" \

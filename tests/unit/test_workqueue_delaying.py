@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes import FakeClock
 from controller.workqueue import DelayingQueue, Queue
-from tests.helpers import wait_for_value, wait_for_waiters
+from tests.helpers import wait_for, wait_for_value, wait_for_waiters
 
 
 @pytest.fixture
@@ -18,6 +18,20 @@ def queue(clock: FakeClock) -> Iterator[DelayingQueue]:
     wait_for_waiters(clock, 1)  # the timer thread is parked
     yield queue
     queue.shutdown()
+
+
+def step(clock: FakeClock, seconds: float) -> None:
+    """Step the clock, then wait until the timer thread has handled it (it parks on the clock again)."""
+    begun = clock.waits_begun
+    clock.step(seconds)
+    wait_for(lambda: clock.waits_begun > begun, 2, "the timer to handle the step")
+
+
+def assert_nothing_waits(queue: DelayingQueue, clock: FakeClock) -> None:
+    """No delayed item is left: time far past every deadline adds nothing to the (drained) queue."""
+    assert drain(queue) == []
+    step(clock, 1_000_000)
+    assert len(queue) == 0
 
 
 def drain(queue: DelayingQueue) -> list[object]:
@@ -35,11 +49,12 @@ def test_item_is_added_only_once_its_delay_has_passed(queue: DelayingQueue, cloc
     # Deadlines fire in order: had "a" been due, it would be queued before "marker".
     wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["marker"]
-    assert queue.waiting_count() == 1
+    assert len(queue) == 0  # "a" still waits
     clock.step(0.1)
     wait_for_value(lambda: len(queue), 1, 2, "the queue length")
-    assert queue.waiting_count() == 0
     assert queue.get() == ("a", False)
+    queue.done("a")
+    assert_nothing_waits(queue, clock)
 
 
 def test_items_become_ready_in_deadline_order(queue: DelayingQueue, clock: FakeClock) -> None:
@@ -67,7 +82,6 @@ def test_earlier_deadline_wins_for_a_waiting_item(queue: DelayingQueue, clock: F
     queue.add_after("a", 10)
     queue.add_after("a", 2)
     queue.add_after("marker", 10)
-    assert queue.waiting_count() == 2
     clock.step(2)
     wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["a"]
@@ -76,6 +90,7 @@ def test_earlier_deadline_wins_for_a_waiting_item(queue: DelayingQueue, clock: F
     # "a" would be queued ahead of "marker".
     wait_for_value(lambda: len(queue), 1, 2, "the queue length")
     assert drain(queue) == ["marker"]
+    assert_nothing_waits(queue, clock)  # "a" waited once, not twice
 
 
 def test_later_deadline_does_not_postpone_a_waiting_item(queue: DelayingQueue, clock: FakeClock) -> None:
@@ -83,22 +98,24 @@ def test_later_deadline_does_not_postpone_a_waiting_item(queue: DelayingQueue, c
     queue.add_after("a", 10)
     clock.step(2)
     wait_for_value(lambda: len(queue), 1, 2, "the queue length")
-    assert queue.waiting_count() == 0
+    assert drain(queue) == ["a"]
+    assert_nothing_waits(queue, clock)
 
 
 @pytest.mark.parametrize("seconds", [0, -1])
-def test_non_positive_delay_adds_immediately(queue: DelayingQueue, seconds: float) -> None:
+def test_non_positive_delay_adds_immediately(queue: DelayingQueue, clock: FakeClock, seconds: float) -> None:
     queue.add_after("a", seconds)
     assert len(queue) == 1
-    assert queue.waiting_count() == 0
+    assert drain(queue) == ["a"]
+    assert_nothing_waits(queue, clock)
 
 
 def test_delayed_item_already_queued_is_not_duplicated(queue: DelayingQueue, clock: FakeClock) -> None:
     queue.add("a")
     queue.add_after("a", 1)
-    clock.step(1)
-    wait_for_value(queue.waiting_count, 0, 2, "the count of delayed items")
+    step(clock, 1)
     assert drain(queue) == ["a"]
+    assert_nothing_waits(queue, clock)
 
 
 def test_many_delayed_items_share_one_timer_thread(queue: DelayingQueue, clock: FakeClock) -> None:
