@@ -293,19 +293,6 @@ class EventRecorder:
                     return
                 self._clock.wait(self._wake, remaining)
 
-    def write_pending(self) -> int:
-        """Write everything queued, in the calling thread; the number of writes attempted."""
-        written = 0
-        while True:
-            try:
-                write = self._pending.get_nowait()
-            except queue.Empty:
-                return written
-            if write is None:
-                return written
-            self._write(write)
-            written += 1
-
     def _write(self, write: _Write) -> None:
         series = write.series
         with self._lock:

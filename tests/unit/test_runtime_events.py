@@ -36,6 +36,12 @@ class FakeClient:
         return patch
 
 
+def flush(recorder: EventRecorder) -> None:
+    """Write everything queued, as the recorder's own thread does when stopped, and return."""
+    recorder.start()
+    recorder.stop()
+
+
 @pytest.fixture
 def client() -> FakeClient:
     return FakeClient()
@@ -49,7 +55,7 @@ def recorder(client, clock) -> EventRecorder:
 def test_an_event_is_an_events_k8s_io_v1_event_about_the_object(recorder, client, clock):
     recorder.event(ENSEMBLE, "Warning", "InvalidSpec", "spec.members[0].ensemble: required",
                    action="Validate")
-    assert recorder.write_pending() == 1
+    flush(recorder)
     [(body, namespace)] = client.created
     assert namespace == "ns"
     assert body["apiVersion"] == "events.k8s.io/v1" and body["kind"] == "Event"
@@ -67,10 +73,10 @@ def test_an_event_is_an_events_k8s_io_v1_event_about_the_object(recorder, client
 
 def test_repeats_within_the_window_become_one_event_with_a_series_count(recorder, client, clock):
     recorder.event(ENSEMBLE, "Normal", "Scaled", "member 0 grew to 3")
-    recorder.write_pending()
+    flush(recorder)
     clock.step(10)
     recorder.event(ENSEMBLE, "Normal", "Scaled", "member 0 grew to 3")
-    recorder.write_pending()
+    flush(recorder)
     assert len(client.created) == 1
     name = client.created[0][0]["metadata"]["name"]
     [(patched_name, patch, namespace)] = client.patched
@@ -82,7 +88,7 @@ def test_repeats_within_the_window_become_one_event_with_a_series_count(recorder
 def test_queued_repeats_are_written_as_one_patch_with_the_latest_count(recorder, client):
     for _ in range(5):
         recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
-    recorder.write_pending()
+    flush(recorder)
     assert len(client.created) == 1
     assert [p["series"]["count"] for _, p, _ in client.patched] == [5]
 
@@ -91,7 +97,7 @@ def test_a_repeat_after_the_window_starts_a_new_event(recorder, client, clock):
     recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
     clock.step(61)
     recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
-    recorder.write_pending()
+    flush(recorder)
     names = [body["metadata"]["name"] for body, _ in client.created]
     assert len(names) == 2 and names[0] != names[1]
     assert client.patched == []
@@ -102,7 +108,7 @@ def test_different_messages_or_objects_are_different_events(recorder, client):
     recorder.event(ENSEMBLE, "Normal", "Scaled", "grew to 4")
     other = {**ENSEMBLE, "metadata": {**ENSEMBLE["metadata"], "name": "f", "uid": "u-2"}}
     recorder.event(other, "Normal", "Scaled", "grew to 3")
-    recorder.write_pending()
+    flush(recorder)
     assert len(client.created) == 3
     assert len({body["metadata"]["name"] for body, _ in client.created}) == 3
 
@@ -110,23 +116,23 @@ def test_different_messages_or_objects_are_different_events(recorder, client):
 def test_a_failed_write_is_logged_and_the_next_repeat_creates_afresh(recorder, client, caplog):
     client.create_error = ApiError(403, "Forbidden", "cannot create events")
     recorder.event(ENSEMBLE, "Warning", "Failed", "x")   # never raises into the reconcile
-    recorder.write_pending()
+    flush(recorder)
     assert "could not write event" in caplog.text
     client.create_error = None
     recorder.event(ENSEMBLE, "Warning", "Failed", "x")
-    recorder.write_pending()
+    flush(recorder)
     assert len(client.created) == 1 and client.patched == []
 
 
 def test_a_vanished_event_makes_the_next_repeat_create_a_new_one(recorder, client):
     recorder.event(ENSEMBLE, "Normal", "Scaled", "x")
-    recorder.write_pending()
+    flush(recorder)
     client.patch_error = ApiError(404, "NotFound", "events not found")
     recorder.event(ENSEMBLE, "Normal", "Scaled", "x")
-    recorder.write_pending()
+    flush(recorder)
     client.patch_error = None
     recorder.event(ENSEMBLE, "Normal", "Scaled", "x")
-    recorder.write_pending()
+    flush(recorder)
     assert len(client.created) == 2
 
 
@@ -154,7 +160,7 @@ def test_event_does_not_wait_for_a_slow_api_server(client, clock):
 def test_cluster_scoped_objects_get_events_in_default_and_long_notes_are_cut(recorder, client):
     node = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
     recorder.event(node, "Normal", "Seen", "x" * 5000)
-    recorder.write_pending()
+    flush(recorder)
     [(body, namespace)] = client.created
     assert namespace == "default" and len(body["note"]) == 1024
 
@@ -170,7 +176,7 @@ def test_each_repeat_extends_the_window(recorder, client, clock):
     for _ in range(3):
         recorder.event(ENSEMBLE, "Normal", "Scaled", "same")
         clock.step(50)   # 150 s in all, but never 60 s without a repeat
-    recorder.write_pending()
+    flush(recorder)
     assert len(client.created) == 1
     assert [p["series"]["count"] for _, p, _ in client.patched] == [3]
 
@@ -179,7 +185,7 @@ def test_the_aggregation_cache_is_bounded(client, clock):
     recorder = EventRecorder(client, clock, reporting_instance="pod-1", max_series=2)
     for message in ("a", "b", "c", "a"):
         recorder.event(ENSEMBLE, "Normal", "Scaled", message)
-    recorder.write_pending()
+    flush(recorder)
     assert [body["note"] for body, _ in client.created] == ["a", "b", "c", "a"]
 
 
@@ -217,7 +223,7 @@ def test_created_events_of_one_reconcile_are_one_event_listing_each_object(recor
     kinds = ("ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "ConfigMap", "MiniCluster")
     for kind in kinds:
         recorder.event(ENSEMBLE, "Normal", "Created", f"Created {kind} e")
-    recorder.write_pending()
+    flush(recorder)
     [(body, _)] = client.created
     assert body["note"] == "; ".join(f"Created {kind} e" for kind in kinds)
     assert client.patched == []
@@ -255,7 +261,7 @@ def test_stop_writes_a_lingering_event_at_once(client, clock):
 def test_past_ten_distinct_notes_similar_events_count_into_one_combined_event(recorder, client):
     for size in range(13):
         recorder.event(ENSEMBLE, "Normal", "Scaled", f"grew to {size}")
-    recorder.write_pending()
+    flush(recorder)
     notes = [body["note"] for body, _ in client.created]
     assert notes[:10] == [f"grew to {size}" for size in range(10)]
     assert notes[10:] == ["(combined from similar events): grew to 10"]
@@ -270,13 +276,13 @@ def test_the_spam_filter_drops_new_events_past_the_burst_and_counts_them(client,
     recorder.event(ENSEMBLE, "Warning", "A", "x")  # a repeat costs no token
     other = {**ENSEMBLE, "metadata": {**ENSEMBLE["metadata"], "name": "f", "uid": "u-2"}}
     recorder.event(other, "Warning", "D", "x")  # another object has its own bucket
-    recorder.write_pending()
+    flush(recorder)
     assert [(body["regarding"]["name"], body["reason"]) for body, _ in client.created] == [
         ("e", "A"), ("e", "B"), ("e", "C"), ("f", "D")]
     assert dropped(registry, "spam_filter") == 1 and recorder.dropped == 1
     clock.step(10)  # one token back
     recorder.event(ENSEMBLE, "Warning", "D", "x")
-    recorder.write_pending()
+    flush(recorder)
     assert client.created[-1][0]["reason"] == "D" and recorder.dropped == 1
 
 
@@ -285,7 +291,7 @@ def test_a_full_write_queue_drops_and_counts_and_a_later_repeat_creates_the_even
     recorder.event(ENSEMBLE, "Normal", "A", "x")
     recorder.event(ENSEMBLE, "Normal", "B", "x")  # no room
     assert dropped(registry, "queue_full") == 1 and recorder.dropped == 1
-    recorder.write_pending()
+    flush(recorder)
     recorder.event(ENSEMBLE, "Normal", "B", "x")
-    recorder.write_pending()
+    flush(recorder)
     assert [body["reason"] for body, _ in client.created] == ["A", "B"]
