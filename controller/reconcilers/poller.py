@@ -196,7 +196,10 @@ class StatusPoller:
         max_backoff: float = 300.0,
         channel_idle_seconds: float = 300.0,
         channel_factory: Callable[[str], grpc.Channel] = insecure_channel,
+        schedule: Deadlines[PollKey] | None = None,
     ) -> None:
+        """``schedule``: each registered member's next poll, none while one is in flight (a new
+        ``Deadlines`` when None; given, whoever holds it can read when a member is polled next)."""
         if max_workers < 1 or attempts < 1 or call_timeout <= 0:
             raise ValueError("StatusPoller: max_workers and attempts must be >= 1, call_timeout > 0")
         self._clock = clock
@@ -219,7 +222,7 @@ class StatusPoller:
         )
         self._cond = threading.Condition()
         self._schedules: dict[PollKey, _Schedule] = {}
-        self._due: Deadlines[PollKey] = Deadlines()   # none while a poll is in flight
+        self._due: Deadlines[PollKey] = schedule if schedule is not None else Deadlines()
         self._failures: dict[PollKey, int] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -336,11 +339,6 @@ class StatusPoller:
             self._due.cancel(key)
             self._failures.pop(key, None)
             self._cond.notify_all()
-
-    def next_poll_at(self, key: PollKey) -> float | None:
-        """Monotonic time of the next scheduled poll of ``key`` (None if unknown or in flight)."""
-        with self._cond:
-            return self._due.at(key)
 
     def start(self) -> None:
         with self._cond:

@@ -15,6 +15,7 @@ from tests.fakes import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.poller import ChannelCache, PollKey, PollResult, PollTarget, StatusPoller
+from controller.workqueue.deadlines import Deadlines
 from tests.helpers import wait_for
 
 STATUS = {
@@ -94,11 +95,20 @@ class Results:
 
 
 @pytest.fixture
-def make_poller(clock: FakeClock, registry: CollectorRegistry) -> Iterator[Callable[..., StatusPoller]]:
+def schedule() -> Deadlines[PollKey]:
+    """The poller's schedule (``make_poller`` passes it): ``schedule.at(key)`` is the clock time of
+    key's next poll, None while one is in flight or once unregistered."""
+    return Deadlines()
+
+
+@pytest.fixture
+def make_poller(clock: FakeClock, registry: CollectorRegistry,
+                schedule: Deadlines[PollKey]) -> Iterator[Callable[..., StatusPoller]]:
     pollers: list[StatusPoller] = []
 
     def make(**kwargs: object) -> StatusPoller:
-        options: dict = {"clock": clock, "registry": registry, "retry_backoff": 0.0, "call_timeout": 2.0}
+        options: dict = {"clock": clock, "registry": registry, "retry_backoff": 0.0, "call_timeout": 2.0,
+                         "schedule": schedule}
         options.update(kwargs)
         poller = StatusPoller(**options)
         pollers.append(poller)
@@ -179,7 +189,7 @@ def test_consecutive_failures_accumulate_and_reset(make_poller, serve) -> None:
     assert recovered.ok and recovered.consecutive_failures == 0
 
 
-def test_background_polls_once_per_heartbeat(make_poller, serve, clock) -> None:
+def test_background_polls_once_per_heartbeat(make_poller, serve, clock, schedule) -> None:
     member = Member()
     results = Results()
     poller = make_poller(on_result=results)
@@ -188,17 +198,17 @@ def test_background_polls_once_per_heartbeat(make_poller, serve, clock) -> None:
     poller.start()
     key, first = results.next()
     assert key == KEY and first.ok
-    assert poller.next_poll_at(KEY) == start + 10
+    assert schedule.at(KEY) == start + 10
     poller.register(PollTarget(KEY, first.address, heartbeat=10))  # idempotent: no extra poll
-    assert poller.next_poll_at(KEY) == start + 10
+    assert schedule.at(KEY) == start + 10
     clock.step(10)
     assert results.next()[1].ok
     assert member.names == ["ens-0", "ens-0"]
     poller.unregister(KEY)
-    assert poller.next_poll_at(KEY) is None
+    assert schedule.at(KEY) is None
 
 
-def test_unreachable_backs_off_then_recovers(make_poller, serve, clock, registry) -> None:
+def test_unreachable_backs_off_then_recovers(make_poller, serve, clock, registry, schedule) -> None:
     port = free_port()
     results = Results()
     poller = make_poller(on_result=results, attempts=1)
@@ -206,20 +216,20 @@ def test_unreachable_backs_off_then_recovers(make_poller, serve, clock, registry
     poller.start()
     _, first = results.next()
     assert not first.ok and "UNAVAILABLE" in (first.error or "") and first.consecutive_failures == 1
-    assert poller.next_poll_at(KEY) == clock.now() + 20
+    assert schedule.at(KEY) == clock.now() + 20
     clock.step(20)
     _, second = results.next()
     assert not second.ok and second.consecutive_failures == 2
     assert polls(registry, "unreachable") == 2
-    assert poller.next_poll_at(KEY) == clock.now() + 40
+    assert schedule.at(KEY) == clock.now() + 40
     serve(Member(), port)
     clock.step(40)
     _, recovered = results.next()
     assert recovered.ok and recovered.consecutive_failures == 0
-    assert poller.next_poll_at(KEY) == clock.now() + 10
+    assert schedule.at(KEY) == clock.now() + 10
 
 
-def test_backoff_is_capped(make_poller, clock) -> None:
+def test_backoff_is_capped(make_poller, clock, schedule) -> None:
     results = Results()
     poller = make_poller(on_result=results, attempts=1, max_backoff=30)
     poller.register(PollTarget(KEY, f"127.0.0.1:{free_port()}", heartbeat=10))
@@ -227,7 +237,7 @@ def test_backoff_is_capped(make_poller, clock) -> None:
     results.next()
     clock.step(20)
     results.next()
-    assert poller.next_poll_at(KEY) == clock.now() + 30
+    assert schedule.at(KEY) == clock.now() + 30
 
 
 def test_ip_change_retargets_at_once(make_poller, serve, clock) -> None:
@@ -361,7 +371,7 @@ def test_target_validation(address: str, heartbeat: float, message: str) -> None
         PollTarget(KEY, address, heartbeat)
 
 
-def test_a_shorter_heartbeat_moves_the_next_poll_forward(make_poller, serve, clock) -> None:
+def test_a_shorter_heartbeat_moves_the_next_poll_forward(make_poller, serve, clock, schedule) -> None:
     # spec.heartbeat lowered from 300 to 10: the next poll stayed 300 s after the last one,
     # so the edit showed no effect for up to the old heartbeat.
     results = Results()
@@ -371,14 +381,14 @@ def test_a_shorter_heartbeat_moves_the_next_poll_forward(make_poller, serve, clo
     start = clock.now()
     poller.start()
     assert results.next()[1].ok
-    assert poller.next_poll_at(KEY) == start + 300
+    assert schedule.at(KEY) == start + 300
     poller.register(PollTarget(KEY, address, heartbeat=10))
-    assert poller.next_poll_at(KEY) == start + 10
+    assert schedule.at(KEY) == start + 10
     clock.step(10)
     assert results.next()[1].ok
-    assert poller.next_poll_at(KEY) == start + 20
+    assert schedule.at(KEY) == start + 20
     poller.register(PollTarget(KEY, address, heartbeat=60))  # a longer one applies from the next poll on
-    assert poller.next_poll_at(KEY) == start + 20
+    assert schedule.at(KEY) == start + 20
 
 
 # Races between poll threads, the scheduler and (un)registration, ordered with gates, never sleeps.
@@ -407,7 +417,7 @@ class GatedMember(pb_grpc.EnsembleOperatorServicer):
             self.finished[n].set()
 
 
-def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry) -> None:
+def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry, schedule) -> None:
     """Unregister + register (the lead broker went unready and came back) while a poll is in
     flight: that poll's answer belongs to the old registration. Delivered, it reported a stale
     failure and cleared ``in_flight`` under the new registration's poll, whose schedule it
@@ -415,7 +425,8 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry)
     clock = FakeClock()
     member = GatedMember(2)
     results = Results()
-    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0,
+                          schedule=schedule)
     try:
         address = serve(member)
         poller.register(PollTarget(KEY, address, heartbeat=10))
@@ -432,32 +443,33 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry)
         _, first = results.next()
         assert first.ok, f"a stale result from the previous registration was delivered: {first}"
         assert first.consecutive_failures == 0
-        assert poller.next_poll_at(KEY) == clock.now() + 10
+        assert schedule.at(KEY) == clock.now() + 10
     finally:
         for gate in member.gates:
             gate.set()
         poller.stop()
 
 
-def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, registry) -> None:
+def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, registry, schedule) -> None:
     """A poll that raised anything but a poll failure (here a result code this build does not
     know) ended its pool thread's task silently, leaving ``in_flight`` set: the member was
     never polled again and no result said why."""
     clock = FakeClock()
     results = Results()
-    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0)
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0,
+                          schedule=schedule)
     try:
         poller.register(PollTarget(KEY, serve(Member(status=99)), heartbeat=10))
         poller.start()
         _, result = results.next()
         assert not result.ok and result.consecutive_failures == 1
         assert "99" in (result.error or "")
-        assert poller.next_poll_at(KEY) is not None, "the target is scheduled again"
+        assert schedule.at(KEY) is not None, "the target is scheduled again"
     finally:
         poller.stop()
 
 
-def test_a_poll_that_raises_is_a_failed_result(registry) -> None:
+def test_a_poll_that_raises_is_a_failed_result(registry, schedule) -> None:
     """Any exception out of one poll (here the channel factory's) is a failed result with its
     cause, and the target keeps its schedule."""
     def broken_factory(address: str) -> grpc.Channel:
@@ -465,13 +477,14 @@ def test_a_poll_that_raises_is_a_failed_result(registry) -> None:
 
     clock = FakeClock()
     results = Results()
-    poller = StatusPoller(clock=clock, registry=registry, on_result=results, channel_factory=broken_factory)
+    poller = StatusPoller(clock=clock, registry=registry, on_result=results, channel_factory=broken_factory,
+                          schedule=schedule)
     try:
         poller.register(PollTarget(KEY, "127.0.0.1:1", heartbeat=10))
         poller.start()
         _, result = results.next()
         assert not result.ok and "RuntimeError: no channel for you" in (result.error or "")
-        assert poller.next_poll_at(KEY) is not None
+        assert schedule.at(KEY) is not None
     finally:
         poller.stop()
 
