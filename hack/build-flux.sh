@@ -13,8 +13,8 @@ BUILD_NAME=build-flux
 HACK="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/buildlib.sh
 source "$HACK/buildlib.sh"
-# The ensemble-python our MiniClusters install (controller/reconcilers/desired/member.py).
-ENSEMBLE_PYTHON_VERSION="${ENSEMBLE_PYTHON_VERSION:-$(sed -n 's/^ENSEMBLE_PYTHON_VERSION = "\(.*\)"$/\1/p' "$HACK/../controller/reconcilers/desired/member.py")}"
+# The ensemble-python our MiniClusters install by default (api/v1alpha1/types.py).
+ENSEMBLE_PYTHON_VERSION="${ENSEMBLE_PYTHON_VERSION:-$(sed -n 's/^DEFAULT_ENSEMBLE_PYTHON = "\([^"]*\)".*/\1/p' "$HACK/../api/v1alpha1/types.py")}"
 PREFIX="$CACHE_ROOT/flux/$FLUX_CORE_VERSION"
 VENV="$PREFIX/ensemble-python-$ENSEMBLE_PYTHON_VERSION"
 WORK="$CACHE_ROOT/flux/src-$FLUX_CORE_VERSION"
@@ -25,7 +25,7 @@ FLUX_PYTHON="${FLUX_PYTHON:-/usr/bin/python3}"
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
-[ -n "$ENSEMBLE_PYTHON_VERSION" ] || die "could not read ENSEMBLE_PYTHON_VERSION from controller/reconcilers/desired/member.py"
+[ -n "$ENSEMBLE_PYTHON_VERSION" ] || die "could not read DEFAULT_ENSEMBLE_PYTHON from api/v1alpha1/types.py"
 
 install_debian_deps() {
   local missing
