@@ -12,7 +12,6 @@ BUILD_NAME=build-k8s
 source "$(dirname "$0")/gobuild.sh"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.0}"
 WORK="$CACHE_ROOT/k8s/$K8S_VERSION/src"
-require_go 1.26
 
 components=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 missing=()
@@ -22,8 +21,9 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "$BIN"; exit 0
 fi
+require_go 1.26  # only to build: once built, Go is not needed
 log "missing: ${missing[*]} -> building into $BIN"
-log "a first build compiles Kubernetes from source: about 6 minutes on 2 cores, plus module downloads"
+step_start "etcd and the Kubernetes control plane" "$ESTIMATE_K8S"
 mkdir -p "$BIN" "$WORK/k8s" "$WORK/etcd"
 
 build_k8s() {
@@ -53,8 +53,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-    log "step 2/3: resolving modules (go mod tidy)"
-    go mod tidy -e >/dev/null || die "go mod tidy failed for k8s.io/kubernetes@$K8S_VERSION (module proxy reachable?)"
+    log "step 2/3: downloading and resolving modules (go mod tidy; output in $WORK/k8s/tidy.log)"
+    go mod tidy -e >tidy.log 2>&1 || die "go mod tidy failed for k8s.io/kubernetes@$K8S_VERSION (module proxy reachable? see $WORK/k8s/tidy.log)"
     touch .ready
   fi
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
@@ -92,7 +92,7 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
     go mod edit -require "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    go mod tidy -e >/dev/null || die "go mod tidy failed for etcd $ETCD_VERSION"
+    go mod tidy -e >tidy.log 2>&1 || die "go mod tidy failed for etcd $ETCD_VERSION (module proxy reachable? see $WORK/etcd/tidy.log)"
     touch .ready
   fi
   log "go build etcd"
@@ -101,8 +101,7 @@ GO
   log "built $BIN/etcd"
 }
 
-start=$(date +%s)
 build_etcd
 build_k8s
-log "done in $(( $(date +%s) - start ))s"
+step_done "etcd and the Kubernetes control plane"
 echo "$BIN"
