@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 ENSEMBLE = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
             "metadata": {"name": "watched"},
-            "spec": {"members": [{"minicluster": {"spec": {"size": 1}}}]}}
+            "spec": {"members": [{"minicluster": {"spec": {"size": 1, "containers": [{"image": "busybox:1"}]}},
+                                  "ensemble": "jobs: [{name: a, command: 'true'}]\nrules: []\n"}]}}
 
 
 def member_status(phase: str, run: int, done: int) -> dict:
