@@ -22,6 +22,7 @@ EXAMPLE_TIMEOUT = 420.0  # hello-world takes about a minute; a loaded 2-core mac
 @contextmanager
 def local_system(install: Callable[[LocalCluster], None], account: str) -> Iterator[LocalEnvironment]:
     env = LocalEnvironment.start(operator_install=install, operator_account=account)
+    print(f"\n[local system] Flux Operator {env.flux_operator_runtime}, members {env.member_runtime}")
     try:
         yield env
     finally:
