@@ -13,14 +13,13 @@ import pytest
 
 from controller.clock import RealClock
 from controller.kube.client import KubeClient
-from controller.kube.resources import ENSEMBLES, EVENTS, JOBS, MINICLUSTERS, PODS
+from controller.kube.resources import ENSEMBLES, EVENTS, MINICLUSTERS, PODS
 from controller.member.jobgroups import JobGroup
 from controller.member.servicer import MemberServicer
 from sim.member.simulator import SimulatedFlux
-from controller.reconcilers.desired.meta import ownership_labels
 from controller.proto.server import GrpcServer
 from tests.helpers import wait_for
-from tests.integration.objects import ensemble_condition, ensemble_status, get_or_none
+from tests.integration.objects import ensemble_condition, ensemble_status, get_or_none, start_member_pod
 from tests.integration.running import RunningController
 
 pytestmark = pytest.mark.integration
@@ -94,38 +93,6 @@ def create_ensemble(kube: KubeClient, namespace: str, *, algorithm: dict | None 
                                    "metadata": {"name": "ens", "namespace": namespace}, "spec": spec}, namespace)
 
 
-def members_job(kube: KubeClient, namespace: str) -> dict:
-    """The Job ens-0 the Flux Operator would create, managed by no one: the Job controller (which
-    runs when an earlier test of the session started kube-controller-manager) skips a Job whose
-    managedBy names another controller, so it neither makes pods for it nor deletes ours (a
-    suspended Job's pods it deletes)."""
-    existing = get_or_none(kube, JOBS, "ens-0", namespace)
-    if existing is not None:
-        return existing
-    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}
-    return kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job",
-                              "metadata": {"name": "ens-0", "namespace": namespace},
-                              "spec": {"managedBy": "ensemble.flux-framework.org/tests",
-                                       "template": template}}, namespace)
-
-
-def start_lead_pod(kube: KubeClient, namespace: str, ensemble: dict, name: str, ip: str, *,
-                   owned: bool = True) -> None:
-    """Create index 0 of MiniCluster ens-0 as the Job controller does (labels and its controller
-    owner reference; ``owned=False`` leaves the reference out), and mark it Running."""
-    labels = {"job-name": "ens-0", "batch.kubernetes.io/job-completion-index": "0", "hpa-selector": "ens-0",
-              **ownership_labels(ensemble, 0)}
-    metadata: dict = {"name": name, "namespace": namespace, "labels": labels}
-    if owned:
-        job = members_job(kube, namespace)
-        metadata["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": "ens-0",
-                                        "uid": job["metadata"]["uid"], "controller": True}]
-    kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
-                       "spec": {"containers": [{"name": "flux", "image": "busybox"}]}}, namespace)
-    kube.patch(PODS, name, {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}},
-               namespace=namespace, subresource="status")
-
-
 def member_status(kube: KubeClient, namespace: str) -> dict:
     return (ensemble_status(kube, "ens", namespace).get("members") or [{}])[0]
 
@@ -139,7 +106,7 @@ def test_lead_broker_and_poll_reach_the_status_outages_and_a_moved_pod(
     member.serve(LEAD_IP)
     ensemble = create_ensemble(kube, namespace)
     wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
-    start_lead_pod(kube, namespace, ensemble, "ens-0-0-aaaaa", LEAD_IP)
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-aaaaa", LEAD_IP)
 
     polled = wait_for(lambda: (s := member_status(kube, namespace)).get("lastPoll") and s, 30, "lastPoll")
     assert polled["leadBroker"] == {"pod": "ens-0-0-aaaaa", "ip": LEAD_IP}
@@ -159,7 +126,7 @@ def test_lead_broker_and_poll_reach_the_status_outages_and_a_moved_pod(
     kube.delete(PODS, "ens-0-0-aaaaa", namespace)
     member.flux.submit("a", 1)
     member.serve(OTHER_IP)
-    start_lead_pod(kube, namespace, ensemble, "ens-0-0-bbbbb", OTHER_IP)
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-bbbbb", OTHER_IP)
     moved = wait_for(lambda: (s := member_status(kube, namespace)).get("leadBroker", {}).get("ip") == OTHER_IP
                      and s.get("lastPoll", {}).get("queue", {}).get("sched") == 3 and s, 45,
                      "polls at the new address")
@@ -177,7 +144,7 @@ def test_scale_algorithm_grows_the_minicluster_while_jobs_wait(
     ensemble = create_ensemble(kube, namespace, max_size=3, algorithm={
         "name": "scale", "options": {"waitSeconds": "0", "cooldownSeconds": "1"}})
     wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
-    start_lead_pod(kube, namespace, ensemble, "ens-0-0-aaaaa", LEAD_IP)
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-aaaaa", LEAD_IP)
 
     wait_for(lambda: kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 3, 45, "growth to maxSize")
     # The member was told each new size, so its waiting jobs now run.
@@ -209,8 +176,8 @@ def test_a_pod_with_the_lead_brokers_labels_but_not_owned_by_its_job_is_never_po
     try:
         ensemble = create_ensemble(kube, namespace)
         wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
-        start_lead_pod(kube, namespace, ensemble, "ens-0-0-forged", LEAD_IP, owned=False)
-        start_lead_pod(kube, namespace, ensemble, "ens-0-0-aaaaa", OTHER_IP)
+        start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-forged", LEAD_IP, owner_job=None)
+        start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-aaaaa", OTHER_IP)
         polled = wait_for(lambda: (s := member_status(kube, namespace)).get("lastPoll") and s, 30, "lastPoll")
         assert polled["leadBroker"] == {"pod": "ens-0-0-aaaaa", "ip": OTHER_IP}
         assert polled["lastPoll"]["queue"]["sched"] == 2       # the real member's 3 jobs, not the forger's 7
