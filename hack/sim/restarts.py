@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from controller.backoff import exponential
+
 
 @dataclass(frozen=True)
 class BackoffPolicy:
@@ -29,14 +31,14 @@ class CrashLoopBackoff:
 
     def __init__(self, policy: BackoffPolicy) -> None:
         self.policy = policy
-        self._next = 0.0
+        self._crashes = 0  # since the last reset
 
     def delay_after(self, ran_for: float) -> float:
         """The wait before restarting a container that exited after running ``ran_for`` seconds."""
         if ran_for >= self.policy.reset_after:
-            self._next = 0.0
-        delay = self._next
-        self._next = min(max(delay * 2, self.policy.initial), self.policy.cap)
+            self._crashes = 0
+        delay = 0.0 if self._crashes == 0 else exponential(self.policy.initial, self._crashes - 1, self.policy.cap)
+        self._crashes += 1
         return delay
 
 
