@@ -124,6 +124,7 @@ def install_crds(cluster: LocalCluster, kube: KubeClient, timeout: float = 60) -
 
 def setup(cluster: LocalCluster, kube: KubeClient, members: int) -> None:
     cluster.kubectl("create", "namespace", NAMESPACE)
+    cluster.kubectl("create", "serviceaccount", "default", "-n", NAMESPACE)  # pods need it; no controller makes it here
     install_crds(cluster, kube)
     member = {"minicluster": {"spec": {"size": 1, "containers": [{"image": "busybox"}]}},
               "ensemble": "jobs:\n- name: a\n  command: sleep 1\n"}
