@@ -38,9 +38,9 @@ class GatedElector:
         self.is_leader = False
 
     def run(self, on_started_leading) -> bool:
-        while not self.gate.wait(0.01):
-            if self._stopped.is_set():
-                return False
+        self.gate.wait()
+        if self._stopped.is_set():
+            return False
         self.is_leader = True
         on_started_leading()
         self._stopped.wait()
@@ -48,6 +48,7 @@ class GatedElector:
 
     def stop(self) -> None:
         self._stopped.set()
+        self.gate.set()  # a run still waiting for the gate ends, without leading
 
     def release(self) -> bool:
         return True
