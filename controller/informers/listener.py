@@ -54,10 +54,6 @@ class ProcessorListener:
         """True once this handler has processed every add of the informer's first list."""
         return self._synced.is_set()
 
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._buffer)
-
     def stop(self) -> None:
         """Stop promptly: undelivered notifications are dropped."""
         with self._cond:
