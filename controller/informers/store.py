@@ -79,10 +79,6 @@ class Indexer:
         with self._lock:
             return len(self._items)
 
-    def index_keys(self, index_name: str, value: str) -> builtins.list[str]:
-        with self._lock:
-            return sorted(self._index(index_name).get(value, ()))
-
     def by_index(self, index_name: str, value: str) -> builtins.list[dict[str, Any]]:
         with self._lock:
             return [self._items[key] for key in self._index(index_name).get(value, ())]
