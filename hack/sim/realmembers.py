@@ -97,15 +97,15 @@ class RealMembers:
     def _stale(self, key: str, pod: dict, running: RunningProcess) -> bool:
         """kwok gave the pod, or a worker's lead, another IP after the broker started (a kubelet
         never does; kwok reuses freed addresses): the broker binds or connects to the old one,
-        so it starts over."""
+        so it starts over. Logged at info: the simulation repairs it, no user can act on it."""
         if running.pod_ip != pod_ip(pod):
-            log.warning("pod %s moved from %s to %s: restarting its %s", key, running.pod_ip, pod_ip(pod),
-                        running.role)
+            log.info("pod %s moved from %s to %s: restarting its %s", key, running.pod_ip, pod_ip(pod),
+                     running.role)
             return True
         lead = self._lead_ips.get(key)
         current = self._lead_pod_ip(pod["metadata"]["namespace"], running.minicluster)
         if running.role == WORKER and current and lead != current:
-            log.warning("the lead of pod %s moved from %s to %s: restarting its broker", key, lead, current)
+            log.info("the lead of pod %s moved from %s to %s: restarting its broker", key, lead, current)
             return True
         return False
 
