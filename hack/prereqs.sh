@@ -78,6 +78,21 @@ need_control_plane() {  # Go, unless hack/build-k8s.sh and build-kwok.sh already
   control_plane_built || need_go 1.26 "builds the local control plane into $BIN"
 }
 
+# The version a build script pins by default (its NAME_VERSION="${NAME_VERSION:-v...}" line).
+pinned_version() { sed -n "s/^$1=\"\\\${$1:-\(v[^}]*\)}\".*/\1/p" "$HACK/$2"; }
+
+go_tools_built() {  # helm and actionlint, for the tests of chart/ and .github/workflows/
+  [ -x "$CACHE_ROOT/helm/${HELM_VERSION:-$(pinned_version HELM_VERSION build-helm.sh)}/bin/helm" ] \
+    && [ -x "$CACHE_ROOT/actionlint/${ACTIONLINT_VERSION:-$(pinned_version ACTIONLINT_VERSION build-actionlint.sh)}/bin/actionlint" ]
+}
+
+need_test_builds() {  # Go for whatever of the control plane, helm and actionlint is not built yet
+  local what=()
+  control_plane_built || what+=("the local control plane into $BIN")
+  go_tools_built || what+=("helm and actionlint (hack/build-helm.sh, build-actionlint.sh)")
+  [ ${#what[@]} -eq 0 ] || need_go 1.26 "builds $(printf '%s; ' "${what[@]}" | sed 's/; $//')"
+}
+
 need_openssl() { need_tool openssl "makes the local cluster's certificates" "$(apt_install openssl)"; }
 need_setpriv() { need_tool setpriv "the tests' servers die with their test run" "$(apt_install util-linux)"; }
 need_gcc() { need_tool "${CC:-gcc}" "builds the local pods' address library, hack/build-podaddress.sh" "$(apt_install gcc)"; }
@@ -149,7 +164,8 @@ check_target() {
   case "$1" in
     run|bench) need_python; need_openssl; need_gcc; need_control_plane ;;
     cluster-up) need_python; need_openssl; need_control_plane ;;
-    test|integration) need_python; need_openssl; need_setpriv; need_gcc; need_control_plane ;;
+    test|integration) need_python; need_openssl; need_setpriv; need_gcc; need_test_builds ;;
+    tools-build) go_tools_built || need_go 1.26 "builds helm and actionlint (hack/build-helm.sh, build-actionlint.sh)" ;;
     unit) need_python; need_setpriv ;;
     e2e) check_e2e ;;
     lint|manifests|protos) need_python ;;

@@ -70,6 +70,12 @@ def test_without_go_the_control_plane_targets_say_where_to_get_it(tmp_path: Path
     assert_stopped_with(proc, target, "Go >= 1.26 is not installed", "builds the local control plane", GO_INSTALL)
 
 
+@pytest.mark.parametrize("target", ("test", "integration", "tools-build"))
+def test_without_go_the_tests_name_helm_and_actionlint_too(tmp_path: Path, target: str) -> None:
+    proc = make(tmp_path, target, absent=("go",))
+    assert_stopped_with(proc, target, "Go >= 1.26 is not installed", "helm and actionlint", GO_INSTALL)
+
+
 @pytest.mark.parametrize("target", ("run", "cluster-build"))
 def test_an_old_go_is_named_with_its_version(tmp_path: Path, target: str) -> None:
     proc = make(tmp_path, target, fakes={"go": 'echo go1.22.5'})
