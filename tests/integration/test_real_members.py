@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
 from controller.kube.client import KubeClient
 from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
@@ -27,6 +28,7 @@ from localcluster import LocalCluster
 import fluxoperator as flux_operator
 from sim import fluxmembers, podrunner
 from sim import fluxoperator as flux_operator_simulator
+from tests.compat import UPSTREAM_EXAMPLES
 from tests.conftest import ENSEMBLE_CRD, MINICLUSTER_CRD, ROOT, install_crd
 from tests.helpers import wait_for
 from tests.integration.objects import ensemble_status, get_or_none
@@ -291,3 +293,45 @@ def test_a_lead_pod_given_another_ip_restarts_its_instance_there(system: RealSys
     wait_for(restarted_where_the_pod_is, RUN_TIMEOUT,
              "a new instance of both brokers, polled at the pod's address, both ranks up")
     assert first.proc.poll() is not None
+
+
+def test_an_ensemble_without_the_status_sidecar_runs_to_completed(system: RealSystem, namespace: str) -> None:
+    """spec.statusSidecar false: members as upstream runs them, nothing polled, and still complete."""
+    system.kube.create(ENSEMBLES, {
+        "apiVersion": ENSEMBLES.api_version, "kind": "Ensemble", "metadata": {"name": "bare", "namespace": namespace},
+        "spec": {"statusSidecar": False, "members": [{"minicluster": {"spec": {"size": 1, "containers": [
+            {"image": "busybox"}]}}, "ensemble": HELLO}]}}, namespace)
+    wait_for(lambda: ensemble_status(system.kube, "bare", namespace).get("phase") == "Completed", RUN_TIMEOUT,
+             "the Ensemble without a status sidecar to complete")
+    status = ensemble_status(system.kube, "bare", namespace)
+    assert status["memberPolling"] == "Disabled"
+    assert "lastPoll" not in status["members"][0]
+    (pod,) = pods_of(system.kube, namespace, "bare-0")
+    assert "ensemble-member-status" not in {c["name"] for c in pod["spec"]["containers"]}
+    assert system.runner.processes.get(f"{namespace}/{pod['metadata']['name']}:ensemble-member-status") is None
+    assert "terminate ensemble session" in lead_log(system, namespace, "bare-0")
+
+
+def test_the_upstream_grow_shrink_example_grows_through_upstreams_own_service(system: RealSystem,
+                                                                              namespace: str) -> None:
+    """Service mode upstream: the example, unchanged but for sidecar.mode, runs its sidecar image's
+    `ensemble-server start` (ensemble-python's own service), and that server grows the member."""
+    obj = yaml.safe_load((UPSTREAM_EXAMPLES / "grow-shrink.yaml").read_text())
+    obj["spec"]["sidecar"]["mode"] = "upstream"
+    obj["metadata"]["namespace"] = namespace
+    system.kube.create(ENSEMBLES, obj, namespace)
+    name = obj["metadata"]["name"]
+    mc = f"{name}-0"
+    wait_for(lambda: ensemble_status(system.kube, name, namespace).get("serviceMode") == "upstream", 60,
+             "status.serviceMode")
+    wait_for(lambda: (get_or_none(system.kube, MINICLUSTERS, mc, namespace) or {}).get("spec", {}).get("size", 0)
+             >= 2, RUN_TIMEOUT * 2, "ensemble-server to grow the member")
+    service = next(p for p in system.kube.list(PODS, namespace, label_selector=f"app={name}")["items"])
+    process = system.runner.processes.get(f"{namespace}/{service['metadata']['name']}")
+    assert process is not None
+    script = (system.runner.workdir / f"{namespace}_{service['metadata']['name']}.service.sh").read_text()
+    assert "ensemble-server start --kubernetes --host" in script and "--workers 10" in script
+    # The size was patched by ensemble-server's kubernetes client, not by this operator's service.
+    managers = {entry["manager"] for entry in get_or_none(system.kube, MINICLUSTERS, mc, namespace)["metadata"]
+                ["managedFields"] if "f:size" in json.dumps(entry.get("fieldsV1", {}))}
+    assert managers and not any(manager.startswith("ensemble-operator") for manager in managers), managers
