@@ -55,6 +55,7 @@ def run_example_to_completion(env: LocalEnvironment, namespace: str) -> list[str
                               lambda shown, *_: tables.append(render(shown)), stop=stop, until=finished)
     finally:
         timer.cancel()
+        stop.set()  # ends the watch's stop thread
     if not views or views[0].phase != "Completed":
         logs = "\n".join(op.logs(60) for op in env.operators)
         raise AssertionError(f"the example did not complete within {EXAMPLE_TIMEOUT:.0f} s:\n"

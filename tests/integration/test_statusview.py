@@ -132,7 +132,10 @@ def test_watch_ends_when_asked_and_relists_nothing_it_already_showed(kube, watch
             kube.patch(ENSEMBLES, "watched", {"metadata": {"labels": {"touched": "yes"}}}, namespace=watched)
             set_status(kube, watched, member_status("Failed", 0, 4))
 
-    views = command.watch(kube, watched, "watched", show, stop=stop,
-                          until=lambda views: views[0].phase in ("Completed", "Failed"))
+    try:
+        views = command.watch(kube, watched, "watched", show, stop=stop,
+                              until=lambda views: views[0].phase in ("Completed", "Failed"))
+    finally:
+        stop.set()
     assert [v[0].phase for v in shown] == ["Running", "Failed"]  # the label change alters no view
     assert views == shown[-1]
