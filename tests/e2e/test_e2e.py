@@ -61,6 +61,20 @@ def test_grow_then_shrink_follows_member_requests(cluster, ns):
     wait_for(lambda: phase(cluster, "elastic", ns) == "Completed", TIMEOUT, "the elastic run to end", cluster)
 
 
+def test_an_ensemble_without_the_status_sidecar_runs_to_completion(cluster, ns):
+    """spec.statusSidecar false: members as upstream runs them (no sidecar, nothing polled)."""
+    obj = example("hello-world")
+    obj["metadata"]["name"] = "bare"
+    obj["spec"]["statusSidecar"] = False
+    apply(cluster, obj, ns)
+    wait_for(lambda: phase(cluster, "bare", ns) == "Completed", TIMEOUT, "the sidecar-less ensemble to complete",
+             cluster)
+    status = get(cluster, "ensemble", "bare", ns)["status"]
+    assert status["memberPolling"] == "Disabled" and "lastPoll" not in status["members"][0]
+    containers = get(cluster, "minicluster", "bare-0", ns)["spec"]["containers"]
+    assert "ensemble-member-status" not in {c.get("name") for c in containers}
+
+
 def test_upstream_grow_shrink_example_grows_the_member(cluster, ns):
     """The upstream grow-shrink example, unchanged: its ten sleep-long jobs wait on one node and
     ensemble-python asks our service to grow. Ending takes minutes more (ten 100 s jobs), so the
