@@ -17,7 +17,6 @@ HACK="$(cd "$(dirname "$0")" && pwd)"
 source "$HACK/gobuild.sh"
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-$HACK/../.venv}"
-KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 
 problems=()
 missing() { problems+=("$*"); }
