@@ -335,3 +335,18 @@ def test_the_upstream_grow_shrink_example_grows_through_upstreams_own_service(sy
     managers = {entry["manager"] for entry in get_or_none(system.kube, MINICLUSTERS, mc, namespace)["metadata"]
                 ["managedFields"] if "f:size" in json.dumps(entry.get("fieldsV1", {}))}
     assert managers and not any(manager.startswith("ensemble-operator") for manager in managers), managers
+
+
+@pytest.mark.parametrize("mode", ["operator", "upstream"])
+def test_the_upstream_hello_world_example_runs_to_completed_in_both_service_modes(system: RealSystem, namespace: str,
+                                                                                  mode: str) -> None:
+    """Unchanged but for sidecar.mode (operator is what its image selects anyway)."""
+    obj = yaml.safe_load((UPSTREAM_EXAMPLES / "hello-world.yaml").read_text())
+    obj["spec"]["sidecar"]["mode"] = mode
+    obj["metadata"]["namespace"] = namespace
+    system.kube.create(ENSEMBLES, obj, namespace)
+    name = obj["metadata"]["name"]
+    wait_for(lambda: ensemble_status(system.kube, name, namespace).get("phase") == "Completed", RUN_TIMEOUT,
+             f"the upstream hello-world example to complete in service mode {mode}")
+    assert ensemble_status(system.kube, name, namespace)["serviceMode"] == mode
+    assert "terminate ensemble session" in lead_log(system, namespace, f"{name}-0")
