@@ -1,0 +1,498 @@
+"""Benchmark: the operator at N Ensembles against a floor, on the local control plane.
+
+For each N and worker count, two processes are measured in turn on one API server:
+
+- ours: the operator (Manager + Ensemble controller, informers, queue, reconciler, Events)
+  in a child process watching a namespace of its own, while N one-member Ensembles are
+  created at once (8 client threads);
+- the floor: a bare ``KubeClient`` (our HTTP stack, nothing else: no informer, queue or
+  reconciler) in a child process that, as each Ensemble is created, sends the same writes
+  ours sends for it (its owned-object applies, the status apply and as many Events as ours
+  wrote per Ensemble) from the same number of threads, with bodies prepared beforehand.
+
+Per row: seconds until every Ensemble has a status (applies come first in both),
+process CPU seconds from the first create until its writes stop, CPU ms per Ensemble,
+API writes per Ensemble, peak RSS and its growth per Ensemble, Events dropped, and CPU
+seconds and requests over an idle window after. Ratios are ours over the floor.
+``--profile N`` runs ours once at N under py-spy (sampling, non-blocking) and prints the
+top frames by own and by total samples.
+
+    .venv/bin/python bench/bench_scale.py [--sizes 50,200,1000,2000] [--workers 1,4]
+        [--idle-seconds 60] [--repeats 1] [--profile 400]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "hack")]
+
+from localcluster import LocalCluster  # noqa: E402
+
+from api.v1alpha1 import Ensemble  # noqa: E402
+from controller.kube.client import APPLY_PATCH, KubeClient  # noqa: E402
+from controller.kube.resources import ENSEMBLES, EVENTS, for_object  # noqa: E402
+from controller.reconcilers.desired import DesiredSettings, desired_objects  # noqa: E402
+from controller.reconcilers.desired.compare import applied_hash, with_applied_hash  # noqa: E402
+
+FIELD_MANAGER = "ensemble-operator"
+OPERATOR_IMAGE = "op:bench"
+CREATE_THREADS = 8
+QUIET_SECONDS = 3.0  # no request for this long: the process is done with the burst
+ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
+# Placeholders of the floor's prepared bodies, replaced per Ensemble (a valid DNS label and a uid).
+NAME_MARK, UID_MARK, EVENT_MARK = "zqzqzq", "00000000-0000-0000-0000-00000000cafe", "qzqzqzsuffix"
+
+
+def ensemble(name: str, namespace: str) -> dict:
+    """One member, no NetworkPolicies: the 7 objects upstream's operator makes too."""
+    return {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"networkPolicy": False,
+                     "members": [{"ensemble": ENSEMBLE_YAML,
+                                  "minicluster": {"spec": {"size": 1, "containers": [{"image": "app"}]}}}]}}
+
+
+# -- process measurements ----------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of every thread of ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_memory_kib(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values["VmRSS"], values["VmHWM"]
+
+
+# -- child processes ---------------------------------------------------------------------
+
+def _counts(client: KubeClient) -> dict[str, int]:
+    return {"requests": client.request_count, "writes": client.write_count}
+
+
+class DropCounter(logging.Handler):
+    """Counts the Event recorder's "dropping event" warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("dropping event"):
+            self.count += 1
+
+
+def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str, conn: Connection) -> None:
+    """The operator as ``ensemble-operator run`` wires it (JSON logs at info, to a file)."""
+    from controller import logs
+    from controller.reconcilers import setup
+    from controller.runtime.manager import Manager
+
+    stream = open(log_path, "a")
+    logs.configure("json", "info", stream=stream)
+    dropped = DropCounter()
+    logging.getLogger("controller.runtime.events").addHandler(dropped)
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    manager = Manager(client, namespaces=[namespace], metrics_port=None, health_port=None)
+    setup(manager, argparse.Namespace(operator_image=OPERATOR_IMAGE, workers=workers))
+    runner = threading.Thread(target=manager.start, daemon=True)
+    runner.start()
+    while not manager.is_ready():
+        time.sleep(0.05)
+    conn.send("ready")
+    while (command := conn.recv()) != "stop":
+        assert command == "counts", command
+        conn.send({**_counts(client), "events_dropped": dropped.count})
+    manager.stop()
+    runner.join(30)
+    conn.send("stopped")
+
+
+@dataclass(frozen=True)
+class FloorBodies:
+    """Bodies prepared before the run: (resource path template, JSON bytes) with placeholders."""
+
+    applies: list[tuple[str, bytes]]
+    status: bytes
+    event: bytes
+    events_per_ensemble: int
+
+
+def floor_bodies(namespace: str, status: dict, events_per_ensemble: int) -> FloorBodies:
+    template = ensemble(NAME_MARK, namespace)
+    template["metadata"]["uid"] = UID_MARK
+    typed = Ensemble.from_dict(template).to_dict()
+    applies = []
+    for obj in desired_objects(typed, DesiredSettings(operator_image=OPERATOR_IMAGE)):
+        res = for_object(obj)
+        body = with_applied_hash(obj, applied_hash(obj))
+        applies.append((res.path(namespace, obj["metadata"]["name"]), json.dumps(body).encode()))
+    status_body = {"apiVersion": ENSEMBLES.api_version, "kind": ENSEMBLES.kind,
+                   "metadata": {"name": NAME_MARK, "namespace": namespace}, "status": status}
+    event = {"apiVersion": EVENTS.api_version, "kind": EVENTS.kind,
+             "metadata": {"name": f"{NAME_MARK}.{EVENT_MARK}", "namespace": namespace},
+             "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": FIELD_MANAGER,
+             "reportingInstance": "floor", "action": "Created", "reason": "Created",
+             "note": f"Created MiniCluster {NAME_MARK}-0", "type": "Normal",
+             "regarding": {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble", "name": NAME_MARK,
+                           "namespace": namespace, "uid": UID_MARK}}
+    return FloorBodies(applies, json.dumps(status_body).encode(), json.dumps(event).encode(),
+                       events_per_ensemble)
+
+
+def floor_child(kubeconfig: str, namespace: str, workers: int, bodies: FloorBodies,
+                work: Any, conn: Connection) -> None:
+    """Receives (name, uid) per created Ensemble; sends its writes from ``workers`` threads."""
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    params = {"fieldManager": FIELD_MANAGER, "force": True}
+    status_path = ENSEMBLES.path(namespace, NAME_MARK, "status")
+    events_path = EVENTS.path(namespace)
+    done = [0]
+    event_numbers = itertools.count(1)
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def write_or_record(name: str, uid: str) -> None:
+        try:
+            write(name, uid)
+        except Exception as error:  # reported to the parent, which stops the run
+            with lock:
+                errors.append(f"{name}: {type(error).__name__}: {error}")
+
+    def write(name: str, uid: str) -> None:
+        def fill(data: bytes) -> bytes:
+            return data.replace(NAME_MARK.encode(), name.encode()).replace(UID_MARK.encode(), uid.encode())
+        for path, body in bodies.applies:
+            client.request("PATCH", path.replace(NAME_MARK, name), params=params, body=fill(body),
+                           content_type=APPLY_PATCH)
+        client.request("PATCH", status_path.replace(NAME_MARK, name), params=params, body=fill(bodies.status),
+                       content_type=APPLY_PATCH)
+        for _ in range(bodies.events_per_ensemble):
+            suffix = f"{next(event_numbers):x}".encode()
+            client.request("POST", events_path, body=fill(bodies.event).replace(EVENT_MARK.encode(), suffix))
+        with lock:
+            done[0] += 1
+
+    pool = ThreadPoolExecutor(workers)
+    receiver = threading.Thread(target=lambda: [pool.submit(write_or_record, *item) for item in iter(work.get, None)],
+                                daemon=True)
+    receiver.start()
+    conn.send("ready")
+    while conn.recv() != "stop":
+        conn.send({**_counts(client), "done": done[0], "events_dropped": 0, "errors": errors[:3]})
+    work.put(None)
+    receiver.join(10)
+    pool.shutdown(wait=True)
+    conn.send("stopped")
+
+
+class Child:
+    """A measured child process and its command pipe."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding gRPC threads
+        self._conn, child_conn = context.Pipe()
+        self.process = context.Process(target=target, args=(*args, child_conn), daemon=True)
+        self.process.start()
+        if not self._conn.poll(120):
+            raise SystemExit(f"{target.__name__} did not become ready")
+        assert self._conn.recv() == "ready"
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def counts(self) -> dict[str, int]:
+        self._conn.send("counts")
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        if self._conn.poll(60):
+            self._conn.recv()
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+# -- one measured run ---------------------------------------------------------------------
+
+@dataclass
+class Row:
+    kind: str
+    ensembles: int
+    workers: int
+    converge_s: float
+    cpu_s: float
+    cpu_ms_per_ensemble: float
+    writes_per_ensemble: float
+    requests_per_ensemble: float
+    peak_rss_mib: float
+    rss_growth_kib_per_ensemble: float
+    events_dropped: int
+    idle_cpu_s: float
+    idle_requests: int
+
+
+def create_all(admin: KubeClient, namespace: str, count: int,
+               created: Callable[[dict], None] = lambda obj: None) -> None:
+    def create(index: int) -> None:
+        created(admin.create(ENSEMBLES, ensemble(f"e{index}", namespace), namespace))
+    with ThreadPoolExecutor(CREATE_THREADS) as pool:
+        list(pool.map(create, range(count)))
+
+
+def wait_for_statuses(admin: KubeClient, namespace: str, count: int, started: float, timeout: float) -> float:
+    """Seconds from ``started`` until every Ensemble in ``namespace`` has a status."""
+    while True:
+        items = admin.list(ENSEMBLES, namespace)["items"]
+        if sum(1 for item in items if item.get("status")) >= count:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"{namespace}: timed out with {sum(1 for i in items if i.get('status'))}/{count} "
+                             f"statuses")
+        time.sleep(0.25)
+
+
+def wait_quiet(child: Child, done: Callable[[dict], bool] = lambda counts: True) -> dict:
+    """The child's counts once it has sent no request for QUIET_SECONDS (and ``done`` holds);
+    the returned CPU is read at the last change, not after the quiet wait."""
+    last = child.counts()
+    cpu, changed = process_cpu(child.pid), time.monotonic()
+    while True:
+        time.sleep(0.25)
+        now = child.counts()
+        if now.get("errors"):
+            raise SystemExit(f"the floor's writes failed: {now['errors']}")
+        if now["requests"] != last["requests"] or not done(now):
+            last, cpu, changed = now, process_cpu(child.pid), time.monotonic()
+        elif time.monotonic() - changed >= QUIET_SECONDS:
+            return {**last, "cpu": cpu}
+
+
+def measure(kind: str, child: Child, count: int, workers: int, create: Callable[[], float],
+            converge: Callable[[float], float], idle_seconds: float,
+            done: Callable[[dict], bool] = lambda counts: True) -> Row:
+    cpu_before, counts_before = process_cpu(child.pid), child.counts()
+    rss_before, _ = process_memory_kib(child.pid)
+    started = create()
+    converge_s = converge(started)
+    quiet = wait_quiet(child, done)
+    rss, peak = process_memory_kib(child.pid)
+    idle_cpu = process_cpu(child.pid)
+    time.sleep(idle_seconds)  # the idle window being measured
+    idle_cpu = process_cpu(child.pid) - idle_cpu
+    idle_requests = child.counts()["requests"] - quiet["requests"]
+    cpu = quiet["cpu"] - cpu_before
+    return Row(kind, count, workers, round(converge_s, 2), round(cpu, 2), round(1000 * cpu / count, 2),
+               round((quiet["writes"] - counts_before["writes"]) / count, 2),
+               round((quiet["requests"] - counts_before["requests"]) / count, 2),
+               round(peak / 1024, 1), round(max(0, peak - rss_before) / count, 1),
+               quiet["events_dropped"], round(idle_cpu, 3), idle_requests)
+
+
+def run_ours(cluster: LocalCluster, admin: KubeClient, namespace: str, count: int, workers: int,
+             idle_seconds: float, timeout: float, log_path: str,
+             profile: Callable[[int], Callable[[], None]] | None = None) -> tuple[Row, dict, int]:
+    """Ours at ``count``; also returns one Ensemble's status and the Events ours created."""
+    cluster.kubectl("create", "namespace", namespace)
+    child = Child(operator_child, cluster.kubeconfig, namespace, workers, log_path)
+    stop_profile = profile(child.pid) if profile else None
+    try:
+        def create() -> float:
+            started = time.monotonic()
+            create_all(admin, namespace, count)
+            return started
+        row = measure("ours", child, count, workers, create,
+                      lambda started: wait_for_statuses(admin, namespace, count, started, timeout), idle_seconds)
+    finally:
+        if stop_profile:
+            stop_profile()
+        child.stop()
+    status = admin.get(ENSEMBLES, "e0", namespace)["status"]
+    events = len(admin.list(EVENTS, namespace)["items"])
+    return row, status, events
+
+
+def run_floor(cluster: LocalCluster, admin: KubeClient, namespace: str, count: int, workers: int,
+              idle_seconds: float, timeout: float, status: dict, events_per_ensemble: int) -> Row:
+    cluster.kubectl("create", "namespace", namespace)
+    context = multiprocessing.get_context("spawn")
+    work = context.Queue()
+    child = Child(floor_child, cluster.kubeconfig, namespace, workers,
+                  floor_bodies(namespace, status, events_per_ensemble), work)
+    try:
+        def create() -> float:
+            started = time.monotonic()
+            create_all(admin, namespace, count,
+                       lambda obj: work.put((obj["metadata"]["name"], obj["metadata"]["uid"])))
+            return started
+        return measure("floor", child, count, workers, create,
+                       lambda started: wait_for_statuses(admin, namespace, count, started, timeout),
+                       idle_seconds, done=lambda counts: counts["done"] >= count)
+    finally:
+        child.stop()
+
+
+# -- profile -----------------------------------------------------------------------------
+
+def py_spy(output: Path) -> Callable[[int], Callable[[], None]]:
+    """Attach py-spy (raw collapsed stacks, 100 Hz, without pausing the process) to a pid."""
+    exe = Path(sys.executable).with_name("py-spy")
+
+    def attach(pid: int) -> Callable[[], None]:
+        proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+                                 "--format", "raw", "--output", str(output)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def stop() -> None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
+        time.sleep(1.0)  # py-spy attaches before the creates start
+        return stop
+    return attach
+
+
+def top_frames(collapsed: Path, limit: int) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(own, total) percentages of samples per function from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = [name for frame in stack.split(";") if (name := _function(frame)) is not None]
+        if not frames:
+            continue
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+
+    def percent(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / max(1, samples), 1)) for name, n in counter.most_common(limit)]
+    return percent(own), percent(total)
+
+
+def _function(frame: str) -> str | None:
+    """``function (path:line)`` -> ``function (path relative to the venv or repo)``; threads dropped."""
+    if frame.startswith(("thread (", "process ")):
+        return None
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", str(ROOT) + "/", "python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})"
+
+
+# -- main --------------------------------------------------------------------------------
+
+def ratio(ours: float, floor: float) -> float | None:
+    return round(ours / floor, 2) if floor > 0 else None
+
+
+def print_table(rows: list[Row]) -> None:
+    columns = ("kind", "ensembles", "workers", "converge_s", "cpu_s", "cpu_ms_per_ensemble", "writes_per_ensemble",
+               "requests_per_ensemble", "peak_rss_mib", "rss_growth_kib_per_ensemble", "events_dropped",
+               "idle_cpu_s", "idle_requests")
+    print("  ".join(f"{c:>10.10}" for c in columns))
+    for row in rows:
+        print("  ".join(f"{str(getattr(row, c)):>10.10}" for c in columns))
+
+
+def parse_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=parse_list, default=[50, 200, 1000, 2000],
+                        help="Ensemble counts, comma-separated (default 50,200,1000,2000)")
+    parser.add_argument("--workers", type=parse_list, default=[1, 4], help="reconcile workers (default 1,4)")
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--profile", type=int, metavar="N", help="only profile ours at N Ensembles (4 workers)")
+    parser.add_argument("--top", type=int, default=25, help="frames printed by --profile")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    rows: list[Row] = []
+    with LocalCluster.start() as cluster, tempfile.TemporaryDirectory() as tmp:
+        for crd, name in (("manifests/crd.yaml", "ensembles.ensemble.flux-framework.org"),
+                          ("hack/crds/minicluster.yaml", "miniclusters.flux-framework.org")):
+            cluster.kubectl("apply", "--server-side", "-f", str(ROOT / crd))
+            cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        admin = cluster.admin_client()
+        log_path = str(Path(tmp) / "operator.log")
+        if args.profile:
+            output = Path(tmp) / "profile.txt"
+            row, _, _ = run_ours(cluster, admin, "profile", args.profile, 4, 0.0, args.timeout, log_path,
+                                 profile=py_spy(output))
+            print_table([row])
+            own, total = top_frames(output, args.top)
+            print(f"\ntop frames by own samples (ours, N={args.profile}, 4 workers, py-spy 100 Hz):")
+            for name, percent in own:
+                print(f"{percent:6.1f}%  {name}")
+            print("\ntop frames by total samples:")
+            for name, percent in total:
+                print(f"{percent:6.1f}%  {name}")
+            return 0
+        for repeat in range(args.repeats):
+            for count in args.sizes:
+                for workers in args.workers:
+                    suffix = f"{count}-w{workers}-r{repeat}"
+                    ours, status, events = run_ours(cluster, admin, f"ours-{suffix}", count, workers,
+                                                    args.idle_seconds, args.timeout, log_path)
+                    floor = run_floor(cluster, admin, f"floor-{suffix}", count, workers, args.idle_seconds,
+                                      args.timeout, status, round(events / count))
+                    rows += [ours, floor]
+                    print_table([ours, floor])
+                    print(f"ratios ours/floor: converge {ratio(ours.converge_s, floor.converge_s)}, "
+                          f"cpu per ensemble {ratio(ours.cpu_ms_per_ensemble, floor.cpu_ms_per_ensemble)}, "
+                          f"peak rss {ratio(ours.peak_rss_mib, floor.peak_rss_mib)}", flush=True)
+    print("\nall rows:")
+    print_table(rows)
+    print(json.dumps([asdict(row) for row in rows]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
