@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from api.v1alpha1.codec import check
-from api.v1alpha1.ensemble_yaml import RULES_VERSION, check_ensemble_yaml, ensemble_yaml_warnings
+from api.v1alpha1.ensemble_yaml import (RULES_VERSION, check_ensemble_yaml, ensemble_yaml_warnings,
+                                        load_ensemble_yaml)
 from api.v1alpha1.errors import FieldError
 from api.v1alpha1.names import ensemble_name_errors
 from api.v1alpha1.service_mode import UPSTREAM, service_mode
@@ -47,6 +48,7 @@ def spec_warnings(obj: Any) -> list[FieldError]:
         warnings.append(FieldError("spec.budget", "is not enforced on members' grow requests in service mode "
                                                   "upstream (upstream's service grows within minSize..maxSize only); "
                                                   "the operator's scale algorithm still keeps it"))
+    warnings += _refill_group_warnings(spec, members)
     for index, member in enumerate(members if isinstance(members, list) else []):
         if not isinstance(member, dict):
             continue
@@ -98,6 +100,27 @@ def _member(member: dict, path: str) -> list[FieldError]:
         errors.append(FieldError(f"{path}.ensemblePython", "set either branch (install from git) or "
                                                            "ensemblePython (a PyPI release), not both"))
     return errors
+
+
+def _refill_group_warnings(spec: Any, members: Any) -> list[FieldError]:
+    """The refill algorithm submits a job group through each member's status sidecar, which knows
+    only the groups of that member's ensemble.yaml: name the members that lack it."""
+    algorithm = spec.get("algorithm") if isinstance(spec, dict) else None
+    options = algorithm.get("options") if isinstance(algorithm, dict) else None
+    refill = isinstance(algorithm, dict) and algorithm.get("name") == "refill"
+    group = options.get("group") if refill and isinstance(options, dict) else None
+    if not isinstance(group, str):
+        return []
+    lacking = []
+    for index, member in enumerate(members if isinstance(members, list) else []):
+        text = member.get("ensemble") if isinstance(member, dict) else None
+        config = load_ensemble_yaml(text, f"spec.members[{index}].ensemble").config if isinstance(text, str) else None
+        if config is not None and group not in config.groups():
+            lacking.append(f"spec.members[{index}]")
+    if not lacking:
+        return []
+    return [FieldError("spec.algorithm.options.group", f"{group!r} is no job group of {', '.join(lacking)}'s "
+                                                       "ensemble.yaml: refill's submits to those members fail")]
 
 
 def _rules_version_warning(member: dict, path: str) -> list[FieldError]:

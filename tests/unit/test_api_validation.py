@@ -299,3 +299,15 @@ def test_a_budget_in_upstream_service_mode_is_a_warning_not_an_error() -> None:
     assert spec_warnings(obj) == []
     obj["spec"]["sidecar"] = {"image": "registry.example/me/ensemble-python:1"}
     assert validate(obj) == [] and _paths(spec_warnings(obj)) == ["spec.budget"]
+
+
+def test_a_refill_group_a_member_does_not_define_is_a_warning_naming_the_member() -> None:
+    from api.v1alpha1 import spec_warnings
+    obj = make_ensemble([member(), member()])
+    obj["spec"]["members"][1]["ensemble"] = obj["spec"]["members"][1]["ensemble"].replace("name: a", "name: b")
+    obj["spec"]["algorithm"] = {"name": "refill", "options": {"group": "a"}}
+    (warning,) = [w for w in spec_warnings(obj) if w.path.startswith("spec.algorithm")]
+    assert str(warning) == ("spec.algorithm.options.group: 'a' is no job group of spec.members[1]'s ensemble.yaml: "
+                            "refill's submits to those members fail")
+    obj["spec"]["members"][1]["ensemble"] = obj["spec"]["members"][0]["ensemble"]
+    assert spec_warnings(obj) == []
