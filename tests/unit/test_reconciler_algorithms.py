@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from typing import NoReturn
 
 import pytest
@@ -64,6 +65,35 @@ def test_the_reconcile_only_records_the_decision_and_the_runner_carries_it_out()
     assert [r.delta for _, _, r in env.scaler.requests] == [1, 1]
     assert env.status["memberActions"][0]["actionCounts"] == {"grow": 2}
     assert "pendingActions" not in env.status["memberActions"][0]
+
+
+def test_a_member_call_that_hangs_holds_a_runner_thread_not_the_reconcile() -> None:
+    env = Env(REFILL_ONCE)
+    answer, asked, outcome = threading.Event(), threading.Event(), threading.Event()
+    real = env.members.request
+
+    def hanging(address: str, member: str, action: str, payload: dict) -> dict:
+        asked.set()
+        assert answer.wait(10), "the test never let the member answer"
+        return real(address, member, action, payload)
+
+    env.members.request = hanging  # type: ignore[method-assign]
+    env.operator.runner.on_outcome = lambda request: outcome.set()
+    env.operator.runner.start()
+    try:
+        env.poll(EMPTY, settle=False)  # returns with the submit in flight on the runner's thread
+        assert asked.wait(10), "the runner never asked the member"
+        env.reconcile()  # other events meanwhile: nothing waits, nothing is decided twice
+        assert env.operator.runner.holds(Request("ns", "e1"), "e1-0") and not outcome.is_set()
+        assert [p["kind"] for p in env.status["memberActions"][0]["pendingActions"]] == ["submit"]
+        answer.set()
+        assert outcome.wait(10), "no outcome from the runner"
+    finally:
+        answer.set()
+        env.operator.runner.stop()
+    env.reconcile()
+    assert env.members.requests == [(ADDRESS, "e1-0", "submit", {"group": "a", "count": 2})]
+    assert env.status["memberActions"][0]["actionCounts"] == {"submit": 1}
 
 
 def test_one_scaler_serves_an_ensembles_actions_across_reconciles() -> None:
