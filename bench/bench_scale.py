@@ -365,11 +365,12 @@ def run_floor(cluster: LocalCluster, admin: KubeClient, namespace: str, count: i
 # -- profile -----------------------------------------------------------------------------
 
 def py_spy(output: Path) -> Callable[[int], Callable[[], None]]:
-    """Attach py-spy (raw collapsed stacks, 100 Hz, without pausing the process) to a pid."""
+    """Attach py-spy to a pid: raw collapsed stacks, 100 Hz, without pausing the process, only
+    samples of the thread holding the GIL (CPU in Python, not threads waiting on sockets)."""
     exe = Path(sys.executable).with_name("py-spy")
 
     def attach(pid: int) -> Callable[[], None]:
-        proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+        proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--gil",
                                  "--format", "raw", "--output", str(output)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from controller.reconcilers.desired import DesiredSettings, desired_objects
-from controller.reconcilers.desired.compare import differs
+from controller.reconcilers.desired.compare import applied_hash, canonical_json, differs
 from controller.reconcilers.desired.member import config_map, install_command, minicluster
 from controller.reconcilers.desired.meta import member_index_of
 from controller.reconcilers.desired.network import member_policy
@@ -396,3 +398,19 @@ def test_the_operator_source_is_where_and_how_the_manifests_install_it() -> None
     labels = deployment_manifest["spec"]["template"]["metadata"]["labels"]
     assert DesiredSettings().operator_namespace == namespace == deployment_manifest["metadata"]["namespace"]
     assert _selects({"matchLabels": dict(DesiredSettings().operator_pod_labels)}, labels)
+
+
+@pytest.mark.parametrize("value", [
+    {"b": [1, {"z": "x", "a": True, "m": None}], "a": "quote \" backslash \\ slash / <tag> &", "c": {}},
+    {"float": 1.5, "exp": 1e16, "small": 1.5e-7},        # exponents: json writes 1e+16
+    {"text": "caf\u00e9 \u2603 \x7f \x01 tab\t line\n"},  # json escapes non-ASCII and controls
+    {"string that looks like a number": "image1e5", "n": -0.0, "big": 2 ** 60},
+])
+def test_the_applied_hash_text_is_json_dumps_sorted_and_compact(value) -> None:
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_the_applied_hash_of_every_desired_object_is_unchanged_by_the_fast_encoder() -> None:
+    for obj in desired_objects(make_ensemble(), DesiredSettings()):
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+        assert applied_hash(obj) == hashlib.sha256(text.encode()).hexdigest()[:16]

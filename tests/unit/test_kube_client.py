@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from tests.fakes import FakeClock
-from controller.kube.client import UNDECODABLE_ITEMS, KubeClient
+from controller.kube.client import UNDECODABLE_ITEMS, KubeClient, encode_body
 from controller.kube.config import Endpoint, ReloadingToken, StaticToken, TokenFile
 from controller.kube.errors import ApiError, KubeError
 from controller.kube.ratelimit import RequestRateLimiter
@@ -212,3 +213,13 @@ def test_without_a_limit_no_request_waits(server, client) -> None:
     for _ in range(50):
         client.get(CONFIGMAPS, "a", "ns")
     assert len(server.requests) == 50
+
+
+def test_request_bodies_encode_as_json_would_and_what_msgspec_cannot_falls_back_to_json() -> None:
+    body = {"metadata": {"name": "e", "labels": {"a": "caf\u00e9"}}, "spec": {"size": 2, "ports": (1, 2)},
+            1: None}
+    assert json.loads(encode_body(body)) == json.loads(json.dumps(body))
+
+    class Mapping(dict):  # a dict subclass msgspec refuses
+        pass
+    assert json.loads(encode_body({"m": Mapping(a=1)})) == {"m": {"a": 1}}

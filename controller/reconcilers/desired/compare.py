@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
+
+import msgspec
 
 APPLIED_HASH_ANNOTATION = "ensemble.flux-framework.org/applied-hash"
 
@@ -53,8 +56,26 @@ def _owner_references_match(desired: list[dict], cached_meta: dict) -> bool:
 
 def applied_hash(obj: dict) -> str:
     """A digest of ``obj`` that changes with any field, removals included."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(obj)).hexdigest()[:16]
+
+
+# msgspec's sorted compact JSON equals json.dumps(sort_keys=True, separators=(",", ":"))
+# except for non-printable or non-ASCII characters (json escapes them) and floats written
+# with an exponent (1e+16 against 1e16): such text takes json.dumps, so digests already
+# stored on objects stay the same. An exponent-like run inside a string only costs the slow path.
+_PRINTABLE_ASCII = re.compile(rb"[\x20-\x7e]*")
+_EXPONENT = re.compile(rb"[0-9][eE][-+]?[0-9]")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """``json.dumps(obj, sort_keys=True, separators=(",", ":"))`` as bytes, about 10x faster."""
+    try:
+        data = msgspec.json.encode(obj, order="sorted")
+    except (TypeError, msgspec.EncodeError):
+        data = b"\x80"  # not encodable by msgspec: json.dumps decides
+    if _PRINTABLE_ASCII.fullmatch(data) and not _EXPONENT.search(data):
+        return data
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
 def with_applied_hash(desired: dict, digest: str) -> dict:
