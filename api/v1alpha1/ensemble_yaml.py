@@ -237,6 +237,9 @@ def _custom(source: Any) -> _Custom:
     try:
         module = ast.parse(f"from ensemble.config.types import Action, Rule\n{source}", "custom")
         compile(module, "custom", "exec", dont_inherit=True)   # what ast.parse lets through
+    except (RecursionError, MemoryError):
+        custom.error = "is not valid Python: nested too deeply to compile (ensemble-python cannot load it either)"
+        return custom
     except (SyntaxError, ValueError) as err:
         line = getattr(err, "lineno", None)
         custom.error = f"is not valid Python{f' (line {line - 1})' if line else ''}: {getattr(err, 'msg', err)}"
