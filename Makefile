@@ -36,10 +36,9 @@ export FLUX_CORE_SRC FLUX_OPERATOR_SRC
 
 # Every target checks its prerequisites before anything runs (hack/prereqs.sh): what is
 # missing stops make with one line naming it and the command that installs it.
-# FLUX_OPTIONAL=1: flux-build as part of another target (no check; a failed build warns).
 PREREQS_PROBLEM := $(shell PYTHON='$(PYTHON)' VENV='$(VENV)' E2E_CLUSTER='$(E2E_CLUSTER)' \
 	FLUX_CORE_SRC='$(FLUX_CORE_SRC)' FLUX_OPERATOR_SRC='$(FLUX_OPERATOR_SRC)' \
-	bash hack/prereqs.sh $(if $(FLUX_OPTIONAL),$(filter-out flux-build,$(MAKECMDGOALS)),$(MAKECMDGOALS)))
+	bash hack/prereqs.sh $(MAKECMDGOALS))
 ifneq ($(PREREQS_PROBLEM),)
 $(error $(PREREQS_PROBLEM))
 endif
@@ -56,10 +55,12 @@ tools-build:
 # The real Flux Operator and real Flux members. As part of run, test, integration, bench and
 # e2e a failed build warns instead of stopping: the local system falls back to its
 # simulators (and says so); `make flux-build` itself fails.
-FLUX_FAILED := $(if $(and $(filter flux-build,$(MAKECMDGOALS)),$(if $(FLUX_OPTIONAL),,strict)),exit 1;)
+FLUX_FAILED := $(if $(filter flux-build,$(MAKECMDGOALS)),exit 1;)
+FLUX_BUILD := bash hack/build-flux-operator.sh >/dev/null \
+	|| { $(FLUX_FAILED) echo "make: the Flux Operator did not build (above): its simulator stands in" >&2; }; \
+	bash hack/build-flux.sh >/dev/null || { $(FLUX_FAILED) echo "make: Flux did not build (above): members will be simulated" >&2; }
 flux-build:
-	@bash hack/build-flux-operator.sh >/dev/null || { $(FLUX_FAILED) echo "make: the Flux Operator did not build (above): its simulator stands in" >&2; }
-	@bash hack/build-flux.sh >/dev/null || { $(FLUX_FAILED) echo "make: Flux did not build (above): members will be simulated" >&2; }
+	@$(FLUX_BUILD)
 
 # EXAMPLE=<path>: another Ensemble than examples/hello-world.
 run: $(STAMP) cluster-build flux-build
@@ -83,7 +84,7 @@ integration: $(STAMP) cluster-build flux-build tools-build
 e2e: $(STAMP)
 	@cluster="$${E2E_CLUSTER:-$$(bash hack/prereqs.sh --e2e-cluster)}"; \
 	$(PY) -c "from tests.e2e.providers import ci_coverage; print(ci_coverage('$$cluster'))" || exit 1; \
-	if [ "$$cluster" = local ]; then bash hack/build-k8s.sh >/dev/null && bash hack/build-kwok.sh >/dev/null || exit 1; $(MAKE) --no-print-directory flux-build FLUX_OPTIONAL=1; fi; \
+	if [ "$$cluster" = local ]; then bash hack/build-k8s.sh >/dev/null && bash hack/build-kwok.sh >/dev/null || exit 1; $(FLUX_BUILD); fi; \
 	echo "E2E_CLUSTER=$$cluster $(PYTEST) tests/e2e -p no:cacheprovider -v"; \
 	E2E_CLUSTER="$$cluster" $(PYTEST) tests/e2e -p no:cacheprovider -v
 
