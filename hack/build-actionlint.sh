@@ -11,7 +11,6 @@ source "$(dirname "$0")/gobuild.sh"
 # shellcheck source=hack/gotool.sh
 source "$(dirname "$0")/gotool.sh"
 ACTIONLINT_VERSION="${ACTIONLINT_VERSION:-v1.7.12}"   # hack/gotools.py names the same default
-require_go 1.25
 
-build_go_command actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" \
+build_go_command 1.25 actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" \
   github.com/rhysd/actionlint/cmd/actionlint "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"

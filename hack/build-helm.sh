@@ -12,7 +12,6 @@ source "$(dirname "$0")/gobuild.sh"
 # shellcheck source=hack/gotool.sh
 source "$(dirname "$0")/gotool.sh"
 HELM_VERSION="${HELM_VERSION:-v4.3.2}"   # hack/gotools.py names the same default
-require_go 1.26
 
-build_go_command helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm \
+build_go_command 1.26 helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm \
   "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.metadata= -X helm.sh/helm/v4/internal/version.gitTreeState=clean"

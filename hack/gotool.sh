@@ -2,12 +2,15 @@
 # wrapper module (the module's replace directives copied, as gobuild.sh's helpers do).
 # Source it after gobuild.sh; used by build-helm.sh and build-actionlint.sh.
 
-# build_go_command NAME MODULE VERSION PACKAGE [LDFLAGS]: build PACKAGE of MODULE@VERSION into
-# $CACHE_ROOT/NAME/VERSION/bin/NAME unless it is there; prints the binary's path.
+# build_go_command GO_MIN NAME MODULE VERSION PACKAGE [LDFLAGS]: build PACKAGE of MODULE@VERSION
+# into $CACHE_ROOT/NAME/VERSION/bin/NAME unless it is there; prints the binary's path. Go
+# (at least GO_MIN) is asked for only when something is built.
 build_go_command() {
+  local go_min="$1"; shift
   local name="$1" module="$2" version="$3" package="$4" ldflags="${5:-}"
   local out="$CACHE_ROOT/$name/$version/bin" work="$CACHE_ROOT/$name/$version/src" started
   if [ -x "$out/$name" ]; then echo "$out/$name"; return 0; fi
+  require_go "$go_min"
   started=$(date +%s)
   mkdir -p "$out" "$work"
   (
