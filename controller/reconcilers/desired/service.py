@@ -62,22 +62,22 @@ def role(ensemble: dict) -> dict:
     list/watch pods in its namespace, for the cache that tells who is calling (its lead
     brokers' pod IPs; RBAC cannot narrow a list by label, and nothing more is granted on pods).
     Exactly the calls controller/service makes; the API server, not only the service, refuses
-    the rest."""
+    the rest. In service mode upstream, exactly ensemble-server's calls: it lists the namespace's
+    MiniClusters to find a member (RBAC cannot narrow a list by name) and patches it by name."""
     count = len((ensemble.get("spec") or {}).get("members") or [])
-    rules = [{"apiGroups": [ENSEMBLES.group], "resources": [ENSEMBLES.plural],
-              "resourceNames": [ensemble_name(ensemble)], "verbs": ["get"]},
-             {"apiGroups": [ENSEMBLES.group], "resources": [f"{ENSEMBLES.plural}/status"],
-              "resourceNames": [ensemble_name(ensemble)], "verbs": ["patch"]},
-             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+    members = [member_name(ensemble, index) for index in range(count)]
+    upstream = upstream_mode(ensemble)
+    rules = [] if upstream else [
+        {"apiGroups": [ENSEMBLES.group], "resources": [ENSEMBLES.plural],
+         "resourceNames": [ensemble_name(ensemble)], "verbs": ["get"]},
+        {"apiGroups": [ENSEMBLES.group], "resources": [f"{ENSEMBLES.plural}/status"],
+         "resourceNames": [ensemble_name(ensemble)], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
     if count:  # an empty resourceNames list would grant every name
         rules.insert(0, {"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural],
-                         "resourceNames": [member_name(ensemble, index) for index in range(count)],
-                         "verbs": ["get", "patch"]})
-    if upstream_mode(ensemble):
-        # ensemble-server finds a member by listing the namespace's MiniClusters (RBAC cannot narrow a
-        # list by name), then patches it by name (the rule above).
-        rules.insert(1, {"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural],
-                         "verbs": ["list"]})
+                         "resourceNames": members, "verbs": ["patch"] if upstream else ["get", "patch"]})
+    if upstream:
+        rules.append({"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural], "verbs": ["list"]})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
