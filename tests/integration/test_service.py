@@ -130,14 +130,32 @@ print(json.dumps(replies))
 """
 
 
+# The same from ensemble-python's own client (the code a real lead broker runs); a separate
+# process, as its stubs clash with ours.
+ENSEMBLE_PYTHON_CALLER = """
+import json, sys
+from ensemble.members.client import EnsembleClient
+address, _, name, count = sys.argv[1:5]
+client = EnsembleClient(address)
+replies = []
+for _ in range(int(count)):
+    reply = client.action_request("miniclusters", name, "grow", {"version": "v1alpha2", "group": "flux-framework.org",
+                                                                 "grow": 1})
+    replies.append({"status": type(reply).ResultType.Name(reply.status), **json.loads(reply.payload or "{}")})
+print(json.dumps(replies))
+"""
+
+
 @pytest.fixture(scope="module")
 def network() -> PodNetwork:
     return pod_network()
 
 
 def call_from(network: PodNetwork, ip: str, address: str, kind: str, name: str = "", count: int = 1) -> list[dict]:
-    """``count`` requests (``grow`` of MiniCluster ``name``, or ``status``) from a process at pod IP ``ip``."""
-    done = subprocess.run([sys.executable, "-c", CALLER, address, kind, name, str(count)],
+    """``count`` requests (``grow`` of MiniCluster ``name``, or ``status``; ``ensemble-python``: a grow
+    through its client) from a process at pod IP ``ip``."""
+    script = ENSEMBLE_PYTHON_CALLER if kind == "ensemble-python" else CALLER
+    done = subprocess.run([sys.executable, "-c", script, address, kind, name, str(count)],
                           env={**os.environ, **network.environment(ip)}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -213,3 +231,19 @@ def test_hostile_tenants_cannot_resize_a_member_and_its_lead_broker_is_rate_limi
                           ("pods_not_synced", 0), ("unknown_peer", 0)):
         assert f'ensemble_service_refusals_total{{reason="{reason}"}} {count:.1f}' in metrics, reason
     assert 'ensemble_service_actions_total{action="grow",result="DENIED"} 5.0' in metrics
+
+
+def test_ensemble_pythons_client_grows_from_its_lead_broker_and_reads_a_refusal_elsewhere(
+        kube: KubeClient, kube_cluster, namespace: str, minicluster_crd: str, ensemble_crd: str,
+        network: PodNetwork) -> None:
+    """The client a real lead broker runs: served from the lead broker's IP; from another member's
+    lead broker a DENIED reply it returns (a rule's action fails, the run goes on), not an error."""
+    ensemble = two_member_ensemble(kube, namespace)
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-lead", LEAD_0)
+    start_member_pod(kube, namespace, ensemble, 1, "ens-1-0-lead", LEAD_1)
+    with service_process(kube_cluster, namespace) as (address, _, _):
+        (denied,) = call_from(network, LEAD_1, address, "ensemble-python", "ens-0")
+        (grown,) = call_from(network, LEAD_0, address, "ensemble-python", "ens-0")
+    assert (denied["status"], denied["reason"]) == ("DENIED", "not_lead_broker")
+    assert (grown["status"], grown["to"]) == ("SUCCESS", 2)
+    assert kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 2
