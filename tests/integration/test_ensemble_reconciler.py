@@ -128,13 +128,15 @@ def test_drift_is_repaired_and_a_no_op_reconcile_writes_nothing(kube: KubeClient
     wait_for(lambda: owned_objects(kube, "ensemble", namespace, 1), 30, "owned objects")
     wait_for(lambda: ensemble_status(kube, "ensemble", namespace).get("observedGeneration") == 1, 30, "status")
 
+    applied_rules = kube.get(ROLES, "ensemble", namespace)["rules"]
+    assert applied_rules, "the service Role was applied with rules"
     kube.delete(CONFIGMAPS, "ensemble-0", namespace)
     kube.patch(DEPLOYMENTS, "ensemble", {"spec": {"replicas": 3}}, namespace=namespace)
     kube.patch(ROLES, "ensemble", {"rules": []}, namespace=namespace)
     wait_for(lambda: get_or_none(kube, CONFIGMAPS, "ensemble-0", namespace), 30, "ConfigMap restored")
     wait_for(lambda: kube.get(DEPLOYMENTS, "ensemble", namespace)["spec"]["replicas"] == 1, 30, "replicas restored")
     # The emptied rules read back as null until the controller restores them.
-    wait_for(lambda: len(kube.get(ROLES, "ensemble", namespace)["rules"] or []) == 3, 30, "Role rules restored")
+    wait_for(lambda: kube.get(ROLES, "ensemble", namespace)["rules"] == applied_rules, 30, "Role rules restored")
 
     # Converged: reconciling from the (synced) caches sends no write at all.
     def settled_no_op() -> bool:
