@@ -10,14 +10,16 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from controller.clock import RealClock
 from controller.kube.client import KubeClient
-from controller.kube.errors import KubeError
-from controller.kube.resources import ENSEMBLES, MINICLUSTERS
+from controller.kube.errors import ApiError, KubeError
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.reconcilers.desired.service import role, role_binding, service_account
 from tests.helpers import wait_for
-from tests.integration.objects import JOBS_ONLY, make_minicluster
+from controller.service.memberpods import MemberPods
+from tests.integration.objects import JOBS_ONLY, make_minicluster, start_member_pod
 from tests.integration.running import ensemble_service
 
 pytestmark = pytest.mark.integration
@@ -32,9 +34,9 @@ def readable(client: KubeClient, namespace: str) -> bool:
 
 @pytest.fixture
 def as_service_account(kube_cluster, kube: KubeClient, namespace: str, minicluster_crd: str,
-                       ensemble_crd: str) -> Iterator[tuple[dict, pb2_grpc.EnsembleOperatorStub]]:
+                       ensemble_crd: str) -> Iterator[tuple[dict, pb2_grpc.EnsembleOperatorStub, KubeClient]]:
     """Ensemble ens (2 members, budget 6), its ServiceAccount, Role and RoleBinding, and the
-    service running with that ServiceAccount's token."""
+    service running with that ServiceAccount's token (yielded too)."""
     member = {"minicluster": {"spec": {"size": 1, "maxSize": 16, "containers": [{"image": "busybox"}]}},
               "ensemble": JOBS_ONLY}
     ensemble = kube.create(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
@@ -46,12 +48,12 @@ def as_service_account(kube_cluster, kube: KubeClient, namespace: str, miniclust
     client = KubeClient.with_token(kube_cluster.server, token, kube_cluster.ca_file)
     wait_for(lambda: readable(client, namespace), 30, "the service's RoleBinding to take effect")
     with ensemble_service(client, "ens", namespace) as address, grpc.insecure_channel(address) as channel:
-        yield ensemble, pb2_grpc.EnsembleOperatorStub(channel)
+        yield ensemble, pb2_grpc.EnsembleOperatorStub(channel), client
 
 
 def test_budget_grow_and_status_under_the_services_own_role(kube: KubeClient, namespace: str,
                                                             as_service_account) -> None:
-    ensemble, stub = as_service_account
+    ensemble, stub, _ = as_service_account
     make_minicluster(kube, namespace, "ens-0", ensemble)
     make_minicluster(kube, namespace, "ens-1", ensemble)
     payload = json.dumps({"version": "v1alpha2", "group": "flux-framework.org", "grow": 5})
@@ -63,3 +65,23 @@ def test_budget_grow_and_status_under_the_services_own_role(kube: KubeClient, na
     status = stub.RequestStatus(pb2.StatusRequest(), timeout=30)
     assert status.status == pb2.Response.SUCCESS, status.payload
     assert [(m["name"], m["size"]) for m in json.loads(status.payload)["members"]] == [("ens-0", 3), ("ens-1", 1)]
+
+
+def test_the_services_pod_cache_lists_and_watches_under_its_own_role(kube: KubeClient, namespace: str,
+                                                                       as_service_account) -> None:
+    """Caller identity reads the Ensemble's member pods through an informer: the Role's pods
+    list/watch is enough for it, and gives nothing more on pods."""
+    ensemble, _, client = as_service_account
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-lead", "127.13.0.20")
+    pods = MemberPods(client, "ens", namespace, clock=RealClock())
+    pods.start()
+    try:
+        assert pods.wait_for_sync(30)
+        assert [p["metadata"]["name"] for p in pods.list()] == ["ens-0-0-lead"]
+        start_member_pod(kube, namespace, ensemble, 1, "ens-1-0-lead", "127.13.0.21")   # the watch
+        wait_for(lambda: len(pods.list()) == 2, 30, "the watch to show the second member's lead broker")
+    finally:
+        pods.stop()
+    with pytest.raises(ApiError) as denied:
+        client.get(PODS, "ens-0-0-lead", namespace)
+    assert denied.value.status == 403
