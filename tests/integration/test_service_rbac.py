@@ -17,8 +17,8 @@ from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.reconcilers.desired.service import role, role_binding, service_account
-from tests.helpers import wait_for
 from controller.service.memberpods import MemberPods
+from tests.helpers import wait_for
 from tests.integration.objects import JOBS_ONLY, make_minicluster, start_member_pod
 from tests.integration.running import ensemble_service
 
