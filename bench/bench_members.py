@@ -44,7 +44,7 @@ from controller.kube.client import KubeClient  # noqa: E402
 from controller.kube.resources import ENSEMBLES, PODS  # noqa: E402
 from controller.proto import ensemble_service_pb2 as pb  # noqa: E402
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc  # noqa: E402
-from controller.reconcilers.leadbroker import pod_index  # noqa: E402
+from controller.memberpods.leadbroker import pod_index  # noqa: E402
 from controller.proto.wire import MINICLUSTER_MEMBER  # noqa: E402
 
 STATUS_PORT = 50052

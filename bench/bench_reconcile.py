@@ -31,7 +31,7 @@ from localcluster import LocalCluster  # noqa: E402
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, ROLEBINDINGS,  # noqa: E402
                                        ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers import setup  # noqa: E402
-from controller.reconcilers.desired.meta import MANAGED_SELECTOR  # noqa: E402
+from controller.memberpods.labels import MANAGED_SELECTOR  # noqa: E402
 from controller.runtime.manager import Manager  # noqa: E402
 
 OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)

@@ -88,7 +88,7 @@ def _poll(read: Callable[[], T], accept: Callable[[T], bool], timeout: float, wh
 
 def job_owner(job: str) -> dict:
     """The controller owner reference the Job controller puts on the pods of Job ``job``: a pod
-    counts as a member's lead broker only with it (controller/reconcilers/leadbroker.py)."""
+    counts as a member's lead broker only with it (controller/memberpods/leadbroker.py)."""
     return {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": f"uid-job-{job}",
             "controller": True, "blockOwnerDeletion": True}
 

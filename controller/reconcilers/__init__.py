@@ -1,13 +1,13 @@
 """Reconcilers; ``setup`` registers the Ensemble controller with a Manager.
 
 Owns the Ensemble reconciler and its collaborators, the desired objects (``desired``),
-status, lead brokers, the StatusPoller and the ActionRunner that carries out algorithm
-decisions.
+status, the StatusPoller and the ActionRunner that carries out algorithm decisions.
 
 May import: ``controller.runtime``, ``controller.scaling``, ``controller.proto``,
 ``controller.informers``, ``controller.workqueue``, ``controller.kube``,
-``controller.algorithms``, ``api`` and the foundations (clock, logs, backoff). Never a process
-package (service, member, statusview, cli).
+``controller.algorithms``, ``controller.memberpods`` (labels, lead brokers), ``api`` and the
+foundations (clock, logs, backoff). Never another process package (service, member,
+statusview, cli).
 """
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import os
 from typing import Any
 
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
+from controller.memberpods.labels import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_POD_SELECTOR
+from controller.memberpods.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.budget_metrics import BudgetCollector
 from controller.reconcilers.desired import DesiredSettings
-from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
 from controller.reconcilers.desired.settings import (DEFAULT_MEMBER_STATUS_PORT, DEFAULT_OPERATOR_IMAGE,
                                                      DEFAULT_OPERATOR_NAMESPACE)
 from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
-from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
 from controller.reconcilers.member_client import GrpcMemberClient
 from controller.reconcilers.poller import StatusPoller
 from controller.runtime.builder import ControllerBuilder
@@ -36,8 +36,6 @@ from controller.scaling.scaler import EnsembleScaler
 OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
 OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS,
                    NETWORKPOLICIES)
-# Member pods carry our labels (set through the MiniCluster's spec.pod.labels).
-MEMBER_POD_SELECTOR = f"{MANAGED_SELECTOR},{MEMBER_LABEL}"
 
 
 def _ensemble_of_pod(pod: dict) -> list[Request]:

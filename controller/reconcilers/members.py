@@ -1,7 +1,7 @@
 """Each member as the caches and the poller show it; which lead brokers are polled.
 
 Member pods come from the cache, indexed by MiniCluster; a member's lead broker
-(``leadbroker.py``) that serves is a poll target, registered with the poller and dropped
+(``controller/memberpods/leadbroker.py``) that serves is a poll target, registered with the poller and dropped
 when it goes. The poller's results are kept in a ``PollBook`` (poll threads write, reconciles
 read) for the status and, with an algorithm, as history.
 """
@@ -16,7 +16,7 @@ from controller.reconcilers.action_records import ActionRecords
 from controller.reconcilers.algorithm import history_seconds
 from controller.reconcilers.clients import EnsembleCaches, Poller, request_of
 from controller.reconcilers.desired.meta import member_name
-from controller.reconcilers.leadbroker import MINICLUSTER_INDEX, LeadBroker, lead_broker
+from controller.memberpods.leadbroker import MINICLUSTER_INDEX, LeadBroker, lead_broker
 from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollKey, PollResult, PollTarget
 from controller.reconcilers.status import MemberObservation

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from api.v1alpha1.errors import FieldError
 from api.v1alpha1.service_mode import service_mode
-from controller.reconcilers.leadbroker import LeadBroker, lead_broker, lead_broker_pods
+from controller.memberpods.leadbroker import LeadBroker, lead_broker, lead_broker_pods
 from controller.scaling.minicluster_sizes import accepted_size
 from controller.reconcilers.poller import PollResult
 

@@ -7,8 +7,8 @@ Ensemble's rate limit (``admission``). What it decides with lives in ``controlle
 shared with the operator.
 
 May import: ``controller.scaling``, ``controller.proto``, ``controller.kube``,
-``controller.informers`` (its pod cache), ``controller.reconcilers.leadbroker`` and
-``controller.reconcilers.desired.meta`` (which pod is a member's lead broker, and the member
-pods' labels: one rule for the operator and the service), ``controller.workqueue.rate_limiters``
+``controller.informers`` (its pod cache), ``controller.memberpods`` (which pod is a member's
+lead broker, and the member pods' labels: one rule for the operator and the service),
+``controller.workqueue.rate_limiters``
 (the token bucket), ``controller.runtime.httpserver`` (the metrics endpoint), ``controller.clock``.
 """

@@ -24,8 +24,8 @@ from enum import Enum
 from typing import Protocol
 
 from api.v1alpha1.names import member_object_name
-from controller.reconcilers.desired.meta import MEMBER_LABEL
-from controller.reconcilers.leadbroker import controlling_job, lead_broker_pods, minicluster_of
+from controller.memberpods.labels import MEMBER_LABEL
+from controller.memberpods.leadbroker import controlling_job, lead_broker_pods, minicluster_of
 
 
 class Refusal(Enum):

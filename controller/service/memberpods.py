@@ -13,16 +13,11 @@ from controller.clock import Clock
 from controller.informers.shared_informer import SharedInformer
 from controller.kube.client import KubeClient
 from controller.kube.resources import PODS
-from controller.reconcilers.desired.meta import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_LABEL
+from controller.memberpods.labels import member_pod_selector
 
 _KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences",
                   "creationTimestamp", "deletionTimestamp")
 _KEPT_STATUS = ("phase", "podIP", "podIPs")
-
-
-def member_pod_selector(ensemble: str) -> str:
-    """The labels the operator puts on an Ensemble's member pods (the MiniClusters' spec.pod.labels)."""
-    return f"{MANAGED_SELECTOR},{ENSEMBLE_LABEL}={ensemble},{MEMBER_LABEL}"
 
 
 def slim_pod(pod: dict[str, Any]) -> dict[str, Any]:

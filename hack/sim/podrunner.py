@@ -45,7 +45,7 @@ from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, PODS, SERVICES, 
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.wire import MINICLUSTER_MEMBER
-from controller.reconcilers.leadbroker import pod_index
+from controller.memberpods.leadbroker import pod_index
 from controller.runtime import ControllerBuilder, Manager, Request, Result
 from sim import fluxmembers
 from sim.podnetwork import PodNetwork, pod_network

@@ -29,8 +29,8 @@ from typing import Callable
 
 from controller.kube.client import KubeClient
 from controller.kube.resources import CONFIGMAPS, MINICLUSTERS
-from controller.reconcilers.desired.meta import MEMBER_LABEL
-from controller.reconcilers.leadbroker import pod_index
+from controller.memberpods.labels import MEMBER_LABEL
+from controller.memberpods.leadbroker import pod_index
 from controller.runtime import Result
 from sim import fluxmembers as fm
 from sim.podhosts import hosts_file

@@ -2,7 +2,7 @@
 labelled as a member's when spec.statusSidecar false leaves the container out."""
 from __future__ import annotations
 
-from controller.reconcilers.desired.meta import MEMBER_LABEL
+from controller.memberpods.labels import MEMBER_LABEL
 from sim.realmembers import is_member_pod
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.reconcilers.leadbroker import (
+from controller.memberpods.leadbroker import (
     LeadBroker,
     index_by_minicluster,
     lead_broker,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from controller.service.callers import CallerAuthorizer, Refusal, peer_ip
-from controller.service.memberpods import member_pod_selector, slim_pod
+from controller.memberpods.labels import member_pod_selector
+from controller.service.memberpods import slim_pod
 from tests.unit.service_pods import LEAD0, LEAD1, NS, WORKER0, Pods, pod
 
 

@@ -1,21 +1,16 @@
 """Names, labels and owner references shared by every object an Ensemble owns.
 
 One place decides how an owned object is named and labelled, so the builders, the
-reconciler's orphan clean-up and the informer selectors can never disagree.
+reconciler's orphan clean-up and the informer selectors can never disagree; the labels
+themselves live in ``controller.memberpods.labels``, shared with the ensemble service.
 """
 from __future__ import annotations
 
 from api.v1alpha1.names import member_object_name
+from controller.memberpods.labels import ENSEMBLE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MEMBER_LABEL
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "ensemble-operator"
-ENSEMBLE_LABEL = "ensemble.flux-framework.org/name"
-MEMBER_LABEL = "ensemble.flux-framework.org/member"
 APP_LABEL = "app"
 OPERATOR_LABEL = "operator"
-
-# Every object the operator owns carries this label, so informers can watch only those.
-MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 
 def ensemble_name(ensemble: dict) -> str:

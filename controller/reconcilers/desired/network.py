@@ -10,9 +10,9 @@ untouched.
 """
 from __future__ import annotations
 
+from controller.memberpods.labels import ENSEMBLE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MEMBER_LABEL
 from controller.reconcilers.desired.meta import (
-    ENSEMBLE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MEMBER_LABEL, ensemble_name, grpc_service_name, member_name,
-    object_meta, service_selector)
+    ensemble_name, grpc_service_name, member_name, object_meta, service_selector)
 from controller.reconcilers.desired.service import service_port
 from controller.reconcilers.desired.settings import DesiredSettings
 

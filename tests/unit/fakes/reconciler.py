@@ -13,7 +13,7 @@ from controller.proto.errors import ActionCallError
 from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import EnsembleCaches, EnsembleReconciler
-from controller.reconcilers.leadbroker import MINICLUSTER_INDEX
+from controller.memberpods.leadbroker import MINICLUSTER_INDEX
 from controller.reconcilers.owned_objects import SIZE_FIELD_MANAGER
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
