@@ -7,13 +7,20 @@ The same run measures the naive baseline: sequential calls, a fresh channel each
 A second round adds a few hung members (they answer after the deadline), the case
 that makes sequential polling miss its heartbeat.
 
+Each pooled row states the poller's CPU per poll and the process's RSS per member (over the
+RSS before the poller existed). At 10,000 members one server process would need more file
+descriptors than a process may hold (a listener and a connection per member) and would be the
+bottleneck itself: ``--server-processes`` spreads the members over several.
+
     .venv/bin/python bench/bench_poller.py [--members 1000] [--servers 4] [--workers 64] [--hung 10]
+        [--server-processes 1]   # 10,000 members: --members 10000 --server-processes 4
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import resource
 import statistics
 import sys
 import time
@@ -108,12 +115,29 @@ def baseline(targets: list[PollTarget], timeout: float, label: str = "baseline: 
     return summarize(label, latencies, time.perf_counter() - started, failures)
 
 
-def pooled(poller: StatusPoller, targets: list[PollTarget], label: str) -> dict:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pooled(poller: StatusPoller, targets: list[PollTarget], label: str, rss_before: int) -> dict:
+    started, cpu = time.perf_counter(), cpu_seconds()
     results = poller.poll(targets)
-    elapsed = time.perf_counter() - started
-    return summarize(label, [r.latency for r in results.values()], elapsed,
-                     sum(not r.ok for r in results.values()))
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    row = summarize(label, [r.latency for r in results.values()], elapsed,
+                    sum(not r.ok for r in results.values()))
+    row["cpu_ms_per_poll"] = round(1000 * cpu / max(1, len(targets)), 3)
+    row["rss_kib_per_member"] = round((rss_kib() - rss_before) / max(1, len(targets)), 1)
+    print(f"{'':<34} poller CPU {row['cpu_ms_per_poll']:.3f} ms per poll, "
+          f"RSS {row['rss_kib_per_member']:.1f} KiB per member")
+    return row
 
 
 def background(poller: StatusPoller, targets: list[PollTarget], seconds: float, received: list[PollResult]) -> dict:
@@ -139,42 +163,56 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--background-seconds", type=float, default=6.0)
     parser.add_argument("--hung", type=int, default=10, help="members that never answer in time")
+    parser.add_argument("--server-processes", type=int, default=1,
+                        help="processes serving the members (each with --servers gRPC servers)")
     args = parser.parse_args()
 
-    parent, child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=serve, args=(args.members, args.servers, args.hung, child),
-                                     daemon=True)
-    server.start()
-    ports, hung_ports = parent.recv()
+    processes = max(1, args.server_processes)
+    pipes, servers = [], []
+    for index in range(processes):
+        parent, child = multiprocessing.Pipe()
+        share = len(range(index, args.members, processes))
+        server = multiprocessing.Process(
+            target=serve, args=(share, args.servers, args.hung if index == 0 else 0, child), daemon=True)
+        server.start()
+        pipes.append(parent)
+        servers.append(server)
+    ports, hung_ports = [], []
+    for parent in pipes:
+        some_ports, some_hung = parent.recv()
+        ports += some_ports
+        hung_ports += some_hung
     targets = [PollTarget(("bench", f"ens-{i}", MEMBER), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
                for i, port in enumerate(ports)]
     # the hung members replace healthy ones, so the round still has ``members`` polls
     with_hung = targets[len(hung_ports):] + [
         PollTarget(("bench", f"hung-{i}", MEMBER), f"127.0.0.1:{port}", heartbeat=args.heartbeat)
         for i, port in enumerate(hung_ports)]
-    print(f"{args.members} members on {len(set(ports))} ports, {args.servers} servers, "
+    print(f"{args.members} members on {len(set(ports))} ports, {processes} x {args.servers} servers, "
           f"{args.workers} poll workers, heartbeat {args.heartbeat:g}s")
     received: list[PollResult] = []
 
     def on_result(key: PollKey, result: PollResult) -> None:
         received.append(result)
 
+    rss_before = rss_kib()
     poller = StatusPoller(clock=RealClock(), on_result=on_result, max_workers=args.workers,
                           call_timeout=args.timeout)
     try:
         rows = [baseline(targets, args.timeout)]
-        rows.append(pooled(poller, targets, "pooled, cold channels"))
-        rows.append(pooled(poller, targets, "pooled, warm channels"))
-        rows.append(pooled(poller, targets, "pooled, warm channels (again)"))
+        rows.append(pooled(poller, targets, "pooled, cold channels", rss_before))
+        rows.append(pooled(poller, targets, "pooled, warm channels", rss_before))
+        rows.append(pooled(poller, targets, "pooled, warm channels (again)", rss_before))
         if hung_ports:
             rows.append(baseline(with_hung, args.timeout, f"baseline, {len(hung_ports)} hung"))
-            rows.append(pooled(poller, with_hung, f"pooled, {len(hung_ports)} hung"))
+            rows.append(pooled(poller, with_hung, f"pooled, {len(hung_ports)} hung", rss_before))
         short = [PollTarget(t.key, t.address, heartbeat=args.background_seconds / 2) for t in targets]
         rows.append(background(poller, short, args.background_seconds, received))
     finally:
         poller.stop()
-        parent.send("stop")
-        server.join(10)
+        for parent, server in zip(pipes, servers):
+            parent.send("stop")
+            server.join(10)
 
     warm = rows[2]
     hung_rows = {row["mode"]: row for row in rows if "hung" in row["mode"]}
