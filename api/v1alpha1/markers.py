@@ -67,6 +67,7 @@ def field_info(field: dataclasses.Field) -> FieldInfo:
     return info
 
 
+@functools.cache  # fields live as long as their classes; the codec asks per field per reconcile
 def json_name(field: dataclasses.Field) -> str:
     """The wire name: explicit, else the Python name in lowerCamelCase."""
     explicit = field_info(field).json_name
