@@ -83,7 +83,7 @@ def setup(manager: Any, args: Any) -> Controller:
         client=manager.client,
         scalers=lambda name, namespace: EnsembleScaler(manager.client, name, namespace, clock=manager.clock),
         members=GrpcMemberClient(poller.channels), events=manager.events,
-        on_outcome=lambda request: controller.queue.add(request))
+        on_outcome=lambda request: controller.queue.add(request), clock=manager.clock)
     reconciler = EnsembleReconciler(client=manager.client, caches=caches, events=manager.events,
                                     clock=manager.clock, settings=settings_from(args), poller=poller,
                                     runner=runner)

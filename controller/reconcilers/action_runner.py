@@ -23,6 +23,12 @@ records the runner does not hold (the operator restarted, the lease moved, an ac
 are settled by the reconcile as before. An action that raises stops its job: it and the
 intents after it stay pending, and the reconcile that takes the outcome raises the error, so
 the workqueue's rate limiter paces the retry.
+
+Stopping. A graceful stop (the manager shutting down while it still holds the lease) first
+``drain``s: no new job is accepted, and the workers finish the job in progress and the queued
+ones for up to ``stop_grace`` seconds, so decisions already recorded are carried out rather than
+left for the next leader. Whatever is still queued then, and every queued job on a stop without
+the lease, is dropped, its records left pending to be settled.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from controller.clock import Clock, RealClock
 from controller.reconcilers.action_records import Intent
 from controller.reconcilers.actions import ActionExecutor, Deleter, Scaler, ScalerFactory, Taken
 from controller.reconcilers.member_client import MemberClient
@@ -39,6 +46,10 @@ from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request
 
 log = logging.getLogger(__name__)
+
+# Seconds a graceful stop lets queued jobs run: within the controller Deployment's 60 s
+# termination grace, leaving the reconcile workers' 30 s drain and the lease release room.
+DEFAULT_STOP_GRACE = 20.0
 
 
 @dataclass(frozen=True)
@@ -66,9 +77,14 @@ class ActionRunner:
     needs_leader_election = True
 
     def __init__(self, *, client: Deleter, scalers: ScalerFactory, members: MemberClient, events: Recorder,
-                 on_outcome: Callable[[Request], None] | None = None, workers: int = 2) -> None:
+                 on_outcome: Callable[[Request], None] | None = None, workers: int = 2,
+                 clock: Clock | None = None, stop_grace: float = DEFAULT_STOP_GRACE) -> None:
         if workers < 1:
             raise ValueError(f"workers: must be >= 1, got {workers}")
+        if not stop_grace >= 0:
+            raise ValueError(f"stop_grace: must be >= 0 seconds, got {stop_grace}")
+        self._clock = clock or RealClock()
+        self._stop_grace = stop_grace
         self._new_scaler = scalers
         self._scalers: dict[tuple[str, str], Scaler] = {}
         self._executor = ActionExecutor(client=client, scalers=self._scaler, members=members, events=events)
@@ -79,20 +95,23 @@ class ActionRunner:
         self._held: dict[Request, set[str]] = {}
         self._outcomes: dict[Request, list[ActionOutcome]] = {}
         self._threads: list[threading.Thread] = []
-        self._stopped = False
+        self._running = 0  # jobs a worker has taken and not finished
+        self._closed = False  # no new job accepted (draining or stopped)
+        self._stopped = False  # workers take no more jobs
 
     # -- the reconcile's side ----------------------------------------------------------
 
     @property
     def stopped(self) -> bool:
-        """After ``stop`` no job runs: the reconcile then decides nothing it could not carry out."""
+        """Once draining or stopped no new job runs: the reconcile then decides nothing it could
+        not carry out."""
         with self._cond:
-            return self._stopped
+            return self._closed
 
     def submit(self, job: ActionJob) -> None:
-        """Queue ``job``; once stopped it is dropped, its records left pending to be settled."""
+        """Queue ``job``; once draining or stopped it is dropped, its records left pending to be settled."""
         with self._cond:
-            if self._stopped:
+            if self._closed:
                 return
             self._held.setdefault(job.request, set()).add(job.member)
             self._jobs.append(job)
@@ -122,6 +141,7 @@ class ActionRunner:
             self._held.pop(request, None)
             self._outcomes.pop(request, None)
             self._scalers.pop((request.namespace, request.name), None)
+            self._cond.notify_all()  # a drain may have nothing left to wait for
 
     # -- the runnable ----------------------------------------------------------------------
 
@@ -134,11 +154,28 @@ class ActionRunner:
         for thread in self._threads:
             thread.start()
 
+    def drain(self) -> None:
+        """A graceful stop's first step: accept no new job, and wait until the job in progress
+        and the queued ones are done or ``stop_grace`` seconds passed (the manager calls it
+        only while it holds the lease; ``stop`` follows)."""
+        with self._cond:
+            self._closed = True
+            if not self._threads or self._stopped:
+                return  # never started: no worker would run the queue
+            deadline = self._clock.now() + self._stop_grace
+            while self._jobs or self._running:
+                remaining = deadline - self._clock.now()
+                if remaining <= 0:
+                    log.warning("grace period of %.0f s over with %d algorithm action jobs not started",
+                                self._stop_grace, len(self._jobs))
+                    return
+                self._clock.wait(self._cond, remaining)
+
     def stop(self) -> None:
         """Jobs running finish; queued ones are dropped, their records left pending for the
         next leader to settle (a process that dies leaves them so too)."""
         with self._cond:
-            self._stopped = True
+            self._closed = self._stopped = True
             if self._jobs:
                 log.warning("stopping with %d algorithm action jobs not started", len(self._jobs))
             self._jobs.clear()
@@ -160,7 +197,13 @@ class ActionRunner:
             if not self._jobs or self._stopped:
                 return False
             job = self._jobs.popleft()
-        outcome = self._run(job)
+            self._running += 1
+        try:
+            outcome = self._run(job)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()  # a drain waits for the last job
         with self._cond:
             if job.member not in self._held.get(job.request, ()):
                 return True  # forgotten meanwhile: nobody will take it

@@ -8,8 +8,9 @@ and stop in.
 
 Start order follows controller-runtime: servers, event writer and caches first (so
 /readyz turns ok once caches synced, leader or not), then controllers once leading.
-Stop order: controllers drain (the lease still renewed), caches stop, the lease is
-released, servers close.
+Stop order: runnables stop (a leader still holding the lease lets those with a ``drain``
+finish accepted work first), controllers drain (the lease still renewed), caches stop, the
+lease is released, servers close.
 """
 from __future__ import annotations
 
@@ -210,7 +211,7 @@ class Manager:
             started = self._controllers_started
         if not started:
             self._stop_elector()  # a standby: no work of ours needs the lease
-        self._runnables.stop()  # before controllers drain
+        self._runnables.stop(drain=started and not self._lost)  # before controllers drain
         if started:
             for controller in self.controllers:
                 controller.shutdown(drain=not self._lost)

@@ -12,7 +12,9 @@ class Runnable(Protocol):
     """A background component the Manager starts and stops (a poller, a periodic sweeper).
 
     An optional ``needs_leader_election`` attribute (default True) says whether it may
-    only run on the leader; False runs it on every replica once caches synced.
+    only run on the leader; False runs it on every replica once caches synced. An optional
+    ``drain()`` method is called before ``stop()`` on a graceful shutdown (the lease still
+    held), to finish work already accepted within a bound of its own.
     """
 
     def start(self) -> None: ...
@@ -54,12 +56,15 @@ class Runnables:
                 self._started.append(runnable)
                 runnable.start()
 
-    def stop(self) -> None:
-        """Stop the started runnables, last started first; one failing stop does not keep the others running."""
+    def stop(self, *, drain: bool = False) -> None:
+        """Stop the started runnables, last started first; one failing stop does not keep the others
+        running. With ``drain`` (a graceful shutdown), a runnable with a ``drain()`` drains first."""
         with self._lock:
             started, self._started = self._started, []
         for runnable in reversed(started):
             try:
+                if drain and callable(getattr(runnable, "drain", None)):
+                    runnable.drain()  # type: ignore[attr-defined]
                 runnable.stop()
             except Exception:
                 log.exception("stopping %s failed", type(runnable).__name__)

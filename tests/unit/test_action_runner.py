@@ -12,6 +12,8 @@ from controller.reconcilers.action_runner import ActionJob, ActionRunner
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
+from tests.fakes import FakeClock
+from tests.helpers import wait_for
 from tests.unit.fakes.reconciler import FakeRecorder
 
 REQUEST = Request("ns", "e1")
@@ -177,6 +179,81 @@ def test_worker_threads_carry_out_jobs_and_stop_drops_the_queued_ones() -> None:
     env.runner.submit(job("e1-0", GROW))
     assert not env.runner.holds(REQUEST, "e1-0") and not env.runner.process_next(block=False)
     assert env.scalers.made == []
+
+
+class GatedMembers(FakeMembers):
+    """A member endpoint that answers only once the test opens the gate (a slow resize)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Semaphore(0)
+
+    def request(self, address: str, member: str, action: str, payload: dict) -> dict:
+        self.entered.release()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().request(address, member, action, payload)
+
+
+def gated_runner(clock: FakeClock, grace: float) -> tuple[ActionRunner, GatedMembers, list[Request]]:
+    members, enqueued = GatedMembers(), list[Request]()
+    runner = ActionRunner(client=FakeDeleter(), scalers=Scalers(), members=members, events=FakeRecorder(),
+                          on_outcome=enqueued.append, workers=1, clock=clock, stop_grace=grace)
+    return runner, members, enqueued
+
+
+def draining(runner: ActionRunner) -> threading.Thread:
+    thread = threading.Thread(target=runner.drain, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_graceful_stop_finishes_the_running_job_and_the_queued_ones_and_accepts_no_new_one() -> None:
+    clock = FakeClock()
+    runner, members, enqueued = gated_runner(clock, grace=20.0)
+    runner.start()
+    runner.submit(job("e1-0", SUBMIT))
+    assert members.entered.acquire(timeout=10)  # the first job is in progress
+    runner.submit(job("e1-1", SUBMIT))
+    drain = draining(runner)
+    wait_for(lambda: runner.stopped, 10, "the drain to close the runner")
+    runner.submit(job("e1-0", GROW))  # decided while draining: dropped, its records left pending
+    members.gate.set()
+    drain.join(10)
+    assert not drain.is_alive()
+    runner.stop()
+    assert [member for _, member, _, _ in members.requests] == ["e1-0", "e1-1"]
+    assert enqueued == [REQUEST, REQUEST]
+    assert [outcome.member for outcome in runner.take_outcomes(REQUEST)] == ["e1-0", "e1-1"]
+
+
+def test_a_graceful_stop_waits_at_most_its_grace_period_then_leaves_the_queued_jobs() -> None:
+    clock = FakeClock()
+    runner, members, enqueued = gated_runner(clock, grace=20.0)
+    runner.start()
+    runner.submit(job("e1-0", SUBMIT))
+    assert members.entered.acquire(timeout=10)
+    runner.submit(job("e1-1", SUBMIT))
+    drain = draining(runner)
+    wait_for(lambda: clock.waiter_count == 1, 10, "the drain to wait on the clock")
+    clock.step(19.0)
+    wait_for(lambda: clock.waiter_count == 1 and clock.waits_begun >= 2, 10, "the drain to wait again")
+    assert drain.is_alive()  # within its grace period
+    clock.step(1.0)
+    drain.join(10)
+    assert not drain.is_alive()  # the grace period is over, the first job still running
+    members.gate.set()
+    runner.stop()  # the running job finishes; the queued one is dropped
+    assert [member for _, member, _, _ in members.requests] == ["e1-0"]
+    assert [outcome.member for outcome in runner.take_outcomes(REQUEST)] == ["e1-0"]
+
+
+def test_draining_a_runner_that_never_started_returns_at_once() -> None:
+    clock = FakeClock()
+    runner, members, _ = gated_runner(clock, grace=20.0)
+    runner.submit(job("e1-0", SUBMIT))
+    runner.drain()  # no worker would run it: nothing to wait for
+    assert runner.stopped and members.requests == []
 
 
 def test_a_runner_without_workers_is_refused() -> None:

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from controller.runtime.leaderelection import LeaderElectionLost
 from controller.runtime.manager import Manager
 from tests.helpers import wait_for
 
@@ -153,3 +154,74 @@ def test_a_leader_runnable_is_not_stopped_while_it_is_still_starting() -> None:
     thread.join(DEADLINE)
     assert not thread.is_alive()
     assert log == ["started", "stopped"]
+
+
+class Draining(Recorder):
+    """A runnable with work to finish on a graceful stop (as the ActionRunner)."""
+
+    def drain(self) -> None:
+        self._log.append(f"drain {self.name}")
+
+
+class LosingElector(GatedElector):
+    """Leads at once, then loses the lease when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.set()
+        self.lose = threading.Event()
+
+    def run(self, on_started_leading) -> bool:
+        self.is_leader = True
+        on_started_leading()
+        self.lose.wait(DEADLINE)
+        return True
+
+
+def test_a_leader_stopping_with_the_lease_drains_its_runnables_before_stopping_them() -> None:
+    manager, log = new_manager(), list[str]()
+    elector = GatedElector()
+    manager.elector = elector
+    leader_only = Draining("leader-only", log)
+    manager.add_runnable(leader_only)
+    thread = run_in_thread(manager)
+    elector.gate.set()
+    assert leader_only.started.wait(DEADLINE)
+    manager.stop()
+    thread.join(DEADLINE)
+    assert log == ["start leader-only", "drain leader-only", "stop leader-only"]
+
+
+def test_a_leader_that_lost_the_lease_stops_its_runnables_without_draining() -> None:
+    manager, log = new_manager(), list[str]()
+    elector = LosingElector()
+    manager.elector = elector
+    leader_only = Draining("leader-only", log)
+    manager.add_runnable(leader_only)
+    lost: list[Exception] = []
+
+    def run() -> None:
+        try:
+            manager.start()
+        except LeaderElectionLost as error:
+            lost.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert leader_only.started.wait(DEADLINE)
+    elector.lose.set()
+    thread.join(DEADLINE)
+    assert not thread.is_alive() and len(lost) == 1
+    assert log == ["start leader-only", "stop leader-only"]  # the next leader settles its work
+
+
+def test_a_standby_stops_its_everywhere_runnables_without_draining() -> None:
+    manager, log = new_manager(), list[str]()
+    manager.elector = GatedElector()
+    everywhere = Draining("everywhere", log, needs_leader_election=False)
+    manager.add_runnable(everywhere)
+    thread = run_in_thread(manager)
+    assert everywhere.started.wait(DEADLINE)
+    manager.stop()
+    thread.join(DEADLINE)
+    assert log == ["start everywhere", "stop everywhere"]
