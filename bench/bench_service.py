@@ -143,12 +143,18 @@ def setup(cluster: LocalCluster, kube: KubeClient, members: int) -> None:
 
 
 def lead_broker_pod(kube: KubeClient, ensemble: dict, minicluster: str, ip: str) -> None:
-    """The Job of ``minicluster`` (managed by no controller: no pods of its own) and its index-0
-    pod, Running at ``ip``: who the service lets resize that MiniCluster."""
-    job = kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": minicluster},
-                             "spec": {"managedBy": "ensemble.flux-framework.org/bench", "template": {"spec": {
-                                 "restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}}},
-                      NAMESPACE)
+    """The Job of ``minicluster`` as the Flux Operator makes it (controlled by the MiniCluster, no
+    labels of its own: the API server copies its pods'; managed by no controller: no pods of its
+    own) and its index-0 pod, Running at ``ip``: who the service lets resize that MiniCluster."""
+    owner = kube.get(MINICLUSTERS, minicluster, NAMESPACE)
+    job = kube.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": minicluster, "ownerReferences": [{"apiVersion": MINICLUSTERS.api_version, "kind": "MiniCluster",
+                                                  "name": minicluster, "uid": owner["metadata"]["uid"],
+                                                  "controller": True}]},
+        "spec": {"managedBy": "ensemble.flux-framework.org/bench", "template": {
+            "metadata": {"labels": ownership_labels(ensemble, 0)},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "flux", "image": "busybox"}]}}}},
+        NAMESPACE)
     name = f"{minicluster}-0-lead"
     kube.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": name, "labels": {"job-name": minicluster, "batch.kubernetes.io/job-completion-index": "0",

@@ -93,6 +93,16 @@ def job_owner(job: str) -> dict:
             "controller": True, "blockOwnerDeletion": True}
 
 
+def member_job(minicluster: str, minicluster_uid: str, namespace: str = "ns") -> dict:
+    """The Job the Flux Operator keeps for a MiniCluster: named as it, controlled by it, with
+    the UID ``job_owner`` gives its pods' owner reference."""
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": minicluster, "namespace": namespace, "uid": job_owner(minicluster)["uid"],
+                         "ownerReferences": [{"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+                                              "name": minicluster, "uid": minicluster_uid, "controller": True,
+                                              "blockOwnerDeletion": True}]}}
+
+
 def https_get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
     """(status, body) of a GET to 127.0.0.1 over TLS, trusting any certificate (a self-signed
     one), sending ``token`` as a bearer token when given."""

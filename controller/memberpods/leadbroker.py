@@ -3,12 +3,18 @@
 A MiniCluster runs as an Indexed Job, so the pod of completion index 0 hosts the
 lead broker and its status endpoint. Pods are recreated with new names and IPs, so
 the operator re-derives the lead broker from the pod cache on every reconcile.
+
+Labels are anyone's to set, and so are owner references, names included: a pod counts only
+when its controller is the member's Job by UID, the Job the member's MiniCluster controls
+(``member_job_uid``). The Flux Operator creates that Job named as the MiniCluster without Job
+labels, so the API server gives it its pods' labels (ours among them) and the Jobs can be
+cached with the member pods' selector.
 """
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -17,6 +23,7 @@ JOB_NAME_LABEL = "job-name"
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 JOB_INDEX_LABEL = "job-index"
 MINICLUSTER_INDEX = "minicluster"
+MINICLUSTER_GROUP = "flux-framework.org"
 LEAD_BROKER_INDEX = 0
 
 # `<mc>-<index>-<suffix>`: the Job controller's name for an indexed pod.
@@ -126,51 +133,75 @@ def broker_exit(pod: dict) -> int | None:
     return previous if isinstance(previous, int) and previous != 0 else None
 
 
-def controlling_job(pod: dict) -> str | None:
-    """The name of the Job (``batch``) that is the pod's controller owner, else None."""
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+def _controller(obj: dict, kind: str, group: str) -> tuple[str, str] | None:
+    """(name, uid) of ``obj``'s controller owner when it is a ``kind`` of ``group``, else None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if not isinstance(ref, dict) or ref.get("controller") is not True:
             continue
-        group = str(ref.get("apiVersion") or "").partition("/")[0]
-        if ref.get("kind") == "Job" and group == "batch" and isinstance(ref.get("name"), str):
-            return ref["name"]
-        return None  # one controller at most, and it is not a Job
+        ref_group = str(ref.get("apiVersion") or "").partition("/")[0]
+        name, uid = ref.get("name"), ref.get("uid")
+        if ref.get("kind") == kind and ref_group == group and isinstance(name, str) and isinstance(uid, str):
+            return name, uid
+        return None  # one controller at most, and it is not that
     return None
 
 
-def _owned_by_members_job(pod: dict, minicluster: str | None) -> bool:
-    return minicluster is not None and controlling_job(pod) == minicluster
+def controlling_job(pod: dict) -> tuple[str, str] | None:
+    """(name, uid) of the Job (``batch``) that is the pod's controller owner, else None."""
+    return _controller(pod, "Job", "batch")
+
+
+def member_job_uid(job: dict | None, minicluster: str, *, minicluster_uid: str | None) -> str | None:
+    """The UID of ``job`` when it is MiniCluster ``minicluster``'s Job: named as it and controlled
+    by it (by UID when ``minicluster_uid`` is given, else by name: the ensemble service caches
+    no MiniClusters); else None, and then no pod is that member's lead broker."""
+    if job is None or (job.get("metadata") or {}).get("name") != minicluster:
+        return None
+    owner = _controller(job, "MiniCluster", MINICLUSTER_GROUP)
+    if owner is None or owner[0] != minicluster or (minicluster_uid is not None and owner[1] != minicluster_uid):
+        return None
+    uid = (job.get("metadata") or {}).get("uid")
+    return uid if isinstance(uid, str) and uid else None
+
+
+def controlled_by_members_job(pod: dict, job_uids: Mapping[str, str]) -> bool:
+    """Whether the pod's controller is its MiniCluster's Job, by UID (``job_uids``: MiniCluster
+    name -> its Job's UID, from ``member_job_uid``)."""
+    minicluster = minicluster_of(pod)
+    job = controlling_job(pod)
+    return minicluster is not None and job is not None and job == (minicluster, job_uids.get(minicluster))
 
 
 def lead_broker_pods(
-    pods: Iterable[dict], *, minicluster: str | None = None, namespace: str | None = None
+    pods: Iterable[dict], *, job_uids: Mapping[str, str], minicluster: str | None = None,
+    namespace: str | None = None
 ) -> list[dict]:
     """Every index-0 pod of the MiniCluster: the lead broker and the ones it replaced.
 
-    Only pods the member's Job controls count: labels are anyone's to set, so a pod that merely
-    carries the member's labels (a tenant's forgery) would otherwise be polled for the
-    member's status or mark it Failed. The Job is named as the MiniCluster (the Flux Operator's
-    Indexed Job), and names are unique in a namespace.
+    Only pods the member's Job controls count (``controlled_by_members_job``): a pod that merely
+    carries the member's labels, or names the member's Job as its owner (a tenant's forgery),
+    would otherwise be polled for the member's status or mark it Failed.
     """
     return [
         pod
         for pod in pods
         if pod_index(pod) == LEAD_BROKER_INDEX
         and (minicluster is None or minicluster_of(pod) == minicluster)
-        and _owned_by_members_job(pod, minicluster or minicluster_of(pod))
+        and controlled_by_members_job(pod, job_uids)
         and (namespace is None or (pod.get("metadata") or {}).get("namespace") == namespace)
     ]
 
 
 def lead_broker(
-    pods: Iterable[dict], *, minicluster: str | None = None, namespace: str | None = None
+    pods: Iterable[dict], *, job_uids: Mapping[str, str], minicluster: str | None = None,
+    namespace: str | None = None
 ) -> LeadBroker | None:
     """Choose the index-0 pod: a Running pod with an IP first, then the newest.
 
     During a restart the old and new index-0 pods can coexist; the serving one wins,
     and among equals the newest, since the older one is on its way out.
     """
-    candidates = lead_broker_pods(pods, minicluster=minicluster, namespace=namespace)
+    candidates = lead_broker_pods(pods, job_uids=job_uids, minicluster=minicluster, namespace=namespace)
     if not candidates:
         return None
     chosen = max(candidates, key=_rank)

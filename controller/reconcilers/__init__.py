@@ -17,7 +17,7 @@ from typing import Any
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
 from controller.memberpods.labels import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_POD_SELECTOR
 from controller.memberpods.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
-from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
+from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, JOBS, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
 from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.budget_metrics import BudgetCollector
@@ -38,8 +38,9 @@ OWNED_RESOURCES = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, 
                    NETWORKPOLICIES)
 
 
-def _ensemble_of_pod(pod: dict) -> list[Request]:
-    meta = pod.get("metadata") or {}
+def _ensemble_of_member_object(obj: dict) -> list[Request]:
+    """A member pod's or Job's Ensemble, from the label the MiniCluster's pod labels carry."""
+    meta = obj.get("metadata") or {}
     name = (meta.get("labels") or {}).get(ENSEMBLE_LABEL)
     return [Request(meta.get("namespace", ""), name)] if name else []
 
@@ -64,12 +65,15 @@ def setup(manager: Any, args: Any) -> Controller:
     for res in OWNED_RESOURCES:
         manager.select(res, MANAGED_SELECTOR)
     manager.select(PODS, MEMBER_POD_SELECTOR)
+    # The Flux Operator's Jobs get their pods' labels (it sets no Job labels): cached only for
+    # their UIDs, which tell a member's pods from pods that name its Job as their owner.
+    manager.select(JOBS, MEMBER_POD_SELECTOR)
     owned = {res: manager.cache(res) for res in OWNED_RESOURCES}
     for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):  # deleted when no longer desired
         owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
     pods = manager.cache(PODS)
     pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
-    caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods)
+    caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods, jobs=manager.cache(JOBS))
     manager.registry.register(BudgetCollector(manager.cache(ENSEMBLES)))  # the same shared cache
 
     def on_poll(key, result) -> None:
@@ -90,7 +94,8 @@ def setup(manager: Any, args: Any) -> Controller:
     builder = ControllerBuilder(manager).named("ensemble").for_(ENSEMBLES, predicates=[generation_changed])
     for res in OWNED_RESOURCES:
         builder.owns(res)
-    builder.watches(PODS, _ensemble_of_pod)
+    builder.watches(PODS, _ensemble_of_member_object)
+    builder.watches(JOBS, _ensemble_of_member_object)  # a Job seen after its pods makes their lead broker known
     controller = builder.with_workers(getattr(args, "workers", None) or 4).complete(reconciler)
     manager.add_runnable(poller)  # polls only while leading; stopped with the manager
     manager.add_runnable(runner)  # acts only while leading; stopped before the poller (its channels)

@@ -48,6 +48,7 @@ class EnsembleCaches:
     ensembles: Cache
     owned: dict[Resource, Cache]
     pods: Cache
+    jobs: Cache  # the members' Jobs (they carry their pods' labels), for the UID lead brokers are checked by
 
 
 def request_of(ensemble: dict) -> Request:

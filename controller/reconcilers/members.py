@@ -16,7 +16,7 @@ from controller.reconcilers.action_records import ActionRecords
 from controller.reconcilers.algorithm import history_seconds
 from controller.reconcilers.clients import EnsembleCaches, Poller, request_of
 from controller.reconcilers.desired.meta import member_name
-from controller.memberpods.leadbroker import MINICLUSTER_INDEX, LeadBroker, lead_broker
+from controller.memberpods.leadbroker import MINICLUSTER_INDEX, LeadBroker, lead_broker, member_job_uid
 from controller.reconcilers.pollbook import PollBook
 from controller.reconcilers.poller import PollKey, PollResult, PollTarget
 from controller.reconcilers.status import MemberObservation
@@ -58,20 +58,23 @@ class MemberObserver:
             name = member_name(ensemble, index)
             pods = [pod for pod in self._caches.pods.by_index(MINICLUSTER_INDEX, name)
                     if pod["metadata"].get("namespace") == namespace]
-            pod_lists.append((name, member, pods))
-            lead = lead_broker(pods, minicluster=name)
+            minicluster = self._caches.owned[MINICLUSTERS].get(name, namespace)
+            job_uid = None if minicluster is None else member_job_uid(
+                self._caches.jobs.get(name, namespace), name, minicluster_uid=minicluster["metadata"].get("uid"))
+            pod_lists.append((name, member, pods, minicluster, job_uid))
+            lead = lead_broker(pods, job_uids={name: job_uid} if job_uid else {}, minicluster=name)
             address = self.address(lead)
             if address is not None and typed.spec.status_sidecar and not _terminated(records, name):
                 key = (namespace, request.name, name)
                 targets[key] = PollTarget(key, address, heartbeat)
         self.set_targets(request, targets, history=_history_window(typed))
         observations = []
-        for name, member, pods in pod_lists:
+        for name, member, pods, minicluster, job_uid in pod_lists:
             key = (namespace, request.name, name)
-            minicluster = self._caches.owned[MINICLUSTERS].get(name, namespace)
             observations.append(MemberObservation(
                 name=name, spec_size=member.size, min_size=member.min_size,
                 max_size=effective_max_size(member.max_size, minicluster), minicluster=minicluster, pods=pods,
+                job_uid=job_uid,
                 poll=self.polls.latest(key), published=self.polls.published(key, publish_every),
                 terminated=_terminated(records, name)))
         return observations

@@ -51,6 +51,8 @@ class MemberObservation:
     max_size: int
     minicluster: dict | None = None
     pods: list[dict] = field(default_factory=list)
+    job_uid: str | None = None
+    """The UID of the Job the MiniCluster controls: only pods it controls are the member's lead broker."""
     poll: PollResult | None = None
     """The latest poll, failed or not."""
     published: PollResult | None = None
@@ -62,7 +64,11 @@ class MemberObservation:
     def lead(self) -> LeadBroker | None:
         """The lead broker among ``pods``; phase, status, polling and algorithms all read it,
         so it is chosen once per observation rather than once per reader."""
-        return lead_broker(self.pods, minicluster=self.name)
+        return lead_broker(self.pods, job_uids=self.job_uids, minicluster=self.name)
+
+    @property
+    def job_uids(self) -> dict[str, str]:
+        return {self.name: self.job_uid} if self.job_uid else {}
 
 
 def rfc3339(epoch_seconds: float) -> str:
@@ -95,7 +101,7 @@ def member_phase(observation: MemberObservation) -> str:
         return COMPLETED
     if (lead is not None and (lead.phase == "Failed" or lead.broker_exit)) or any(
             (pod.get("status") or {}).get("phase") == "Failed"
-            for pod in lead_broker_pods(observation.pods, minicluster=observation.name)):
+            for pod in lead_broker_pods(observation.pods, job_uids=observation.job_uids, minicluster=observation.name)):
         return FAILED
     if (lead is not None and lead.reachable) or (observation.poll is not None and observation.poll.ok):
         return RUNNING

@@ -7,10 +7,14 @@ own pod IP. So the service asks its own cache of the Ensemble's member pods who 
 address, and serves:
 
 - ``RequestAction`` on member ``<e>-<i>`` only from that member's lead broker: the index-0 pod
-  controlled by the member's Job (``leadbroker.lead_broker_pods``; a pod that merely carries the
-  member's labels is a forgery), Running and not being deleted;
+  controlled by the member's Job, by UID (``leadbroker.lead_broker_pods``; a pod that merely
+  carries the member's labels, or names the member's Job as its owner, is a forgery), Running
+  and not being deleted;
 - ``RequestStatus`` only from a pod of one of the Ensemble's members (controlled by that
-  member's Job), Running and not being deleted.
+  member's Job, by UID), Running and not being deleted.
+
+The member's Job is the one of its name controlled by the member's MiniCluster (checked by
+name here: the service caches the members' Jobs and pods, not their MiniClusters).
 
 Anything else gets a ``Denial`` naming the reason, which the servicer answers as DENIED.
 """
@@ -25,7 +29,7 @@ from typing import Protocol
 
 from api.v1alpha1.names import member_object_name
 from controller.memberpods.labels import MEMBER_LABEL
-from controller.memberpods.leadbroker import controlling_job, lead_broker_pods, minicluster_of
+from controller.memberpods.leadbroker import controlled_by_members_job, lead_broker_pods, member_job_uid, minicluster_of
 
 
 class Refusal(Enum):
@@ -45,7 +49,9 @@ class Denial:
 
 
 class PodCache(Protocol):
-    """The service's cache of the Ensemble's member pods (a ``SharedInformer``'s indexer view)."""
+    """The service's cache of the Ensemble's member pods and their Jobs (``memberpods.MemberPods``)."""
+
+    def jobs(self) -> list[dict]: ...
 
     def list(self) -> list[dict]: ...
 
@@ -110,8 +116,8 @@ class CallerAuthorizer:
         ip, denial = self._peer(peer)
         if denial is not None:
             return denial
-        leads = [pod for pod in lead_broker_pods(self._in_namespace(), minicluster=minicluster,
-                                                 namespace=self.namespace) if _serving(pod)]
+        leads = [pod for pod in lead_broker_pods(self._in_namespace(), job_uids=self._job_uids(),
+                                                 minicluster=minicluster, namespace=self.namespace) if _serving(pod)]
         if any(ip in _pod_ips(pod) for pod in leads):
             return None
         caller = self._ensemble_pod(ip)
@@ -144,16 +150,29 @@ class CallerAuthorizer:
     def _in_namespace(self) -> list[dict]:
         return [pod for pod in self._pods.list() if (pod.get("metadata") or {}).get("namespace") == self.namespace]
 
+    def _job_uids(self) -> dict[str, str]:
+        """MiniCluster name -> the UID of its Job, for the Jobs in the cache that are a member's."""
+        uids = {}
+        for job in self._pods.jobs():
+            meta = job.get("metadata") or {}
+            name = meta.get("name")
+            if meta.get("namespace") == self.namespace and isinstance(name, str):
+                uid = member_job_uid(job, name, minicluster_uid=None)
+                if uid is not None:
+                    uids[name] = uid
+        return uids
+
     def _ensemble_pod(self, ip: str) -> dict | None:
         """The serving pod with address ``ip`` that one of the Ensemble's member Jobs controls."""
         return next((pod for pod in self._member_pods(self._in_namespace()) if _serving(pod) and ip in _pod_ips(pod)),
                     None)
 
     def _member_pods(self, pods: Iterable[dict]) -> Iterable[dict]:
+        job_uids = self._job_uids()
         for pod in pods:
             index = ((pod.get("metadata") or {}).get("labels") or {}).get(MEMBER_LABEL, "")
             if not (isinstance(index, str) and index.isdecimal() and len(index) <= 6):
                 continue
             member = member_object_name(self.ensemble, int(index))
-            if minicluster_of(pod) == member and controlling_job(pod) == member:
+            if minicluster_of(pod) == member and controlled_by_members_job(pod, job_uids):
                 yield pod

@@ -177,6 +177,9 @@ def test_a_pod_with_the_lead_brokers_labels_but_not_owned_by_its_job_is_never_po
         ensemble = create_ensemble(kube, namespace)
         wait_for(lambda: get_or_none(kube, MINICLUSTERS, "ens-0", namespace), 30, "MiniCluster ens-0")
         start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-forged", LEAD_IP, owner_job=None)
+        # names the member's Job as its controller, with a UID that is not the Job's
+        start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-samename", LEAD_IP,
+                         owner_uid="00000000-0000-0000-0000-00000000dead")
         start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-aaaaa", OTHER_IP)
         polled = wait_for(lambda: (s := member_status(kube, namespace)).get("lastPoll") and s, 30, "lastPoll")
         assert polled["leadBroker"] == {"pod": "ens-0-0-aaaaa", "ip": OTHER_IP}

@@ -44,12 +44,14 @@ OPERATOR_CALLS = {
     "rolebindings.rbac.authorization.k8s.io": ("get", "list", "watch", "create", "patch"),
     "networkpolicies.networking.k8s.io": ("get", "list", "watch", "create", "patch", "delete"),
     "pods": ("list", "watch"),
+    "jobs.batch": ("list", "watch"),
     "events.events.k8s.io": ("create", "patch"),
     "tokenreviews.authentication.k8s.io": ("create",),
     "subjectaccessreviews.authorization.k8s.io": ("create",),
 }
 OPERATOR_NEVER = {
     "pods": ("create", "delete", "patch"),
+    "jobs.batch": ("get", "create", "delete", "patch"),
     "secrets": ("get", "list"),
     "deployments.apps": ("delete",),
     "networkpolicies.networking.k8s.io": ("update", "deletecollection"),
@@ -111,14 +113,17 @@ def test_an_ensemble_service_may_resize_its_own_members_and_nothing_else(
         assert can_i(kube_cluster, service, "get", minicluster, namespace, member)
         assert can_i(kube_cluster, service, "patch", minicluster, namespace, member)
     assert can_i(kube_cluster, service, "get", ensembles, namespace, "svc")
-    for verb in ("list", "watch"):  # its cache of the pods that call it
+    for verb in ("list", "watch"):  # its cache of the pods that call it, and of their Jobs
         assert can_i(kube_cluster, service, verb, "pods", namespace, None)
+        assert can_i(kube_cluster, service, verb, "jobs.batch", namespace, None)
     for verb, resource, name in (("get", minicluster, "svc-2"), ("patch", minicluster, "other-0"),
                                  ("get", ensembles, "other"), ("list", minicluster, None),
                                  ("delete", minicluster, "svc-0"), ("patch", ensembles, "svc"),
                                  ("get", "configmaps", "svc-0"), ("patch", f"{minicluster}/scale", "svc-0"),
                                  ("get", "pods", "svc-0-0"), ("create", "pods", None), ("patch", "pods", "x"),
-                                 ("delete", "pods", "x"), ("get", "pods/log", "x"), ("create", "pods/exec", "x")):
+                                 ("delete", "pods", "x"), ("get", "pods/log", "x"), ("create", "pods/exec", "x"),
+                                 ("get", "jobs.batch", "svc-0"), ("create", "jobs.batch", None),
+                                 ("delete", "jobs.batch", "svc-0")):
         assert not can_i(kube_cluster, service, verb, resource, namespace, name), f"{verb} {resource} {name}"
     assert not can_i(kube_cluster, service, "patch", minicluster, "default", "svc-0")
     assert not can_i(kube_cluster, service, "list", "pods", "default", None)

@@ -13,10 +13,11 @@ import pytest
 from controller.clock import RealClock
 from controller.kube.client import KubeClient
 from controller.kube.errors import ApiError, KubeError
-from controller.kube.resources import ENSEMBLES, MINICLUSTERS, PODS
+from controller.kube.resources import ENSEMBLES, JOBS, MINICLUSTERS, PODS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from controller.reconcilers.desired.service import role, role_binding, service_account
+from controller.service.callers import CallerAuthorizer
 from controller.service.memberpods import MemberPods
 from tests.helpers import wait_for
 from tests.integration.objects import JOBS_ONLY, make_minicluster, start_member_pod
@@ -69,19 +70,31 @@ def test_budget_grow_and_status_under_the_services_own_role(kube: KubeClient, na
 
 def test_the_services_pod_cache_lists_and_watches_under_its_own_role(kube: KubeClient, namespace: str,
                                                                        as_service_account) -> None:
-    """Caller identity reads the Ensemble's member pods through an informer: the Role's pods
-    list/watch is enough for it, and gives nothing more on pods."""
+    """Caller identity reads the Ensemble's member pods and their Jobs through informers: the
+    Role's pods and Jobs list/watch is enough for it, and gives nothing more on either. The
+    Jobs, created without labels as the Flux Operator does, are selected by the labels the API
+    server copied from their pods."""
     ensemble, _, client = as_service_account
+    for index in (0, 1):
+        make_minicluster(kube, namespace, f"ens-{index}", ensemble)
     start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-lead", "127.13.0.20")
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-tenant", "127.13.0.22", owner_job="tenant-job")
     pods = MemberPods(client, "ens", namespace, clock=RealClock())
     pods.start()
     try:
         assert pods.wait_for_sync(30)
-        assert [p["metadata"]["name"] for p in pods.list()] == ["ens-0-0-lead"]
-        start_member_pod(kube, namespace, ensemble, 1, "ens-1-0-lead", "127.13.0.21")   # the watch
-        wait_for(lambda: len(pods.list()) == 2, 30, "the watch to show the second member's lead broker")
+        assert sorted(p["metadata"]["name"] for p in pods.list()) == ["ens-0-0-lead", "ens-0-0-tenant"]
+        assert [j["metadata"]["name"] for j in pods.jobs()] == ["ens-0"]    # not the tenant's unlabelled Job
+        start_member_pod(kube, namespace, ensemble, 1, "ens-1-0-lead", "127.13.0.21")   # the watches
+        wait_for(lambda: len(pods.list()) == 3 and len(pods.jobs()) == 2, 30,
+                 "the watches to show the second member's lead broker and Job")
+        authorizer = CallerAuthorizer(pods, "ens", namespace)
+        wait_for(lambda: authorizer.may_act("ipv4:127.13.0.21:1", "ens-1") is None, 30,
+                 "member 1's lead broker, Running, to be let resize it")
+        assert authorizer.may_act("ipv4:127.13.0.22:1", "ens-0") is not None  # a pod of the tenant's Job
     finally:
         pods.stop()
-    with pytest.raises(ApiError) as denied:
-        client.get(PODS, "ens-0-0-lead", namespace)
-    assert denied.value.status == 403
+    for res, name in ((PODS, "ens-0-0-lead"), (JOBS, "ens-0")):
+        with pytest.raises(ApiError) as denied:
+            client.get(res, name, namespace)
+        assert denied.value.status == 403

@@ -67,10 +67,11 @@ def test_role_grants_only_what_the_service_needs() -> None:
         {"apiGroups": ["ensemble.flux-framework.org"], "resources": ["ensembles/status"],
          "resourceNames": ["demo"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},   # who is calling
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]},  # their Jobs' UIDs
     ]
     # never an empty resourceNames list: that would grant every MiniCluster
     assert [rule["resources"] for rule in role(make_ensemble(members=[]))["rules"]] == [
-        ["ensembles"], ["ensembles/status"], ["pods"]]
+        ["ensembles"], ["ensembles/status"], ["pods"], ["jobs"]]
     binding = role_binding(make_ensemble())
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo", "namespace": "ns1"}]
@@ -201,6 +202,19 @@ def test_each_member_gets_a_headless_service_of_its_own() -> None:
     ensemble = make_ensemble()
     names = [minicluster(ensemble, i, SETTINGS)["spec"]["network"]["headlessName"] for i in (0, 1)]
     assert names == ["demo-0", "demo-1"]
+
+
+def test_a_members_own_job_labels_carry_the_ownership_labels_as_its_pods_do() -> None:
+    """The member Jobs are cached by these labels: without jobLabels the API server copies the
+    pods' labels onto the Job, and with them it does not."""
+    plain = minicluster(make_ensemble(), 0, SETTINGS)
+    assert "jobLabels" not in plain["spec"]
+    ensemble = make_ensemble()
+    ensemble["spec"]["members"][0]["minicluster"]["spec"]["jobLabels"] = {"team": "a"}
+    labels = minicluster(ensemble, 0, SETTINGS)["spec"]["jobLabels"]
+    assert labels == {"team": "a", **{key: value for key, value in plain["spec"]["pod"]["labels"].items()
+                                      if key.startswith(("app.kubernetes.io/", "ensemble.flux-framework.org/"))}}
+    assert labels["ensemble.flux-framework.org/member"] == "0"
 
 
 def test_minicluster_defaults_size_and_keeps_user_pre_after_the_install() -> None:

@@ -7,10 +7,13 @@ from controller.memberpods.leadbroker import (
     index_by_minicluster,
     lead_broker,
     lead_broker_pods,
+    member_job_uid,
     minicluster_of,
     pod_index,
 )
-from tests.helpers import job_owner
+from tests.helpers import job_owner, member_job
+
+JOB_UIDS = {mc: job_owner(mc)["uid"] for mc in ("e-0", "e-1")}  # each member's Job, as the caches show it
 
 
 def pod(
@@ -137,7 +140,7 @@ def test_index_by_minicluster(given: dict, expected: list[str]) -> None:
     ],
 )
 def test_lead_broker(case: str, pods: list[dict], kwargs: dict, expected: LeadBroker | None) -> None:
-    assert lead_broker(pods, **kwargs) == expected, case
+    assert lead_broker(pods, job_uids=JOB_UIDS, **kwargs) == expected, case
 
 
 @pytest.mark.parametrize(
@@ -154,7 +157,7 @@ def test_reachable(broker: LeadBroker, reachable: bool) -> None:
 
 
 def test_a_lone_terminating_index_0_pod_is_the_lead_broker_but_not_polled() -> None:
-    broker = lead_broker([indexed("e-0", 0, deleting=True)])
+    broker = lead_broker([indexed("e-0", 0, deleting=True)], job_uids=JOB_UIDS)
     assert broker == LeadBroker(pod="e-0-0-abcde", ip="10.0.0.1", phase="Running", terminating=True)
     assert not broker.reachable
 
@@ -169,6 +172,8 @@ def forged(owner: dict | None, **changes: object) -> dict:
 @pytest.mark.parametrize("case, pod_", [
     ("no owner reference", forged(None)),
     ("owned by another Job", forged(job_owner("e-1"))),
+    ("owned by a Job of the member's name but another UID", forged(job_owner("e-0"), uid="uid-another-job")),
+    ("owner reference without a UID", forged({k: v for k, v in job_owner("e-0").items() if k != "uid"})),
     ("owner not the controller", forged(job_owner("e-0"), controller=False)),
     ("controller of another kind", forged(job_owner("e-0"), kind="ReplicaSet", apiVersion="apps/v1")),
     ("a Job of another group", forged(job_owner("e-0"), apiVersion="example.com/v1")),
@@ -176,8 +181,29 @@ def forged(owner: dict | None, **changes: object) -> dict:
 def test_only_a_pod_the_members_job_controls_counts_as_its_lead_broker(case: str, pod_: dict) -> None:
     """A pod carrying the member's labels, newer and serving, is still not the lead broker."""
     real = indexed("e-0", 0, ip="10.0.0.1")
-    assert lead_broker([pod_, real], minicluster="e-0") == LeadBroker(pod="e-0-0-abcde", ip="10.0.0.1",
-                                                                      phase="Running"), case
-    assert lead_broker([pod_], minicluster="e-0") is None, case
-    assert lead_broker([pod_]) is None, case
-    assert lead_broker_pods([pod_], minicluster="e-0") == [], case
+    assert lead_broker([pod_, real], job_uids=JOB_UIDS, minicluster="e-0") == LeadBroker(
+        pod="e-0-0-abcde", ip="10.0.0.1", phase="Running"), case
+    assert lead_broker([pod_], job_uids=JOB_UIDS, minicluster="e-0") is None, case
+    assert lead_broker([pod_], job_uids=JOB_UIDS) is None, case
+    assert lead_broker_pods([pod_], job_uids=JOB_UIDS, minicluster="e-0") == [], case
+
+
+def test_no_pod_is_the_lead_broker_while_the_members_job_is_unknown() -> None:
+    assert lead_broker([indexed("e-0", 0)], job_uids={}, minicluster="e-0") is None
+    assert lead_broker([indexed("e-0", 0)], job_uids={"e-0": "uid-job-recreated"}, minicluster="e-0") is None
+
+
+@pytest.mark.parametrize("case, job, minicluster_uid, expected", [
+    ("the Job the MiniCluster controls", member_job("e-0", "uid-mc"), "uid-mc", "uid-job-e-0"),
+    ("controlled by a MiniCluster of that name with another UID", member_job("e-0", "uid-old-mc"), "uid-mc", None),
+    ("checked by name where MiniClusters are not cached", member_job("e-0", "uid-old-mc"), None, "uid-job-e-0"),
+    ("no Job yet", None, "uid-mc", None),
+    ("a Job of another name", {**member_job("e-0", "uid-mc"),
+                               "metadata": {**member_job("e-0", "uid-mc")["metadata"], "name": "e-1"}}, "uid-mc", None),
+    ("a Job no MiniCluster controls", {"metadata": {"name": "e-0", "uid": "uid-job-e-0"}}, None, None),
+    ("a Job another kind controls", {"metadata": {"name": "e-0", "uid": "uid-job-e-0", "ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "e-0", "uid": "uid-mc", "controller": True}]}},
+     "uid-mc", None),
+])
+def test_member_job_uid(case: str, job: dict | None, minicluster_uid: str | None, expected: str | None) -> None:
+    assert member_job_uid(job, "e-0", minicluster_uid=minicluster_uid) == expected, case

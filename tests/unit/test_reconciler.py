@@ -10,12 +10,14 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        Resource)
 from controller.reconcilers.desired import DesiredSettings
-from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleReconciler
 from controller.reconcilers.owned_objects import SIZE_FIELD_MANAGER
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request, Result
-from tests.unit.fakes.reconciler import (ENSEMBLE_YAML, OWNED, FakeApi, FakeCache, FakePoller, FakeRecorder,
-                                         conditions, lead_pod, make_ensemble, member, stored_ensemble)
+from tests.helpers import job_owner
+from tests.unit.fakes.reconciler import (ENSEMBLE_YAML, FakeApi, FakePoller, FakeRecorder,
+                                         conditions, fake_caches, lead_pod, make_ensemble, member,
+                                         stored_ensemble)
 
 
 def test_first_reconcile_creates_everything_and_a_second_writes_nothing(env) -> None:
@@ -129,8 +131,7 @@ def test_removed_member_objects_are_deleted(env) -> None:
 
 def test_a_validator_that_raises_makes_the_ensemble_invalid_naming_the_cause_not_a_retried_error(env) -> None:
     api, recorder, poller, clock, _ = env
-    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES), owned={res: FakeCache(api, res) for res in OWNED},
-                            pods=FakeCache(api, PODS))
+    caches = fake_caches(api)
 
     def exhausted(obj: dict) -> list:
         raise MemoryError("a custom rule asked for 10**12 items")
@@ -173,6 +174,21 @@ def test_invalid_spec_creates_nothing_reports_once_and_recovers(env) -> None:
     assert ("MiniCluster", "e1-0") in api.kinds_written()
     assert conditions(api)["InvalidSpec"]["status"] == "False"
     assert conditions(api)["Ready"]["reason"] == "NotReady"
+
+
+def test_a_pod_naming_the_members_job_with_another_uid_is_neither_polled_nor_its_lead_broker(env) -> None:
+    api, _, poller, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    forged = lead_pod("e1-0")
+    forged["metadata"]["ownerReferences"] = [{**job_owner("e1-0"), "uid": "uid-another-job"}]
+    api.put(PODS, forged)
+    reconciler.reconcile(Request("ns", "e1"))
+    assert poller.targets == {}
+    assert "leadBroker" not in stored_ensemble(api)["status"]["members"][0]
+    api.put(PODS, {**lead_pod("e1-0"), "metadata": {**lead_pod("e1-0")["metadata"], "name": "e1-0-0-real"}})
+    reconciler.reconcile(Request("ns", "e1"))
+    assert stored_ensemble(api)["status"]["members"][0]["leadBroker"]["pod"] == "e1-0-0-real"
 
 
 def test_members_with_a_serving_lead_broker_are_polled_each_heartbeat(env) -> None:
@@ -346,8 +362,7 @@ class LaggingApi(FakeApi):
 
 def new_env(api: FakeApi) -> tuple[FakeRecorder, FakeClock, EnsembleReconciler]:
     recorder, clock = FakeRecorder(), FakeClock()
-    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
-                            owned={res: FakeCache(api, res) for res in OWNED}, pods=FakeCache(api, PODS))
+    caches = fake_caches(api)
     reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
                                     settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
                                     poller=FakePoller())

@@ -10,15 +10,15 @@ import pytest
 from tests.fakes import FakeClock
 from controller.kube.errors import ApiError
 from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
-from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleCaches, EnsembleReconciler
+from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleReconciler
 from controller.reconcilers.intents import RECORDS_FIELD_MANAGER
 from controller.proto.errors import ActionCallError
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Outcome
-from tests.unit.fakes.reconciler import (ADDRESS, DONE, EMPTY, KEY, OWNED, PENDING, Env, FakeApi, FakeCache,
-                                         FakeMembers, FakeRecorder, lead_pod, make_ensemble, member,
+from tests.unit.fakes.reconciler import (ADDRESS, DONE, EMPTY, KEY, PENDING, Env, FakeApi, FakeCache,
+                                         FakeMembers, FakeRecorder, fake_caches, lead_pod, make_ensemble, member,
                                          stored_ensemble)
 
 def scale(**options) -> dict:
@@ -263,8 +263,7 @@ def test_invalid_algorithm_is_an_invalid_spec_naming_the_option(algorithm: dict,
     ensemble = make_ensemble([member()])
     ensemble["spec"]["algorithm"] = algorithm
     api.put(ENSEMBLES, ensemble)
-    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
-                            owned={res: FakeCache(api, res) for res in OWNED}, pods=FakeCache(api, PODS))
+    caches = fake_caches(api)
     reconciler = EnsembleReconciler(client=api, caches=caches, events=events, clock=FakeClock())
     reconciler.reconcile(Request("ns", "e1"))
     invalid = next(c for c in stored_ensemble(api)["status"]["conditions"] if c["type"] == "InvalidSpec")

@@ -5,8 +5,8 @@ import pytest
 
 from controller.service.callers import CallerAuthorizer, Refusal, peer_ip
 from controller.memberpods.labels import member_pod_selector
-from controller.service.memberpods import slim_pod
-from tests.unit.service_pods import LEAD0, LEAD1, NS, WORKER0, Pods, pod
+from controller.service.memberpods import slim_job, slim_pod
+from tests.unit.service_pods import LEAD0, LEAD1, NS, WORKER0, Pods, job, pod
 
 
 def authorizer(*pods: dict, synced: bool = True) -> CallerAuthorizer:
@@ -58,6 +58,7 @@ def test_no_one_but_the_lead_broker_may_resize_a_member(peer: str, names: list[s
     pod("forged", "10.0.0.66", owner=None),                     # labelled as the lead, owned by no one
     pod("forged", "10.0.0.66", owner="mine"),                   # owned by a Job of the tenant's
     pod("forged", "10.0.0.66", owner="ens-0", owner_kind="ReplicaSet"),
+    pod("forged", "10.0.0.66", owner="ens-0", owner_uid="uid-another-job"),  # names the member's Job, not its UID
     pod("forged", "10.0.0.66", namespace="elsewhere"),          # the member's name, in another namespace
 ])
 def test_a_forged_lead_broker_pod_may_not_resize(forged: dict) -> None:
@@ -104,12 +105,34 @@ def test_any_pod_of_the_ensembles_members_may_read_the_status() -> None:
     pod("forged", "10.0.0.66", owner="mine"),
     pod("forged", "10.0.0.66", job="ens-1", owner="ens-1"),             # member label 0, Job of member 1
     pod("forged", "10.0.0.66", member=999999999, job="ens-0"),
+    pod("forged", "10.0.0.66", owner="ens-0", owner_uid="uid-another-job"),  # the member's Job by name only
     pod("gone", "10.0.0.66", deleting=True),
 ])
 def test_only_serving_pods_of_the_members_jobs_may_read_the_status(caller: dict) -> None:
     denial = authorizer(LEAD0, caller).may_read("ipv4:10.0.0.66:1")
     assert denial is not None and denial.reason is Refusal.NOT_ENSEMBLE_POD
     assert "not a pod of Ensemble ns/ens" in denial.message
+
+
+@pytest.mark.parametrize("jobs", [
+    [],                                                                       # the Job not seen yet
+    [{**job("ens-0"), "metadata": {**job("ens-0")["metadata"], "ownerReferences": []}}],  # no MiniCluster's
+    [{**job("ens-0"), "metadata": {**job("ens-0")["metadata"], "uid": "uid-recreated"}}],  # a newer Job
+])
+def test_without_the_members_job_in_the_cache_its_pods_may_neither_resize_nor_read(jobs: list[dict]) -> None:
+    callers = CallerAuthorizer(Pods(LEAD0, jobs=jobs), "ens", NS)
+    denial = callers.may_act("ipv4:10.0.0.5:1", "ens-0")
+    assert denial is not None and denial.reason is Refusal.NOT_LEAD_BROKER
+    denial = callers.may_read("ipv4:10.0.0.5:1")
+    assert denial is not None and denial.reason is Refusal.NOT_ENSEMBLE_POD
+
+
+def test_the_job_cache_is_slimmed_to_what_identifies_a_job_and_its_owner() -> None:
+    full = {**job("ens-0"), "spec": {"template": {"spec": {"containers": [{"name": "x" * 10_000}]}}},
+            "status": {"active": 3}}
+    full["metadata"] = {**full["metadata"], "managedFields": [{}], "annotations": {"big": "x" * 10_000}}
+    assert slim_job(full) == {"metadata": job("ens-0")["metadata"]}
+    assert CallerAuthorizer(Pods(LEAD0, jobs=[slim_job(full)]), "ens", NS).may_act("ipv4:10.0.0.5:1", "ens-0") is None
 
 
 def test_the_pod_cache_is_selected_on_the_ensembles_member_pods_and_slimmed() -> None:

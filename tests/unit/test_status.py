@@ -17,7 +17,9 @@ def pod(phase: str, index: int = 0, ip: str | None = "10.1.1.1") -> dict:
 
 
 def observation(**kwargs) -> MemberObservation:
-    defaults = dict(name="m", spec_size=2, min_size=1, max_size=4, minicluster={"spec": {"size": 3}})
+    """A member whose Job (the one its pods' owner reference names) is known, unless given."""
+    defaults = dict(name="m", spec_size=2, min_size=1, max_size=4, minicluster={"spec": {"size": 3}},
+                    job_uid=job_owner(kwargs.get("name", "m"))["uid"])
     return MemberObservation(**{**defaults, **kwargs})
 
 

@@ -159,6 +159,10 @@ def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     # Labelled pods let the operator watch only its members' pods and map them back.
     pod = spec.get("pod") or {}
     spec["pod"] = {**pod, "labels": {**(pod.get("labels") or {}), **ownership_labels(ensemble, index)}}
+    # Without jobLabels the API server gives the Job its pods' labels, ours among them, which the
+    # operator and the service cache member Jobs by; a member's own jobLabels must carry them too.
+    if spec.get("jobLabels"):
+        spec["jobLabels"] = {**spec["jobLabels"], **ownership_labels(ensemble, index)}
     containers = list(spec.get("containers") or [])
     containers[0] = _runner_container(ensemble, index, containers[0], member)
     if (ensemble.get("spec") or {}).get("statusSidecar") is False:   # members as upstream runs them

@@ -59,8 +59,9 @@ def role(ensemble: dict) -> dict:
     """Least privilege for the ensemble service: read and patch its own members' MiniClusters
     (their size), read its own Ensemble (budget, status) and patch its status (the budget
     ledger, ``status.budgetGrants``; the Ensemble's spec stays out of reach), each by name; and
-    list/watch pods in its namespace, for the cache that tells who is calling (its lead
-    brokers' pod IPs; RBAC cannot narrow a list by label, and nothing more is granted on pods).
+    list/watch pods and Jobs in its namespace, for the cache that tells who is calling (its lead
+    brokers' pod IPs, and the member Jobs' UIDs that tell a member's pods from forgeries; RBAC
+    cannot narrow a list by label, and nothing more is granted on either).
     Exactly the calls controller/service makes; the API server, not only the service, refuses
     the rest. In service mode upstream, exactly ensemble-server's calls: it lists the namespace's
     MiniClusters to find a member (RBAC cannot narrow a list by name) and patches it by name."""
@@ -72,7 +73,8 @@ def role(ensemble: dict) -> dict:
          "resourceNames": [ensemble_name(ensemble)], "verbs": ["get"]},
         {"apiGroups": [ENSEMBLES.group], "resources": [f"{ENSEMBLES.plural}/status"],
          "resourceNames": [ensemble_name(ensemble)], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]}]
     if count:  # an empty resourceNames list would grant every name
         rules.insert(0, {"apiGroups": [MINICLUSTERS.group], "resources": [MINICLUSTERS.plural],
                          "resourceNames": members, "verbs": ["patch"] if upstream else ["get", "patch"]})

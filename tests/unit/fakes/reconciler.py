@@ -20,7 +20,7 @@ from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
 from tests.fakes import FakeClock
-from tests.helpers import job_owner
+from tests.helpers import job_owner, member_job
 
 
 OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES)
@@ -135,6 +135,27 @@ class FakeCache:
         return [o for o in self._all() if o["metadata"].get("labels", {}).get("job-name") == value]
 
 
+class FluxJobs:
+    """The Jobs the Flux Operator keeps for the fake API's MiniClusters: one per MiniCluster,
+    named as it and controlled by it, whose pods ``job_owner`` names (a cache of them)."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self._api = api
+
+    def get(self, name: str, namespace: str | None = None) -> dict | None:
+        minicluster = self._api.objects.get((MINICLUSTERS, namespace, name))
+        return None if minicluster is None else member_job(name, minicluster["metadata"]["uid"], namespace or "")
+
+    def by_index(self, index_name: str, value: str) -> list[dict]:
+        raise AssertionError(f"the reconciler reads member Jobs by name only, not by index {index_name}")
+
+
+def fake_caches(api: FakeApi) -> EnsembleCaches:
+    """The reconciler's caches over ``api``, always in sync with it."""
+    return EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES), owned={res: FakeCache(api, res) for res in OWNED},
+                          pods=FakeCache(api, PODS), jobs=FluxJobs(api))
+
+
 class FakeRecorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
@@ -179,9 +200,7 @@ def reconciler_env() -> tuple[FakeApi, FakeRecorder, FakePoller, FakeClock, Ense
     recorder = FakeRecorder()
     poller = FakePoller()
     clock = FakeClock()
-    caches = EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES),
-                            owned={res: FakeCache(api, res) for res in OWNED},
-                            pods=FakeCache(api, PODS))
+    caches = fake_caches(api)
     reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
                                     settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
                                     poller=poller)
@@ -276,9 +295,7 @@ class Env:
         self.reconcile()
 
     def new_operator(self) -> Operator:
-        caches = EnsembleCaches(ensembles=FakeCache(self.api, ENSEMBLES),
-                                owned={res: FakeCache(self.api, res) for res in OWNED},
-                                pods=FakeCache(self.api, PODS))
+        caches = fake_caches(self.api)
         queue: list[Request] = []
         runner = ActionRunner(client=self.api, scalers=self.scaler.factory, members=self.members,
                               events=self.events, on_outcome=queue.append)
