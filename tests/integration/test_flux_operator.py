@@ -16,6 +16,7 @@ import yaml
 
 from controller.kube.errors import ApiError, is_not_found
 from controller.kube.resources import ENSEMBLES, JOBS, MINICLUSTERS, PODS, SERVICES
+from controller.memberpods.leadbroker import lead_broker_pods, member_job_uid, pod_index
 from controller.scaling.minicluster_sizes import refusal
 from controller.reconcilers.desired.member import ENTRYPOINT_DIR, STATUS_CONTAINER, minicluster
 from controller.reconcilers.desired.settings import DesiredSettings
@@ -81,6 +82,14 @@ def test_every_minicluster_we_build_gets_its_job_and_pods_from_the_flux_operator
                        job_pods(kube, name, namespace), 60, f"{size} pods of Job {namespace}/{name}")
         assert sorted(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] for p in pods) == \
             [str(i) for i in range(size)]
+        # What lead brokers are told by (controller/memberpods/leadbroker.py): the Job carries its
+        # pods' labels, ours among them, so the member-Job caches select it; the MiniCluster controls
+        # it by UID; and its index-0 pod, controlled by it, is the one lead broker.
+        assert mc["spec"]["pod"]["labels"].items() <= job["metadata"]["labels"].items()
+        job_uid = member_job_uid(job, name, minicluster_uid=mc["metadata"]["uid"])
+        assert job_uid == job["metadata"]["uid"]
+        assert [p["metadata"]["name"] for p in lead_broker_pods(pods, job_uids={name: job_uid}, minicluster=name)] \
+            == [p["metadata"]["name"] for p in pods if pod_index(p) == 0]
         headless = mc["spec"]["network"]["headlessName"]
         assert waiting(flux_operator, lambda: get(kube, SERVICES, headless, namespace), 30,
                        f"the headless Service {headless}")["spec"]["clusterIP"] == "None"
