@@ -29,7 +29,7 @@ from controller.reconcilers.member_client import GrpcMemberClient
 from controller.reconcilers.poller import StatusPoller
 from controller.runtime.builder import ControllerBuilder
 from controller.runtime.controller import Controller
-from controller.runtime.predicates import generation_changed
+from controller.runtime.predicates import PredicateFuncs, generation_changed
 from controller.runtime.reconcile import Request
 from controller.scaling.scaler import EnsembleScaler
 
@@ -43,6 +43,14 @@ def _ensemble_of_member_object(obj: dict) -> list[Request]:
     meta = obj.get("metadata") or {}
     name = (meta.get("labels") or {}).get(ENSEMBLE_LABEL)
     return [Request(meta.get("namespace", ""), name)] if name else []
+
+
+def _owners_changed(old: dict, new: dict) -> bool:
+    return (old.get("metadata") or {}).get("ownerReferences") != (new.get("metadata") or {}).get("ownerReferences")
+
+
+# Of a member Job only its UID and controller matter (its status follows its pods, watched already).
+job_identity_changed = PredicateFuncs(update=_owners_changed)
 
 
 def settings_from(args: Any) -> DesiredSettings:
@@ -95,7 +103,8 @@ def setup(manager: Any, args: Any) -> Controller:
     for res in OWNED_RESOURCES:
         builder.owns(res)
     builder.watches(PODS, _ensemble_of_member_object)
-    builder.watches(JOBS, _ensemble_of_member_object)  # a Job seen after its pods makes their lead broker known
+    # A Job seen after its pods makes their lead broker known.
+    builder.watches(JOBS, _ensemble_of_member_object, predicates=[job_identity_changed])
     controller = builder.with_workers(getattr(args, "workers", None) or 4).complete(reconciler)
     manager.add_runnable(poller)  # polls only while leading; stopped with the manager
     manager.add_runnable(runner)  # acts only while leading; stopped before the poller (its channels)
