@@ -107,8 +107,12 @@ def test_operator_scale_algorithm_grows_a_member_with_waiting_jobs(cluster, ns):
 
     wait_for(scaled_up_event, TIMEOUT, "the ScaledUp Event", cluster)
     # The Event is written by its own thread, the status by the reconcile: either may land first.
-    actions = wait_for(lambda: get(cluster, "ensemble", "scaled", ns)["status"].get("memberActions"), TIMEOUT,
-                       "status.memberActions", cluster)
+    # A decision is first recorded as pending, then counted once the action runner is done.
+    def recorded() -> list[dict] | None:
+        actions = get(cluster, "ensemble", "scaled", ns)["status"].get("memberActions")
+        return actions if actions and all("lastAction" in a for a in actions) else None
+
+    actions = wait_for(recorded, TIMEOUT, "status.memberActions with the grow counted", cluster)
     assert [a["name"] for a in actions] == [mc] and actions[0]["lastAction"]["kind"] == "grow"
 
 
