@@ -284,6 +284,24 @@ class BudgetGrant:
 
 
 @dataclass
+class ServiceAction:
+    """The last grow or shrink the ensemble service served for one member (its rules asked for it).
+
+    Written by the service (field manager ensemble-service), one entry per member, so
+    `ensemble-operator status` can show resizes that no operator algorithm made.
+    """
+
+    name: str = api_field("The member's MiniCluster.", required=True, min_length=1)
+    kind: str = api_field("The action served.", required=True, enum=("grow", "shrink"))
+    from_size: int = api_field("spec.size before the action.", required=True, minimum=0, json_name="from")
+    to_size: int = api_field("spec.size the action set.", required=True, minimum=0, json_name="to")
+    time: str = api_field("When the service resized the MiniCluster (RFC 3339).", required=True,
+                          format="date-time")
+    grows: int = api_field("Grows the service has served for this member.", default=0, minimum=0)
+    shrinks: int = api_field("Shrinks the service has served for this member.", default=0, minimum=0)
+
+
+@dataclass
 class EnsembleStatus:
     """The observed state of an Ensemble, written by the operator through the status subresource."""
 
@@ -310,6 +328,10 @@ class EnsembleStatus:
     budget_grants: list[BudgetGrant] = api_field(
         "The spec.budget ledger, written by the deciders that grow members (not by the reconciler).",
         default_factory=list, list_map_keys=("minicluster",), max_items=MAX_MEMBERS)
+    service_actions: list[ServiceAction] = api_field(
+        "Per member, the last grow or shrink the ensemble service served (its rules asked for it), written by "
+        "the service (not by the reconciler).", default_factory=list, list_map_keys=("name",),
+        max_items=MAX_MEMBERS)
 
 
 @dataclass
