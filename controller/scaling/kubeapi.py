@@ -17,3 +17,6 @@ class KubeApi(Protocol):
     def patch(self, res: Resource, name: str, patch: object, *, namespace: str | None = None,
               patch_type: str = "merge", subresource: str | None = None,
               field_manager: str | None = None) -> dict: ...
+
+    def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
+              subresource: str | None = None) -> dict: ...

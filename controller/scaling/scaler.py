@@ -14,6 +14,11 @@ ledger (``status.budgetGrants``) and not yet applied, records its own grant ther
 the Ensemble's resourceVersion, and only then patches the MiniCluster: of two grows decided
 from the same ledger, one gets a 409 and decides again with the other's grant counted.
 Unbudgeted grows and shrinks send no more requests than before.
+
+Each served resize is recorded per member in ``status.serviceActions`` (see
+``service_actions``): in the ledger write when a budgeted grow makes one anyway, else by one
+server-side apply of that field after the MiniCluster patch. Failing to record it does not
+fail the resize: it is logged and counted (``on_unrecorded``).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import logging
 import random
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cachetools
 import tenacity
@@ -37,6 +43,7 @@ from controller.scaling.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, grant
                                            read_ledger, record_grant, waiting_demand)
 from controller.scaling.kubeapi import KubeApi
 from controller.scaling.ownership import describe_owner, owned_by
+from controller.scaling.service_actions import STATUS_FIELD as ACTIONS_FIELD, ServiceActionBook
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,8 @@ class EnsembleScaler:
 
     def __init__(self, api: KubeApi, ensemble: str, namespace: str, *, clock: Clock,
                  rng: random.Random | None = None, retry: RetryPolicy = RetryPolicy(),
-                 ensemble_ttl: float = 2.0, cache_ttl: float = 60.0) -> None:
+                 ensemble_ttl: float = 2.0, cache_ttl: float = 60.0,
+                 on_unrecorded: Callable[[], None] = lambda: None) -> None:
         self.api = api
         self.ensemble = ensemble
         self.namespace = namespace
@@ -90,6 +98,8 @@ class EnsembleScaler:
         self._budget_lock = threading.Lock()
         self._miniclusters: cachetools.TTLCache = cachetools.TTLCache(1024, cache_ttl, timer=clock.now)
         self._ensemble_cache: cachetools.TTLCache = cachetools.TTLCache(1, ensemble_ttl, timer=clock.now)
+        self._actions = ServiceActionBook()
+        self._on_unrecorded = on_unrecorded
 
     def scale(self, request: ScaleRequest) -> Decision:
         try:
@@ -162,7 +172,7 @@ class EnsembleScaler:
                 return self._grow_within_budget(fresh, minicluster, size, target, reply, cached)
         if target == size and cached:
             raise _Unverified()
-        return self._write_size(minicluster, size, target, reply)
+        return self._write_size(minicluster, size, target, reply, ensemble)
 
     def _grow_within_budget(self, ensemble: dict | None, minicluster: dict, size: int, target: int,
                             reply: dict, cached: bool) -> Decision:
@@ -174,7 +184,7 @@ class EnsembleScaler:
             return Decision(Outcome.ERROR, {"error": f"Ensemble {self._key(self.ensemble)} not found"})
         budget = (ensemble.get("spec") or {}).get("budget")
         if budget is None:  # removed since the cached read
-            return self._write_size(minicluster, size, target, reply)
+            return self._write_size(minicluster, size, target, reply, ensemble)
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ScaleRequestError(f"Ensemble {self._key(self.ensemble)}: spec.budget must be a "
                               f"non-negative integer, got {budget!r}")
@@ -206,14 +216,17 @@ class EnsembleScaler:
             reply.update({"to": size, "error": f"no nodes granted: {grant.reason}"})
             return Decision(Outcome.DENIED, reply)
         granted = LedgerGrant(name, size + grant.granted, versions[name], now + GRANT_TTL_SECONDS)
-        self._write_ledger(ensemble, record_grant(ledger, granted, versions, now))
-        return self._write_size(minicluster, size, granted.size, reply)
+        grants = record_grant(ledger, granted, versions, now)
+        self._actions.record(ensemble, name, size, granted.size, now,
+                             lambda actions: self._write_ledger(ensemble, grants, actions))
+        return self._write_size(minicluster, size, granted.size, reply, ensemble, recorded=True)
 
-    def _write_ledger(self, ensemble: dict, grants: list[dict]) -> None:
+    def _write_ledger(self, ensemble: dict, grants: list[dict], actions: list[dict]) -> None:
         """Replace ``status.budgetGrants`` (status subresource: the service's Role grants patch on
-        its Ensemble's status only) if the Ensemble is still the version the grant was decided on."""
+        its Ensemble's status only) if the Ensemble is still the version the grant was decided on;
+        ``status.serviceActions`` rides along (the grow is recorded before it is made: one write)."""
         patch = {"metadata": {"resourceVersion": ensemble["metadata"]["resourceVersion"]},
-                 "status": {"budgetGrants": grants}}
+                 "status": {"budgetGrants": grants, ACTIONS_FIELD: actions}}
         try:
             updated = self.api.patch(ENSEMBLES, self.ensemble, patch, namespace=self.namespace,
                                      subresource="status", field_manager=FIELD_MANAGER)
@@ -225,7 +238,9 @@ class EnsembleScaler:
         with self._lock:
             self._ensemble_cache[self.ensemble] = updated
 
-    def _write_size(self, minicluster: dict, size: int, target: int, reply: dict) -> Decision:
+    def _write_size(self, minicluster: dict, size: int, target: int, reply: dict, ensemble: dict, *,
+                    recorded: bool = False) -> Decision:
+        """Patch ``spec.size``; then record the action unless the ledger write already did."""
         reply["to"] = target
         if target != reply["requested"]:
             reply["clamped"] = True
@@ -241,7 +256,28 @@ class EnsembleScaler:
                 self._forget(metadata["name"])
             raise
         self._remember(updated)
+        if not recorded:
+            self._record_action(ensemble, metadata["name"], size, target)
+        self._actions.commit(metadata["name"], size, target)
         return Decision(Outcome.SUCCESS, reply)
+
+    def _record_action(self, ensemble: dict, name: str, size: int, target: int) -> None:
+        """One server-side apply of ``status.serviceActions`` (only that field: the operator's status
+        fields stay its own). The resize is done either way: a failure is logged and counted."""
+        try:
+            self._actions.record(ensemble, name, size, target, self._clock.wall(), self._apply_actions)
+        except Exception as err:
+            self._on_unrecorded()
+            log.warning("MiniCluster %s resized %d -> %d, but recording it in status.%s of Ensemble %s "
+                        "failed: %s", self._key(name), size, target, ACTIONS_FIELD, self._key(self.ensemble), err)
+
+    def _apply_actions(self, actions: list[dict]) -> None:
+        applied = {"apiVersion": ENSEMBLES.api_version, "kind": ENSEMBLES.kind,
+                   "metadata": {"name": self.ensemble, "namespace": self.namespace},
+                   "status": {ACTIONS_FIELD: actions}}
+        updated = self.api.apply(ENSEMBLES, applied, field_manager=FIELD_MANAGER, subresource="status")
+        with self._lock:
+            self._ensemble_cache[self.ensemble] = updated
 
     def _members(self, ensemble: dict) -> list[dict]:
         """The Ensemble's existing MiniClusters (``<e>-<i>`` for member ``i``), read one by one:

@@ -15,7 +15,7 @@ from controller.service.admission import (DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE
                                           RequestAdmission, refusals_counter)
 from controller.service.callers import CallerAuthorizer
 from controller.service.memberpods import MemberPods
-from controller.service.servicer import EnsembleServicer, actions_counter
+from controller.service.servicer import EnsembleServicer, actions_counter, unrecorded_actions_counter
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 2
     clock = RealClock()
-    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock)
+    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock,
+                            on_unrecorded=unrecorded_actions_counter(REGISTRY).inc)
     pods = MemberPods(client, args.ensemble, args.namespace, clock=clock)
     admission = RequestAdmission(CallerAuthorizer(pods, args.ensemble, args.namespace), limit,
                                  refusals_counter(REGISTRY), clock=clock)

@@ -35,6 +35,12 @@ def actions_counter(registry: CollectorRegistry) -> Counter:
                    ["action", "result"], registry=registry)
 
 
+def unrecorded_actions_counter(registry: CollectorRegistry) -> Counter:
+    return Counter("ensemble_service_action_records_failed_total",
+                   "Resizes served whose record in the Ensemble's status.serviceActions failed to be written",
+                   registry=registry)
+
+
 class EnsembleServicer(pb2_grpc.EnsembleOperatorServicer):
     """``admission`` None serves every caller: only for tests of the scaling itself; the
     ``service`` command always admits (``controller.service.main``)."""

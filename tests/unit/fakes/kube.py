@@ -20,6 +20,7 @@ class FakeKube:
         self._uids = itertools.count(1)
         self._lock = threading.Lock()
         self.patches: list[tuple[str, dict]] = []
+        self.applies: list[tuple[str, dict]] = []
         self.conflicts = 0
 
     def put(self, res: Resource, obj: dict) -> dict:
@@ -65,6 +66,25 @@ class FakeKube:
             updated["metadata"]["resourceVersion"] = str(next(self._versions))
             self._objects[key] = updated
             self.patches.append((name, copy.deepcopy(patch)))
+            return copy.deepcopy(updated)
+
+
+    def apply(self, res: Resource, obj: dict, *, field_manager: str, force: bool = True,
+              subresource: str | None = None) -> dict:
+        """Server-side apply, as far as the service uses it: the given top-level fields of
+        ``status`` (with ``subresource="status"``) replace the stored ones; no field ownership."""
+        assert subresource == "status" and set(obj) <= {"apiVersion", "kind", "metadata", "status"}
+        meta = obj["metadata"]
+        with self._lock:
+            key = (res.plural, meta.get("namespace") or "", meta["name"])
+            stored = self._objects.get(key)
+            if stored is None:
+                raise ApiError(404, "NotFound", f'{res} "{meta["name"]}" not found')
+            updated = copy.deepcopy(stored)
+            updated.setdefault("status", {}).update(copy.deepcopy(obj.get("status") or {}))
+            updated["metadata"]["resourceVersion"] = str(next(self._versions))
+            self._objects[key] = updated
+            self.applies.append((meta["name"], copy.deepcopy(obj)))
             return copy.deepcopy(updated)
 
 

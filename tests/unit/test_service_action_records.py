@@ -1,0 +1,145 @@
+"""The service records each resize it served in status.serviceActions (FakeKube, FakeClock)."""
+from __future__ import annotations
+
+import random
+
+from tests.fakes import FakeClock
+from controller.kube.errors import ApiError
+from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
+from controller.runtime.reconcile import Request
+from controller.scaling.requests import ScaleRequest
+from controller.scaling.scaler import FIELD_MANAGER, EnsembleScaler, Outcome, RetryPolicy
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.reconciler import make_ensemble, stored_ensemble
+
+NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
+START = 1_796_000_000.0   # 2026-11-30T00:53:20Z
+
+
+class Served:
+    """Ensemble ``ens`` with members ens-0 and ens-1 (size 2 each) and the service's scaler."""
+
+    def __init__(self, budget: int | None = None) -> None:
+        self.kube = FakeKube()
+        self.clock = FakeClock(wall_offset=START - 1_000.0)
+        self.unrecorded = 0
+        ensemble = self.kube.put(ENSEMBLES, ensemble_obj("ens", budget=budget, members=2))
+        for name in ("ens-0", "ens-1"):
+            self.kube.put(MINICLUSTERS, minicluster_obj(name, ensemble, size=2, min_size=1))
+        self.scaler = self.new_scaler()
+
+    def new_scaler(self) -> EnsembleScaler:
+        def count() -> None:
+            self.unrecorded += 1
+        return EnsembleScaler(self.kube, "ens", "ns", clock=self.clock, rng=random.Random(1), retry=NO_WAIT,
+                              on_unrecorded=count)
+
+    def scale(self, action: str, name: str, delta: int) -> Outcome:
+        return self.scaler.scale(ScaleRequest(action, name, delta)).outcome
+
+    def actions(self) -> dict[str, dict]:
+        status = self.kube.get(ENSEMBLES, "ens", "ns").get("status") or {}
+        return {entry["name"]: entry for entry in status.get("serviceActions", [])}
+
+
+def test_a_served_grow_and_shrink_are_recorded_per_member_with_counts() -> None:
+    served = Served()
+    assert served.scale("grow", "ens-0", 2) is Outcome.SUCCESS
+    served.clock.step(65)
+    assert served.scale("shrink", "ens-0", -1) is Outcome.SUCCESS
+    assert served.scale("grow", "ens-1", 1) is Outcome.SUCCESS
+    assert served.actions() == {
+        "ens-0": {"name": "ens-0", "kind": "shrink", "from": 4, "to": 3, "time": "2026-11-30T00:54:25Z",
+                  "grows": 1, "shrinks": 1},
+        "ens-1": {"name": "ens-1", "kind": "grow", "from": 2, "to": 3, "time": "2026-11-30T00:54:25Z",
+                  "grows": 1, "shrinks": 0}}
+
+
+def test_each_unbudgeted_resize_costs_one_status_apply_of_that_field_only() -> None:
+    served = Served()
+    served.scale("grow", "ens-0", 1)
+    served.scale("shrink", "ens-1", -1)
+    assert [name for name, _ in served.kube.applies] == ["ens", "ens"]
+    assert all(set(body["status"]) == {"serviceActions"} for _, body in served.kube.applies)
+
+
+def test_refused_and_no_op_requests_write_nothing() -> None:
+    served = Served()
+    served.kube.patch(MINICLUSTERS, "ens-1", {"spec": {"size": 1}}, namespace="ns")
+    served.kube.put(MINICLUSTERS, minicluster_obj("stranger", None, size=2))
+    patches = len(served.kube.patches)
+    assert served.scale("shrink", "ens-1", -1) is Outcome.SUCCESS          # at minSize: no resize
+    assert served.scale("grow", "stranger", 1) is Outcome.DENIED
+    assert served.kube.applies == [] and len(served.kube.patches) == patches and served.actions() == {}
+
+
+def test_a_budgeted_grow_is_recorded_in_its_ledger_write_not_by_an_extra_write() -> None:
+    served = Served(budget=8)
+    assert served.scale("grow", "ens-0", 2) is Outcome.SUCCESS
+    assert served.kube.applies == []
+    ledger_writes = [patch for name, patch in served.kube.patches if name == "ens"]
+    assert len(ledger_writes) == 1 and set(ledger_writes[0]["status"]) == {"budgetGrants", "serviceActions"}
+    assert served.actions()["ens-0"] | {"time": None} == {"name": "ens-0", "kind": "grow", "from": 2, "to": 4,
+                                                          "time": None, "grows": 1, "shrinks": 0}
+
+
+def test_a_grow_retried_after_a_conflict_is_counted_once() -> None:
+    served = Served(budget=8)
+    original_patch = served.kube.patch
+    conflicts = [1]
+
+    def conflicting_once(res: Resource, name: str, patch: object, **kwargs) -> dict:
+        if res is MINICLUSTERS and conflicts:
+            conflicts.pop()     # another writer changed the MiniCluster after the ledger write
+            original_patch(res, name, {"metadata": {"labels": {"touched": "yes"}}}, namespace="ns")
+        return original_patch(res, name, patch, **kwargs)
+
+    served.kube.patch = conflicting_once  # type: ignore[method-assign]
+    assert served.scale("grow", "ens-0", 1) is Outcome.SUCCESS
+    assert served.kube.conflicts >= 1
+    assert (served.actions()["ens-0"]["to"], served.actions()["ens-0"]["grows"]) == (3, 1)
+
+
+def test_a_failed_record_does_not_fail_the_resize_and_is_counted() -> None:
+    served = Served()
+    original_apply = served.kube.apply
+
+    def forbidden(res: Resource, obj: dict, **kwargs) -> dict:
+        raise ApiError(403, "Forbidden", "cannot patch resource ensembles/status")
+
+    served.kube.apply = forbidden  # type: ignore[method-assign]
+    assert served.scale("grow", "ens-0", 1) is Outcome.SUCCESS
+    assert served.kube.get(MINICLUSTERS, "ens-0", "ns")["spec"]["size"] == 3
+    assert served.unrecorded == 1 and served.actions() == {}
+    served.kube.apply = original_apply  # type: ignore[method-assign]
+    served.scale("grow", "ens-0", 1)
+    assert (served.actions()["ens-0"]["from"], served.actions()["ens-0"]["grows"]) == (3, 2)
+
+
+def test_a_restarted_service_keeps_the_other_members_entries_and_counts() -> None:
+    served = Served()
+    served.scale("grow", "ens-0", 1)
+    served.scale("grow", "ens-0", 1)
+    served.scale("shrink", "ens-1", -1)
+    served.scaler = served.new_scaler()
+    served.scale("grow", "ens-1", 1)
+    actions = served.actions()
+    assert (actions["ens-0"]["kind"], actions["ens-0"]["grows"]) == ("grow", 2)
+    assert (actions["ens-1"]["kind"], actions["ens-1"]["grows"], actions["ens-1"]["shrinks"]) == ("grow", 1, 1)
+
+
+def test_the_operators_status_apply_keeps_the_services_entries(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    entry = {"name": "e1-0", "kind": "grow", "from": 1, "to": 2, "time": "2026-12-07T03:00:00Z",
+             "grows": 1, "shrinks": 0}
+    api.apply(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
+                          "metadata": {"name": "e1", "namespace": "ns"}, "status": {"serviceActions": [entry]}},
+              field_manager=FIELD_MANAGER, subresource="status")
+    before = len(api.writes)
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.writes[before:] == []                          # the service's record is no reason to write
+    stored_ensemble(api)["status"]["phase"] = "Stale"          # now the operator has to apply its status
+    reconciler.reconcile(Request("ns", "e1"))
+    assert len(api.writes) > before and stored_ensemble(api)["status"]["serviceActions"] == [entry]
