@@ -2,11 +2,12 @@
 
 Pure functions of the Ensemble objects, so the command, its ``--watch`` and the demo print
 the same thing and tests need no cluster. Every value comes from ``status`` (the operator's
-observations), so a user needs only get/list/watch on ensembles.
+observations; LAST ACTION also the ensemble service's ``serviceActions``), so a user needs only get/list/watch on ensembles.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 COLUMNS = ("MEMBER", "PHASE", "SIZE", "PODS", "QUEUE new/sched/run/done", "NODES up/free", "LEAD BROKER",
@@ -69,8 +70,10 @@ class EnsembleView:
 def view_of(ensemble: dict[str, Any]) -> EnsembleView:
     """The table's content for one Ensemble object, as the API server returned it."""
     metadata, status = ensemble.get("metadata") or {}, ensemble.get("status") or {}
-    actions = {entry.get("name"): entry for entry in status.get("memberActions") or [] if isinstance(entry, dict)}
-    rows = tuple(_member_row(member, actions.get(member.get("name")))
+    actions = _by_name(status.get("memberActions"))
+    served = _by_name(status.get("serviceActions"))
+    rows = tuple(_member_row(member, actions.get(member.get("name")),
+                             served.get(member.get("minicluster") or member.get("name")))
                  for member in status.get("members") or [] if isinstance(member, dict))
     phase = status.get("phase") or "Pending"
     return EnsembleView(metadata.get("namespace", ""), metadata.get("name", ""), phase, rows,
@@ -96,7 +99,13 @@ def _line(cells: Iterable[str], widths: list[int]) -> str:
     return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
 
-def _member_row(member: dict[str, Any], actions: dict[str, Any] | None) -> MemberRow:
+def _by_name(entries: object) -> dict[Any, dict[str, Any]]:
+    return {entry.get("name"): entry for entry in entries if isinstance(entry, dict)} \
+        if isinstance(entries, list) else {}
+
+
+def _member_row(member: dict[str, Any], actions: dict[str, Any] | None,
+                served: dict[str, Any] | None) -> MemberRow:
     poll, lead = _mapping(member.get("lastPoll")), _mapping(member.get("leadBroker"))
     queue, nodes = poll.get("queue"), poll.get("nodes")
     return MemberRow(
@@ -106,7 +115,32 @@ def _member_row(member: dict[str, Any], actions: dict[str, Any] | None) -> Membe
                "done": _count(queue, "inactive")} if isinstance(queue, dict) and queue else None,
         nodes={"up": _count(nodes, "node_up_count"), "free": _count(nodes, "node_free_count")}
         if isinstance(nodes, dict) and nodes else None,
-        lead_broker=lead.get("ip"), last_action=_last_action(actions))
+        lead_broker=lead.get("ip"), last_action=_newer(_last_action(actions), _served_action(served)))
+
+
+def _newer(algorithm: LastAction | None, service: LastAction | None) -> LastAction | None:
+    """The later of the algorithm's and the service's last action (the algorithm's on a tie)."""
+    if algorithm is None or service is None:
+        return algorithm or service
+    return service if _instant(service.time) > _instant(algorithm.time) else algorithm
+
+
+def _instant(stamp: str | None) -> datetime:
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        moment = None
+    return moment if moment is not None and moment.tzinfo is not None else datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _served_action(entry: dict[str, Any] | None) -> LastAction | None:
+    """A member's ``status.serviceActions`` entry: the last resize its rules asked the service for."""
+    if not entry or entry.get("kind") not in SIZE_CHANGES:
+        return None
+    before, after = _int(entry.get("from")), _int(entry.get("to"))
+    amount = abs(after - before) if before is not None and after is not None else 0
+    time = entry.get("time")
+    return LastAction(entry["kind"], amount, time if isinstance(time, str) else None)
 
 
 def _last_action(entry: dict[str, Any] | None) -> LastAction | None:

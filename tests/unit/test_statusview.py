@@ -48,6 +48,19 @@ def test_the_table_shows_every_column_the_demo_showed_plus_the_last_action() -> 
     assert second == ["grow-1", "Pending", "1", "-", "-", "-", "-", "submit 4 02:16:00 (pending)"]
 
 
+def test_last_action_is_the_newer_of_the_algorithms_and_the_services() -> None:
+    served = [{"name": "grow-0", "kind": "shrink", "from": 4, "to": 2, "time": "2026-12-07T02:20:00Z",
+               "grows": 1, "shrinks": 1},
+              {"name": "grow-1", "kind": "grow", "from": 1, "to": 3, "time": "2026-12-07T02:10:00Z",
+               "grows": 1, "shrinks": 0}]
+    ensemble = {**RUNNING, "status": {**RUNNING["status"], "serviceActions": served}}
+    _, first, second = table_lines(ensemble)
+    assert first[-1] == "shrink -2 02:20:00"                   # the service's, after the algorithm's 02:15:04
+    assert second[-1] == "submit 4 02:16:00 (pending)"         # the algorithm's, after the service's 02:10:00
+    only_served = {**RUNNING, "status": {**RUNNING["status"], "memberActions": [], "serviceActions": served}}
+    assert [row[-1] for row in table_lines(only_served)[1:]] == ["shrink -2 02:20:00", "grow +2 02:10:00"]
+
+
 def test_the_heading_names_the_ensemble_and_its_phase_and_the_columns_line_up() -> None:
     text = render([view_of(RUNNING)])
     heading, header, *rows = text.splitlines()
