@@ -190,6 +190,30 @@ def test_service_command_serves_its_lead_broker_counts_and_stops_on_sigterm(
     assert kube.get(MINICLUSTERS, "ens-0", namespace)["spec"]["size"] == 2
 
 
+def test_a_grow_the_service_command_served_shows_in_the_ensembles_status_under_its_own_manager(
+        kube: KubeClient, kube_cluster, namespace: str, minicluster_crd: str, ensemble_crd: str,
+        network: PodNetwork) -> None:
+    ensemble = make_ensemble(kube, namespace, "ens")
+    make_minicluster(kube, namespace, "ens-0", ensemble)
+    start_member_pod(kube, namespace, ensemble, 0, "ens-0-0-lead", LEAD_0)
+    kube.apply(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",   # as the operator would
+                           "metadata": {"name": "ens", "namespace": namespace}, "status": {"phase": "Running"}},
+               field_manager="ensemble-operator", subresource="status")
+    with service_process(kube_cluster, namespace) as (address, metrics_port, _):
+        assert [r["status"] for r in call_from(network, LEAD_0, address, "grow", "ens-0", count=2)] == ["SUCCESS"] * 2
+        metrics = scrape(metrics_port)
+    status = kube.get(ENSEMBLES, "ens", namespace)
+    [entry] = status["status"]["serviceActions"]
+    assert {key: entry[key] for key in ("name", "kind", "from", "to", "grows", "shrinks")} == {
+        "name": "ens-0", "kind": "grow", "from": 2, "to": 3, "grows": 2, "shrinks": 0}
+    assert status["status"]["phase"] == "Running"                 # the operator's field is untouched
+    managers = {(field["manager"], field["operation"]): field["fieldsV1"].get("f:status", {})
+                for field in status["metadata"]["managedFields"] if field.get("subresource") == "status"}
+    assert set(managers[("ensemble-service", "Apply")]) == {"f:serviceActions"}
+    assert "f:serviceActions" not in managers[("ensemble-operator", "Apply")]
+    assert "ensemble_service_action_records_failed_total 0.0" in metrics
+
+
 def test_hostile_tenants_cannot_resize_a_member_and_its_lead_broker_is_rate_limited(
         kube: KubeClient, kube_cluster, namespace: str, minicluster_crd: str, ensemble_crd: str,
         network: PodNetwork) -> None:

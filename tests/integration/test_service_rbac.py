@@ -66,6 +66,12 @@ def test_budget_grow_and_status_under_the_services_own_role(kube: KubeClient, na
     status = stub.RequestStatus(pb2.StatusRequest(), timeout=30)
     assert status.status == pb2.Response.SUCCESS, status.payload
     assert [(m["name"], m["size"]) for m in json.loads(status.payload)["members"]] == [("ens-0", 3), ("ens-1", 1)]
+    # The grow was recorded in its ledger write; a shrink applies status.serviceActions: both under the Role.
+    shrink = stub.RequestAction(pb2.ActionRequest(member="miniclusters", name="ens-0", action="shrink",
+                                                  payload="{}"), timeout=30)
+    assert shrink.status == pb2.Response.SUCCESS, shrink.payload
+    [entry] = kube.get(ENSEMBLES, "ens", namespace)["status"]["serviceActions"]
+    assert (entry["kind"], entry["from"], entry["to"], entry["grows"], entry["shrinks"]) == ("shrink", 3, 2, 1, 1)
 
 
 def test_the_services_pod_cache_lists_and_watches_under_its_own_role(kube: KubeClient, namespace: str,
