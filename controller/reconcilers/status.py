@@ -36,7 +36,8 @@ _CHURNING_MEMBER_FIELDS = ("lastPollTime",)
 # Consecutive failed polls after which a member counts as unreachable.
 UNREACHABLE_AFTER_FAILURES = 3
 # The status fields this module computes; written by server-side apply, so others' stay.
-# ``memberActions`` (what algorithms did) has its own guarded writes: see intents.py.
+# ``memberActions`` (what algorithms did) has its own guarded writes: see intents.py;
+# ``budgetGrants`` and ``serviceActions`` are the ensemble service's (controller/scaling/).
 OWNED_FIELDS = ("observedGeneration", "phase", "conditions", "members", "summary", "serviceMode",
                 "memberPolling")
 

@@ -58,7 +58,8 @@ def service_account(ensemble: dict) -> dict:
 def role(ensemble: dict) -> dict:
     """Least privilege for the ensemble service: read and patch its own members' MiniClusters
     (their size), read its own Ensemble (budget, status) and patch its status (the budget
-    ledger, ``status.budgetGrants``; the Ensemble's spec stays out of reach), each by name; and
+    ledger, ``status.budgetGrants``, and its record of served resizes, ``status.serviceActions``;
+    the Ensemble's spec stays out of reach), each by name; and
     list/watch pods and Jobs in its namespace, for the cache that tells who is calling (its lead
     brokers' pod IPs, and the member Jobs' UIDs that tell a member's pods from forgeries; RBAC
     cannot narrow a list by label, and nothing more is granted on either).
