@@ -15,8 +15,9 @@ the Ensemble's resourceVersion, and only then patches the MiniCluster: of two gr
 from the same ledger, one gets a 409 and decides again with the other's grant counted.
 Unbudgeted grows and shrinks send no more requests than before.
 
-Each served resize is recorded per member in ``status.serviceActions`` (see
-``service_actions``): in the ledger write when a budgeted grow makes one anyway, else by one
+With ``record_served`` (the ensemble service; not the operator's action runner, whose
+actions ``status.memberActions`` records), each resize is recorded per member in
+``status.serviceActions`` (see ``service_actions``): in the ledger write when a budgeted grow makes one anyway, else by one
 server-side apply of that field after the MiniCluster patch. Failing to record it does not
 fail the resize: it is logged and counted (``on_unrecorded``).
 """
@@ -85,7 +86,7 @@ class EnsembleScaler:
     def __init__(self, api: KubeApi, ensemble: str, namespace: str, *, clock: Clock,
                  rng: random.Random | None = None, retry: RetryPolicy = RetryPolicy(),
                  ensemble_ttl: float = 2.0, cache_ttl: float = 60.0,
-                 on_unrecorded: Callable[[], None] = lambda: None) -> None:
+                 record_served: bool = False, on_unrecorded: Callable[[], None] = lambda: None) -> None:
         self.api = api
         self.ensemble = ensemble
         self.namespace = namespace
@@ -98,7 +99,7 @@ class EnsembleScaler:
         self._budget_lock = threading.Lock()
         self._miniclusters: cachetools.TTLCache = cachetools.TTLCache(1024, cache_ttl, timer=clock.now)
         self._ensemble_cache: cachetools.TTLCache = cachetools.TTLCache(1, ensemble_ttl, timer=clock.now)
-        self._actions = ServiceActionBook()
+        self._actions = ServiceActionBook() if record_served else None
         self._on_unrecorded = on_unrecorded
 
     def scale(self, request: ScaleRequest) -> Decision:
@@ -217,16 +218,21 @@ class EnsembleScaler:
             return Decision(Outcome.DENIED, reply)
         granted = LedgerGrant(name, size + grant.granted, versions[name], now + GRANT_TTL_SECONDS)
         grants = record_grant(ledger, granted, versions, now)
-        self._actions.record(ensemble, name, size, granted.size, now,
-                             lambda actions: self._write_ledger(ensemble, grants, actions))
+        if self._actions is None:
+            self._write_ledger(ensemble, grants)
+        else:
+            self._actions.record(ensemble, name, size, granted.size, now,
+                                 lambda actions: self._write_ledger(ensemble, grants, actions))
         return self._write_size(minicluster, size, granted.size, reply, ensemble, recorded=True)
 
-    def _write_ledger(self, ensemble: dict, grants: list[dict], actions: list[dict]) -> None:
+    def _write_ledger(self, ensemble: dict, grants: list[dict], actions: list[dict] | None = None) -> None:
         """Replace ``status.budgetGrants`` (status subresource: the service's Role grants patch on
         its Ensemble's status only) if the Ensemble is still the version the grant was decided on;
         ``status.serviceActions`` rides along (the grow is recorded before it is made: one write)."""
-        patch = {"metadata": {"resourceVersion": ensemble["metadata"]["resourceVersion"]},
-                 "status": {"budgetGrants": grants, ACTIONS_FIELD: actions}}
+        status: dict = {"budgetGrants": grants}
+        if actions is not None:
+            status[ACTIONS_FIELD] = actions
+        patch = {"metadata": {"resourceVersion": ensemble["metadata"]["resourceVersion"]}, "status": status}
         try:
             updated = self.api.patch(ENSEMBLES, self.ensemble, patch, namespace=self.namespace,
                                      subresource="status", field_manager=FIELD_MANAGER)
@@ -256,16 +262,17 @@ class EnsembleScaler:
                 self._forget(metadata["name"])
             raise
         self._remember(updated)
-        if not recorded:
-            self._record_action(ensemble, metadata["name"], size, target)
-        self._actions.commit(metadata["name"], size, target)
+        if self._actions is not None:
+            if not recorded:
+                self._record_action(self._actions, ensemble, metadata["name"], size, target)
+            self._actions.commit(metadata["name"], size, target)
         return Decision(Outcome.SUCCESS, reply)
 
-    def _record_action(self, ensemble: dict, name: str, size: int, target: int) -> None:
+    def _record_action(self, book: ServiceActionBook, ensemble: dict, name: str, size: int, target: int) -> None:
         """One server-side apply of ``status.serviceActions`` (only that field: the operator's status
         fields stay its own). The resize is done either way: a failure is logged and counted."""
         try:
-            self._actions.record(ensemble, name, size, target, self._clock.wall(), self._apply_actions)
+            book.record(ensemble, name, size, target, self._clock.wall(), self._apply_actions)
         except Exception as err:
             self._on_unrecorded()
             log.warning("MiniCluster %s resized %d -> %d, but recording it in status.%s of Ensemble %s "

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 2
     clock = RealClock()
-    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock,
+    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock, record_served=True,
                             on_unrecorded=unrecorded_actions_counter(REGISTRY).inc)
     pods = MemberPods(client, args.ensemble, args.namespace, clock=clock)
     admission = RequestAdmission(CallerAuthorizer(pods, args.ensemble, args.namespace), limit,

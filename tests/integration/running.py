@@ -55,7 +55,7 @@ class RunningController(RunningManager):
 @contextmanager
 def ensemble_service(kube: KubeClient, ensemble: str, namespace: str) -> Iterator[str]:
     """Our ensemble service for one Ensemble on a free loopback port; yields its address."""
-    scaler = EnsembleScaler(kube, ensemble, namespace, clock=RealClock())
+    scaler = EnsembleScaler(kube, ensemble, namespace, clock=RealClock(), record_served=True)
     server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, 10)
     server.start()
     try:

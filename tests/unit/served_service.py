@@ -18,7 +18,7 @@ from tests.unit.fakes.kube import FakeKube
 def serving(kube: FakeKube, workers: int) -> Iterator[GrpcServer]:
     """The service for Ensemble ns/ens; conflicts are retried at once and the seed is fixed, for repeatable runs."""
     scaler = EnsembleScaler(kube, "ens", "ns", clock=FakeClock(), rng=random.Random(1),
-                            retry=RetryPolicy(base_delay=0.0, max_delay=0.0))
+                            retry=RetryPolicy(base_delay=0.0, max_delay=0.0), record_served=True)
     server = GrpcServer(EnsembleServicer(scaler, actions_counter(CollectorRegistry())), "127.0.0.1", 0, workers)
     server.start()
     try:

@@ -28,11 +28,11 @@ class Served:
             self.kube.put(MINICLUSTERS, minicluster_obj(name, ensemble, size=2, min_size=1))
         self.scaler = self.new_scaler()
 
-    def new_scaler(self) -> EnsembleScaler:
+    def new_scaler(self, record_served: bool = True) -> EnsembleScaler:
         def count() -> None:
             self.unrecorded += 1
         return EnsembleScaler(self.kube, "ens", "ns", clock=self.clock, rng=random.Random(1), retry=NO_WAIT,
-                              on_unrecorded=count)
+                              record_served=record_served, on_unrecorded=count)
 
     def scale(self, action: str, name: str, delta: int) -> Outcome:
         return self.scaler.scale(ScaleRequest(action, name, delta)).outcome
@@ -61,6 +61,15 @@ def test_each_unbudgeted_resize_costs_one_status_apply_of_that_field_only() -> N
     served.scale("shrink", "ens-1", -1)
     assert [name for name, _ in served.kube.applies] == ["ens", "ens"]
     assert all(set(body["status"]) == {"serviceActions"} for _, body in served.kube.applies)
+
+
+def test_the_operators_action_runner_scaler_records_nothing_here() -> None:
+    served = Served(budget=8)      # its actions are in status.memberActions already
+    served.scaler = served.new_scaler(record_served=False)
+    served.scale("grow", "ens-0", 1)
+    served.scale("shrink", "ens-1", -1)
+    assert served.kube.applies == [] and served.actions() == {}
+    assert all(set(patch["status"]) == {"budgetGrants"} for name, patch in served.kube.patches if name == "ens")
 
 
 def test_refused_and_no_op_requests_write_nothing() -> None:
