@@ -212,6 +212,10 @@ def test_a_grow_the_service_command_served_shows_in_the_ensembles_status_under_i
     assert set(managers[("ensemble-service", "Apply")]) == {"f:serviceActions"}
     assert "f:serviceActions" not in managers[("ensemble-operator", "Apply")]
     assert "ensemble_service_action_records_failed_total 0.0" in metrics
+    kube.apply(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",   # the operator's next apply
+                           "metadata": {"name": "ens", "namespace": namespace}, "status": {"phase": "Completed"}},
+               field_manager="ensemble-operator", subresource="status")
+    assert kube.get(ENSEMBLES, "ens", namespace)["status"]["serviceActions"] == [entry]
 
 
 def test_hostile_tenants_cannot_resize_a_member_and_its_lead_broker_is_rate_limited(
