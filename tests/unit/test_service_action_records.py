@@ -1,6 +1,7 @@
 """The service records each resize it served in status.serviceActions (FakeKube, FakeClock)."""
 from __future__ import annotations
 
+import itertools
 import random
 
 from tests.fakes import FakeClock
@@ -9,6 +10,7 @@ from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import FIELD_MANAGER, EnsembleScaler, Outcome, RetryPolicy
+from tests.helpers import run_together
 from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 from tests.unit.fakes.reconciler import make_ensemble, stored_ensemble
 
@@ -107,6 +109,18 @@ def test_a_grow_retried_after_a_conflict_is_counted_once() -> None:
     assert served.scale("grow", "ens-0", 1) is Outcome.SUCCESS
     assert served.kube.conflicts >= 1
     assert (served.actions()["ens-0"]["to"], served.actions()["ens-0"]["grows"]) == (3, 1)
+
+
+def test_resizes_served_at_once_for_two_members_are_all_recorded_and_counted() -> None:
+    served = Served()
+    turns = itertools.count()
+
+    def one() -> Outcome:
+        return served.scale("grow", "ens-0", 1) if next(turns) % 2 else served.scale("grow", "ens-1", 1)
+
+    assert run_together(one, 8, timeout=30) == [Outcome.SUCCESS] * 8
+    actions = served.actions()
+    assert [(actions[name]["to"], actions[name]["grows"]) for name in ("ens-0", "ens-1")] == [(6, 4), (6, 4)]
 
 
 def test_a_failed_record_does_not_fail_the_resize_and_is_counted() -> None:
