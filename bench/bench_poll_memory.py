@@ -150,7 +150,7 @@ def main() -> int:
                     counts, outcome = outcomes[history], "ok" if result.ok else "refused"
                     counts[outcome] = counts.get(outcome, 0) + 1
                     book.record(key, result)
-                    book.published(key, HEARTBEAT)
+                    book.publish(key[:2], [key], clock.now(), HEARTBEAT)
                     book.take_history(key, since=clock.wall() - window)
             return book
 

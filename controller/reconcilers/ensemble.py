@@ -38,6 +38,10 @@ from controller.runtime.reconcile import Request, Result
 
 __all__ = ["FIELD_MANAGER", "EnsembleCaches", "EnsembleReconciler"]
 
+# A publication window that opened between observing and returning is not requeued at 0 s
+# (the poll result that arrived meanwhile enqueued its own reconcile).
+MIN_REQUEUE_SECONDS = 0.1
+
 
 class EnsembleReconciler:
     def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder, clock: Clock,
@@ -56,7 +60,7 @@ class EnsembleReconciler:
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS))
         self.members = MemberObserver(caches=caches, member_status_port=settings.member_status_port,
-                                      poller=poller)
+                                      clock=clock, poller=poller)
         self.algorithm = AlgorithmStep(client=client, events=events, clock=clock, members=self.members,
                                        runner=runner)
 
@@ -99,9 +103,11 @@ class EnsembleReconciler:
         status = with_spec_warnings(status, guarded("spec", lambda: self._warnings(ensemble)), generation, now)
         self._write_status(written, status)
         self._announce_warnings(written, status)
+        waits = [wait for wait in (self.members.next_publish(request),) if wait is not None]
         if typed.spec.status_sidecar and any(_needs_polling(o) for o in observations):
-            return Result(requeue_after=float(typed.spec.heartbeat))
-        return Result()
+            waits.append(float(typed.spec.heartbeat))
+        # Poll results held back until the Ensemble's publication window opens are written then.
+        return Result(requeue_after=max(min(waits), MIN_REQUEUE_SECONDS)) if waits else Result()
 
     # -- status ------------------------------------------------------------------------
 

@@ -3,13 +3,16 @@
 Member pods come from the cache, indexed by MiniCluster; a member's lead broker
 (``controller/memberpods/leadbroker.py``) that serves is a poll target, registered with the poller and dropped
 when it goes. The poller's results are kept in a ``PollBook`` (poll threads write, reconciles
-read) for the status and, with an algorithm, as history.
+read) for the status and, with an algorithm, as history. An Ensemble's members' reports are
+published together at most once per window (``PollBook.publish``): polls arriving between
+windows cost no status write, and the reconcile is requeued for the window's end.
 """
 from __future__ import annotations
 
 import threading
 
 from api.v1alpha1 import Ensemble
+from controller.clock import Clock
 from controller.algorithms import MemberSample, get_algorithm
 from controller.kube.resources import MINICLUSTERS
 from controller.reconcilers.action_records import ActionRecords
@@ -23,13 +26,15 @@ from controller.reconcilers.status import MemberObservation
 from controller.runtime.reconcile import Request
 from controller.scaling.minicluster_sizes import effective_max_size
 
-# A new lastPoll payload is written at most every max(heartbeat, this) seconds.
+# New lastPoll payloads are written at most every max(heartbeat, this) seconds per Ensemble.
 MIN_PUBLISH_SECONDS = 10.0
 
 
 class MemberObserver:
-    def __init__(self, *, caches: EnsembleCaches, member_status_port: int, poller: Poller | None = None) -> None:
+    def __init__(self, *, caches: EnsembleCaches, member_status_port: int, clock: Clock,
+                 poller: Poller | None = None) -> None:
         self._caches = caches
+        self._clock = clock
         self._port = member_status_port
         self._poller = poller
         self.polls = PollBook()
@@ -68,6 +73,7 @@ class MemberObserver:
                 key = (namespace, request.name, name)
                 targets[key] = PollTarget(key, address, heartbeat)
         self.set_targets(request, targets, history=_history_window(typed))
+        self.polls.publish((namespace, request.name), targets, self._clock.now(), publish_every)
         observations = []
         for name, member, pods, minicluster, job_uid in pod_lists:
             key = (namespace, request.name, name)
@@ -75,7 +81,7 @@ class MemberObserver:
                 name=name, spec_size=member.size, min_size=member.min_size,
                 max_size=effective_max_size(member.max_size, minicluster), minicluster=minicluster, pods=pods,
                 job_uid=job_uid,
-                poll=self.polls.latest(key), published=self.polls.published(key, publish_every),
+                poll=self.polls.latest(key), published=self.polls.published(key),
                 terminated=_terminated(records, name)))
         return observations
 
@@ -89,6 +95,12 @@ class MemberObserver:
 
     def take_history(self, key: PollKey, since: float) -> list[MemberSample] | None:
         return self.polls.take_history(key, since)
+
+    def next_publish(self, request: Request) -> float | None:
+        """Seconds until the Ensemble's held-back poll results may be published; None if none are."""
+        with self._lock:
+            keys = set(self._poll_keys.get(request, set()))
+        return self.polls.next_publish((request.namespace, request.name), keys, self._clock.now())
 
     def stop_polling(self, key: PollKey) -> None:
         """A finished member: not polled any more (the next reconcile forgets its polls too)."""
@@ -110,6 +122,8 @@ class MemberObserver:
                 self.polls.forget(key)
             for key in targets:
                 self.polls.keep_history(key, history)
+            if not targets:
+                self.polls.forget_ensemble((request.namespace, request.name))
         if self._poller is None:
             return
         for key in previous - set(targets):

@@ -69,7 +69,7 @@ def test_history_keeps_recent_successes_once_and_within_its_cap() -> None:
     assert book.take_history(key, since=0) is None  # nothing new since the last decision
     assert book.latest(key).ok is False
     book.forget(key)
-    assert book.latest(key) is None and book.published(key, 10) is None
+    assert book.latest(key) is None and book.published(key) is None
 
 
 def test_history_is_kept_only_when_asked_and_only_within_its_window() -> None:
@@ -78,7 +78,8 @@ def test_history_is_kept_only_when_asked_and_only_within_its_window() -> None:
     for t in (10.0, 20.0):
         book.record(key, ok(t, BUSY))
     assert book.history_size() == 0 and book.take_history(key, since=0) is None  # no algorithm reads it
-    assert book.latest(key).time == 20.0 and book.published(key, 10).status == BUSY
+    book.publish(("ns", "e"), [key], now=20.0, interval=10)
+    assert book.latest(key).time == 20.0 and book.published(key).status == BUSY
     book.keep_history(key, 15.0)
     for t in (30.0, 40.0, 50.0):
         book.record(key, ok(t, BUSY))
@@ -108,11 +109,16 @@ def test_published_report_moves_only_after_the_interval() -> None:
     book = PollBook()
     key = ("ns", "e", "e-0")
     book.record(key, ok(100.0, BUSY))
-    assert book.published(key, 10).status == BUSY
+    book.publish(("ns", "e"), [key], now=100.0, interval=10)
+    assert book.published(key).status == BUSY
     book.record(key, ok(105.0, BUSIER))
-    assert book.published(key, 10).time == 100.0
+    book.publish(("ns", "e"), [key], now=105.0, interval=10)
+    assert book.published(key).time == 100.0
+    assert book.next_publish(("ns", "e"), [key], now=105.0) == 5.0
     book.record(key, ok(110.0, BUSIER))
-    assert book.published(key, 10).time == 110.0
+    book.publish(("ns", "e"), [key], now=110.0, interval=10)
+    assert book.published(key).time == 110.0
+    assert book.next_publish(("ns", "e"), [key], now=110.0) is None
 
 
 def test_action_records_round_trip_through_the_status() -> None:
