@@ -169,6 +169,29 @@ def _is_unavailable(error: BaseException) -> bool:
     return isinstance(error, grpc.RpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def _rpc_failure(address: str, error: grpc.RpcError) -> _PollFailure:
+    """A failed call as a poll outcome: timeout, unreachable, invalid (over the size limit) or error."""
+    code = error.code()
+    outcome = {
+        grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
+        grpc.StatusCode.UNAVAILABLE: "unreachable",
+        grpc.StatusCode.RESOURCE_EXHAUSTED: "invalid",  # a reply over the message size limit
+    }.get(code, "error")
+    return _PollFailure(outcome, f"{address}: {code.name}: {error.details()}")
+
+
+def _status_of(address: str, response: pb.Response) -> dict:
+    """The member's validated status, or the _PollFailure saying why its reply is refused."""
+    if response.status != pb.Response.SUCCESS:
+        reason = response.payload if len(response.payload) <= 200 else f"{response.payload[:200]}..."
+        raise _PollFailure("error", f"{address}: member answered {result_name(response.status)}: "
+                                    f"{reason!r}")  # cut: kept per member, shown in conditions
+    try:
+        return parse_status(response.payload)
+    except StatusError as error:
+        raise _PollFailure("invalid", f"{address}: {error}") from error
+
+
 @dataclass
 class _Schedule:
     target: PollTarget
@@ -283,21 +306,8 @@ class StatusPoller:
         try:
             response = retrying(self._call, target.address, request)
         except grpc.RpcError as error:
-            code = error.code()
-            outcome = {
-                grpc.StatusCode.DEADLINE_EXCEEDED: "timeout",
-                grpc.StatusCode.UNAVAILABLE: "unreachable",
-                grpc.StatusCode.RESOURCE_EXHAUSTED: "invalid",  # a reply over the message size limit
-            }.get(code, "error")
-            raise _PollFailure(outcome, f"{target.address}: {code.name}: {error.details()}") from error
-        if response.status != pb.Response.SUCCESS:
-            reason = response.payload if len(response.payload) <= 200 else f"{response.payload[:200]}..."
-            raise _PollFailure("error", f"{target.address}: member answered {result_name(response.status)}: "
-                                        f"{reason!r}")  # cut: kept per member, shown in conditions
-        try:
-            return parse_status(response.payload)
-        except StatusError as error:
-            raise _PollFailure("invalid", f"{target.address}: {error}") from error
+            raise _rpc_failure(target.address, error) from error
+        return _status_of(target.address, response)
 
     def _call(self, address: str, request: pb.StatusRequest) -> pb.Response:
         try:
@@ -368,21 +378,30 @@ class StatusPoller:
                 now = self._clock.now()
                 self._dispatch_due(now)
                 if now >= next_sweep:
-                    self.channels.sweep()
+                    self._sweep_channels()
                     next_sweep = now + self._sweep_interval
                 next_due = self._due.next_at()
                 wake_at = next_sweep if next_due is None else min(next_due, next_sweep)
                 self._clock.wait(self._cond, max(0.0, wake_at - now))
+
+    def _sweep_channels(self) -> None:
+        self.channels.sweep()
 
     def _dispatch_due(self, now: float) -> None:
         for key in self._due.pop_due(now):
             schedule = self._schedules[key]  # unregistering cancels the deadline
             schedule.in_flight = True
             schedule.last_start = now
-            self._pool.submit(self._poll_scheduled, schedule, schedule.target, self._failures.get(key, 0))
+            self._submit_scheduled(schedule, schedule.target, self._failures.get(key, 0))
+
+    def _submit_scheduled(self, schedule: _Schedule, target: PollTarget, failures: int) -> None:
+        self._pool.submit(self._poll_scheduled, schedule, target, failures)
 
     def _poll_scheduled(self, schedule: _Schedule, target: PollTarget, failures: int) -> None:
-        result = self._poll_once(target, failures)
+        self._complete(schedule, target, self._poll_once(target, failures))
+
+    def _complete(self, schedule: _Schedule, target: PollTarget, result: PollResult) -> None:
+        """Book a scheduled poll's result: its next due time, then the callback."""
         with self._cond:
             if self._schedules.get(target.key) is not schedule:
                 # Unregistered, perhaps registered again since: the result, its failure count
