@@ -268,7 +268,22 @@ class LocalCluster:
             time.sleep(0.1)
         raise ClusterError(f"{name} not ready after {timeout:.0f}s:\n{self._log_tail(name)}")
 
-    def _start_etcd(self) -> None:
+    def _start_etcd(self, attempts: int = 3) -> None:
+        """etcd on two ports free_port() picked. Between that pick and etcd's bind another server
+        may take one (seen with concurrent control planes): then etcd starts again on new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_etcd_once()
+                return
+            except ClusterError as err:
+                if "address already in use" not in str(err) or attempt == attempts:
+                    raise
+                log(f"etcd: a port was taken before etcd bound it; starting again ({attempt}/{attempts})")
+                self.procs.pop("etcd", None)
+                self.pids.pop("etcd", None)
+                shutil.rmtree(self.data_dir / "etcd", ignore_errors=True)
+
+    def _start_etcd_once(self) -> None:
         self.etcd_port, self.etcd_peer_port = free_port(), free_port()
         peer = f"http://127.0.0.1:{self.etcd_peer_port}"
         self._spawn("etcd", [

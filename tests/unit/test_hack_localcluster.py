@@ -194,6 +194,70 @@ def test_etcd_skips_fsync_only_when_not_asked_to_sync(tmp_path: Path, monkeypatc
     assert ("--unsafe-no-fsync" in spawned[0]) is flag_present
 
 
+FAKE_ETCD = """#!/usr/bin/env python3
+import http.server, socket, sys
+url = sys.argv[sys.argv.index("--listen-client-urls") + 1]
+port = int(url.rsplit(":", 1)[1])
+try:
+    server = http.server.HTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler)
+except OSError:
+    print(f"listen tcp 127.0.0.1:{port}: bind: address already in use", flush=True)
+    sys.exit(1)
+server.serve_forever()
+"""
+
+
+def test_etcd_starts_again_on_new_ports_when_one_was_taken_before_it_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """free_port() releases the port it found; another server may bind it before etcd does."""
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real_free_port = localcluster.free_port
+    handed_out: list[int] = []
+
+    def first_a_taken_port() -> int:
+        port = taken.getsockname()[1] if not handed_out else real_free_port()
+        handed_out.append(port)
+        return port
+
+    monkeypatch.setattr(localcluster, "free_port", first_a_taken_port)
+    (tmp_path / "etcd").write_text(FAKE_ETCD)
+    (tmp_path / "etcd").chmod(0o755)
+    (tmp_path / "health").write_text("ok")  # the fake serves its cwd: /health answers 200
+    monkeypatch.chdir(tmp_path)
+    cluster = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "data")
+    cluster.data_dir.mkdir()
+    try:
+        cluster._start_etcd()
+        assert cluster.etcd_port != taken.getsockname()[1]
+        assert len(handed_out) == 4, "two ports for the failed start, two for the next"
+        assert cluster.procs["etcd"].poll() is None
+    finally:
+        cluster.stop()
+        taken.close()
+
+
+def test_etcd_gives_up_after_its_attempts_naming_the_taken_port(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    monkeypatch.setattr(localcluster, "free_port", lambda: taken.getsockname()[1])
+    (tmp_path / "etcd").write_text(FAKE_ETCD)
+    (tmp_path / "etcd").chmod(0o755)
+    cluster = LocalCluster(bin_dir=tmp_path, data_dir=tmp_path / "data")
+    cluster.data_dir.mkdir()
+    try:
+        with pytest.raises(localcluster.ClusterError, match="(?s)etcd exited with code 1:.*address already in use"):
+            cluster._start_etcd(attempts=2)
+    finally:
+        cluster.stop()
+        taken.close()
+
+
 ORPHAN_PARENT = """
 import sys, threading, time
 from pathlib import Path
