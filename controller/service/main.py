@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             RouteServer(args.host, args.metrics_port, {"/metrics": metrics(REGISTRY)}).start()
         except OSError as err:
             server.stop(0)
+            pods.stop()
             log.error("--metrics-port: cannot serve metrics on %s:%d: %s", args.host, args.metrics_port, err)
             return 1
     log.info("serving Ensemble %s/%s", args.namespace, args.ensemble)

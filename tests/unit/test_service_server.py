@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import socket
+import threading
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,9 @@ def test_service_with_its_metrics_port_taken_exits_1_naming_it(caplog: pytest.Lo
         port = taken.getsockname()[1]
         assert service_main.run(service_args("--kubeconfig", str(kubeconfig), "--metrics-port", str(port))) == 1
     assert f"--metrics-port: cannot serve metrics on 127.0.0.1:{port}" in caplog.text
+    # Its pod and Job informers stop too: left running they retried the dead server and logged
+    # into whatever stream came next (a later test's captured stderr, in CI).
+    informer_threads = [t for t in threading.enumerate() if t.name in ("reflector-pods", "reflector-jobs.batch")]
+    for thread in informer_threads:
+        thread.join(5)
+    assert not [t.name for t in informer_threads if t.is_alive()]
