@@ -27,7 +27,7 @@ from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.limits import message_size_options
 from controller.proto.wire import MINICLUSTER_MEMBER
 from controller.reconcilers.poller import (
-    PollKey, PollResult, PollTarget, StatusPoller, _is_unavailable, _PollFailure, _rpc_failure, _Schedule,
+    PollKey, PollResult, PollTarget, StatusPoller, _is_unavailable, _rpc_failure, _Schedule,
     _status_of,
 )
 
@@ -158,13 +158,8 @@ class AsyncStatusPoller(StatusPoller):
         started = self._clock.now()
         try:
             status = await self._request_status_async(target)
-        except _PollFailure as failure:
-            return self._finish(target, started, failures_before + 1, outcome=failure.outcome,
-                                error=str(failure))
-        except Exception as error:  # unforeseen: still a result, or the target stays in flight forever
-            log.exception("polling %s at %s failed", "/".join(target.key), target.address)
-            return self._finish(target, started, failures_before + 1, outcome="error",
-                                error=f"{target.address}: {type(error).__name__}: {error}")
+        except Exception as error:
+            return self._failed(target, started, failures_before, error)
         return self._finish(target, started, 0, outcome="ok", status=status)
 
     async def _request_status_async(self, target: PollTarget) -> dict:

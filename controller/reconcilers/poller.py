@@ -271,14 +271,18 @@ class StatusPoller:
         started = self._clock.now()
         try:
             status = self._request_status(target)
-        except _PollFailure as failure:
-            return self._finish(target, started, failures_before + 1, outcome=failure.outcome,
-                                error=str(failure))
-        except Exception as error:  # unforeseen: still a result, or the target stays in flight forever
-            log.exception("polling %s at %s failed", "/".join(target.key), target.address)
-            return self._finish(target, started, failures_before + 1, outcome="error",
-                                error=f"{target.address}: {type(error).__name__}: {error}")
+        except Exception as error:
+            return self._failed(target, started, failures_before, error)
         return self._finish(target, started, 0, outcome="ok", status=status)
+
+    def _failed(self, target: PollTarget, started: float, failures_before: int, error: Exception) -> PollResult:
+        """The result of a poll that raised (called in its ``except``): an expected failure keeps
+        its outcome; an unforeseen one is still a result, or the target stays in flight forever."""
+        if isinstance(error, _PollFailure):
+            return self._finish(target, started, failures_before + 1, outcome=error.outcome, error=str(error))
+        log.exception("polling %s at %s failed", "/".join(target.key), target.address)
+        return self._finish(target, started, failures_before + 1, outcome="error",
+                            error=f"{target.address}: {type(error).__name__}: {error}")
 
     def _finish(self, target: PollTarget, started: float, failures: int, *,
                 outcome: str, status: dict | None = None, error: str | None = None) -> PollResult:
