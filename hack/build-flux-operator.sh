@@ -42,8 +42,12 @@ step_start "the Flux Operator's manager ($MODULE@${FLUX_OPERATOR_COMMIT:0:8})" "
 unpack_source
 mkdir -p "$PREFIX/bin"
 cd "$WORK"
-log "go build $MODULE@${FLUX_OPERATOR_COMMIT:0:8} (its modules come from the Go module proxy)"
-go build -trimpath -ldflags "-s -w" -o "$OUT.tmp" . >&2 || die "go build of the Flux Operator failed (its output above names the cause)"
+BUILD_LOG="$PREFIX/go-build.log"
+log "go build $MODULE@${FLUX_OPERATOR_COMMIT:0:8} (its modules come from the Go module proxy; output in $BUILD_LOG)"
+if ! go build -trimpath -ldflags "-s -w" -o "$OUT.tmp" . >"$BUILD_LOG" 2>&1; then
+  tail -n 20 "$BUILD_LOG" >&2
+  die "go build of the Flux Operator failed (the end of $BUILD_LOG, above, names the cause)"
+fi
 mv "$OUT.tmp" "$OUT"
 cd / && rm -rf "$WORK"
 log "built $OUT"

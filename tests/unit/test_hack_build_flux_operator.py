@@ -15,13 +15,16 @@ MODULE = "module github.com/flux-framework/flux-operator\n\ngo 1.24\n"
 
 
 def fake_go(bin_dir: Path, log: Path) -> None:
-    """Go 1.26 whose `go build -o OUT .` records the call and its directory, then writes OUT."""
+    """Go 1.26 whose `go build -o OUT .` records the call and its directory, says it downloads a
+    module (on stderr, as go does), then writes OUT, or fails with $FAKE_GO_BUILD_ERROR."""
     bin_dir.mkdir(exist_ok=True)
     go = bin_dir / "go"
     go.write_text(f"""#!/bin/sh
 echo "$PWD: go $*" >> {log}
 if [ "$1 $2" = "env GOVERSION" ]; then echo go1.26.0; exit 0; fi
 if [ "$1" = build ]; then
+  echo "go: downloading example.com/dep v1.0.0" >&2
+  if [ -n "$FAKE_GO_BUILD_ERROR" ]; then echo "$FAKE_GO_BUILD_ERROR" >&2; exit 1; fi
   while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done
   echo built > "$out"; chmod +x "$out"; exit 0
 fi
@@ -117,3 +120,22 @@ def test_a_tarball_of_another_commit_is_refused(tmp_path: Path) -> None:
     proc = run(tmp_path, FLUX_OPERATOR_SRC=str(tarball), FLUX_OPERATOR_COMMIT=other)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith(f"/flux-operator/{other[:8]}/bin/manager")
+
+
+def test_go_build_output_goes_to_a_log_not_the_terminal(tmp_path: Path) -> None:
+    proc = run(tmp_path, FLUX_OPERATOR_SRC=str(source_tree(tmp_path / "src")))
+    assert proc.returncode == 0, proc.stderr
+    assert "go: downloading" not in proc.stderr
+    build_log = manager(tmp_path).parent.parent / "go-build.log"
+    assert "go: downloading example.com/dep v1.0.0" in build_log.read_text()
+    assert f"output in {build_log}" in proc.stderr
+
+
+def test_a_failed_go_build_shows_the_end_of_its_log_and_one_error_line(tmp_path: Path) -> None:
+    proc = run(tmp_path, FLUX_OPERATOR_SRC=str(source_tree(tmp_path / "src")),
+               FAKE_GO_BUILD_ERROR="./main.go:3:1: syntax error")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert "./main.go:3:1: syntax error" in lines
+    assert lines[-1].startswith("build-flux-operator: error: go build of the Flux Operator failed")
+    assert not manager(tmp_path).exists()
