@@ -2,6 +2,8 @@
 
 Compared with the cache and applied server-side only when something differs; a name held
 by an object this Ensemble does not control is never applied over or adopted (a conflict).
+A cache miss is first a create-only apply (one request when the object does not exist, as
+on every first reconcile); only when something holds the name is it read and checked.
 A MiniCluster's spec.size is the scaling path's after creation, so it is pinned under a
 manager of its own before the main apply leaves it out. Deletions wait for the cache to
 show them (``runtime.expectations``), so a lagging cache costs no second DELETE nor Event.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from controller.informers import CONTROLLER_UID_INDEX
-from controller.kube.errors import is_conflict, is_not_found
+from controller.kube.errors import is_conflict, is_not_found, status_of
 from controller.kube.resources import CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES, Resource, for_object
 from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Writer, request_of
 from controller.reconcilers.conflicts import CONFLICT, conflict_message, controlled_by
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 # Owns a MiniCluster's spec.size next to whoever scales it, so that our main apply can
 # leave size out without server-side apply deleting it (see OwnedObjects._pin_size).
 SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
+# A resourceVersion no stored object has (etcd's revisions count up from 1 and never get
+# near 2**64): an apply carrying it creates or fails (see OwnedObjects._create).
+CREATE_ONLY_RESOURCE_VERSION = str(2**64 - 1)
 # How long after a delete the informer may still show the object without a second DELETE.
 DELETE_EXPECTATION_SECONDS = 60.0
 # Member objects whose removal from the spec means deletion.
@@ -47,16 +52,19 @@ class OwnedObjects:
         is left alone and returned as a conflict message (with a Warning Event naming it)."""
         resource = for_object(desired)
         meta = desired["metadata"]
+        # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
+        desired = with_applied_hash(desired, applied_hash(
+            _without_size(desired) if resource == MINICLUSTERS else desired))
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
         if cached is None:
+            if self._create(resource, desired):
+                self._created(ensemble, desired)
+                return None
             cached = self._unseen(resource, meta)
         if cached is not None and not controlled_by(cached, ensemble):
             conflict = conflict_message(desired["kind"], meta["namespace"], meta["name"])
             self._events.event(ensemble, "Warning", CONFLICT, conflict)
             return conflict
-        # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
-        desired = with_applied_hash(desired, applied_hash(
-            _without_size(desired) if resource == MINICLUSTERS else desired))
         if resource == MINICLUSTERS and cached is not None:
             desired = _without_size(desired)
         if not differs(desired, cached):
@@ -66,11 +74,35 @@ class OwnedObjects:
         log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
         if cached is None:
-            self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
+            self._created(ensemble, desired)
         return None
 
+    def _create(self, resource: Resource, desired: dict) -> bool:
+        """Create ``desired`` if no object holds its name; False (nothing written) if one does.
+
+        A server-side apply whose resourceVersion no stored object can have: the API server
+        checks it only against an existing object (409 Conflict, nothing written) and creates
+        a missing one as any apply would, managed fields included (resourceVersion is never
+        owned). One request for what is otherwise a read and an apply. (A uid in the body
+        would do the opposite: the API server refuses to create an object whose uid is set.)
+        """
+        meta = desired["metadata"]
+        body = {**desired, "metadata": {**meta, "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
+        try:
+            self._client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+        except Exception as error:
+            if status_of(error) != 409:
+                raise
+            return False
+        log.info("created %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
+        return True
+
+    def _created(self, ensemble: dict, desired: dict) -> None:
+        self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {desired['metadata']['name']}")
+
     def _unseen(self, resource: Resource, meta: dict) -> dict | None:
-        """The live object behind a cache miss, None when there is none.
+        """The live object behind a cache miss whose create found the name taken (None if it
+        is gone since).
 
         Either we created it and the informer has not shown it yet (a reconcile woken by
         another event can run first: applying again would be a wasted write, and for a

@@ -11,7 +11,7 @@ from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINIC
                                        Resource)
 from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleReconciler
-from controller.reconcilers.owned_objects import SIZE_FIELD_MANAGER
+from controller.reconcilers.owned_objects import CREATE_ONLY_RESOURCE_VERSION, SIZE_FIELD_MANAGER
 from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request, Result
 from tests.helpers import job_owner
@@ -65,7 +65,18 @@ def test_drift_is_repaired_with_one_write_per_drifted_object(env) -> None:
     assert api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["replicas"] == 1
 
 
-def test_a_lagging_cache_costs_a_read_not_a_second_create(env) -> None:
+def test_a_missing_object_is_created_with_one_create_only_apply_and_no_read(env) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    assert api.reads == []
+    applies = [w for w in api.writes if w[5] is None]
+    assert len(applies) == 12
+    assert all(w[6]["metadata"]["resourceVersion"] == CREATE_ONLY_RESOURCE_VERSION for w in applies)
+    assert all(obj["metadata"]["resourceVersion"] != CREATE_ONLY_RESOURCE_VERSION for obj in api.objects.values())
+
+
+def test_a_lagging_cache_costs_a_refused_create_and_a_read_not_a_second_apply(env) -> None:
     api, recorder, _, clock, reconciler = env
     api.put(ENSEMBLES, make_ensemble())
     reconciler.reconcile(Request("ns", "e1"))
@@ -74,13 +85,18 @@ def test_a_lagging_cache_costs_a_read_not_a_second_create(env) -> None:
     api.writes.clear()
     api.reads.clear()
     reconciler.reconcile(Request("ns", "e1"))
-    assert api.writes == [] and api.reads == [("MiniCluster", "e1-0")]
+    (refused,) = api.writes
+    assert refused[:3] == ("apply", "MiniCluster", "e1-0")
+    assert refused[6]["metadata"]["resourceVersion"] == CREATE_ONLY_RESOURCE_VERSION
+    assert api.reads == [("MiniCluster", "e1-0")]
     assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 5
     assert len(recorder.events) == 12
 
     del api.objects[(MINICLUSTERS, "ns", "e1-0")]  # deleted before the cache ever showed it
+    api.writes.clear()
     reconciler.reconcile(Request("ns", "e1"))
     assert api.kinds_written() == [("MiniCluster", "e1-0")]
+    assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["size"] == 2
 
 
 def test_existing_minicluster_is_updated_without_touching_its_size(env) -> None:
@@ -277,7 +293,9 @@ def test_an_object_not_controlled_by_the_ensemble_is_left_alone_and_named_until_
     api.put(ENSEMBLES, make_ensemble())
     reconciler.reconcile(Request("ns", "e1"))
     assert api.objects[(CONFIGMAPS, "ns", "e1-0")] == theirs               # not applied over, not adopted
-    assert ("ConfigMap", "e1-0") not in api.kinds_written()
+    attempts = [w for w in api.writes if w[1:3] == ("ConfigMap", "e1-0")]  # at most a create, refused
+    assert len(attempts) == (0 if in_cache else 1)
+    assert all(w[6]["metadata"]["resourceVersion"] == CREATE_ONLY_RESOURCE_VERSION for w in attempts)
     assert ("MiniCluster", "e1-0") in api.kinds_written()                  # the rest goes on
     message = ("ConfigMap ns/e1-0 exists and is not controlled by this Ensemble; it is left alone "
                "(delete or rename it, and the Ensemble creates its own)")

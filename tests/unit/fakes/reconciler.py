@@ -37,7 +37,7 @@ def merge(base: dict, patch: dict) -> dict:
 
 class FakeApi:
     """Stores objects; apply merges (enough for these tests) and honours a resourceVersion
-    precondition as the API server does (409); every write is logged."""
+    precondition as the API server does (409 on an existing object); every write is logged."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[Resource, str, str], dict] = {}
@@ -58,7 +58,10 @@ class FakeApi:
             raise ApiError(409, "Conflict", "spec.size is owned by ensemble-service")
         current = self.objects.get(key)
         expected = meta.get("resourceVersion")
-        if expected is not None and (current is None or current["metadata"].get("resourceVersion") != expected):
+        # A resourceVersion is checked against an existing object only: an apply creates a missing
+        # one whatever it says (a subresource cannot be created).
+        if expected is not None and (current["metadata"].get("resourceVersion") != expected if current is not None
+                                     else subresource is not None):
             raise ApiError(409, "Conflict", f"{res.plural} {meta['name']!r}: the object has been modified")
         if current is None:
             stored = merge({"metadata": {"uid": f"uid-{next(self._uids)}"}}, obj)
