@@ -15,20 +15,18 @@ the Ensemble's resourceVersion, and only then patches the MiniCluster: of two gr
 from the same ledger, one gets a 409 and decides again with the other's grant counted.
 Unbudgeted grows and shrinks send no more requests than before.
 
-With ``record_served`` (the ensemble service; not the operator's action runner, whose
+With a book of ``actions`` (the ensemble service; not the operator's action runner, whose
 actions ``status.memberActions`` records), each resize is recorded per member in
-``status.serviceActions`` (see ``service_actions``): in the ledger write when a budgeted grow makes one anyway, else by one
-server-side apply of that field after the MiniCluster patch. Failing to record it does not
-fail the resize: it is logged and counted (``on_unrecorded``).
+``status.serviceActions`` (see ``service_actions``): in the ledger write when a budgeted grow
+makes one anyway, else in memory after the MiniCluster patch, for ``ServiceActionWriter`` to
+write off the request path (``service_action_writer``).
 """
 from __future__ import annotations
 
 import enum
-import logging
 import random
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
 
 import cachetools
 import tenacity
@@ -45,8 +43,6 @@ from controller.scaling.fair_share import (GRANT_TTL_SECONDS, LedgerGrant, grant
 from controller.scaling.kubeapi import KubeApi
 from controller.scaling.ownership import describe_owner, owned_by
 from controller.scaling.service_actions import STATUS_FIELD as ACTIONS_FIELD, ServiceActionBook
-
-log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "ensemble-service"
 
@@ -86,7 +82,7 @@ class EnsembleScaler:
     def __init__(self, api: KubeApi, ensemble: str, namespace: str, *, clock: Clock,
                  rng: random.Random | None = None, retry: RetryPolicy = RetryPolicy(),
                  ensemble_ttl: float = 2.0, cache_ttl: float = 60.0,
-                 record_served: bool = False, on_unrecorded: Callable[[], None] = lambda: None) -> None:
+                 actions: ServiceActionBook | None = None) -> None:
         self.api = api
         self.ensemble = ensemble
         self.namespace = namespace
@@ -99,8 +95,7 @@ class EnsembleScaler:
         self._budget_lock = threading.Lock()
         self._miniclusters: cachetools.TTLCache = cachetools.TTLCache(1024, cache_ttl, timer=clock.now)
         self._ensemble_cache: cachetools.TTLCache = cachetools.TTLCache(1, ensemble_ttl, timer=clock.now)
-        self._actions = ServiceActionBook() if record_served else None
-        self._on_unrecorded = on_unrecorded
+        self._actions = actions
 
     def scale(self, request: ScaleRequest) -> Decision:
         try:
@@ -221,8 +216,8 @@ class EnsembleScaler:
         if self._actions is None:
             self._write_ledger(ensemble, grants)
         else:
-            self._actions.record(ensemble, name, size, granted.size, now,
-                                 lambda actions: self._write_ledger(ensemble, grants, actions))
+            self._actions.record_in(ensemble, name, size, granted.size, now,
+                                    lambda actions: self._write_ledger(ensemble, grants, actions))
         return self._write_size(minicluster, size, granted.size, reply, ensemble, recorded=True)
 
     def _write_ledger(self, ensemble: dict, grants: list[dict], actions: list[dict] | None = None) -> None:
@@ -263,28 +258,10 @@ class EnsembleScaler:
             raise
         self._remember(updated)
         if self._actions is not None:
-            if not recorded:
-                self._record_action(self._actions, ensemble, metadata["name"], size, target)
+            if not recorded:  # in memory: its writer stores it off the request path
+                self._actions.record(ensemble, metadata["name"], size, target, self._clock.wall())
             self._actions.commit(metadata["name"], size, target)
         return Decision(Outcome.SUCCESS, reply)
-
-    def _record_action(self, book: ServiceActionBook, ensemble: dict, name: str, size: int, target: int) -> None:
-        """One server-side apply of ``status.serviceActions`` (only that field: the operator's status
-        fields stay its own). The resize is done either way: a failure is logged and counted."""
-        try:
-            book.record(ensemble, name, size, target, self._clock.wall(), self._apply_actions)
-        except Exception as err:
-            self._on_unrecorded()
-            log.warning("MiniCluster %s resized %d -> %d, but recording it in status.%s of Ensemble %s "
-                        "failed: %s", self._key(name), size, target, ACTIONS_FIELD, self._key(self.ensemble), err)
-
-    def _apply_actions(self, actions: list[dict]) -> None:
-        applied = {"apiVersion": ENSEMBLES.api_version, "kind": ENSEMBLES.kind,
-                   "metadata": {"name": self.ensemble, "namespace": self.namespace},
-                   "status": {ACTIONS_FIELD: actions}}
-        updated = self.api.apply(ENSEMBLES, applied, field_manager=FIELD_MANAGER, subresource="status")
-        with self._lock:
-            self._ensemble_cache[self.ensemble] = updated
 
     def _members(self, ensemble: dict) -> list[dict]:
         """The Ensemble's existing MiniClusters (``<e>-<i>`` for member ``i``), read one by one:

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from controller.clock import RealClock
 from controller.runtime.httpserver import RouteServer, metrics
 from controller.scaling.scaler import EnsembleScaler
+from controller.scaling.service_action_writer import DEFAULT_INTERVAL as DEFAULT_RECORD_INTERVAL, ServiceActionWriter
 from controller.proto.server import GrpcServer
 from controller.service.admission import (DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_QPS, RateLimit,
                                           RequestAdmission, refusals_counter)
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pod-sync-timeout", type=float, default=30.0,
                         help="seconds to wait for the first list of the Ensemble's pods before serving; requests "
                              "are DENIED until it arrives (default 30)")
+    parser.add_argument("--record-interval", type=float, default=DEFAULT_RECORD_INTERVAL,
+                        help="seconds between writes of the served resizes to the Ensemble's status.serviceActions; "
+                             f"the resizes of a burst are written together (default {DEFAULT_RECORD_INTERVAL:g})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,14 +67,16 @@ def run(args: argparse.Namespace) -> int:
     except KubeError as err:  # one log line naming the cause, not a traceback past the JSON logs
         log.error("cannot configure API access: %s", err)
         return 1
+    clock = RealClock()
     try:
         limit = RateLimit(args.rate_limit_qps, args.rate_limit_burst)
+        recorder = ServiceActionWriter(client, args.ensemble, args.namespace, clock=clock,
+                                       interval=args.record_interval,
+                                       on_failed=unrecorded_actions_counter(REGISTRY).inc)
     except ValueError as err:
         log.error("%s", err)
         return 2
-    clock = RealClock()
-    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock, record_served=True,
-                            on_unrecorded=unrecorded_actions_counter(REGISTRY).inc)
+    scaler = EnsembleScaler(client, args.ensemble, args.namespace, clock=clock, actions=recorder.book)
     pods = MemberPods(client, args.ensemble, args.namespace, clock=clock)
     admission = RequestAdmission(CallerAuthorizer(pods, args.ensemble, args.namespace), limit,
                                  refusals_counter(REGISTRY), clock=clock)
@@ -93,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
             log.error("--metrics-port: cannot serve metrics on %s:%d: %s", args.host, args.metrics_port, err)
             return 1
     log.info("serving Ensemble %s/%s", args.namespace, args.ensemble)
+    recorder.start()
     try:
         server.serve_until_signal(args.grace)
     finally:
         pods.stop()
+        recorder.stop()  # after the gRPC server drained: the last resizes served are written too
     return 0

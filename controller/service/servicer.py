@@ -37,7 +37,8 @@ def actions_counter(registry: CollectorRegistry) -> Counter:
 
 def unrecorded_actions_counter(registry: CollectorRegistry) -> Counter:
     return Counter("ensemble_service_action_records_failed_total",
-                   "Resizes served whose record in the Ensemble's status.serviceActions failed to be written",
+                   "Writes of the served resizes to the Ensemble's status.serviceActions that failed "
+                   "(each is retried with backoff)",
                    registry=registry)
 
 

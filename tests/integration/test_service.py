@@ -199,9 +199,12 @@ def test_a_grow_the_service_command_served_shows_in_the_ensembles_status_under_i
     kube.apply(ENSEMBLES, {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",   # as the operator would
                            "metadata": {"name": "ens", "namespace": namespace}, "status": {"phase": "Running"}},
                field_manager="ensemble-operator", subresource="status")
-    with service_process(kube_cluster, namespace) as (address, metrics_port, _):
+    # A 600 s interval: unless the first write took both grows, only the flush on SIGTERM writes the second.
+    with service_process(kube_cluster, namespace, "--record-interval", "600") as (address, metrics_port, child):
         assert [r["status"] for r in call_from(network, LEAD_0, address, "grow", "ens-0", count=2)] == ["SUCCESS"] * 2
         metrics = scrape(metrics_port)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=20) == 0
     status = kube.get(ENSEMBLES, "ens", namespace)
     [entry] = status["status"]["serviceActions"]
     assert {key: entry[key] for key in ("name", "kind", "from", "to", "grows", "shrinks")} == {

@@ -1,8 +1,13 @@
-"""The service records each resize it served in status.serviceActions (FakeKube, FakeClock)."""
+"""The service records each resize it served in status.serviceActions (FakeKube, FakeClock).
+
+What a resize records and when it is stored; how often the background writer writes is
+``test_service_action_writer.py``'s. Here the writer is not started: ``flush`` stores."""
 from __future__ import annotations
 
 import itertools
 import random
+
+import pytest
 
 from tests.fakes import FakeClock
 from controller.kube.errors import ApiError
@@ -10,6 +15,7 @@ from controller.kube.resources import ENSEMBLES, MINICLUSTERS, Resource
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import FIELD_MANAGER, EnsembleScaler, Outcome, RetryPolicy
+from controller.scaling.service_action_writer import ServiceActionWriter
 from tests.helpers import run_together
 from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
 from tests.unit.fakes.reconciler import make_ensemble, stored_ensemble
@@ -24,22 +30,22 @@ class Served:
     def __init__(self, budget: int | None = None) -> None:
         self.kube = FakeKube()
         self.clock = FakeClock(wall_offset=START - 1_000.0)
-        self.unrecorded = 0
         ensemble = self.kube.put(ENSEMBLES, ensemble_obj("ens", budget=budget, members=2))
         for name in ("ens-0", "ens-1"):
             self.kube.put(MINICLUSTERS, minicluster_obj(name, ensemble, size=2, min_size=1))
         self.scaler = self.new_scaler()
 
     def new_scaler(self, record_served: bool = True) -> EnsembleScaler:
-        def count() -> None:
-            self.unrecorded += 1
+        self.writer = ServiceActionWriter(self.kube, "ens", "ns", clock=self.clock)
         return EnsembleScaler(self.kube, "ens", "ns", clock=self.clock, rng=random.Random(1), retry=NO_WAIT,
-                              record_served=record_served, on_unrecorded=count)
+                              actions=self.writer.book if record_served else None)
 
     def scale(self, action: str, name: str, delta: int) -> Outcome:
         return self.scaler.scale(ScaleRequest(action, name, delta)).outcome
 
     def actions(self) -> dict[str, dict]:
+        """What the API server has once the writer stored what was recorded."""
+        self.writer.flush()
         status = self.kube.get(ENSEMBLES, "ens", "ns").get("status") or {}
         return {entry["name"]: entry for entry in status.get("serviceActions", [])}
 
@@ -57,12 +63,23 @@ def test_a_served_grow_and_shrink_are_recorded_per_member_with_counts() -> None:
                   "grows": 1, "shrinks": 0}}
 
 
-def test_each_unbudgeted_resize_costs_one_status_apply_of_that_field_only() -> None:
+def test_an_unbudgeted_resize_writes_nothing_on_the_request_path() -> None:
     served = Served()
     served.scale("grow", "ens-0", 1)
     served.scale("shrink", "ens-1", -1)
-    assert [name for name, _ in served.kube.applies] == ["ens", "ens"]
-    assert all(set(body["status"]) == {"serviceActions"} for _, body in served.kube.applies)
+    assert served.kube.applies == [] and served.writer.book.unstored() == ["ens-0", "ens-1"]
+
+
+def test_resizes_recorded_meanwhile_are_stored_by_one_status_apply_of_that_field_only() -> None:
+    served = Served()
+    served.scale("grow", "ens-0", 1)
+    served.scale("shrink", "ens-1", -1)
+    served.scale("grow", "ens-1", 1)
+    assert served.writer.flush() and not served.writer.flush()     # the second has nothing new to write
+    [(name, body)] = served.kube.applies
+    assert name == "ens" and set(body["status"]) == {"serviceActions"}
+    assert [(entry["name"], entry["kind"]) for entry in body["status"]["serviceActions"]] == [
+        ("ens-0", "grow"), ("ens-1", "grow")]
 
 
 def test_the_operators_action_runner_scaler_records_nothing_here() -> None:
@@ -81,17 +98,41 @@ def test_refused_and_no_op_requests_write_nothing() -> None:
     patches = len(served.kube.patches)
     assert served.scale("shrink", "ens-1", -1) is Outcome.SUCCESS          # at minSize: no resize
     assert served.scale("grow", "stranger", 1) is Outcome.DENIED
-    assert served.kube.applies == [] and len(served.kube.patches) == patches and served.actions() == {}
+    assert served.actions() == {}
+    assert served.kube.applies == [] and len(served.kube.patches) == patches
 
 
 def test_a_budgeted_grow_is_recorded_in_its_ledger_write_not_by_an_extra_write() -> None:
     served = Served(budget=8)
     assert served.scale("grow", "ens-0", 2) is Outcome.SUCCESS
-    assert served.kube.applies == []
     ledger_writes = [patch for name, patch in served.kube.patches if name == "ens"]
     assert len(ledger_writes) == 1 and set(ledger_writes[0]["status"]) == {"budgetGrants", "serviceActions"}
     assert served.actions()["ens-0"] | {"time": None} == {"name": "ens-0", "kind": "grow", "from": 2, "to": 4,
                                                           "time": None, "grows": 1, "shrinks": 0}
+    assert served.kube.applies == []                # the writer found the list stored already
+
+
+def test_a_ledger_write_carries_the_resizes_recorded_before_it() -> None:
+    served = Served(budget=8)
+    assert served.scale("shrink", "ens-1", -1) is Outcome.SUCCESS    # in memory only
+    assert served.scale("grow", "ens-0", 1) is Outcome.SUCCESS
+    [ledger_write] = [patch for name, patch in served.kube.patches if name == "ens"]
+    assert [entry["name"] for entry in ledger_write["status"]["serviceActions"]] == ["ens-0", "ens-1"]
+    assert not served.writer.flush() and served.kube.applies == []
+
+
+def test_a_failed_ledger_write_records_nothing() -> None:
+    served = Served(budget=8)
+    original_patch = served.kube.patch
+
+    def forbidden(res: Resource, name: str, patch: object, **kwargs) -> dict:
+        if res is ENSEMBLES:
+            raise ApiError(403, "Forbidden", "cannot patch resource ensembles/status")
+        return original_patch(res, name, patch, **kwargs)
+
+    served.kube.patch = forbidden  # type: ignore[method-assign]
+    assert served.scale("grow", "ens-0", 1) is Outcome.ERROR
+    assert served.writer.book.unstored() == [] and served.actions() == {}
 
 
 def test_a_grow_retried_after_a_conflict_is_counted_once() -> None:
@@ -123,7 +164,7 @@ def test_resizes_served_at_once_for_two_members_are_all_recorded_and_counted() -
     assert [(actions[name]["to"], actions[name]["grows"]) for name in ("ens-0", "ens-1")] == [(6, 4), (6, 4)]
 
 
-def test_a_failed_record_does_not_fail_the_resize_and_is_counted() -> None:
+def test_a_failed_store_leaves_the_list_for_the_next_and_the_resize_stands() -> None:
     served = Served()
     original_apply = served.kube.apply
 
@@ -133,7 +174,9 @@ def test_a_failed_record_does_not_fail_the_resize_and_is_counted() -> None:
     served.kube.apply = forbidden  # type: ignore[method-assign]
     assert served.scale("grow", "ens-0", 1) is Outcome.SUCCESS
     assert served.kube.get(MINICLUSTERS, "ens-0", "ns")["spec"]["size"] == 3
-    assert served.unrecorded == 1 and served.actions() == {}
+    with pytest.raises(ApiError):
+        served.writer.flush()
+    assert served.writer.book.unstored() == ["ens-0"]
     served.kube.apply = original_apply  # type: ignore[method-assign]
     served.scale("grow", "ens-0", 1)
     assert (served.actions()["ens-0"]["from"], served.actions()["ens-0"]["grows"]) == (3, 2)
@@ -144,6 +187,7 @@ def test_a_restarted_service_keeps_the_other_members_entries_and_counts() -> Non
     served.scale("grow", "ens-0", 1)
     served.scale("grow", "ens-0", 1)
     served.scale("shrink", "ens-1", -1)
+    served.writer.flush()                       # as the old service's graceful stop does
     served.scaler = served.new_scaler()
     served.scale("grow", "ens-1", 1)
     actions = served.actions()
