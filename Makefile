@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 STAMP := $(VENV)/.installed
 MAKE_STARTED := $(shell date +%s)
 
-.PHONY: help run test unit integration e2e lint bench cluster-build flux-build tools-build cluster-up cluster-down manifests protos clean
+.PHONY: help run test unit integration e2e lint bench cluster-build flux-build tools-build cluster-up cluster-down manifests protos verify-bootstrap clean
 
 help:
 	@echo "make run            local demo: control plane + operator + example ensemble (EXAMPLE=<path> for another)"
@@ -19,6 +19,7 @@ help:
 	@echo "make cluster-down   stop it"
 	@echo "make manifests      regenerate manifests/crd.yaml, docs/api-reference.md, dist/ and the chart's CRD"
 	@echo "make protos         regenerate the gRPC stubs in controller/proto"
+	@echo "make verify-bootstrap  run a member's generated commands.pre on a real Debian rootfs (root, network)"
 
 # pip's own chatter (build backend warnings) goes to $(VENV)/pip.log; its tail is shown if it fails.
 $(STAMP): pyproject.toml
@@ -108,6 +109,10 @@ manifests: $(STAMP)
 
 protos: $(STAMP)
 	bash hack/gen_protos.sh
+
+# Not part of test or CI: it needs root, network (Debian mirror, PyPI, github.com) and minutes.
+verify-bootstrap: $(STAMP)
+	@bash hack/verify-bootstrap.sh
 
 clean:
 	rm -rf $(VENV) build dist/*.whl dist/*.tar.gz *.egg-info .pytest_cache

@@ -94,6 +94,9 @@ need_test_builds() {  # Go for whatever of the control plane, helm and actionlin
 
 need_openssl() { need_tool openssl "makes the local cluster's certificates" "$(apt_install openssl)"; }
 need_setpriv() { need_tool setpriv "the tests' servers die with their test run" "$(apt_install util-linux)"; }
+need_root() {  # need_root WHY
+  [ "$(id -u)" -eq 0 ] || missing "root is needed ($1): run it with sudo"
+}
 need_gcc() { need_tool "${CC:-gcc}" "builds the local pods' address library, hack/build-podaddress.sh" "$(apt_install gcc)"; }
 
 need_flux_build() {  # the real Flux Operator and Flux, unless built: Go, the sources, Flux's build packages
@@ -171,6 +174,10 @@ check_target() {
     cluster-build) need_control_plane ;;
     flux-build) need_flux_build ;;
     cluster-down) need_system_python "stops the local cluster" ;;
+    verify-bootstrap) need_python; need_root "debootstrap, chroot and mounts"
+      need_tool debootstrap "builds the Debian rootfs the member bootstrap runs in" "$(apt_install debootstrap)"
+      need_tool curl "asks PyPI for ensemble-python's latest release" "$(apt_install curl)"
+      need_tool findmnt "checks nothing is mounted below a rootfs before it is removed" "$(apt_install util-linux)" ;;
   esac
 }
 

@@ -207,3 +207,28 @@ def test_flux_build_as_root_installs_its_packages_itself(tmp_path: Path) -> None
                               "ENSEMBLE_CACHE": str(tmp_path / "cache"), "FLUX_CORE_SRC": "/src.tgz",
                               "FLUX_OPERATOR_SRC": "/s", "HOME": str(tmp_path)})
     assert (proc.returncode, proc.stdout) == (0, ""), proc.stderr
+
+
+# ---- make verify-bootstrap (hack/verify-bootstrap.sh) -------------------------------------------
+AS_ROOT = 'case "$1" in -u) echo 0;; *) exec /usr/bin/id "$@";; esac'
+
+
+def test_verify_bootstrap_without_debootstrap_names_the_package(tmp_path: Path) -> None:
+    proc = make(tmp_path, "verify-bootstrap", absent=("debootstrap",), fakes={"id": AS_ROOT})
+    assert_stopped_with(proc, "verify-bootstrap", "debootstrap is not installed", "apt-get install -y debootstrap")
+    assert proc.returncode == 2
+
+
+def test_verify_bootstrap_not_as_root_says_it_needs_root(tmp_path: Path) -> None:
+    proc = make(tmp_path, "verify-bootstrap", fakes={"id": NOT_ROOT, "debootstrap": ""})
+    assert_stopped_with(proc, "verify-bootstrap", "root is needed (debootstrap, chroot and mounts)")
+
+
+def test_the_verify_bootstrap_script_run_directly_stops_with_the_same_line_and_status_2(tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", str(ROOT / "hack" / "verify-bootstrap.sh")], capture_output=True, text=True,
+                          env={"PATH": path_without(tmp_path / "bin", "debootstrap", fakes={"id": AS_ROOT}),
+                               "HOME": str(tmp_path), "ENSEMBLE_CACHE": str(tmp_path / "cache")}, timeout=60)
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("make verify-bootstrap: debootstrap is not installed")
+    assert not (tmp_path / "cache").exists()
