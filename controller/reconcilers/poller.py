@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from controller.algorithms.status import StatusError, parse_status
 from controller.backoff import exponential
@@ -294,24 +293,24 @@ class StatusPoller:
             consecutive_failures=failures, status=status, error=error,
         )
 
-    def _retry_wait(self, state: RetryCallState) -> float:
-        """Between the attempts of one poll: 1x, 2x, then at most 4x ``retry_backoff``."""
-        return exponential(self._retry_backoff, state.attempt_number - 1, self._retry_backoff * 4)
+    def _retry_wait(self, attempt: int) -> float:
+        """After failed attempt ``attempt`` (from 0) of a poll: 1x, 2x, at most 4x ``retry_backoff``."""
+        return exponential(self._retry_backoff, attempt, self._retry_backoff * 4)
 
     def _request_status(self, target: PollTarget) -> dict:
+        """Up to ``attempts`` calls, retrying only UNAVAILABLE (a plain loop: tenacity's per-call
+        setup was ~4% of the poller's CPU at 10,000 members)."""
         request = pb.StatusRequest(member=MINICLUSTER_MEMBER, name=target.key[2])
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=self._retry_wait,
-            retry=retry_if_exception(_is_unavailable),
-            sleep=self._clock.sleep,
-            reraise=True,
-        )
-        try:
-            response = retrying(self._call, target.address, request)
-        except grpc.RpcError as error:
-            raise _rpc_failure(target.address, error) from error
-        return _status_of(target.address, response)
+        for attempt in range(self._attempts):
+            try:
+                response = self._call(target.address, request)
+            except grpc.RpcError as error:
+                if attempt + 1 == self._attempts or not _is_unavailable(error):
+                    raise _rpc_failure(target.address, error) from error
+                self._clock.sleep(self._retry_wait(attempt))
+                continue
+            return _status_of(target.address, response)
+        raise AssertionError("unreachable: attempts >= 1")
 
     def _call(self, address: str, request: pb.StatusRequest) -> pb.Response:
         try:
@@ -392,14 +391,19 @@ class StatusPoller:
         self.channels.sweep()
 
     def _dispatch_due(self, now: float) -> None:
+        due = []
         for key in self._due.pop_due(now):
             schedule = self._schedules[key]  # unregistering cancels the deadline
             schedule.in_flight = True
             schedule.last_start = now
-            self._submit_scheduled(schedule, schedule.target, self._failures.get(key, 0))
+            due.append((schedule, schedule.target, self._failures.get(key, 0)))
+        if due:
+            self._submit_scheduled(due)
 
-    def _submit_scheduled(self, schedule: _Schedule, target: PollTarget, failures: int) -> None:
-        self._pool.submit(self._poll_scheduled, schedule, target, failures)
+    def _submit_scheduled(self, due: list[tuple[_Schedule, PollTarget, int]]) -> None:
+        """Start the polls of ``due`` (schedule, target, failures so far), all handed over at once."""
+        for schedule, target, failures in due:
+            self._pool.submit(self._poll_scheduled, schedule, target, failures)
 
     def _poll_scheduled(self, schedule: _Schedule, target: PollTarget, failures: int) -> None:
         self._complete(schedule, target, self._poll_once(target, failures))

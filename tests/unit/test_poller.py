@@ -1,3 +1,5 @@
+"""The status poller, both flavours: every test that makes a poller runs with the thread-pool
+``StatusPoller`` and with the asyncio ``AsyncStatusPoller`` (the ``poller_class`` fixture)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
@@ -14,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from tests.fakes import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
+from controller.reconcilers.aiopoller import AsyncStatusPoller, aio_insecure_channel
 from controller.reconcilers.poller import ChannelCache, PollKey, PollResult, PollTarget, StatusPoller
 from controller.workqueue.deadlines import Deadlines
 from tests.helpers import wait_for
@@ -101,16 +105,21 @@ def schedule() -> Deadlines[PollKey]:
     return Deadlines()
 
 
+@pytest.fixture(params=[StatusPoller, AsyncStatusPoller], ids=["threads", "asyncio"])
+def poller_class(request: pytest.FixtureRequest) -> type[StatusPoller]:
+    return request.param
+
+
 @pytest.fixture
-def make_poller(clock: FakeClock, registry: CollectorRegistry,
-                schedule: Deadlines[PollKey]) -> Iterator[Callable[..., StatusPoller]]:
+def make_poller(clock: FakeClock, registry: CollectorRegistry, schedule: Deadlines[PollKey],
+                poller_class: type[StatusPoller]) -> Iterator[Callable[..., StatusPoller]]:
     pollers: list[StatusPoller] = []
 
     def make(**kwargs: object) -> StatusPoller:
         options: dict = {"clock": clock, "registry": registry, "retry_backoff": 0.0, "call_timeout": 2.0,
                          "schedule": schedule}
         options.update(kwargs)
-        poller = StatusPoller(**options)
+        poller = poller_class(**options)
         pollers.append(poller)
         return poller
 
@@ -293,32 +302,67 @@ def test_callback_errors_do_not_stop_polling(make_poller, serve, clock) -> None:
 
 
 class RecordingChannels:
-    def __init__(self) -> None:
+    """A channel factory that records the addresses it dialled and the channels closed."""
+
+    def __init__(self, dial: Callable[[str], Any] = grpc.insecure_channel) -> None:
+        self.dial = dial
+        self.opened: list[str] = []
         self.closed: list[str] = []
 
-    def __call__(self, address: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(address)
+    def __call__(self, address: str) -> Any:
+        self.opened.append(address)
+        channel = self.dial(address)
         original_close = channel.close
 
-        def close() -> None:
+        def close(*args: Any, **kwargs: Any) -> Any:
             self.closed.append(address)
-            original_close()
+            return original_close(*args, **kwargs)  # a grpc.aio channel's: a coroutine, awaited by the caller
 
-        channel.close = close  # type: ignore[method-assign]
+        channel.close = close
         return channel
 
 
-def test_idle_channel_is_closed(make_poller, serve, clock) -> None:
-    factory = RecordingChannels()
-    poller = make_poller(channel_idle_seconds=60, channel_factory=factory)
+class PollChannels:
+    """Where a poller's polls keep their channels: the thread pool's in ``channels`` (which member
+    actions share), the asyncio poller's on its event loop in ``aio_channels``."""
+
+    def __init__(self, poller_class: type[StatusPoller]) -> None:
+        self.on_loop = issubclass(poller_class, AsyncStatusPoller)
+
+    def recording(self) -> RecordingChannels:
+        return RecordingChannels(aio_insecure_channel if self.on_loop else grpc.insecure_channel)
+
+    def option(self, factory: Callable[[str], Any]) -> dict[str, Any]:
+        """The constructor argument that makes the polls' channels."""
+        return {"aio_channel_factory" if self.on_loop else "channel_factory": factory}
+
+    def count(self, poller: StatusPoller) -> int:
+        return len(poller.aio_channels) if isinstance(poller, AsyncStatusPoller) else len(poller.channels)
+
+    def sweep(self, poller: StatusPoller) -> int:
+        if isinstance(poller, AsyncStatusPoller):
+            return poller.sweep_aio_channels()
+        return poller.channels.sweep()
+
+
+@pytest.fixture
+def poll_channels(poller_class: type[StatusPoller]) -> PollChannels:
+    return PollChannels(poller_class)
+
+
+def test_idle_channel_is_closed(make_poller, serve, clock, poll_channels) -> None:
+    factory = poll_channels.recording()
+    poller = make_poller(channel_idle_seconds=60, **poll_channels.option(factory))
     address = serve(Member())
     poller.poll([PollTarget(KEY, address)])
-    assert len(poller.channels) == 1
+    assert poll_channels.count(poller) == 1
     clock.step(59)
-    assert poller.channels.sweep() == 0 and factory.closed == []
+    assert poll_channels.sweep(poller) == 0 and factory.closed == []
     clock.step(1)
-    assert poller.channels.sweep() == 1 and factory.closed == [address]
+    assert poll_channels.sweep(poller) == 1 and factory.closed == [address]
+    assert poll_channels.count(poller) == 0
     assert poller.poll([PollTarget(KEY, address)])[KEY].ok  # dials afresh
+    assert factory.opened == [address, address]
 
 
 def test_channel_in_use_is_not_closed_under_a_call(clock) -> None:
@@ -333,13 +377,25 @@ def test_channel_in_use_is_not_closed_under_a_call(clock) -> None:
     assert len(cache) == 0
 
 
-def test_channels_are_shared_per_address(make_poller, serve) -> None:
-    factory = RecordingChannels()
-    poller = make_poller(channel_factory=factory)
+def test_channels_are_shared_per_address(make_poller, serve, poll_channels) -> None:
+    factory = poll_channels.recording()
+    poller = make_poller(**poll_channels.option(factory))
     address = serve(Member())
     targets = [PollTarget(("ns", "ens", f"ens-{i}"), address) for i in range(5)]
     assert all(result.ok for result in poller.poll(targets).values())
-    assert len(poller.channels) == 1
+    assert factory.opened == [address] and poll_channels.count(poller) == 1
+
+
+def test_an_unavailable_member_is_dialled_afresh(make_poller, serve, poll_channels) -> None:
+    port = free_port()
+    factory = poll_channels.recording()
+    poller = make_poller(attempts=1, **poll_channels.option(factory))
+    target = PollTarget(KEY, f"127.0.0.1:{port}")
+    assert not poller.poll([target])[KEY].ok
+    assert poll_channels.count(poller) == 0 and factory.closed == [target.address]
+    serve(Member(), port)
+    assert poller.poll([target])[KEY].ok
+    assert len(factory.opened) == 2
 
 
 def test_concurrency_is_bounded_by_the_pool(make_poller, serve) -> None:
@@ -417,7 +473,8 @@ class GatedMember(pb_grpc.EnsembleOperatorServicer):
             self.finished[n].set()
 
 
-def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry, schedule) -> None:
+def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry, schedule,
+                                                                 poller_class) -> None:
     """Unregister + register (the lead broker went unready and came back) while a poll is in
     flight: that poll's answer belongs to the old registration. Delivered, it reported a stale
     failure and cleared ``in_flight`` under the new registration's poll, whose schedule it
@@ -425,7 +482,7 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry,
     clock = FakeClock()
     member = GatedMember(2)
     results = Results()
-    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0,
+    poller = poller_class(clock=clock, registry=registry, on_result=results, retry_backoff=0.0,
                           schedule=schedule)
     try:
         address = serve(member)
@@ -450,13 +507,14 @@ def test_poll_in_flight_from_a_previous_registration_is_dropped(serve, registry,
         poller.stop()
 
 
-def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, registry, schedule) -> None:
+def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, registry, schedule,
+                                                                     poller_class) -> None:
     """A poll that raised anything but a poll failure (here a result code this build does not
     know) ended its pool thread's task silently, leaving ``in_flight`` set: the member was
     never polled again and no result said why."""
     clock = FakeClock()
     results = Results()
-    poller = StatusPoller(clock=clock, registry=registry, on_result=results, retry_backoff=0.0,
+    poller = poller_class(clock=clock, registry=registry, on_result=results, retry_backoff=0.0,
                           schedule=schedule)
     try:
         poller.register(PollTarget(KEY, serve(Member(status=99)), heartbeat=10))
@@ -469,16 +527,16 @@ def test_an_unforeseen_answer_does_not_strand_the_target_in_flight(serve, regist
         poller.stop()
 
 
-def test_a_poll_that_raises_is_a_failed_result(registry, schedule) -> None:
+def test_a_poll_that_raises_is_a_failed_result(registry, schedule, poller_class, poll_channels) -> None:
     """Any exception out of one poll (here the channel factory's) is a failed result with its
     cause, and the target keeps its schedule."""
-    def broken_factory(address: str) -> grpc.Channel:
+    def broken_factory(address: str) -> Any:
         raise RuntimeError("no channel for you")
 
     clock = FakeClock()
     results = Results()
-    poller = StatusPoller(clock=clock, registry=registry, on_result=results, channel_factory=broken_factory,
-                          schedule=schedule)
+    poller = poller_class(clock=clock, registry=registry, on_result=results, schedule=schedule,
+                          **poll_channels.option(broken_factory))
     try:
         poller.register(PollTarget(KEY, "127.0.0.1:1", heartbeat=10))
         poller.start()
