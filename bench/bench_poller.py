@@ -284,6 +284,10 @@ def pooled(poller: StatusPoller, targets: list[PollTarget], label: str, rss_befo
     print(f"{'':<34} poller CPU {row['cpu_ms_per_poll']:.3f} ms per poll, "
           f"RSS {row['rss_kib_per_member']:.1f} KiB per member; "
           f"member servers' CPU {row['member_cpu_ms_per_poll']:.3f} ms per poll")
+    others = [result.latency for key, result in results.items() if key[1].startswith("ens-")]
+    if len(others) < len(results):  # hung members in the round: are the others held up?
+        row["others_p99_ms"] = round(percentile(others, 0.99) * 1000, 2)
+        print(f"{'':<34} the {len(others)} members not hung: p99 {row['others_p99_ms']:.2f}ms")
     return row
 
 
@@ -356,7 +360,7 @@ def main() -> int:
         "asyncio_meets_goal": new["seconds"] < 5 and new["p99_ms"] < 50 and new["failures"] == 0,
         "threads_meets_goal": old["seconds"] < 5 and old["p99_ms"] < 50 and old["failures"] == 0,
         "asyncio_fits_heartbeat_with_hung": new_hung["seconds"] < args.heartbeat,
-        "asyncio_p99_ms_with_hung": new_hung["p99_ms"],  # the others' latency: hung ones are under 1%
+        "asyncio_others_p99_ms_with_hung": new_hung.get("others_p99_ms", new_hung["p99_ms"]),
         "heartbeat_s": args.heartbeat,
         "asyncio_speedup_vs_threads": round(new["polls_per_s"] / old["polls_per_s"], 2),
         "rows": rows,
@@ -369,7 +373,7 @@ def main() -> int:
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(json.dumps(verdict))
     met = (verdict["asyncio_meets_goal"] and verdict["asyncio_fits_heartbeat_with_hung"]
-           and new_hung["p99_ms"] < 50)
+           and verdict["asyncio_others_p99_ms_with_hung"] < 50)
     print(f"goal (round < 5 s, p99 < 50 ms at this size): {'met' if met else 'MISSED'}")
     return 0  # a figure to read, like the other benches: make bench runs them all
 
