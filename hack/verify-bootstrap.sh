@@ -17,7 +17,8 @@
 # reported (not verified here) and the case runs again as branch-stand-in: git's url.insteadOf,
 # set in the environment only, serves that URL from a local repository whose branch BRANCH is
 # PyPI's sdist of the default release, so the rest of the branch path is still checked.
-# Reads ENSEMBLE_CACHE, DEBIAN_SUITE, DEBIAN_MIRROR, EXPLICIT_VERSION, BRANCH, PY, KEEP_CASES.
+# Reads ENSEMBLE_CACHE, DEBIAN_SUITE, DEBIAN_MIRROR, EXPLICIT_VERSION, BRANCH, PY, KEEP_CASES,
+# HOST_CA_BUNDLE.
 set -uo pipefail
 
 BUILD_NAME=verify-bootstrap
@@ -38,8 +39,13 @@ PRISTINE="$BASE/pristine"
 CASES_DIR="$BASE/cases"
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(default explicit latest branch)
+# The host's CA bundle, for pip and git only (environment, not the rootfs): where HTTPS goes
+# through a proxy with its own CA, as here, the image's own certificates cannot verify PyPI.
+HOST_CA_BUNDLE="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+CA_IN_ROOT=/run/verify-bootstrap-host-ca.crt
 CHROOT_ENV=(/usr/bin/env -i HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
-            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+            "PIP_CERT=$CA_IN_ROOT" "GIT_SSL_CAINFO=$CA_IN_ROOT")
 
 # ---- the rootfs ---------------------------------------------------------------------------------
 build_pristine() {
@@ -89,6 +95,7 @@ mount_into() {  # mount_into ROOT: /proc, /dev and the host's resolv.conf, as a 
   resolv="$(realpath /etc/resolv.conf)"
   rm -f "$root/etc/resolv.conf" && touch "$root/etc/resolv.conf"
   mount --bind "$resolv" "$root/etc/resolv.conf" && MOUNTED+=("$root/etc/resolv.conf")
+  touch "$root$CA_IN_ROOT" && mount --bind "$HOST_CA_BUNDLE" "$root$CA_IN_ROOT" && MOUNTED+=("$root$CA_IN_ROOT")
 }
 unmount_all() {
   local i

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -160,10 +161,13 @@ def test_minicluster_runs_ensemble_python_against_the_service_dns_name() -> None
                                  "--host demo-grpc.ns1.svc --port 50051 --name demo-0 "
                                  "/ensemble-entrypoint/ensemble.yaml")
     assert runner["commands"]["pre"].splitlines() == [
-        "if command -v apt-get >/dev/null 2>&1; then apt-get update && apt-get install -y python3-cffi; "
-        "elif command -v yum >/dev/null 2>&1; then yum install -y python3-cffi; "
-        "else echo 'no apt-get or yum: install python3-cffi in the image'; fi",
-        'python3 -m pip install ensemble-python==0.0.16 || echo "please install ensemble-python"']
+        'ensemble_packages="python3-cffi"; python3 -m pip --version >/dev/null 2>&1 || '
+        'ensemble_packages="$ensemble_packages python3-pip"',
+        "if command -v apt-get >/dev/null 2>&1; then apt-get update && "
+        "apt-get install -y --no-install-recommends $ensemble_packages; "
+        "elif command -v yum >/dev/null 2>&1; then yum install -y $ensemble_packages; "
+        'else echo "no apt-get or yum: install $ensemble_packages in the image"; fi',
+        'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install ensemble-python==0.0.16 || echo "please install ensemble-python"']
     assert sidecar["name"] == "ensemble-member-status"
     assert sidecar["image"] == "registry.local/ensemble-operator:dev"
     assert sidecar["runFlux"] is False
@@ -227,27 +231,65 @@ def test_minicluster_defaults_size_and_keeps_user_pre_after_the_install() -> Non
 
 
 def test_install_command_from_a_branch_installs_git_and_cffi_then_clones_and_installs_it() -> None:
-    packages, clone, install = install_command("main").splitlines()
-    assert "apt-get install -y python3-cffi git" in packages and "yum install -y python3-cffi git" in packages
+    packages, manager, clone, install = install_command("main").splitlines()
+    assert packages.startswith('ensemble_packages="python3-cffi git";')
+    assert "apt-get install -y --no-install-recommends $ensemble_packages" in manager
+    assert "yum install -y $ensemble_packages" in manager
     assert clone == "git clone -b main --depth 1 https://github.com/converged-computing/ensemble-python.git " \
                     "/tmp/ensemble-python"
-    assert install == 'python3 -m pip install /tmp/ensemble-python || echo "please install ensemble-python"'
+    assert install == 'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install /tmp/ensemble-python ' \
+                      '|| echo "please install ensemble-python"'
 
 
 @pytest.mark.parametrize("version, requirement", [
     (None, "ensemble-python==0.0.16"), ("0.0.15", "ensemble-python==0.0.15"), ("latest", "ensemble-python")])
 def test_install_command_installs_the_chosen_release_unpinned_for_latest(version: str | None,
                                                                         requirement: str) -> None:
-    packages, install = install_command(None, version).splitlines()
-    assert "python3-cffi" in packages and "git" not in packages
-    assert install == f'python3 -m pip install {requirement} || echo "please install ensemble-python"'
+    packages, manager, install = install_command(None, version).splitlines()
+    assert packages.startswith('ensemble_packages="python3-cffi";') and "git" not in packages + manager
+    assert install == f'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install {requirement} ' \
+                      '|| echo "please install ensemble-python"'
 
 
 def test_a_members_ensemble_python_release_reaches_its_bootstrap() -> None:
     ensemble = make_ensemble()
     ensemble["spec"]["members"][0]["ensemblePython"] = "latest"
     pre = minicluster(ensemble, 0, SETTINGS)["spec"]["containers"][0]["commands"]["pre"]
-    assert 'python3 -m pip install ensemble-python || echo "please install ensemble-python"' in pre.splitlines()
+    assert 'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install ensemble-python || echo "please install ensemble-python"' \
+        in pre.splitlines()
+
+
+def _run_bootstrap(tmp_path: Path, pre: str, *, pip: bool, manager: str = "apt-get") -> list[str]:
+    """Run ``pre`` in bash with only stand-ins on PATH: ``manager``, git, and a python3 whose
+    ``-m pip --version`` succeeds when ``pip``; returns the calls they recorded."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    fakes = {manager: f'echo "{manager} $*" >> {calls}', "git": f'echo "git $*" >> {calls}',
+             "python3": f'if [ "$*" = "-m pip --version" ]; then exit {0 if pip else 1}; fi\n'
+                        f'echo "python3 $* PIP_BREAK_SYSTEM_PACKAGES=$PIP_BREAK_SYSTEM_PACKAGES" >> {calls}'}
+    for name, body in fakes.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    subprocess.run(["/bin/bash", "-c", pre], env={"PATH": str(bin_dir)}, check=True, timeout=30)
+    return calls.read_text().splitlines()
+
+
+def test_the_bootstrap_installs_pip_only_where_python3_lacks_it_and_opts_out_of_pep_668(tmp_path: Path) -> None:
+    """On Debian 12 apt's python3 has no pip and refuses `pip install` as externally managed:
+    upstream's bootstrap never installed ensemble-python there (hack/verify-bootstrap.sh)."""
+    assert _run_bootstrap(tmp_path, install_command(None), pip=False) == [
+        "apt-get update", "apt-get install -y --no-install-recommends python3-cffi python3-pip",
+        "python3 -m pip install ensemble-python==0.0.16 PIP_BREAK_SYSTEM_PACKAGES=1"]
+
+
+@pytest.mark.parametrize("manager, expected", [
+    ("apt-get", ["apt-get update", "apt-get install -y --no-install-recommends python3-cffi git"]),
+    ("yum", ["yum install -y python3-cffi git"])])
+def test_the_bootstrap_leaves_an_existing_pip_alone(tmp_path: Path, manager: str, expected: list[str]) -> None:
+    calls = _run_bootstrap(tmp_path, install_command("main"), pip=True, manager=manager)
+    assert calls == [*expected, "git clone -b main --depth 1 "
+                     "https://github.com/converged-computing/ensemble-python.git /tmp/ensemble-python",
+                     "python3 -m pip install /tmp/ensemble-python PIP_BREAK_SYSTEM_PACKAGES=1"]
 
 
 def _as_stored(obj: dict) -> dict:

@@ -172,7 +172,7 @@ def test_the_bootstrap_runs_with_package_managers_stood_in_for(tmp_path: Path, b
     done = subprocess.run(["/bin/bash", str(tmp_path / "pod.sh")], check=True, env={}, timeout=30,
                           capture_output=True, text=True)
     packages = "python3-cffi git" if branch else "python3-cffi"
-    assert f"local pod runtime: apt-get install -y {packages} skipped" in done.stdout
+    assert f"local pod runtime: apt-get install -y --no-install-recommends {packages} skipped" in done.stdout
     trace = (tmp_path / "trace").read_text().splitlines()
     pip = "python3 -m pip install /tmp/ensemble-python" if branch else "python3 -m pip install ensemble-python==0.0.16"
     assert trace[trace.index(pip) + 1] == "start"          # then the broker starts

@@ -58,26 +58,43 @@ def config_map(ensemble: dict, index: int) -> dict:
 # own python3 (the Flux view's may differ), from whichever package manager the image has; git
 # only to install from a branch; then pip. A failed install does not stop the pod (upstream
 # echoes instead), so `ensemble run` reports what is missing.
+# Two steps upstream lacks, without which pip never ran on a Debian image built with apt-get
+# alone (hack/verify-bootstrap.sh, Debian bookworm): python3-pip when `python3 -m pip` is
+# missing ("No module named pip"; apt's python3 comes without it), and PEP 668's opt-out,
+# since Debian 12's and Ubuntu 24.04's python3 refuse `pip install` as
+# "externally-managed-environment" (pips before 23.0.1 ignore the variable). Recommends are
+# left out: python3-pip's are a compiler and python3-dev (132 packages, 122 MB, instead of 12
+# and 6 MB), which no ensemble-python release needs.
 PACKAGES = "python3-cffi"
+PIP_PACKAGE = "python3-pip"
+PACKAGES_VAR = "ensemble_packages"
 
 
 def _system_packages(packages: str) -> str:
-    return (f"if command -v apt-get >/dev/null 2>&1; then apt-get update && apt-get install -y {packages}; "
-            f"elif command -v yum >/dev/null 2>&1; then yum install -y {packages}; "
-            f"else echo 'no apt-get or yum: install {packages} in the image'; fi")
+    """Install ``packages``, plus python3-pip when python3 has no pip, by apt-get or yum."""
+    var = f"${PACKAGES_VAR}"
+    return (f'{PACKAGES_VAR}="{packages}"; python3 -m pip --version >/dev/null 2>&1 || '
+            f'{PACKAGES_VAR}="{var} {PIP_PACKAGE}"\n'
+            f"if command -v apt-get >/dev/null 2>&1; then apt-get update && "
+            f"apt-get install -y --no-install-recommends {var}; "
+            f"elif command -v yum >/dev/null 2>&1; then yum install -y {var}; "
+            f'else echo "no apt-get or yum: install {var} in the image"; fi')
+
+
+def _pip_install(requirement: str) -> str:
+    return f'PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install {requirement} || echo "please install ensemble-python"'
 
 
 def install_command(branch: str | None, version: str | None = None) -> str:
     """Shell for ``commands.pre``: ensemble-python from PyPI (``version``: a release, ``latest`` for
     unpinned as upstream, unset for ENSEMBLE_PYTHON_VERSION), or from a git branch."""
-    fallback = ' || echo "please install ensemble-python"'
     if not branch:
         spec = "ensemble-python" if version == LATEST else f"ensemble-python=={version or ENSEMBLE_PYTHON_VERSION}"
-        return "\n".join([_system_packages(PACKAGES), f"python3 -m pip install {spec}{fallback}"])
+        return "\n".join([_system_packages(PACKAGES), _pip_install(spec)])
     checkout = "/tmp/ensemble-python"
     return "\n".join([_system_packages(f"{PACKAGES} git"),
                       f"git clone -b {shlex.quote(branch)} --depth 1 {ENSEMBLE_PYTHON_REPO}.git {checkout}",
-                      f"python3 -m pip install {checkout}{fallback}"])
+                      _pip_install(checkout)])
 
 
 def run_command(ensemble: dict, index: int) -> str:
