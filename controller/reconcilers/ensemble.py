@@ -90,8 +90,7 @@ class EnsembleReconciler:
         members = {member_name(ensemble, index) for index in range(len(typed.spec.members))}
         records = self.algorithm.records(ensemble, members)
         desired = desired_objects(typed.to_dict(), self._settings)
-        conflicts = [conflict for obj in desired if not _deleted_by_algorithm(obj, records)
-                     for conflict in [self.owned.apply(ensemble, obj)] if conflict is not None]
+        conflicts = self.owned.apply_all(ensemble, [obj for obj in desired if not _deleted_by_algorithm(obj, records)])
         self.owned.delete_undesired(ensemble, len(typed.spec.members), desired)
         observations = self.members.observe(ensemble, typed, records)
         written, observations = self.algorithm.run(ensemble, typed, observations, records)

@@ -47,9 +47,24 @@ class OwnedObjects:
         self._events = events
         self._expectations = expectations
 
+    def apply_all(self, ensemble: dict, desired: list[dict]) -> list[str]:
+        """``apply`` each of ``desired``; the conflicts. What was created is logged in one
+        line (a new Ensemble's objects: one log record rather than one per object)."""
+        created: list[str] = []
+        try:
+            return [conflict for obj in desired if (conflict := self._apply(ensemble, obj, created)) is not None]
+        finally:
+            if created:
+                log.info("created %s", ", ".join(created))
+
     def apply(self, ensemble: dict, desired: dict) -> str | None:
         """Create or update ``desired``; an object of that name not controlled by this Ensemble
         is left alone and returned as a conflict message (with a Warning Event naming it)."""
+        conflicts = self.apply_all(ensemble, [desired])
+        return conflicts[0] if conflicts else None
+
+    def _apply(self, ensemble: dict, desired: dict, created: list[str]) -> str | None:
+        """``apply``, naming what it created in ``created``."""
         resource = for_object(desired)
         meta = desired["metadata"]
         # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
@@ -58,7 +73,7 @@ class OwnedObjects:
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
         if cached is None:
             if self._create(resource, desired):
-                self._created(ensemble, desired)
+                self._created(ensemble, desired, created)
                 return None
             cached = self._unseen(resource, meta)
         if cached is not None and not controlled_by(cached, ensemble):
@@ -71,10 +86,11 @@ class OwnedObjects:
             return None
         if resource == MINICLUSTERS and cached is not None:
             self._pin_size(cached)
-        log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
+        if cached is not None:
+            log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
         if cached is None:
-            self._created(ensemble, desired)
+            self._created(ensemble, desired, created)
         return None
 
     def _create(self, resource: Resource, desired: dict) -> bool:
@@ -94,11 +110,12 @@ class OwnedObjects:
             if status_of(error) != 409:
                 raise
             return False
-        log.info("created %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
         return True
 
-    def _created(self, ensemble: dict, desired: dict) -> None:
-        self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {desired['metadata']['name']}")
+    def _created(self, ensemble: dict, desired: dict, created: list[str]) -> None:
+        meta = desired["metadata"]
+        created.append(f"{desired['kind']} {meta['namespace']}/{meta['name']}")
+        self._events.event(ensemble, "Normal", "Created", f"Created {desired['kind']} {meta['name']}")
 
     def _unseen(self, resource: Resource, meta: dict) -> dict | None:
         """The live object behind a cache miss whose create found the name taken (None if it

@@ -76,6 +76,16 @@ def test_a_missing_object_is_created_with_one_create_only_apply_and_no_read(env)
     assert all(obj["metadata"]["resourceVersion"] != CREATE_ONLY_RESOURCE_VERSION for obj in api.objects.values())
 
 
+def test_the_objects_a_reconcile_creates_are_logged_in_one_line(env, caplog) -> None:
+    api, _, _, _, reconciler = env
+    api.put(ENSEMBLES, make_ensemble())
+    with caplog.at_level("INFO", logger="controller.reconcilers.owned_objects"):
+        reconciler.reconcile(Request("ns", "e1"))
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "controller.reconcilers.owned_objects"]
+    assert line.startswith("created ServiceAccount ns/e1, Role ns/e1, ") and line.endswith(", MiniCluster ns/e1-1")
+    assert line.count(", ") == 11
+
+
 def test_a_lagging_cache_costs_a_refused_create_and_a_read_not_a_second_apply(env) -> None:
     api, recorder, _, clock, reconciler = env
     api.put(ENSEMBLES, make_ensemble())
