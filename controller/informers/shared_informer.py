@@ -57,11 +57,13 @@ class SharedInformer:
 
     def add_event_handler(self, handler: ResourceEventHandler,
                           resync_period: float | None = None) -> ProcessorListener:
-        """Register a handler; if the cache is already filled it first gets an add per object."""
+        """Register a handler; if the cache is already filled it first gets an add per object.
+        A handler whose ``inline`` attribute is true runs on the informer's thread (see listener.py)."""
         period = self._resync_period if resync_period is None else resync_period
         if period:
             period = max(period, MIN_RESYNC_PERIOD)
-        listener = ProcessorListener(handler, period, f"{self.resource}-{len(self._listeners)}")
+        listener = ProcessorListener(handler, period, f"{self.resource}-{len(self._listeners)}",
+                                     inline=bool(getattr(handler, "inline", False)))
         with self._lock:
             listener.next_resync = self._clock.now() + period
             if self._has_synced:

@@ -63,8 +63,11 @@ class EnqueueHandler:
     """A ResourceEventHandler adding ``mapper(obj)`` to a queue for events the predicates pass.
 
     Updates enqueue the requests of both the old and the new object, so a changed owner
-    reference or label wakes up both the previous and the current owner.
+    reference or label wakes up both the previous and the current owner. It never blocks
+    (mappers are pure, the queue unbounded), so informers call it on their own thread.
     """
+
+    inline = True
 
     def __init__(self, queue: RequestQueue, mapper: Mapper, predicates: list[Predicate],
                  source: str) -> None:

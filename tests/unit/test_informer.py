@@ -87,6 +87,36 @@ def test_a_slow_handler_does_not_block_the_others() -> None:
         informer.stop()
 
 
+class InlineHandler(RecordingHandler):
+    inline = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def _record(self, *event) -> None:  # type: ignore[no-untyped-def]
+        self.threads.add(threading.current_thread().name)
+        super()._record(*event)
+
+
+def test_an_inline_handler_is_called_on_the_informers_thread_in_order_and_not_after_stop() -> None:
+    informer = offline_informer()
+    inline = InlineHandler()
+    registration = informer.add_event_handler(inline)
+    informer.replace([obj("a", "1")], "1")
+    informer.upsert(obj("a", "2"))
+    informer.delete(obj("a", "3"))
+    # No wait: each call returned after its handler ran, on this (the informer's) thread.
+    assert summary(inline.events) == [("add", "a", True), ("update", "1", "2"), ("delete", "a")]
+    assert inline.threads == {threading.current_thread().name} and registration.has_synced()
+    late = InlineHandler()
+    informer.add_event_handler(late)
+    assert summary(late.events) == []  # the cache is empty: nothing to replay
+    informer.stop()
+    informer.upsert(obj("b", "4"))
+    assert len(inline.events) == 3 and late.events == []
+
+
 def test_a_failing_handler_keeps_receiving_events() -> None:
     informer = offline_informer()
     seen: list[str] = []
