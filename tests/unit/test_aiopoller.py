@@ -46,3 +46,24 @@ def test_a_hung_member_does_not_hold_up_the_others(make_poller, serve, clock) ->
 def test_slow_call_seconds_must_be_positive(clock) -> None:
     with pytest.raises(ValueError, match="slow_call_seconds"):
         AsyncStatusPoller(clock=clock, slow_call_seconds=0)
+
+
+def test_stop_drops_scheduled_polls_not_started_and_books_those_in_flight(make_poller, serve) -> None:
+    """As the thread pool cancels queued work: stop() waits for the call in flight (its result is
+    still delivered) and starts none of the polls queued behind it."""
+    member = Member()
+    member.gate = threading.Event()
+    delivered: list[PollKey] = []
+    poller = make_poller(max_workers=1, on_result=lambda key, result: delivered.append(key))
+    address = serve(member)
+    for i in range(3):
+        poller.register(PollTarget(("ns", "ens", f"ens-{i}"), address, heartbeat=10))
+    poller.start()
+    wait_for(lambda: member.active == 1, WAIT, "the first poll in flight")
+    stopper = threading.Thread(target=poller.stop)
+    stopper.start()
+    wait_for(lambda: poller._stopping, WAIT, "stop() to have begun")  # before the call in flight ends
+    member.gate.set()
+    stopper.join(WAIT)
+    assert not stopper.is_alive()
+    assert len(member.names) == 1 and len(delivered) == 1
