@@ -31,6 +31,7 @@ from controller.runtime.builder import ControllerBuilder
 from controller.runtime.controller import Controller
 from controller.runtime.predicates import PredicateFuncs, generation_changed
 from controller.runtime.reconcile import Request
+from controller.runtime.writes import WrittenObjects
 from controller.scaling.scaler import EnsembleScaler
 
 OPERATOR_IMAGE_ENV = "ENSEMBLE_OPERATOR_IMAGE"
@@ -81,7 +82,10 @@ def setup(manager: Any, args: Any) -> Controller:
         owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
     pods = manager.cache(PODS)
     pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
-    caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), owned=owned, pods=pods, jobs=manager.cache(JOBS))
+    # Our writes are read back before their watch events come, and those events wake no reconcile.
+    written = WrittenObjects(manager.clock, wake=lambda request: controller.queue.add(request))
+    caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), pods=pods, jobs=manager.cache(JOBS),
+                            owned={res: written.cache(res, cache) for res, cache in owned.items()})
     manager.registry.register(BudgetCollector(manager.cache(ENSEMBLES)))  # the same shared cache
 
     def on_poll(key, result) -> None:
@@ -100,10 +104,10 @@ def setup(manager: Any, args: Any) -> Controller:
         on_outcome=lambda request: controller.queue.add(request), clock=manager.clock)
     reconciler = EnsembleReconciler(client=manager.client, caches=caches, events=manager.events,
                                     clock=manager.clock, settings=settings_from(args), poller=poller,
-                                    runner=runner)
+                                    runner=runner, written=written)
     builder = ControllerBuilder(manager).named("ensemble").for_(ENSEMBLES, predicates=[generation_changed])
     for res in OWNED_RESOURCES:
-        builder.owns(res)
+        builder.owns(res, predicates=[written.not_echo(res)])
     builder.watches(PODS, _ensemble_of_member_object)
     # A Job seen after its pods makes their lead broker known.
     builder.watches(JOBS, _ensemble_of_member_object, predicates=[job_identity_changed])

@@ -35,6 +35,7 @@ from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, SPEC
 from controller.runtime.expectations import Expectations
 from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request, Result
+from controller.runtime.writes import WrittenObjects
 
 __all__ = ["FIELD_MANAGER", "EnsembleCaches", "EnsembleReconciler"]
 
@@ -48,8 +49,9 @@ class EnsembleReconciler:
                  settings: DesiredSettings = DesiredSettings(), poller: Poller | None = None,
                  validator: Callable[[dict], list[FieldError]] = validate,
                  warner: Callable[[dict], list[FieldError]] = spec_warnings,
-                 runner: ActionRunner | None = None) -> None:
-        """``runner`` carries out ``spec.algorithm``'s decisions; without one none are made."""
+                 runner: ActionRunner | None = None, written: WrittenObjects | None = None) -> None:
+        """``runner`` carries out ``spec.algorithm``'s decisions; without one none are made.
+        ``written``: see OwnedObjects."""
         self._client = client
         self._caches = caches
         self._clock = clock
@@ -58,7 +60,8 @@ class EnsembleReconciler:
         self._validate = validator
         self._warnings = warner
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
-                                  expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS))
+                                  expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS),
+                                  written=written)
         self.members = MemberObserver(caches=caches, member_status_port=settings.member_status_port,
                                       clock=clock, poller=poller)
         self.algorithm = AlgorithmStep(client=client, events=events, clock=clock, members=self.members,

@@ -22,6 +22,7 @@ from controller.reconcilers.desired.meta import member_index_of
 from controller.runtime.expectations import Expectations
 from controller.runtime.events import Recorder
 from controller.runtime.reconcile import Request
+from controller.runtime.writes import WrittenObjects
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,14 @@ DELETED_RESOURCES = (*MEMBER_RESOURCES, NETWORKPOLICIES)
 
 class OwnedObjects:
     def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder,
-                 expectations: Expectations) -> None:
+                 expectations: Expectations, written: WrittenObjects | None = None) -> None:
+        """``written`` keeps what each create or apply returned until the caches show it
+        (``caches.owned`` should read through it; see controller/runtime/writes.py)."""
         self._client = client
         self._caches = caches
         self._events = events
         self._expectations = expectations
+        self._written = written
 
     def apply_all(self, ensemble: dict, desired: list[dict]) -> list[str]:
         """``apply`` each of ``desired``; the conflicts. What was created is logged in one
@@ -72,7 +76,7 @@ class OwnedObjects:
             _without_size(desired) if resource == MINICLUSTERS else desired))
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
         if cached is None:
-            if self._create(resource, desired):
+            if self._create(ensemble, resource, desired):
                 self._created(ensemble, desired, created)
                 return None
             cached = self._unseen(resource, meta)
@@ -88,12 +92,30 @@ class OwnedObjects:
             self._pin_size(cached)
         if cached is not None:
             log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
-        self._client.apply(resource, desired, field_manager=FIELD_MANAGER, force=True)
+        self._send(ensemble, resource, desired, cached)
         if cached is None:
             self._created(ensemble, desired, created)
         return None
 
-    def _create(self, resource: Resource, desired: dict) -> bool:
+    def _send(self, ensemble: dict, resource: Resource, body: dict, before: dict | None, *,
+              create_only: bool = False) -> dict | None:
+        """Apply ``body`` (the cache showed ``before``); the answer, or None when a
+        ``create_only`` apply found the name taken. ``written`` hears of it."""
+        meta = body["metadata"]
+        if self._written is not None:
+            self._written.begin(resource, meta["namespace"], meta["name"], ensemble["metadata"]["uid"])
+        answer = None
+        try:
+            answer = self._client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
+        except Exception as error:
+            if not (create_only and status_of(error) == 409):
+                raise
+        finally:
+            if self._written is not None:
+                self._written.end(resource, meta["namespace"], meta["name"], before, answer, request_of(ensemble))
+        return answer
+
+    def _create(self, ensemble: dict, resource: Resource, desired: dict) -> bool:
         """Create ``desired`` if no object holds its name; False (nothing written) if one does.
 
         A server-side apply whose resourceVersion no stored object can have: the API server
@@ -102,15 +124,8 @@ class OwnedObjects:
         owned). One request for what is otherwise a read and an apply. (A uid in the body
         would do the opposite: the API server refuses to create an object whose uid is set.)
         """
-        meta = desired["metadata"]
-        body = {**desired, "metadata": {**meta, "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
-        try:
-            self._client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
-        except Exception as error:
-            if status_of(error) != 409:
-                raise
-            return False
-        return True
+        body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
+        return self._send(ensemble, resource, body, None, create_only=True) is not None
 
     def _created(self, ensemble: dict, desired: dict, created: list[str]) -> None:
         meta = desired["metadata"]

@@ -13,7 +13,9 @@ from controller.reconcilers.desired import DesiredSettings
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleReconciler
 from controller.reconcilers.owned_objects import CREATE_ONLY_RESOURCE_VERSION, SIZE_FIELD_MANAGER
 from controller.reconcilers.poller import PollResult
+from controller.runtime.predicates import allows_create
 from controller.runtime.reconcile import Request, Result
+from controller.runtime.writes import WrittenObjects
 from tests.helpers import job_owner
 from tests.unit.fakes.reconciler import (ENSEMBLE_YAML, FakeApi, FakePoller, FakeRecorder,
                                          conditions, fake_caches, lead_pod, make_ensemble, member,
@@ -360,6 +362,27 @@ def test_a_network_policy_the_ensemble_does_not_control_is_neither_adopted_nor_d
     stored_ensemble(api)["spec"]["networkPolicy"] = False
     reconciler.reconcile(Request("ns", "e1"))
     assert api.objects[(NETWORKPOLICIES, "ns", "e1-grpc")] == theirs
+
+
+def test_written_objects_are_read_back_before_the_informer_shows_them_and_their_echoes_wake_nothing() -> None:
+    api, clock, woken = FakeApi(), FakeClock(), []
+    written = WrittenObjects(clock, wake=woken.append)
+    caches = fake_caches(api)
+    for cache in caches.owned.values():
+        cache.hidden.update({"e1", "e1-grpc", "e1-0", "e1-1"})  # the informers lag every create
+    caches.owned = {res: written.cache(res, cache) for res, cache in caches.owned.items()}
+    reconciler = EnsembleReconciler(client=api, caches=caches, events=FakeRecorder(), clock=clock,
+                                    settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
+                                    poller=FakePoller(), written=written)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    api.writes.clear()
+    reconciler.reconcile(Request("ns", "e1"))  # woken by something else before the informers caught up
+    assert api.writes == [] and api.reads == []  # no refused create, no read: the answers were kept
+    owned = [(res, obj) for (res, _, _), obj in api.objects.items() if res != ENSEMBLES]
+    assert len(owned) == 12 and len(written) == 12
+    assert not any(allows_create([written.not_echo(res)], obj) for res, obj in owned)  # the echoes
+    assert len(written) == 0 and woken == []
 
 
 REQUEST = Request("ns", "e1")
