@@ -47,9 +47,18 @@ Job = Callable[[], Coroutine[Any, Any, None]]
 Booking = tuple[_Schedule, PollTarget, PollResult]
 
 
+# Per-channel machinery a status poll does not use, off: channelz (the operator serves no channelz),
+# BDP probing (pings sized for bulk transfers; a reply is a few KiB under a 64 KiB cap) and grpc's
+# retry filter (the poller retries UNAVAILABLE itself). In 7 paired runs at 3,000 and 10,000 members
+# (grpc-go stubs, load 5-11) every round used less CPU per poll with them off: cold rounds ~7% less
+# (median), warm ~15% less (0.17-0.27 ms per poll against 0.20-0.32).
+POLL_CHANNEL_OPTIONS = [("grpc.enable_channelz", 0), ("grpc.http2.bdp_probe", 0), ("grpc.enable_retries", 0)]
+
+
 def aio_insecure_channel(address: str) -> aio.Channel:
-    """``grpc.aio.insecure_channel`` with the operator's message size limits."""
-    return aio.insecure_channel(address, options=message_size_options())
+    """``grpc.aio.insecure_channel`` with the operator's message size limits and
+    ``POLL_CHANNEL_OPTIONS``."""
+    return aio.insecure_channel(address, options=message_size_options() + POLL_CHANNEL_OPTIONS)
 
 
 @dataclass
