@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -284,11 +284,29 @@ def pooled(poller: StatusPoller, targets: list[PollTarget], label: str, rss_befo
     print(f"{'':<34} poller CPU {row['cpu_ms_per_poll']:.3f} ms per poll, "
           f"RSS {row['rss_kib_per_member']:.1f} KiB per member; "
           f"member servers' CPU {row['member_cpu_ms_per_poll']:.3f} ms per poll")
+    unexpected = failure_reasons(result for key, result in results.items() if key[1].startswith("ens-"))
+    if unexpected:  # a member that is not hung failed: say why (a cold call's deadline under load?)
+        row["failures_not_hung"] = unexpected
+        print(f"{'':<34} members not hung that failed: "
+              + "; ".join(f"{count} x {reason}" for reason, count in unexpected.items()))
     others = [result.latency for key, result in results.items() if key[1].startswith("ens-")]
     if len(others) < len(results):  # hung members in the round: are the others held up?
         row["others_p99_ms"] = round(percentile(others, 0.99) * 1000, 2)
         print(f"{'':<34} the {len(others)} members not hung: p99 {row['others_p99_ms']:.2f}ms")
     return row
+
+
+def failure_reasons(results: Iterable[PollResult]) -> dict[str, int]:
+    """How many failed polls, by reason: the error with its address left out, and the slowest
+    latency (a deadline is told from a refusal by it)."""
+    reasons: dict[str, int] = {}
+    slowest: dict[str, float] = {}
+    for result in results:
+        if not result.ok:
+            reason = (result.error or "?").removeprefix(f"{result.address}: ")
+            reasons[reason] = reasons.get(reason, 0) + 1
+            slowest[reason] = max(slowest.get(reason, 0.0), result.latency)
+    return {f"{reason} (slowest {slowest[reason] * 1000:.0f} ms)": count for reason, count in reasons.items()}
 
 
 def background(poller: StatusPoller, targets: list[PollTarget], seconds: float, received: list[PollResult],
@@ -310,6 +328,9 @@ def background(poller: StatusPoller, targets: list[PollTarget], seconds: float, 
     row["member_cpu_ms_per_poll"] = round(1000 * members_cpu / max(1, len(snapshot)), 3)
     print(f"{'':<34} poller CPU {row['cpu_ms_per_poll']:.3f} ms per poll; "
           f"member servers' CPU {row['member_cpu_ms_per_poll']:.3f} ms per poll")
+    if failed := failure_reasons(snapshot):
+        row["failures_not_hung"] = failed
+        print(f"{'':<34} failed: " + "; ".join(f"{count} x {reason}" for reason, count in failed.items()))
     return row
 
 
