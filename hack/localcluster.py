@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -93,8 +94,34 @@ def log(msg: str) -> None:
     print(f"[localcluster {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the kernel picks; we release it for the server)."""
+# Where free_port() looks first: below the kernel's ephemeral range, which every outgoing
+# connection draws from. A port the kernel hands out from that range (bind to port 0) is free
+# only until the next connect() takes it: a server started a moment later then fails with
+# "Address already in use" (seen in CI: the operator's health port, taken while 1,500 tests'
+# clients and pods connected around it).
+PORT_FLOOR = 10000
+_port_rng = random.Random()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(rng: random.Random = _port_rng) -> int:
+    """A free TCP port on 127.0.0.1, released for a server to bind: one no listener holds, drawn
+    at random below the ephemeral range (see PORT_FLOOR), else one the kernel picks."""
+    ceiling = _ephemeral_floor()
+    for _ in range(50 if ceiling > PORT_FLOOR + 1000 else 0):
+        port = rng.randrange(PORT_FLOOR, ceiling)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))

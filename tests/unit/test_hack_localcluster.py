@@ -3,6 +3,7 @@ the per-run resources (pod CIDR) that concurrent runs must not share."""
 from __future__ import annotations
 
 import os
+import random
 import time
 import subprocess
 import sys
@@ -362,3 +363,20 @@ def test_starting_a_process_runs_no_python_fork_hooks_in_the_child(tmp_path: Pat
     finally:
         _fork_hook_armed = False
     assert [proc.wait(30) for proc in started] == [0, 0]
+
+
+def test_free_port_is_below_the_ephemeral_range_that_outgoing_connections_take() -> None:
+    floor = localcluster._ephemeral_floor()
+    ports = {localcluster.free_port(random.Random(seed)) for seed in range(20)}
+    assert all(localcluster.PORT_FLOOR <= port < floor for port in ports)
+    assert len(ports) > 1, "drawn at random, so concurrent callers rarely pick the same port"
+
+
+def test_free_port_skips_a_port_a_listener_holds() -> None:
+    import socket
+    rng_first = random.Random(7)
+    held_port = localcluster.free_port(random.Random(7))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", held_port))
+        held.listen()
+        assert localcluster.free_port(rng_first) != held_port
