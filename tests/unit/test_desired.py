@@ -462,9 +462,26 @@ def test_the_operator_source_is_where_and_how_the_manifests_install_it() -> None
     {"float": 1.5, "exp": 1e16, "small": 1.5e-7},        # exponents: json writes 1e+16
     {"text": "caf\u00e9 \u2603 \x7f \x01 tab\t line\n"},  # json escapes non-ASCII and controls
     {"string that looks like a number": "image1e5", "n": -0.0, "big": 2 ** 60},
+    {"list": [1e16, -2.5e-7, 3], "nested": {"x": [[-1e300]]}, "tail": 1e100},  # exponents after [ , :
+    1e16,                                                                  # a bare number starts the text
+    {"small": [1e-05, -9.93e-05, 0.0001]},     # json writes 1e-05, msgspec 0.00001
+    {"in a string": "a:1e5,[2E8", "uid": "0e1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"},
 ])
 def test_the_applied_hash_text_is_json_dumps_sorted_and_compact(value) -> None:
     assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_a_hex_uid_that_looks_like_an_exponent_keeps_the_fast_encoder(monkeypatch) -> None:
+    """A uid such as 0e1b...-4e5f-... (about half of random uids) is no float exponent."""
+    obj = desired_objects(make_ensemble(), DesiredSettings())[0]
+    obj["metadata"]["ownerReferences"][0]["uid"] = "0e1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+    expected = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+    def refused(*args, **kwargs):
+        raise AssertionError("json.dumps used")
+
+    monkeypatch.setattr("controller.reconcilers.desired.compare.json.dumps", refused)
+    assert canonical_json(obj) == expected
 
 
 def test_the_applied_hash_of_every_desired_object_is_unchanged_by_the_fast_encoder() -> None:
