@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ from controller.kube.resources import ENSEMBLES, MINICLUSTERS
 from controller.proto import ensemble_service_pb2 as pb2
 from controller.proto import ensemble_service_pb2_grpc as pb2_grpc
 from tests.helpers import run_together
+from localcluster import free_port
 from sim.podnetwork import PodNetwork, pod_network
 from tests.integration.objects import JOBS_ONLY, make_ensemble, make_minicluster, start_member_pod
 from tests.integration.running import ensemble_service
@@ -75,12 +75,6 @@ parser = argparse.ArgumentParser()
 main.add_arguments(parser)
 sys.exit(main.run(parser.parse_args(sys.argv[1:])))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

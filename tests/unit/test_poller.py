@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from localcluster import free_port
 from tests.fakes import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
@@ -60,12 +60,6 @@ class Member(pb_grpc.EnsembleOperatorServicer):
         finally:
             with self._lock:
                 self.active -= 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
