@@ -291,6 +291,8 @@ class _Loader:
 
     def load(self, text: str) -> EnsembleConfig | None:
         try:
+            # Not the C loader (6x faster): libyaml loads files ensemble-python's yaml.safe_load
+            # refuses and refuses some it loads (corpus edge/yaml-*). Results are memoized (_LOADED).
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
