@@ -1,10 +1,12 @@
 """Status computation: member phases, condition transitions, change detection."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from controller.reconcilers.poller import PollResult
-from controller.reconcilers.status import (MemberObservation, invalid_status, member_phase, set_condition,
+from controller.reconcilers.status import (MemberObservation, invalid_status, member_phase, rfc3339, set_condition,
                                            status_changed, valid_status)
 from api.v1alpha1 import FieldError
 from tests.helpers import job_owner
@@ -85,6 +87,16 @@ def test_status_changed_ignores_poll_timestamps_and_foreign_fields_only() -> Non
                           None, 1_700_000_060.0)
     assert status_changed(busier, earlier)
     assert status_changed(earlier, None)
+
+
+def test_status_changed_leaves_both_statuses_as_they_were() -> None:
+    earlier = valid_status(ensemble(), [observation(poll=ok_poll(1_700_000_000.0))], None, 1_700_000_000.0)
+    later = valid_status(ensemble(earlier), [observation(poll=ok_poll(1_700_000_050.0))], None, 1_700_000_050.0)
+    stored = {**earlier, "members": earlier["members"] + ["written by someone else"]}
+    before = copy.deepcopy((later, stored))
+    assert status_changed(later, stored)
+    assert (later, stored) == before
+    assert later["members"][0]["lastPollTime"] == rfc3339(1_700_000_050.0)
 
 
 def test_summary_ready_counts_running_and_completed_members_not_pending_ones() -> None:
