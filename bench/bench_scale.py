@@ -56,7 +56,9 @@ FIELD_MANAGER = "ensemble-operator"
 OPERATOR_IMAGE = "op:bench"
 CREATE_THREADS = 8
 QUIET_SECONDS = 3.0  # no request for this long: the process is done with the burst
-ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
+# Each Ensemble's own text (its name in the command), as tenants' differ: a parse memoized by
+# text must not turn N parses into one here.
+ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo {name}\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
 # Placeholders of the floor's prepared bodies, replaced per Ensemble (a valid DNS label and a uid).
 NAME_MARK, UID_MARK, EVENT_MARK = "zqzqzq", "00000000-0000-0000-0000-00000000cafe", "qzqzqzsuffix"
 
@@ -66,7 +68,7 @@ def ensemble(name: str, namespace: str) -> dict:
     return {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"networkPolicy": False,
-                     "members": [{"ensemble": ENSEMBLE_YAML,
+                     "members": [{"ensemble": ENSEMBLE_YAML.format(name=name),
                                   "minicluster": {"spec": {"size": 1, "containers": [{"image": "app"}]}}}]}}
 
 
