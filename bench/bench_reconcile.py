@@ -41,7 +41,7 @@ from controller.runtime.manager import Manager  # noqa: E402
 
 OWNED = (SERVICEACCOUNTS, ROLES, ROLEBINDINGS, SERVICES, DEPLOYMENTS, CONFIGMAPS, MINICLUSTERS)
 NAMESPACE = "bench"
-ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo hi\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
+ENSEMBLE_YAML = "jobs:\n  - name: a\n    command: echo e{index}\nrules:\n  - trigger: start\n    action:\n      name: submit\n      label: a\n"
 
 
 def install_crd(cluster: LocalCluster, path: Path, name: str) -> None:
@@ -52,7 +52,7 @@ def install_crd(cluster: LocalCluster, path: Path, name: str) -> None:
 def ensemble(index: int) -> dict:
     return {"apiVersion": ENSEMBLES.api_version, "kind": "Ensemble",
             "metadata": {"name": f"e{index}", "namespace": NAMESPACE},
-            "spec": {"members": [{"ensemble": ENSEMBLE_YAML,
+            "spec": {"members": [{"ensemble": ENSEMBLE_YAML.format(index=index),
                                   "minicluster": {"spec": {"size": 1, "containers": [{"image": "app"}]}}}]}}
 
 
