@@ -17,7 +17,7 @@ from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import FIELD_MANAGER, EnsembleScaler, Outcome, RetryPolicy
 from controller.scaling.service_action_writer import ServiceActionWriter
 from tests.helpers import run_together
-from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, forbid_ensemble_patches, minicluster_obj
 from tests.unit.fakes.reconciler import make_ensemble, stored_ensemble
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
@@ -123,14 +123,7 @@ def test_a_ledger_write_carries_the_resizes_recorded_before_it() -> None:
 
 def test_a_failed_ledger_write_records_nothing() -> None:
     served = Served(budget=8)
-    original_patch = served.kube.patch
-
-    def forbidden(res: Resource, name: str, patch: object, **kwargs) -> dict:
-        if res is ENSEMBLES:
-            raise ApiError(403, "Forbidden", "cannot patch resource ensembles/status")
-        return original_patch(res, name, patch, **kwargs)
-
-    served.kube.patch = forbidden  # type: ignore[method-assign]
+    forbid_ensemble_patches(served.kube)
     assert served.scale("grow", "ens-0", 1) is Outcome.ERROR
     assert served.writer.book.unstored() == [] and served.actions() == {}
 

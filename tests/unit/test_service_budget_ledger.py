@@ -17,7 +17,7 @@ from controller.scaling.scaler import EnsembleScaler, Outcome, RetryPolicy
 from controller.runtime.reconcile import Request
 from tests.helpers import run_together
 from tests.unit.fakes.reconciler import make_ensemble, stored_ensemble
-from tests.unit.fakes.kube import FakeKube, ensemble_obj, minicluster_obj
+from tests.unit.fakes.kube import FakeKube, ensemble_obj, forbid_ensemble_patches, minicluster_obj
 
 NO_WAIT = RetryPolicy(attempts=50, base_delay=0.0, max_delay=0.0)
 
@@ -159,14 +159,7 @@ def test_grows_without_a_budget_and_shrinks_write_no_ledger() -> None:
 
 def test_a_ledger_write_the_role_refuses_is_an_error_naming_the_field() -> None:
     setup = Ledgered(budget=4)
-    original_patch = setup.kube.patch
-
-    def forbidden(res: Resource, name: str, patch: object, **kwargs) -> dict:
-        if res is ENSEMBLES:
-            raise ApiError(403, "Forbidden", "cannot patch resource ensembles/status")
-        return original_patch(res, name, patch, **kwargs)
-
-    setup.kube.patch = forbidden
+    forbid_ensemble_patches(setup.kube)
     outcome, body = setup.grow("ens-0", 1)
     assert outcome is Outcome.ERROR and "status.budgetGrants" in body["error"]
     assert setup.size("ens-0") == 1                             # no grant recorded, no grow

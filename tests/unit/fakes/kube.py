@@ -124,3 +124,16 @@ def minicluster_obj(name: str, owner: dict | None, *, size: int = 1, min_size: i
                                     "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
                                     "controller": True}]
     return {"apiVersion": MINICLUSTERS.api_version, "kind": "MiniCluster", "metadata": meta, "spec": spec}
+
+
+def forbid_ensemble_patches(kube: FakeKube) -> None:
+    """Make ``kube`` refuse every PATCH of an Ensemble (its status included) as an RBAC Role
+    without that verb would, and pass every other PATCH through."""
+    original_patch = kube.patch
+
+    def forbidden(res: Resource, name: str, patch: object, **kwargs) -> dict:
+        if res is ENSEMBLES:
+            raise ApiError(403, "Forbidden", "cannot patch resource ensembles/status")
+        return original_patch(res, name, patch, **kwargs)
+
+    kube.patch = forbidden  # type: ignore[method-assign]
