@@ -366,13 +366,13 @@ def run_floor(cluster: LocalCluster, admin: KubeClient, namespace: str, count: i
 
 # -- profile -----------------------------------------------------------------------------
 
-def py_spy(output: Path) -> Callable[[int], Callable[[], None]]:
-    """Attach py-spy to a pid: raw collapsed stacks, 100 Hz, without pausing the process, only
+def py_spy(output: Path, rate: int = 100) -> Callable[[int], Callable[[], None]]:
+    """Attach py-spy to a pid: raw collapsed stacks, ``rate`` Hz, without pausing the process, only
     samples of the thread holding the GIL (CPU in Python, not threads waiting on sockets)."""
     exe = Path(sys.executable).with_name("py-spy")
 
     def attach(pid: int) -> Callable[[], None]:
-        proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", "100", "--nonblocking", "--gil",
+        proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking", "--gil",
                                  "--format", "raw", "--output", str(output)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -455,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--profile", type=int, metavar="N", help="only profile ours at N Ensembles (4 workers)")
     parser.add_argument("--top", type=int, default=25, help="frames printed by --profile")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     rows: list[Row] = []
@@ -468,10 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             output = Path(tmp) / "profile.txt"
             row, _, _ = run_ours(cluster, admin, "profile", args.profile, 4, 0.0, args.timeout, log_path,
-                                 profile=py_spy(output))
+                                 profile=py_spy(output, args.profile_rate))
             print_table([row])
             own, total = top_frames(output, args.top)
-            print(f"\ntop frames by own samples (ours, N={args.profile}, 4 workers, py-spy 100 Hz):")
+            print(f"\ntop frames by own samples (ours, N={args.profile}, 4 workers, py-spy {args.profile_rate} Hz):")
             for name, percent in own:
                 print(f"{percent:6.1f}%  {name}")
             print("\ntop frames by total samples:")
