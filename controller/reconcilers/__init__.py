@@ -92,8 +92,8 @@ def setup(manager: Any, args: Any) -> Controller:
         # Called from the poller's booking thread; polls start (below) once `controller` exists.
         controller.queue.add(reconciler.record_poll(key, result))
 
-    # Calls on one asyncio loop: at 10,000 members a round takes ~2.5-3 s at p99 ~10 ms, where the
-    # thread pool took ~4.7 s at p99 140-240 ms (bench/bench_poller.py).
+    # Calls on one asyncio loop: at 10,000 members a warm round takes 1.0-1.6 s at p99 3-7 ms, where
+    # the thread pool took 2.0-3.4 s at p99 38-67 ms (bench/bench_poller.py on idle cores; README).
     poller = AsyncStatusPoller(clock=manager.clock, registry=manager.registry, on_result=on_poll)
     # Algorithms scale through the ensemble service's own write path (see reconcilers/actions.py),
     # off the reconcile workers; an outcome enqueues its Ensemble as a poll result does.

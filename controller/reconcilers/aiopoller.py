@@ -1,10 +1,11 @@
 """The status poller on grpc's asyncio API: every call on one event-loop thread (the operator's).
 
 A blocking gRPC call holds a thread for its whole round trip and takes the GIL back to finish it:
-at 10,000 members a thread pool of 64 needed ~0.37-0.41 ms of CPU per poll and its p99 was
-140-240 ms (every call waits in line for the GIL); on one event loop a poll costs ~0.27 ms and
-p99 stays near 10 ms (bench/bench_poller.py). The schedule, results, retries, reply validation
-and metrics are ``StatusPoller``'s own; only where calls run differs:
+at 10,000 members a thread pool of 64 needed 0.25-0.42 ms of CPU per poll and its p99 was
+38-67 ms (every call waits in line for the GIL); on one event loop a poll costs 0.11-0.18 ms and
+p99 stays under 7 ms (bench/bench_poller.py on idle cores; the README has the runs). The
+schedule, results, retries, reply validation and metrics are ``StatusPoller``'s own; only where
+calls run differs:
 
 - the scheduler hands each batch of due polls to the loop in one wake-up, not one per poll;
 - worker coroutines take polls from the loop's queue, at most ``max_workers`` counted in the
