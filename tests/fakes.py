@@ -1,5 +1,6 @@
 """Fakes shared by unit and integration tests (and benchmarks): what tests drive instead
-of real time. Fakes of one component's collaborators live in ``tests/unit/fakes/``."""
+of real time, and an Event recorder that keeps what it is told. Fakes of one component's
+collaborators live in ``tests/unit/fakes/``."""
 from __future__ import annotations
 
 import threading
@@ -80,3 +81,13 @@ class SteppingClock(FakeClock):
         assert timeout is not None and timeout > 0, "the run must always know when to look again"
         self.step(timeout)
         return False
+
+
+class FakeRecorder:
+    """``controller.runtime.events.Recorder`` keeping (type, reason, message) in ``events``."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))

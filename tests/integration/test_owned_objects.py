@@ -11,7 +11,7 @@ from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.owned_objects import DELETE_EXPECTATION_SECONDS, SIZE_FIELD_MANAGER, OwnedObjects
 from controller.runtime.expectations import Expectations
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -31,21 +31,13 @@ class DictCache:
         return []
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []
-
-    def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-
 class Owned:
     """OwnedObjects with hand-filled caches, on its own client (its request count is the test's)."""
 
     def __init__(self, client: KubeClient) -> None:
         self.client = client
         self.caches: dict[Resource, DictCache] = {}
-        self.events = Recorder()
+        self.events = FakeRecorder()
         self.owned = OwnedObjects(
             client=client, events=self.events,
             caches=EnsembleCaches(ensembles=DictCache(), owned=_AutoCaches(self.caches), pods=DictCache(),

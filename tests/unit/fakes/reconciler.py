@@ -19,7 +19,7 @@ from controller.reconcilers.poller import PollResult
 from controller.runtime.reconcile import Request
 from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Decision, Outcome
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeRecorder
 from tests.helpers import job_owner, member_job
 
 
@@ -157,14 +157,6 @@ def fake_caches(api: FakeApi) -> EnsembleCaches:
     """The reconciler's caches over ``api``, always in sync with it."""
     return EnsembleCaches(ensembles=FakeCache(api, ENSEMBLES), owned={res: FakeCache(api, res) for res in OWNED},
                           pods=FakeCache(api, PODS), jobs=FluxJobs(api))
-
-
-class FakeRecorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []
-
-    def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
 
 
 class FakePoller:
