@@ -466,6 +466,8 @@ def test_the_operator_source_is_where_and_how_the_manifests_install_it() -> None
     1e16,                                                                  # a bare number starts the text
     {"small": [1e-05, -9.93e-05, 0.0001]},     # json writes 1e-05, msgspec 0.00001
     {"in a string": "a:1e5,[2E8", "uid": "0e1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"},
+    {"quoted \" 1e5 \\": "\\\" 2e8 \\\\\"", "n": [1, 2.5, True, False, None]},  # escaped quotes and backslashes
+    {"after an escaped quote": "\\\"", "x": 1e16},      # the number after it is still seen
 ])
 def test_the_applied_hash_text_is_json_dumps_sorted_and_compact(value) -> None:
     assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
