@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,9 @@ class WrittenObjects:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[_Key, _Entry] = {}
+        # Settled entries by expiry (one TTL for all: the order they were kept in), so that
+        # expiring costs what expired, not a scan of every entry on every write.
+        self._expiries: deque[tuple[float, _Key, _Entry]] = deque()
         self._informers: dict[Resource, Cache] = {}
 
     def cache(self, resource: Resource, informer: Cache) -> WrittenThrough:
@@ -87,13 +91,16 @@ class WrittenObjects:
         answer = None if answer is None else default_transform(answer)  # as the informer caches it
         version = _version(answer)
         with self._lock:
-            for stale in [k for k, entry in self._entries.items() if entry.expires <= now]:
-                del self._entries[stale]
+            while self._expiries and self._expiries[0][0] <= now:
+                _, stale_key, stale = self._expiries.popleft()
+                if self._entries.get(stale_key) is stale:
+                    del self._entries[stale_key]
             entry = self._entries.pop(key, None)
             seen = entry.seen if entry is not None else []
             kept = None
             if answer is not None and not seen:
                 kept = self._entries[key] = _Entry(entry.owner_uid if entry else "", answer, now + self._ttl)
+                self._expiries.append((kept.expires, key, kept))
         if any(event_version is None or event_version != version for event_version in seen):
             self._wake(owner)  # an event held back was not our write's
         informer = self._informers.get(resource)

@@ -133,6 +133,27 @@ def test_an_answer_no_event_matches_expires() -> None:
     assert len(env.written) == 1
 
 
+def test_an_answer_written_again_lives_a_full_ttl_from_its_last_write() -> None:
+    """The sweep takes what expired, oldest first: not a newer answer for the same object,
+    and not the entries of writes still in flight."""
+    env = Env()
+    env.write(None, cm("5"))
+    env.written.begin(CONFIGMAPS, "ns", "in-flight", OWNER_UID)
+    env.clock.step(DEFAULT_TTL_SECONDS / 2)
+    env.informer.show(cm("5"))
+    env.write(cm("5"), cm("6"))                       # "a" again: its first expiry must not end it
+    env.write(None, cm("7", name="b"), name="b")
+    env.clock.step(DEFAULT_TTL_SECONDS / 2)
+    env.write(None, cm("8", name="c"), name="c")      # sweeps: "a"'s first answer had expired
+    assert env.view.get("a", "ns")["metadata"]["resourceVersion"] == "6"
+    assert len(env.written) == 4                      # a, b, c and the write in flight
+    env.clock.step(DEFAULT_TTL_SECONDS / 2)
+    env.write(None, cm("9", name="d"), name="d")      # a and b expire now, c not yet
+    shown = [(env.view.get(name, "ns") or {"metadata": {}})["metadata"].get("resourceVersion") for name in "abcd"]
+    assert shown == ["5", None, "8", "9"]             # "a": the informer's copy again
+    assert len(env.written) == 3
+
+
 def test_index_lookups_are_the_informers() -> None:
     env = Env()
     env.informer.indexed = [cm("1")]
