@@ -7,13 +7,13 @@ Unknown fields are ignored, as the API server prunes them.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 import typing
 from typing import Any
 
 from api.v1alpha1.errors import FieldError, InvalidObjectError
+from api.v1alpha1.jsoncopy import copy_json
 from api.v1alpha1.markers import (FieldInfo, api_fields, declared_default, is_api_class, json_name,
                                   unwrap_optional)
 
@@ -52,14 +52,14 @@ class _Walker:
             return self.fail(path, f"must be an object, got {type_name(data)}")
         before = len(self.errors)
         values: dict[str, Any] = {}
-        out: dict[str, Any] = copy.deepcopy(data) if as_dict else {}
+        out: dict[str, Any] = copy_json(data) if as_dict else {}
         for field, hint, info in api_fields(cls):
             key = json_name(field)
             if data.get(key) is None:
                 if info.required:
                     self.fail(child(path, key), "required field is missing")
                 elif as_dict and declared_default(field) is not None:
-                    out[key] = copy.deepcopy(declared_default(field))
+                    out[key] = copy_json(declared_default(field))
                 continue
             value = self.value(hint, info, data[key], child(path, key), as_dict)
             if value is not _INVALID:
@@ -84,7 +84,7 @@ class _Walker:
                 return self.fail(path, f"must be an object, got {type_name(data)}")
             if info.max_properties is not None and len(data) > info.max_properties:
                 return self.fail(path, f"must have at most {info.max_properties} properties, got {len(data)}")
-            return copy.deepcopy(data)
+            return copy_json(data)
         return self.scalar(hint, info, data, path)
 
     def array(self, item_hint: Any, info: FieldInfo, data: Any, path: str, as_dict: bool) -> Any:
@@ -165,4 +165,4 @@ def encode(instance: Any) -> Any:
         return out
     if isinstance(instance, list):
         return [encode(item) for item in instance]
-    return copy.deepcopy(instance)
+    return copy_json(instance)

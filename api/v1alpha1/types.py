@@ -6,11 +6,11 @@ them. Wire names are the Python names in lowerCamelCase.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from api.v1alpha1.codec import decode, encode
+from api.v1alpha1.jsoncopy import copy_json
 from api.v1alpha1.markers import CelRule, api_field
 from api.v1alpha1.service_mode import SERVICE_MODES
 
@@ -146,7 +146,7 @@ class Member:
 
     def __post_init__(self) -> None:
         """Apply the upstream size defaults to a private copy of the MiniCluster."""
-        self.minicluster = copy.deepcopy(self.minicluster)
+        self.minicluster = copy_json(self.minicluster)
         if not self.branch:
             self.branch = None
         if not self.ensemble_python:
@@ -357,5 +357,5 @@ class Ensemble:
 
     def to_dict(self) -> dict[str, Any]:
         """The object as the API server stores it, defaults included."""
-        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": copy.deepcopy(self.metadata),
+        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": copy_json(self.metadata),
                 "spec": encode(self.spec), "status": encode(self.status)}

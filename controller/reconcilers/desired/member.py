@@ -7,10 +7,10 @@ operator polls (see docs/member-status.md for why a sidecar).
 """
 from __future__ import annotations
 
-import copy
 import shlex
 
 from controller.kube.resources import MINICLUSTERS
+from api.v1alpha1.jsoncopy import copy_json
 from api.v1alpha1.types import DEFAULT_ENSEMBLE_PYTHON, LATEST
 from controller.reconcilers.desired.meta import (
     grpc_service_host, member_name, object_meta, ownership_labels)
@@ -147,12 +147,12 @@ def status_container(ensemble: dict, index: int, settings: DesiredSettings, flux
                     f" --port {settings.member_status_port}"
                     f" --ensemble-yaml {ENTRYPOINT_DIR}/{ENSEMBLE_YAML}"
                     f" --name {member_name(ensemble, index)}"),
-        "securityContext": copy.deepcopy(STATUS_SECURITY_CONTEXT),
+        "securityContext": copy_json(STATUS_SECURITY_CONTEXT),
     }
 
 
 def _runner_container(ensemble: dict, index: int, container: dict, member: dict) -> dict:
-    runner = copy.deepcopy(container)
+    runner = copy_json(container)
     volumes = {**(runner.get("volumes") or {}), **entrypoint_volume(ensemble, index)}
     commands = dict(runner.get("commands") or {})
     user_pre = commands.get("pre")
@@ -166,7 +166,7 @@ def _runner_container(ensemble: dict, index: int, container: dict, member: dict)
 def minicluster(ensemble: dict, index: int, settings: DesiredSettings) -> dict:
     """The member's MiniCluster; ``spec.size`` is only for creation (see the reconciler)."""
     member = members(ensemble)[index]
-    spec = copy.deepcopy((member.get("minicluster") or {}).get("spec") or {})
+    spec = copy_json((member.get("minicluster") or {}).get("spec") or {})
     spec.setdefault("size", 1)
     # One headless Service per member: the Flux Operator creates it selecting only its own
     # MiniCluster's pods (job-name=<mc>) and leaves an existing one alone, so a name shared by
