@@ -140,9 +140,15 @@ class _Walker:
 
 def check(cls: type, data: Any, path: str = "") -> list[FieldError]:
     """Every schema-level error of ``data`` read as ``cls``."""
+    return checked(cls, data, path)[1]
+
+
+def checked(cls: type, data: Any, path: str = "") -> tuple[Any, list[FieldError]]:
+    """``data`` as a ``cls`` instance (None when it has errors) and every schema-level error:
+    ``check`` and ``decode`` in one walk."""
     walker = _Walker()
-    walker.object(cls, data, path, as_dict=False)
-    return walker.errors
+    result = walker.object(cls, data, path, as_dict=False)
+    return (None if walker.errors or result is _INVALID else result), walker.errors
 
 
 def decode(cls: type, data: Any, path: str = "") -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from api.v1alpha1.codec import check
+from api.v1alpha1.codec import checked
 from api.v1alpha1.ensemble_yaml import (RULES_VERSION, check_ensemble_yaml, ensemble_yaml_warnings,
                                         load_ensemble_yaml)
 from api.v1alpha1.errors import FieldError
@@ -20,9 +20,20 @@ from api.v1alpha1.types import API_VERSION, DEFAULT_ENSEMBLE_PYTHON, DEFAULT_MEM
 
 def validate(obj: Any) -> list[FieldError]:
     """All field errors of an Ensemble object (a plain dict); empty when it is valid."""
+    return validated(obj)[0]
+
+
+def validated(obj: Any) -> tuple[list[FieldError], Ensemble | None]:
+    """``validate(obj)`` and, when it found no error, the object decoded (``Ensemble.from_dict``'s
+    result, from the same walk: a reconcile needs both)."""
     if not isinstance(obj, dict):
-        return [FieldError("", f"an {KIND} must be an object, got {type(obj).__name__}")]
-    errors = _type_meta(obj) + _name(obj) + guarded("spec", lambda: check(Ensemble, obj))
+        return [FieldError("", f"an {KIND} must be an object, got {type(obj).__name__}")], None
+    decoded: list[Ensemble | None] = [None]
+
+    def schema() -> list[FieldError]:
+        decoded[0], schema_errors = checked(Ensemble, obj)
+        return schema_errors
+    errors = _type_meta(obj) + _name(obj) + guarded("spec", schema)
     spec = obj.get("spec")
     members = spec.get("members") if isinstance(spec, dict) else None
     for index, member in enumerate(members if isinstance(members, list) else []):
@@ -32,7 +43,7 @@ def validate(obj: Any) -> list[FieldError]:
     sidecar = spec.get("sidecar") if isinstance(spec, dict) else None
     if isinstance(sidecar, dict):
         errors += _port(sidecar.get("port"), "spec.sidecar.port")
-    return errors
+    return errors, (None if errors else decoded[0])
 
 
 def spec_warnings(obj: Any) -> list[FieldError]:

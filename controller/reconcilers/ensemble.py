@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from api.v1alpha1 import Ensemble, FieldError, spec_warnings, validate
-from api.v1alpha1.validation import guarded
+from api.v1alpha1 import Ensemble, FieldError, spec_warnings
+from api.v1alpha1.validation import guarded, validated
 from controller.clock import Clock
 from controller.kube.resources import DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, for_object
 from controller.reconcilers.action_records import ActionRecords
@@ -47,10 +47,11 @@ MIN_REQUEUE_SECONDS = 0.1
 class EnsembleReconciler:
     def __init__(self, *, client: Writer, caches: EnsembleCaches, events: Recorder, clock: Clock,
                  settings: DesiredSettings = DesiredSettings(), poller: Poller | None = None,
-                 validator: Callable[[dict], list[FieldError]] = validate,
+                 validator: Callable[[dict], tuple[list[FieldError], Ensemble | None]] = validated,
                  warner: Callable[[dict], list[FieldError]] = spec_warnings,
                  runner: ActionRunner | None = None, written: WrittenObjects | None = None) -> None:
         """``runner`` carries out ``spec.algorithm``'s decisions; without one none are made.
+        ``validator``: an Ensemble's errors and, when none, the object decoded (``validated``).
         ``written``: see OwnedObjects."""
         self._client = client
         self._caches = caches
@@ -79,14 +80,7 @@ class EnsembleReconciler:
             self.algorithm.forget(request)
             self.owned.forget(request)
             return Result()
-        # A tenant's input must end as InvalidSpec, never as a reconcile that raises and is retried.
-        errors = guarded("spec", lambda: self._validate(ensemble) + algorithm_errors(ensemble))
-        typed: Ensemble | None = None
-        if not errors:
-            try:
-                typed = Ensemble.from_dict(ensemble)
-            except Exception as err:  # validation should have caught it: say what did
-                errors = [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")]
+        errors, typed = self._checked(ensemble)
         if typed is None:
             self._report_invalid(ensemble, errors)
             return Result()
@@ -110,6 +104,25 @@ class EnsembleReconciler:
             waits.append(float(typed.spec.heartbeat))
         # Poll results held back until the Ensemble's publication window opens are written then.
         return Result(requeue_after=max(min(waits), MIN_REQUEUE_SECONDS)) if waits else Result()
+
+    def _checked(self, ensemble: dict) -> tuple[list[FieldError], Ensemble | None]:
+        """The Ensemble's errors, and when there are none the Ensemble decoded (by the same
+        walk as the schema check). A tenant's input must end as InvalidSpec, never as a
+        reconcile that raises and is retried."""
+        decoded: list[Ensemble | None] = [None]
+
+        def run() -> list[FieldError]:
+            errors, decoded[0] = self._validate(ensemble)
+            return errors + algorithm_errors(ensemble)
+        errors = guarded("spec", run)
+        if errors:
+            return errors, None
+        if decoded[0] is None:
+            try:
+                decoded[0] = Ensemble.from_dict(ensemble)
+            except Exception as err:  # the validator should have said why: say what did
+                return [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")], None
+        return [], decoded[0]
 
     # -- status ------------------------------------------------------------------------
 

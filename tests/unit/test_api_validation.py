@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from api.v1alpha1 import Ensemble, validate
+from api.v1alpha1.validation import validated
 from api.v1alpha1.crd import crd
 from api.v1alpha1.names import MAX_ENSEMBLE_NAME_LENGTH
 from controller.kube.resources import ENSEMBLES
@@ -36,6 +37,20 @@ def test_examples_are_valid(path: Path) -> None:
     obj = load(path)
     assert validate(obj) == []
     assert Ensemble.from_dict(obj).spec.members
+
+
+@pytest.mark.parametrize("path", UPSTREAM_FILES + OUR_EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_validated_decodes_a_valid_ensemble_as_from_dict_does(path: Path) -> None:
+    obj = load(path)
+    errors, decoded = validated(obj)
+    assert errors == [] and decoded == Ensemble.from_dict(obj)
+
+
+def test_validated_decodes_nothing_when_anything_is_wrong() -> None:
+    bad_yaml = {**valid(), "spec": {**valid()["spec"], "members": [{**valid()["spec"]["members"][0], "ensemble": "jobs: ["}]}}
+    for obj in (bad_yaml, {**valid(), "apiVersion": "v1"}, {**valid(), "spec": {"members": []}}, []):
+        errors, decoded = validated(obj)
+        assert errors and decoded is None, obj
 
 
 def valid() -> dict:

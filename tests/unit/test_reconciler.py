@@ -161,7 +161,7 @@ def test_a_validator_that_raises_makes_the_ensemble_invalid_naming_the_cause_not
     api, recorder, poller, clock, _ = env
     caches = fake_caches(api)
 
-    def exhausted(obj: dict) -> list:
+    def exhausted(obj: dict) -> tuple:
         raise MemoryError("a custom rule asked for 10**12 items")
 
     reconciler = EnsembleReconciler(client=api, caches=caches, events=recorder, clock=clock,
@@ -173,6 +173,24 @@ def test_a_validator_that_raises_makes_the_ensemble_invalid_naming_the_cause_not
     assert invalid["status"] == "True"
     assert "spec: could not be validated: MemoryError: a custom rule asked for 10**12 items" in invalid["message"]
     assert stored_ensemble(api)["status"]["phase"] == "Invalid"
+
+
+def test_a_validator_that_decodes_nothing_leaves_decoding_to_the_reconciler(env) -> None:
+    api, recorder, poller, clock, _ = env
+
+    def errors_only(obj: dict) -> tuple:
+        return [], None
+
+    reconciler = EnsembleReconciler(client=api, caches=fake_caches(api), events=recorder, clock=clock,
+                                    settings=DesiredSettings(), poller=poller, validator=errors_only)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))
+    assert ("MiniCluster", "e1-1") in api.kinds_written()
+    bad = make_ensemble([{"ensemble": ENSEMBLE_YAML, "minicluster": {"spec": {"containers": []}}}], name="e2")
+    api.put(ENSEMBLES, bad)  # one the validator let through, and decoding refuses
+    reconciler.reconcile(Request("ns", "e2"))
+    invalid = conditions(api, "e2")["InvalidSpec"]
+    assert invalid["status"] == "True" and "spec: could not be read: InvalidObjectError" in invalid["message"]
 
 
 def test_invalid_spec_creates_nothing_reports_once_and_recovers(env) -> None:
