@@ -49,6 +49,19 @@ NOTE_SEPARATOR = "; "
 DROP_CAUSES = ("spam_filter", "queue_full")
 
 
+def joined_notes(notes: list[str]) -> list[str]:
+    """``notes`` joined as the recorder joins a coalesced reason's notes into one Event's
+    (``NOTE_SEPARATOR``, a new Event past ``MAX_NOTE_LENGTH``): for a caller with several
+    events at once, one ``event()`` per Event instead of one per note."""
+    joined: list[str] = []
+    for note in (note[:MAX_NOTE_LENGTH] for note in notes):
+        if joined and len(joined[-1]) + len(NOTE_SEPARATOR) + len(note) <= MAX_NOTE_LENGTH:
+            joined[-1] = f"{joined[-1]}{NOTE_SEPARATOR}{note}"
+        else:
+            joined.append(note)
+    return joined
+
+
 @dataclass
 class _Series:
     name: str

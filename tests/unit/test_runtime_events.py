@@ -7,7 +7,7 @@ import pytest
 
 from controller.kube.errors import ApiError
 from controller.kube.resources import EVENTS
-from controller.runtime.events import EventRecorder
+from controller.runtime.events import MAX_NOTE_LENGTH, EventRecorder, joined_notes
 from tests.helpers import wait_for, wait_for_waiters
 
 ENSEMBLE = {"apiVersion": "ensemble.flux-framework.org/v1alpha1", "kind": "Ensemble",
@@ -227,6 +227,19 @@ def test_created_events_of_one_reconcile_are_one_event_listing_each_object(recor
     [(body, _)] = client.created
     assert body["note"] == "; ".join(f"Created {kind} e" for kind in kinds)
     assert client.patched == []
+
+
+@pytest.mark.parametrize("notes", [
+    [f"Created {kind} e" for kind in ("ServiceAccount", "Role", "Service", "Deployment", "ConfigMap")],
+    [f"Created MiniCluster {'m' * 290}-{index}" for index in range(4)],   # past MAX_NOTE_LENGTH: two Events
+    ["x" * (MAX_NOTE_LENGTH + 50), "Created Role e"],                     # a note too long alone is cut
+])
+def test_joined_notes_are_the_notes_the_recorder_writes_for_them_one_by_one(recorder, client, notes):
+    for note in notes:
+        recorder.event(ENSEMBLE, "Normal", "Created", note)
+    flush(recorder)
+    assert [body["note"] for body, _ in client.created] == joined_notes(notes)
+    assert len(joined_notes(notes)) == (1 if len(notes) == 5 else 2)
 
 
 def test_a_created_event_lingers_for_its_siblings_then_is_written(client, clock):
