@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from controller.kube.chunked import ChunkedReader
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
@@ -49,6 +50,22 @@ def test_watch_request_and_events_split_mid_line(server: ScriptedApiServer, clie
     assert query == {"watch": "1", "resourceVersion": "1", "allowWatchBookmarks": "true",
                      "timeoutSeconds": "42"}
     assert client.request_count == 1 and client.write_count == 0
+
+
+def test_a_chunked_stream_is_read_from_the_connection_itself(server: ScriptedApiServer, client: KubeClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    payloads = ChunkedReader.payloads
+
+    def counted(self: ChunkedReader):
+        reads.append(1)
+        return payloads(self)
+    monkeypatch.setattr(ChunkedReader, "payloads", counted)
+    events = [event("ADDED", obj(f"c{i}", str(i))) for i in range(20)]
+    server.on_watch(PATH, Stream(events, chunk_size=11))
+    with client.watch(CONFIGMAPS, "ns", resource_version="1") as stream:
+        assert list(stream) == events
+    assert reads == [1]
 
 
 def test_abrupt_disconnect_raises_watch_broken(server: ScriptedApiServer, client: KubeClient) -> None:
