@@ -57,9 +57,10 @@ class WrittenObjects:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[_Key, _Entry] = {}
-        # Settled entries by expiry (one TTL for all: the order they were kept in), so that
-        # expiring costs what expired, not a scan of every entry on every write.
-        self._expiries: deque[tuple[float, _Key, _Entry]] = deque()
+        # Keys of settled entries by expiry (one TTL for all: the order they were kept in), so
+        # that expiring costs what expired, not a scan of every entry on every write. Keys
+        # only: an answer ended by its echo is not kept alive here until its expiry.
+        self._expiries: deque[tuple[float, _Key]] = deque()
         self._informers: dict[Resource, Cache] = {}
 
     def cache(self, resource: Resource, informer: Cache) -> WrittenThrough:
@@ -92,15 +93,16 @@ class WrittenObjects:
         version = _version(answer)
         with self._lock:
             while self._expiries and self._expiries[0][0] <= now:
-                _, stale_key, stale = self._expiries.popleft()
-                if self._entries.get(stale_key) is stale:
+                _, stale_key = self._expiries.popleft()
+                stale = self._entries.get(stale_key)
+                if stale is not None and stale.expires <= now:  # not a later answer, nor in flight
                     del self._entries[stale_key]
             entry = self._entries.pop(key, None)
             seen = entry.seen if entry is not None else []
             kept = None
             if answer is not None and not seen:
                 kept = self._entries[key] = _Entry(entry.owner_uid if entry else "", answer, now + self._ttl)
-                self._expiries.append((kept.expires, key, kept))
+                self._expiries.append((kept.expires, key))
         if any(event_version is None or event_version != version for event_version in seen):
             self._wake(owner)  # an event held back was not our write's
         informer = self._informers.get(resource)

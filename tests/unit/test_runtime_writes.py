@@ -2,6 +2,9 @@
 an event held back while the write was in flight wakes the owner unless it was the echo."""
 from __future__ import annotations
 
+import gc
+import weakref
+
 from controller.kube.resources import CONFIGMAPS, SERVICES
 from controller.runtime.predicates import allows_create, allows_delete, allows_update
 from controller.runtime.writes import DEFAULT_TTL_SECONDS, WrittenObjects
@@ -152,6 +155,21 @@ def test_an_answer_written_again_lives_a_full_ttl_from_its_last_write() -> None:
     shown = [(env.view.get(name, "ns") or {"metadata": {}})["metadata"].get("resourceVersion") for name in "abcd"]
     assert shown == ["5", None, "8", "9"]             # "a": the informer's copy again
     assert len(env.written) == 3
+
+
+class WeakDict(dict):
+    """A dict a weak reference can follow."""
+
+
+def test_an_answer_its_echo_ended_is_not_kept_alive_until_its_expiry() -> None:
+    env = Env()
+    answer = WeakDict(cm("5"))
+    alive = weakref.ref(answer)
+    env.write(None, answer)
+    assert not allows_create([env.echo], cm("5"))  # the echo ends the entry
+    del answer
+    gc.collect()
+    assert alive() is None and len(env.written) == 0
 
 
 def test_index_lookups_are_the_informers() -> None:
