@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -494,8 +495,24 @@ def main(argv: list[str] | None = None) -> int:
                           f"peak rss {ratio(ours.peak_rss_mib, floor.peak_rss_mib)}", flush=True)
     print("\nall rows:")
     print_table(rows)
+    if args.repeats > 1:
+        print_medians(rows)
     print(json.dumps([asdict(row) for row in rows]))
     return 0
+
+
+def print_medians(rows: list[Row]) -> None:
+    """Per N and workers, the median over repeats of each run's ours/floor ratio: on shared cores
+    one run's floor moves by a third (3.7-6.0 ms at N=400), more than most changes measured."""
+    print("\nmedian over repeats (each run's ours/floor ratio):")
+    pairs: dict[tuple[int, int], list[tuple[Row, Row]]] = {}
+    for ours, floor in zip(rows[0::2], rows[1::2]):
+        pairs.setdefault((ours.ensembles, ours.workers), []).append((ours, floor))
+    for (count, workers), runs in pairs.items():
+        cpu = [r for o, f in runs if (r := ratio(o.cpu_ms_per_ensemble, f.cpu_ms_per_ensemble)) is not None]
+        converge = [r for o, f in runs if (r := ratio(o.converge_s, f.converge_s)) is not None]
+        print(f"N={count} workers={workers} runs={len(runs)}: cpu per ensemble {statistics.median(cpu) if cpu else None} "
+              f"(runs {' '.join(map(str, cpu))}), converge {statistics.median(converge) if converge else None}")
 
 
 if __name__ == "__main__":
