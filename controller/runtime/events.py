@@ -55,11 +55,18 @@ def joined_notes(notes: list[str]) -> list[str]:
     events at once, one ``event()`` per Event instead of one per note."""
     joined: list[str] = []
     for note in (note[:MAX_NOTE_LENGTH] for note in notes):
-        if joined and len(joined[-1]) + len(NOTE_SEPARATOR) + len(note) <= MAX_NOTE_LENGTH:
-            joined[-1] = f"{joined[-1]}{NOTE_SEPARATOR}{note}"
+        longer = _joined(joined[-1], note) if joined else None
+        if longer is not None:
+            joined[-1] = longer
         else:
             joined.append(note)
     return joined
+
+
+def _joined(note: str, more: str) -> str | None:
+    """``more`` added to an Event's ``note``, or None when the two do not fit in one."""
+    joined = f"{note}{NOTE_SEPARATOR}{more}"
+    return joined if len(joined) <= MAX_NOTE_LENGTH else None
 
 
 @dataclass
@@ -222,8 +229,8 @@ class EventRecorder:
         write = self._open.get(similar_key)
         if write is None or write.body is None:
             return False
-        joined = f"{write.body['note']}{NOTE_SEPARATOR}{note}"
-        if len(joined) > MAX_NOTE_LENGTH:
+        joined = _joined(write.body["note"], note)
+        if joined is None:
             return False
         write.body["note"] = joined
         self._series[key] = write.series  # a repeat of this note counts on the joined Event
