@@ -118,7 +118,7 @@ class WatchStream:
             yield chunk
 
     def _raw_payloads(self) -> Iterator[bytes] | None:
-        """The body read from the connection itself (chunked.py: a third less CPU per event),
+        """The body read from the connection itself (chunked.py: 62-66 -> 46-55 us of CPU per event),
         when it is a chunked body not yet read, not compressed, over the http.client response
         urllib3 wraps; None otherwise (read1 then)."""
         inner = getattr(self._response, "_fp", None)
