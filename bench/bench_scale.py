@@ -116,6 +116,7 @@ def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str,
     """The operator as ``ensemble-operator run`` wires it (JSON logs at info, to a file)."""
     from controller import logs
     from controller.reconcilers import setup
+    from controller.runtime.gc_tuning import tune_garbage_collector
     from controller.runtime.manager import Manager
 
     stream = open(log_path, "a")
@@ -125,6 +126,7 @@ def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str,
     client = KubeClient.from_kubeconfig(kubeconfig)
     manager = Manager(client, namespaces=[namespace], metrics_port=None, health_port=None)
     setup(manager, argparse.Namespace(operator_image=OPERATOR_IMAGE, workers=workers))
+    tune_garbage_collector()
     runner = threading.Thread(target=manager.start, daemon=True)
     runner.start()
     while not manager.is_ready():

@@ -267,6 +267,8 @@ def run_manager(args: argparse.Namespace) -> int:
     if missing:
         return 1
     stop_on_signals(manager.stop)
+    from controller.runtime.gc_tuning import tune_garbage_collector
+    tune_garbage_collector()  # wired: what is alive now lives as long as the process
     log.info("starting manager", extra={"namespaces": args.namespaces or "all",
                                         "leaderElection": leader_elect, "identity": manager.identity})
     try:
