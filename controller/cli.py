@@ -231,6 +231,7 @@ def _loopback(host: str) -> bool:
 def run_manager(args: argparse.Namespace) -> int:
     """Build the Manager, register the Ensemble controller, run until SIGTERM/SIGINT."""
     from controller.kube.client import KubeClient
+    from controller.runtime.gc_tuning import tune_garbage_collector
     from controller.runtime.manager import LeaderElectionLost, Manager
 
     if args.workers < 1:
@@ -267,7 +268,6 @@ def run_manager(args: argparse.Namespace) -> int:
     if missing:
         return 1
     stop_on_signals(manager.stop)
-    from controller.runtime.gc_tuning import tune_garbage_collector
     tune_garbage_collector()  # wired: what is alive now lives as long as the process
     log.info("starting manager", extra={"namespaces": args.namespaces or "all",
                                         "leaderElection": leader_elect, "identity": manager.identity})

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
@@ -37,21 +39,25 @@ def run_child(args: str = "") -> dict:
     return json.loads(done.stdout)
 
 
-def test_objects_alive_at_tuning_are_frozen_out_of_collections() -> None:
-    result = run_child()
+@pytest.fixture(scope="module")
+def tuned() -> dict:
+    """One child tuned with the defaults, for the tests that read it."""
+    return run_child()
+
+
+def test_objects_alive_at_tuning_are_frozen_out_of_collections(tuned: dict) -> None:
     # The 1,000 dicts kept alive (and everything imported) are in the permanent generation.
-    assert result["frozen"] >= 1000
-    assert result["alive"] == 1000
+    assert tuned["frozen"] >= 1000
+    assert tuned["alive"] == 1000
 
 
-def test_the_young_threshold_is_raised_and_older_generations_keep_theirs() -> None:
-    result = run_child()
-    assert result["after"][0] == 10_000
-    assert result["after"][1:] == result["before"][1:]
+def test_the_young_threshold_is_raised_and_older_generations_keep_theirs(tuned: dict) -> None:
+    assert tuned["after"][0] == 10_000
+    assert tuned["after"][1:] == tuned["before"][1:]
     assert run_child("young_threshold=2500")["after"][0] == 2500
 
 
-def test_cycles_made_after_tuning_are_still_collected_automatically() -> None:
+def test_cycles_made_after_tuning_are_still_collected_automatically(tuned: dict) -> None:
     # A garbage cycle made after freezing is freed by a young collection once enough
     # allocations follow, without anyone calling gc.collect().
-    assert run_child()["first_cycle_freed"] is True
+    assert tuned["first_cycle_freed"] is True
