@@ -16,7 +16,7 @@ import msgspec
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from controller.kube import config
+from controller.kube import config, fast_headers
 from controller.kube.errors import ApiError, KubeError, is_not_found
 from controller.kube.jsonscan import identity, scan
 from controller.kube.ratelimit import RequestRateLimiter
@@ -66,6 +66,7 @@ class KubeClient:
         self._server_pool = self._pool.connection_from_url(self.server)
         self._base_path = urlsplit(self.server).path.rstrip("/")
         self._limiter: RequestRateLimiter | None = None
+        fast_headers.install()  # responses' headers without the email parser: same result, ~16 us less each
 
     def limit_rate(self, limiter: RequestRateLimiter | None) -> None:
         """Make every request (each watch once, at its start) wait for ``limiter``; None: no limit."""
