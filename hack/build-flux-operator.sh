@@ -21,11 +21,10 @@ if [ -x "$OUT" ]; then echo "$OUT"; exit 0; fi
 require_go 1.24  # the go directive of its go.mod
 command -v tar >/dev/null || die "tar is not installed; install it and re-run"
 
-# A GitHub archive records its commit (git get-tar-commit-id): refuse another one.
-# (git reads the first block only, so gzip's SIGPIPE fails the pipe: hence || true.)
+# A GitHub archive records its commit: refuse another one.
 refuse_other_commit() {
   local commit
-  commit="$(command -v git >/dev/null && { gzip -dc "$1" 2>/dev/null | git get-tar-commit-id 2>/dev/null; } || true)"
+  commit="$(archive_commit "$1")"
   if [ -n "$commit" ] && [ "$commit" != "$FLUX_OPERATOR_COMMIT" ]; then
     die "$1 is flux-operator commit $commit, not the pinned $FLUX_OPERATOR_COMMIT: point FLUX_OPERATOR_SRC at the pinned commit's source"
   fi

@@ -44,6 +44,10 @@ step_start() {
 step_done() { log "$1: done in $(human_seconds $(( $(date +%s) - STEP_STARTED )))"; }
 human_seconds() { if [ "$1" -ge 120 ]; then printf '%d min %d s' $(( $1 / 60 )) $(( $1 % 60 )); else printf '%d s' "$1"; fi; }
 
+# archive_commit TARBALL: the commit a GitHub archive records (git get-tar-commit-id), or nothing.
+# (git reads the first block only, so gzip's SIGPIPE fails the pipe: hence || true.)
+archive_commit() { { command -v git >/dev/null && { gzip -dc "$1" 2>/dev/null | git get-tar-commit-id 2>/dev/null; }; } || true; }
+
 # fetch_source VAR URL WORK [CHECK]: fill the empty directory WORK with the source that the
 # variable named VAR points at (a tarball or a tree), else with URL's tarball, downloaded.
 # CHECK, when given, is a function called with a tarball's path before it is unpacked.

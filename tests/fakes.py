@@ -1,9 +1,11 @@
 """Fakes shared by unit and integration tests (and benchmarks): what tests drive instead
-of real time, and an Event recorder that keeps what it is told. Fakes of one component's
+of real time, an Event recorder that keeps what it is told, and a Go toolchain for the
+hack/build-*.sh tests. Fakes of one component's
 collaborators live in ``tests/unit/fakes/``."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 
 class FakeClock:
@@ -91,3 +93,22 @@ class FakeRecorder:
 
     def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
+
+
+def fake_go(bin_dir: Path, log: Path) -> None:
+    """Go 1.26 whose `go build -o OUT .` records the call and its directory, says it downloads a
+    module (on stderr, as go does), then writes OUT, or fails with $FAKE_GO_BUILD_ERROR."""
+    bin_dir.mkdir(exist_ok=True)
+    go = bin_dir / "go"
+    go.write_text(f"""#!/bin/sh
+echo "$PWD: go $*" >> {log}
+if [ "$1 $2" = "env GOVERSION" ]; then echo go1.26.0; exit 0; fi
+if [ "$1" = build ]; then
+  echo "go: downloading example.com/dep v1.0.0" >&2
+  if [ -n "$FAKE_GO_BUILD_ERROR" ]; then echo "$FAKE_GO_BUILD_ERROR" >&2; exit 1; fi
+  while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done
+  echo built > "$out"; chmod +x "$out"; exit 0
+fi
+exit 1
+""")
+    go.chmod(0o755)

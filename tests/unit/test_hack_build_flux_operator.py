@@ -8,29 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import fake_go
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hack" / "build-flux-operator.sh"
 COMMIT = "0d75cef855dee5351d68e32ec139a70e892b5268"
 MODULE = "module github.com/flux-framework/flux-operator\n\ngo 1.24\n"
-
-
-def fake_go(bin_dir: Path, log: Path) -> None:
-    """Go 1.26 whose `go build -o OUT .` records the call and its directory, says it downloads a
-    module (on stderr, as go does), then writes OUT, or fails with $FAKE_GO_BUILD_ERROR."""
-    bin_dir.mkdir(exist_ok=True)
-    go = bin_dir / "go"
-    go.write_text(f"""#!/bin/sh
-echo "$PWD: go $*" >> {log}
-if [ "$1 $2" = "env GOVERSION" ]; then echo go1.26.0; exit 0; fi
-if [ "$1" = build ]; then
-  echo "go: downloading example.com/dep v1.0.0" >&2
-  if [ -n "$FAKE_GO_BUILD_ERROR" ]; then echo "$FAKE_GO_BUILD_ERROR" >&2; exit 1; fi
-  while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done
-  echo built > "$out"; chmod +x "$out"; exit 0
-fi
-exit 1
-""")
-    go.chmod(0o755)
 
 
 def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
