@@ -15,10 +15,14 @@ process CPU seconds from the first create until its writes stop, CPU ms per Ense
 API writes per Ensemble, peak RSS and its growth per Ensemble, Events dropped, and CPU
 seconds and requests over an idle window after. Ratios are ours over the floor.
 ``--profile N`` runs ours once at N under py-spy (sampling, non-blocking) and prints the
-top frames by own and by total samples.
+top frames by own and by total samples. ``--upstream`` also measures upstream's Go operator
+(controller-runtime, one worker; hack/build-upstream-operator.sh builds it) at each N on the
+same API server: it writes no status when it creates, so its convergence is the time until
+every Ensemble's MiniCluster and service Deployment exist, its CPU is counted until it has
+used none for QUIET_SECONDS, and its requests are not counted (it is not our client).
 
     .venv/bin/python bench/bench_scale.py [--sizes 50,200,1000,2000] [--workers 1,4]
-        [--idle-seconds 60] [--repeats 1] [--profile 400]
+        [--idle-seconds 60] [--repeats 1] [--profile 400] [--upstream]
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ from localcluster import LocalCluster  # noqa: E402
 
 from api.v1alpha1 import Ensemble  # noqa: E402
 from controller.kube.client import APPLY_PATCH, KubeClient  # noqa: E402
-from controller.kube.resources import ENSEMBLES, EVENTS, for_object  # noqa: E402
+from controller.kube.resources import DEPLOYMENTS, ENSEMBLES, EVENTS, MINICLUSTERS, for_object  # noqa: E402
 from controller.reconcilers.desired import DesiredSettings, desired_objects  # noqa: E402
 from controller.reconcilers.desired.compare import applied_hash, with_applied_hash  # noqa: E402
 
@@ -258,13 +262,13 @@ class Row:
     converge_s: float
     cpu_s: float
     cpu_ms_per_ensemble: float
-    writes_per_ensemble: float
-    requests_per_ensemble: float
+    writes_per_ensemble: float | None  # None: not counted (upstream's operator is not our client)
+    requests_per_ensemble: float | None
     peak_rss_mib: float
     rss_growth_kib_per_ensemble: float
-    events_dropped: int
+    events_dropped: int | None
     idle_cpu_s: float
-    idle_requests: int
+    idle_requests: int | None
 
 
 def create_all(admin: KubeClient, namespace: str, count: int,
@@ -367,6 +371,73 @@ def run_floor(cluster: LocalCluster, admin: KubeClient, namespace: str, count: i
         child.stop()
 
 
+# -- upstream's Go operator -----------------------------------------------------------
+
+UPSTREAM_ARGS = ("--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+
+
+def build_upstream() -> str:
+    """The path of upstream's manager, built by hack/build-upstream-operator.sh if not cached."""
+    return subprocess.run([str(ROOT / "hack" / "build-upstream-operator.sh")], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def wait_cpu_quiet(pid: int, alive: Callable[[], bool]) -> float:
+    """``pid``'s CPU seconds once it has used none for QUIET_SECONDS (read at the last change)."""
+    cpu, changed = process_cpu(pid), time.monotonic()
+    while True:
+        time.sleep(0.25)
+        if not alive():
+            raise SystemExit(f"process {pid} exited")
+        now = process_cpu(pid)
+        if now != cpu:
+            cpu, changed = now, time.monotonic()
+        elif time.monotonic() - changed >= QUIET_SECONDS:
+            return cpu
+
+
+def wait_for_objects(admin: KubeClient, namespace: str, count: int, started: float, timeout: float) -> float:
+    """Seconds from ``started`` until ``namespace`` holds ``count`` MiniClusters and Deployments."""
+    while True:
+        made = min(len(admin.list(res, namespace)["items"]) for res in (MINICLUSTERS, DEPLOYMENTS))
+        if made >= count:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"{namespace}: timed out with {made}/{count} Ensembles' objects")
+        time.sleep(0.25)
+
+
+def run_upstream(cluster: LocalCluster, admin: KubeClient, namespace: str, count: int, idle_seconds: float,
+                 timeout: float, binary: str, log_path: str) -> Row:
+    """Upstream's operator (it watches every namespace) while ``count`` Ensembles are created."""
+    cluster.kubectl("create", "namespace", namespace)
+    with open(log_path, "a") as log:
+        process = subprocess.Popen([binary, *UPSTREAM_ARGS], stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "KUBECONFIG": cluster.kubeconfig})
+    alive = lambda: process.poll() is None  # noqa: E731
+    try:
+        cpu_before = wait_cpu_quiet(process.pid, alive)  # started, caches synced
+        rss_before, _ = process_memory_kib(process.pid)
+        started = time.monotonic()
+        create_all(admin, namespace, count)
+        converge_s = wait_for_objects(admin, namespace, count, started, timeout)
+        cpu = wait_cpu_quiet(process.pid, alive) - cpu_before
+        rss, peak = process_memory_kib(process.pid)
+        idle_cpu = process_cpu(process.pid)
+        time.sleep(idle_seconds)
+        idle_cpu = process_cpu(process.pid) - idle_cpu
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return Row("upstream-go", count, 1, round(converge_s, 2), round(cpu, 2), round(1000 * cpu / count, 2),
+               None, None, round(peak / 1024, 1), round(max(0, peak - rss_before) / count, 1), None,
+               round(idle_cpu, 3), None)
+
+
 # -- profile -----------------------------------------------------------------------------
 
 def py_spy(output: Path, rate: int = 100) -> Callable[[int], Callable[[], None]]:
@@ -435,7 +506,7 @@ def print_table(rows: list[Row]) -> None:
                "idle_cpu_s", "idle_requests")
     print("  ".join(f"{c:>10.10}" for c in columns))
     for row in rows:
-        print("  ".join(f"{str(getattr(row, c)):>10.10}" for c in columns))
+        print("  ".join(f"{'-' if getattr(row, c) is None else str(getattr(row, c)):>10.10}" for c in columns))
 
 
 def parse_list(text: str) -> list[int]:
@@ -459,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, metavar="N", help="only profile ours at N Ensembles (4 workers)")
     parser.add_argument("--top", type=int, default=25, help="frames printed by --profile")
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
+    parser.add_argument("--upstream", action="store_true",
+                        help="also measure upstream's Go operator at each N (hack/build-upstream-operator.sh: Go)")
     args = parser.parse_args(argv)
+    upstream_binary = build_upstream() if args.upstream else None
+    upstream_rows: list[tuple[Row, Row]] = []
     logging.basicConfig(level=logging.WARNING)
     rows: list[Row] = []
     with LocalCluster.start() as cluster, tempfile.TemporaryDirectory() as tmp:
@@ -495,12 +570,30 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"ratios ours/floor: converge {ratio(ours.converge_s, floor.converge_s)}, "
                           f"cpu per ensemble {ratio(ours.cpu_ms_per_ensemble, floor.cpu_ms_per_ensemble)}, "
                           f"peak rss {ratio(ours.peak_rss_mib, floor.peak_rss_mib)}", flush=True)
+                if upstream_binary:
+                    upstream = run_upstream(cluster, admin, f"upstream-{count}-r{repeat}", count,
+                                            args.idle_seconds, args.timeout, upstream_binary,
+                                            str(Path(tmp) / "upstream.log"))
+                    upstream_rows.append((ours, upstream))
+                    print_table([upstream])
+                    print_upstream_ratios(ours, upstream)
     print("\nall rows:")
-    print_table(rows)
+    print_table(rows + [upstream for _, upstream in upstream_rows])
     if args.repeats > 1:
         print_medians(rows)
-    print(json.dumps([asdict(row) for row in rows]))
+    if upstream_rows:
+        print("\nours (the last worker count of each N) against upstream's operator:")
+        for ours, upstream in upstream_rows:
+            print_upstream_ratios(ours, upstream)
+    print(json.dumps([asdict(row) for row in rows + [upstream for _, upstream in upstream_rows]]))
     return 0
+
+
+def print_upstream_ratios(ours: Row, upstream: Row) -> None:
+    print(f"N={ours.ensembles} ours ({ours.workers} workers)/upstream: converge "
+          f"{ratio(ours.converge_s, upstream.converge_s)}, cpu per ensemble "
+          f"{ratio(ours.cpu_ms_per_ensemble, upstream.cpu_ms_per_ensemble)} ({ours.cpu_ms_per_ensemble} / "
+          f"{upstream.cpu_ms_per_ensemble} ms), peak rss {ratio(ours.peak_rss_mib, upstream.peak_rss_mib)}", flush=True)
 
 
 def print_medians(rows: list[Row]) -> None:
