@@ -22,13 +22,7 @@ require_go 1.24  # the go directive of its go.mod
 command -v tar >/dev/null || die "tar is not installed; install it and re-run"
 
 # A GitHub archive records its commit: refuse another one.
-refuse_other_commit() {
-  local commit
-  commit="$(archive_commit "$1")"
-  if [ -n "$commit" ] && [ "$commit" != "$FLUX_OPERATOR_COMMIT" ]; then
-    die "$1 is flux-operator commit $commit, not the pinned $FLUX_OPERATOR_COMMIT: point FLUX_OPERATOR_SRC at the pinned commit's source"
-  fi
-}
+PINNED_COMMIT="$FLUX_OPERATOR_COMMIT" PINNED_NAME=flux-operator PINNED_SRC_VAR=FLUX_OPERATOR_SRC
 
 unpack_source() {
   fetch_source FLUX_OPERATOR_SRC "https://github.com/flux-framework/flux-operator/archive/$FLUX_OPERATOR_COMMIT.tar.gz" \

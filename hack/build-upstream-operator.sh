@@ -23,13 +23,7 @@ if [ -x "$OUT" ]; then echo "$OUT"; exit 0; fi
 require_go 1.21  # the go directive of its go.mod
 command -v tar >/dev/null || die "tar is not installed; install it and re-run"
 
-refuse_other_commit() {
-  local commit
-  commit="$(archive_commit "$1")"
-  if [ -n "$commit" ] && [ "$commit" != "$UPSTREAM_OPERATOR_COMMIT" ]; then
-    die "$1 is ensemble-operator commit $commit, not the pinned $UPSTREAM_OPERATOR_COMMIT: point UPSTREAM_OPERATOR_SRC at the pinned commit's source"
-  fi
-}
+PINNED_COMMIT="$UPSTREAM_OPERATOR_COMMIT" PINNED_NAME=ensemble-operator PINNED_SRC_VAR=UPSTREAM_OPERATOR_SRC
 
 fetch_source UPSTREAM_OPERATOR_SRC "https://github.com/converged-computing/ensemble-operator/archive/$UPSTREAM_OPERATOR_COMMIT.tar.gz" \
   "$WORK" refuse_other_commit

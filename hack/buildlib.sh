@@ -48,6 +48,17 @@ human_seconds() { if [ "$1" -ge 120 ]; then printf '%d min %d s' $(( $1 / 60 )) 
 # (git reads the first block only, so gzip's SIGPIPE fails the pipe: hence || true.)
 archive_commit() { { command -v git >/dev/null && { gzip -dc "$1" 2>/dev/null | git get-tar-commit-id 2>/dev/null; }; } || true; }
 
+# refuse_other_commit TARBALL (a fetch_source CHECK): die when the archive records a commit other
+# than PINNED_COMMIT. The build script sets PINNED_COMMIT, PINNED_NAME (the project, as the message
+# names it) and PINNED_SRC_VAR (the variable that points at a source).
+refuse_other_commit() {
+  local commit
+  commit="$(archive_commit "$1")"
+  if [ -n "$commit" ] && [ "$commit" != "$PINNED_COMMIT" ]; then
+    die "$1 is $PINNED_NAME commit $commit, not the pinned $PINNED_COMMIT: point $PINNED_SRC_VAR at the pinned commit's source"
+  fi
+}
+
 # fetch_source VAR URL WORK [CHECK]: fill the empty directory WORK with the source that the
 # variable named VAR points at (a tarball or a tree), else with URL's tarball, downloaded.
 # CHECK, when given, is a function called with a tarball's path before it is unpacked.

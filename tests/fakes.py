@@ -4,6 +4,7 @@ hack/build-*.sh tests. Fakes of one component's
 collaborators live in ``tests/unit/fakes/``."""
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -112,3 +113,15 @@ fi
 exit 1
 """)
     go.chmod(0o755)
+
+
+def archive_of_a_new_commit(tree: Path, tarball: Path, prefix: str) -> str:
+    """Commit ``tree`` to a new git repository and write its GitHub-style archive (which records
+    the commit, as git get-tar-commit-id reads) to ``tarball``; the commit's hash."""
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    subprocess.run([*git, "archive", "--format=tar.gz", f"--prefix={prefix}/", "-o", str(tarball), "HEAD"],
+                   check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import fake_go
+from tests.fakes import archive_of_a_new_commit, fake_go
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "hack" / "build-upstream-operator.sh"
@@ -60,14 +60,8 @@ def test_a_tree_that_is_not_upstreams_operator_is_refused(tmp_path: Path) -> Non
 @pytest.mark.skipif(shutil.which("git") is None, reason="git archive makes a tarball that records its commit")
 def test_a_tarball_of_another_commit_is_refused(tmp_path: Path) -> None:
     repo = source_tree(tmp_path / "repo")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "x"], check=True)
-    other = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     tarball = tmp_path / "ensemble-operator.tar.gz"
-    subprocess.run([*git, "archive", "--format=tar.gz", "--prefix=ensemble-operator/", "-o", str(tarball), "HEAD"],
-                   check=True)
+    other = archive_of_a_new_commit(repo, tarball, "ensemble-operator")
     proc = run(tmp_path, UPSTREAM_OPERATOR_SRC=str(tarball))
     assert proc.returncode == 1
     assert f"is ensemble-operator commit {other}, not the pinned {COMMIT}" in proc.stderr.strip().splitlines()[-1]
