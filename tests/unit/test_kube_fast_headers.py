@@ -102,3 +102,10 @@ class _Counting:
     def fullmatch(self, line: bytes):
         self._calls.append(line)
         return self._pattern.fullmatch(line)
+
+
+def test_a_python_without_read_headers_keeps_its_own_parser(monkeypatch) -> None:
+    monkeypatch.setattr(http.client, "parse_headers", original_parse_headers)
+    monkeypatch.delattr(http.client, "_read_headers")
+    fast_headers.install()
+    assert http.client.parse_headers is original_parse_headers
