@@ -422,7 +422,7 @@ def run_upstream(cluster: LocalCluster, admin: KubeClient, namespace: str, count
         create_all(admin, namespace, count)
         converge_s = wait_for_objects(admin, namespace, count, started, timeout)
         cpu = wait_cpu_quiet(process.pid, alive) - cpu_before
-        rss, peak = process_memory_kib(process.pid)
+        _, peak = process_memory_kib(process.pid)
         idle_cpu = process_cpu(process.pid)
         time.sleep(idle_seconds)
         idle_cpu = process_cpu(process.pid) - idle_cpu
@@ -567,33 +567,31 @@ def main(argv: list[str] | None = None) -> int:
                                       args.timeout, status, round(events / count))
                     rows += [ours, floor]
                     print_table([ours, floor])
-                    print(f"ratios ours/floor: converge {ratio(ours.converge_s, floor.converge_s)}, "
-                          f"cpu per ensemble {ratio(ours.cpu_ms_per_ensemble, floor.cpu_ms_per_ensemble)}, "
-                          f"peak rss {ratio(ours.peak_rss_mib, floor.peak_rss_mib)}", flush=True)
+                    print_ratios("ratios ours/floor", ours, floor)
                 if upstream_binary:
                     upstream = run_upstream(cluster, admin, f"upstream-{count}-r{repeat}", count,
                                             args.idle_seconds, args.timeout, upstream_binary,
                                             str(Path(tmp) / "upstream.log"))
                     upstream_rows.append((ours, upstream))
                     print_table([upstream])
-                    print_upstream_ratios(ours, upstream)
+                    print_ratios(f"N={count} ours ({ours.workers} workers)/upstream", ours, upstream)
+    every_row = rows + [upstream for _, upstream in upstream_rows]
     print("\nall rows:")
-    print_table(rows + [upstream for _, upstream in upstream_rows])
+    print_table(every_row)
     if args.repeats > 1:
         print_medians(rows)
     if upstream_rows:
         print("\nours (the last worker count of each N) against upstream's operator:")
         for ours, upstream in upstream_rows:
-            print_upstream_ratios(ours, upstream)
-    print(json.dumps([asdict(row) for row in rows + [upstream for _, upstream in upstream_rows]]))
+            print_ratios(f"N={ours.ensembles} ours ({ours.workers} workers)/upstream", ours, upstream)
+    print(json.dumps([asdict(row) for row in every_row]))
     return 0
 
 
-def print_upstream_ratios(ours: Row, upstream: Row) -> None:
-    print(f"N={ours.ensembles} ours ({ours.workers} workers)/upstream: converge "
-          f"{ratio(ours.converge_s, upstream.converge_s)}, cpu per ensemble "
-          f"{ratio(ours.cpu_ms_per_ensemble, upstream.cpu_ms_per_ensemble)} ({ours.cpu_ms_per_ensemble} / "
-          f"{upstream.cpu_ms_per_ensemble} ms), peak rss {ratio(ours.peak_rss_mib, upstream.peak_rss_mib)}", flush=True)
+def print_ratios(label: str, ours: Row, other: Row) -> None:
+    print(f"{label}: converge {ratio(ours.converge_s, other.converge_s)}, cpu per ensemble "
+          f"{ratio(ours.cpu_ms_per_ensemble, other.cpu_ms_per_ensemble)} ({ours.cpu_ms_per_ensemble} / "
+          f"{other.cpu_ms_per_ensemble} ms), peak rss {ratio(ours.peak_rss_mib, other.peak_rss_mib)}", flush=True)
 
 
 def print_medians(rows: list[Row]) -> None:

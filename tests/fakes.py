@@ -1,6 +1,6 @@
 """Fakes shared by unit and integration tests (and benchmarks): what tests drive instead
-of real time, an Event recorder that keeps what it is told, and a Go toolchain for the
-hack/build-*.sh tests. Fakes of one component's
+of real time, an Event recorder that keeps what it is told, and for the hack/build-*.sh
+tests a Go toolchain and a source archive of a given commit. Fakes of one component's
 collaborators live in ``tests/unit/fakes/``."""
 from __future__ import annotations
 

@@ -3,10 +3,10 @@
 http.client reads a response's header lines itself, then hands their text to
 ``email.parser``, which costs about 22 us per response for the 7 headers an API server
 sends (measured; ~1.2 us of that is reading the lines), about 7% of this client's ~300 us
-of CPU per request. When every line is a plain ``Name: value``
-line of printable ASCII, the same ``HTTPMessage`` (the same headers, payload and defects
-as the email parser gives) is built directly; anything else (a folded line, a line
-without a colon, a ``From `` line, any other byte) goes to the email parser as before.
+of CPU per request. When every line is a plain ``Name: value`` line of printable ASCII, the
+same ``HTTPMessage`` (the same headers, payload and defects as the email parser gives) is
+built directly; anything else (a folded line, a line without a colon, a ``From `` line, any
+other byte) goes to the email parser as before.
 The replacement is process-wide (http.client looks ``parse_headers`` up per response), which
 is safe because it returns what the original returns for every input.
 """
