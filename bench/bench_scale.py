@@ -13,7 +13,8 @@ For each N and worker count, two processes are measured in turn on one API serve
 Per row: seconds until every Ensemble has a status (applies come first in both),
 process CPU seconds from the first create until its writes stop, CPU ms per Ensemble,
 API writes per Ensemble, peak RSS and its growth per Ensemble, Events dropped, and CPU
-seconds and requests over an idle window after. Ratios are ours over the floor.
+seconds and requests over an idle window after; under each pair, each process's CPU per
+Ensemble by thread role (workers, reflectors, the Event writer...). Ratios are ours over the floor.
 ``--profile N`` runs ours once at N under py-spy (sampling, non-blocking) and prints the
 top frames by own and by total samples. ``--upstream`` also measures upstream's Go operator
 (controller-runtime, one worker; hack/build-upstream-operator.sh builds it) at each N on the
@@ -32,6 +33,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -88,6 +90,45 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+# Threads named per resource or per index (reflector-<resource>, ensemble-worker-3,
+# ThreadPoolExecutor-0_1) are one role each.
+_PER_RESOURCE_ROLES = ("reflector-", "resync-", "handler-")
+_THREAD_INDEX = re.compile(r"-[0-9]+(?:_[0-9]+)?$")
+
+
+def thread_role(name: str) -> str:
+    """A thread's role: its name without the resource or index that tells its kind apart."""
+    for prefix in _PER_RESOURCE_ROLES:
+        if name.startswith(prefix):
+            return prefix[:-1]
+    return _THREAD_INDEX.sub("", name)
+
+
+def thread_cpu_by_role(task_dir: Path = Path("/proc/self/task"),
+                       names: dict[int, str] | None = None) -> dict[str, float]:
+    """CPU seconds of this process's live threads summed per role, so a run can say where its CPU
+    went (the workers' requests and reconciles, the reflectors' watch events, the Event writer).
+    Threads Python did not start (grpc's) are named by the kernel: ``native:<comm>``."""
+    if names is None:
+        names = {thread.native_id: thread.name for thread in threading.enumerate() if thread.native_id}
+    by_role: dict[str, float] = {}
+    for task in task_dir.iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = names.get(int(task.name)) or f"native:{(task / 'comm').read_text().strip()}"
+        except (OSError, ValueError):
+            continue  # the thread ended while it was read
+        role = thread_role(name)
+        by_role[role] = by_role.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return by_role
+
+
+def cpu_ms_per_ensemble_by_role(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """Each role's CPU between two readings, in ms per Ensemble, largest first (roles that used none left out)."""
+    spent = {role: 1000 * (seconds - before.get(role, 0.0)) / count for role, seconds in after.items()}
+    return {role: round(ms, 2) for role, ms in sorted(spent.items(), key=lambda item: -item[1]) if ms > 0}
+
+
 def process_memory_kib(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) in KiB."""
     values = {}
@@ -100,8 +141,8 @@ def process_memory_kib(pid: int) -> tuple[int, int]:
 
 # -- child processes ---------------------------------------------------------------------
 
-def _counts(client: KubeClient) -> dict[str, int]:
-    return {"requests": client.request_count, "writes": client.write_count}
+def _counts(client: KubeClient) -> dict[str, Any]:
+    return {"requests": client.request_count, "writes": client.write_count, "threads": thread_cpu_by_role()}
 
 
 class DropCounter(logging.Handler):
@@ -239,7 +280,7 @@ class Child:
         assert self.process.pid is not None
         return self.process.pid
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         self._conn.send("counts")
         return self._conn.recv()
 
@@ -269,6 +310,8 @@ class Row:
     events_dropped: int | None
     idle_cpu_s: float
     idle_requests: int | None
+    # CPU ms per Ensemble per thread role (``thread_role``); None: not our process to read.
+    cpu_ms_by_thread: dict[str, float] | None = None
 
 
 def create_all(admin: KubeClient, namespace: str, count: int,
@@ -325,7 +368,8 @@ def measure(kind: str, child: Child, count: int, workers: int, create: Callable[
                round((quiet["writes"] - counts_before["writes"]) / count, 2),
                round((quiet["requests"] - counts_before["requests"]) / count, 2),
                round(peak / 1024, 1), round(max(0, peak - rss_before) / count, 1),
-               quiet["events_dropped"], round(idle_cpu, 3), idle_requests)
+               quiet["events_dropped"], round(idle_cpu, 3), idle_requests,
+               cpu_ms_per_ensemble_by_role(counts_before["threads"], quiet["threads"], count))
 
 
 def run_ours(cluster: LocalCluster, admin: KubeClient, namespace: str, count: int, workers: int,
@@ -549,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             row, _, _ = run_ours(cluster, admin, "profile", args.profile, 4, 0.0, args.timeout, log_path,
                                  profile=py_spy(output, args.profile_rate))
             print_table([row])
+            print_cpu_by_thread([row])
             own, total = top_frames(output, args.top)
             print(f"\ntop frames by own samples (ours, N={args.profile}, 4 workers, py-spy {args.profile_rate} Hz):")
             for name, percent in own:
@@ -568,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows += [ours, floor]
                     print_table([ours, floor])
                     print_ratios("ratios ours/floor", ours, floor)
+                    print_cpu_by_thread([ours, floor])
                 if upstream_binary:
                     upstream = run_upstream(cluster, admin, f"upstream-{count}-r{repeat}", count,
                                             args.idle_seconds, args.timeout, upstream_binary,
@@ -592,6 +638,15 @@ def print_ratios(label: str, ours: Row, other: Row) -> None:
     print(f"{label}: converge {ratio(ours.converge_s, other.converge_s)}, cpu per ensemble "
           f"{ratio(ours.cpu_ms_per_ensemble, other.cpu_ms_per_ensemble)} ({ours.cpu_ms_per_ensemble} / "
           f"{other.cpu_ms_per_ensemble} ms), peak rss {ratio(ours.peak_rss_mib, other.peak_rss_mib)}", flush=True)
+
+
+def print_cpu_by_thread(rows: list[Row]) -> None:
+    for row in rows:
+        if row.cpu_ms_by_thread:
+            roles = ", ".join(f"{role} {ms}" for role, ms in row.cpu_ms_by_thread.items())
+            alive = round(sum(row.cpu_ms_by_thread.values()), 2)
+            print(f"  {row.kind} CPU by thread, ms per Ensemble ({alive} of {row.cpu_ms_per_ensemble} in threads "
+                  f"alive at the end, in 1/{CLOCK_TICKS} s ticks): {roles}")
 
 
 def print_medians(rows: list[Row]) -> None:

@@ -1,0 +1,88 @@
+"""bench_scale's CPU by thread role: where a measured process's CPU went."""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import bench_scale  # noqa: E402
+from bench_scale import cpu_ms_per_ensemble_by_role, thread_cpu_by_role, thread_role  # noqa: E402
+
+TICKS = bench_scale.CLOCK_TICKS
+
+
+@pytest.mark.parametrize(("name", "role"), [
+    ("reflector-ensembles.ensemble.flux-framework.org/v1alpha1", "reflector"),
+    ("resync-configmaps/v1", "resync"),
+    ("handler-ensemble-owns-deployments", "handler"),
+    ("ensemble-worker-3", "ensemble-worker"),
+    ("ensemble-worker-12", "ensemble-worker"),
+    ("ThreadPoolExecutor-0_1", "ThreadPoolExecutor"),
+    ("algorithm-actions-0", "algorithm-actions"),
+    ("event-recorder", "event-recorder"),
+    ("MainThread", "MainThread"),
+    ("workqueue-timer-ensemble", "workqueue-timer-ensemble"),
+    ("native:grpc_global_tim", "native:grpc_global_tim"),
+])
+def test_thread_role_drops_only_the_resource_or_index_that_tells_threads_of_a_kind_apart(name: str,
+                                                                                        role: str) -> None:
+    assert thread_role(name) == role
+
+
+def _task(task_dir: Path, tid: int, comm: str, utime: int, stime: int) -> None:
+    """A /proc/<pid>/task/<tid> entry: stat's 14th and 15th fields are utime and stime in ticks."""
+    task = task_dir / str(tid)
+    task.mkdir()
+    # pid (comm) state ppid ... : the comm may hold spaces and parentheses, so it is split at the last ")".
+    fields = ["S"] + ["0"] * 10 + [str(utime), str(stime)] + ["0"] * 20
+    (task / "stat").write_text(f"{tid} ({comm}) " + " ".join(fields) + "\n")
+    (task / "comm").write_text(comm + "\n")
+
+
+def test_thread_cpu_by_role_sums_user_and_system_time_of_every_thread_of_a_role(tmp_path: Path) -> None:
+    _task(tmp_path, 100, "python", 3 * TICKS, TICKS)
+    _task(tmp_path, 101, "python", TICKS, 0)
+    _task(tmp_path, 102, "python", 0, 2 * TICKS)
+    _task(tmp_path, 103, "grpc (poll) x", TICKS, TICKS)
+    names = {100: "MainThread", 101: "ensemble-worker-0", 102: "ensemble-worker-1"}
+
+    assert thread_cpu_by_role(tmp_path, names) == {
+        "MainThread": 4.0, "ensemble-worker": 3.0, "native:grpc (poll) x": 2.0}
+
+
+def test_thread_cpu_by_role_skips_a_thread_that_ended_while_it_was_read(tmp_path: Path) -> None:
+    _task(tmp_path, 100, "python", TICKS, 0)
+    (tmp_path / "101").mkdir()  # listed, but its files are gone
+    assert thread_cpu_by_role(tmp_path, {100: "MainThread"}) == {"MainThread": 1.0}
+
+
+def test_thread_cpu_by_role_names_this_process_threads_by_their_python_names() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def wait() -> None:
+        started.set()
+        release.wait()
+    thread = threading.Thread(target=wait, name="bench-probe-7")
+    thread.start()
+    started.wait()
+    try:
+        roles = thread_cpu_by_role()
+    finally:
+        release.set()
+        thread.join()
+    assert "bench-probe" in roles
+    assert roles["MainThread"] > 0  # this interpreter's start-up alone is many ticks
+
+
+def test_cpu_by_role_is_the_growth_per_ensemble_largest_first_without_idle_roles() -> None:
+    before = {"ensemble-worker": 1.0, "reflector": 0.5, "resync": 0.1}
+    after = {"ensemble-worker": 3.9, "reflector": 1.2, "resync": 0.1, "event-recorder": 0.3}
+
+    by_role = cpu_ms_per_ensemble_by_role(before, after, 400)
+
+    assert by_role == {"ensemble-worker": 7.25, "reflector": 1.75, "event-recorder": 0.75}
+    assert list(by_role) == ["ensemble-worker", "reflector", "event-recorder"]
