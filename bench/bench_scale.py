@@ -84,10 +84,15 @@ def ensemble(name: str, namespace: str) -> dict:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds in a /proc ``stat`` file (a process's: all its threads; a task's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name, which may hold ")"
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of every thread of ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 # Threads named per resource or per index (reflector-<resource>, ensemble-worker-3,
@@ -114,12 +119,12 @@ def thread_cpu_by_role(task_dir: Path = Path("/proc/self/task"),
     by_role: dict[str, float] = {}
     for task in task_dir.iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = stat_cpu_seconds(task / "stat")
             name = names.get(int(task.name)) or f"native:{(task / 'comm').read_text().strip()}"
         except (OSError, ValueError):
             continue  # the thread ended while it was read
         role = thread_role(name)
-        by_role[role] = by_role.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        by_role[role] = by_role.get(role, 0.0) + seconds
     return by_role
 
 
