@@ -10,9 +10,12 @@ thread CPU time, no sockets: what a change to the reconcile path saves shows her
 
 Rows, per Ensemble (bench_scale.py's Ensembles, one member unless ``--members``, each member with
 its own ensemble.yaml):
-- new: the first reconcile of a new Ensemble (its 7 creates, the status, the Event);
-- steady (the baseline, same run): the next reconcile of the same Ensemble, nothing to write,
-  as after a resync or an unrelated event.
+- new (the baseline, same run): the first reconcile of a new Ensemble (its 7 creates, the
+  status, the Event), what bench_scale.py's ratio measures;
+- next: the reconcile after it, nothing to write, its status new since the last reconcile
+  (as after our status write);
+- unchanged: one more, nothing changed at all (as a resync, or the poll results that arrive
+  within one publication window).
 ``--profile`` prints cProfile's top functions of the new reconciles by cumulative time.
 
     .venv/bin/python bench/bench_reconcile_cpu.py [--ensembles 400] [--members 1] [--repeats 5] [--profile]
@@ -179,10 +182,13 @@ def run_pass(harness: Harness, profiler: cProfile.Profile | None = None) -> Pass
                 (harness.writer.writes - writes) / count, (harness.recorder.events - events) / count)
 
 
-def measure(count: int, members: int = 1) -> tuple[Pass, Pass]:
-    """(new, steady): the first and the second reconcile of ``count`` new Ensembles."""
+ROWS = ("new (baseline)", "next", "unchanged")
+
+
+def measure(count: int, members: int = 1) -> tuple[Pass, ...]:
+    """A pass per row of ROWS: the first three reconciles of ``count`` new Ensembles."""
     harness = build(count, members)
-    return run_pass(harness), run_pass(harness)
+    return tuple(run_pass(harness) for _ in ROWS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,16 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         print(out.getvalue())
         return 0
     runs = [measure(args.ensembles, args.members) for _ in range(args.repeats)]
-    new = [run[0] for run in runs]
-    steady = [run[1] for run in runs]
     print(f"reconciler's own CPU, no API server: {args.ensembles} new Ensembles of {args.members} member(s), "
-          f"{args.repeats} runs (median, runs)")
-    for name, passes in (("new", new), ("steady (baseline)", steady)):
+          f"{args.repeats} runs (median, runs; ratio: median of each run's ratio to the baseline)")
+    for row, name in enumerate(ROWS):
+        passes = [run[row] for run in runs]
         cpu = [p.cpu_ms_per_ensemble for p in passes]
-        print(f"  {name:18s} {statistics.median(cpu):.3f} ms per Ensemble ({' '.join(f'{c:.3f}' for c in cpu)}); "
-              f"writes {passes[0].writes_per_ensemble:g}, Events {passes[0].events_per_ensemble:g} per Ensemble")
-    ratio = statistics.median(n.cpu_ms_per_ensemble / s.cpu_ms_per_ensemble for n, s in zip(new, steady))
-    print(f"  new / steady: {ratio:.2f}x (median of each run's ratio)")
+        ratio = statistics.median(run[row].cpu_ms_per_ensemble / run[0].cpu_ms_per_ensemble for run in runs)
+        print(f"  {name:15s} {statistics.median(cpu):.3f} ms per Ensemble ({' '.join(f'{c:.3f}' for c in cpu)}), "
+              f"{ratio:.2f}x; writes {passes[0].writes_per_ensemble:g}, Events {passes[0].events_per_ensemble:g}")
     return 0
 
 

@@ -60,6 +60,10 @@ class EnsembleReconciler:
         self._settings = settings
         self._validate = validator
         self._warnings = warner
+        # The resourceVersion at which each Ensemble, status included, last passed validation.
+        # The status is the operator's own record and can be long (a member's last poll each):
+        # at that version it is not walked again (the spec is, to decode it).
+        self._checked_versions: dict[Request, str] = {}
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS),
                                   written=written)
@@ -79,8 +83,9 @@ class EnsembleReconciler:
             self.members.forget(request)
             self.algorithm.forget(request)
             self.owned.forget(request)
+            self._checked_versions.pop(request, None)
             return Result()
-        errors, typed = self._checked(ensemble)
+        errors, typed = self._checked(request, ensemble)
         if typed is None:
             self._report_invalid(ensemble, errors)
             return Result()
@@ -105,23 +110,32 @@ class EnsembleReconciler:
         # Poll results held back until the Ensemble's publication window opens are written then.
         return Result(requeue_after=max(min(waits), MIN_REQUEUE_SECONDS)) if waits else Result()
 
-    def _checked(self, ensemble: dict) -> tuple[list[FieldError], Ensemble | None]:
+    def _checked(self, request: Request, ensemble: dict) -> tuple[list[FieldError], Ensemble | None]:
         """The Ensemble's errors, and when there are none the Ensemble decoded (by the same
         walk as the schema check). A tenant's input must end as InvalidSpec, never as a
-        reconcile that raises and is retried."""
+        reconcile that raises and is retried. A status that passed at this resourceVersion
+        already is left out of the walk (it cannot have changed; its readers read the object)."""
         decoded: list[Ensemble | None] = [None]
+        version = ensemble["metadata"].get("resourceVersion")
+        subject = ensemble
+        if version is not None and self._checked_versions.get(request) == version and "status" in ensemble:
+            subject = {key: value for key, value in ensemble.items() if key != "status"}
 
         def run() -> list[FieldError]:
-            errors, decoded[0] = self._validate(ensemble)
+            errors, decoded[0] = self._validate(subject)
             return errors + algorithm_errors(ensemble)
         errors = guarded("spec", run)
         if errors:
+            self._checked_versions.pop(request, None)
             return errors, None
         if decoded[0] is None:
             try:
-                decoded[0] = Ensemble.from_dict(ensemble)
+                decoded[0] = Ensemble.from_dict(subject)
             except Exception as err:  # the validator should have said why: say what did
+                self._checked_versions.pop(request, None)
                 return [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")], None
+        if version is not None:
+            self._checked_versions[request] = version
         return [], decoded[0]
 
     # -- status ------------------------------------------------------------------------

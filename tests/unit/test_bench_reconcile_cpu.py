@@ -13,9 +13,10 @@ def test_a_new_ensemble_costs_its_seven_creates_the_status_and_one_event_and_the
     harness = build(3)
     new = run_pass(harness)
     assert (new.writes_per_ensemble, new.events_per_ensemble) == (8, 1)
-    steady = run_pass(harness)  # the stores show every answer, so nothing differs
-    assert (steady.writes_per_ensemble, steady.events_per_ensemble) == (0, 0)
-    assert new.cpu_ms_per_ensemble > 0 and steady.cpu_ms_per_ensemble > 0
+    for _ in range(2):  # the stores show every answer, so nothing differs
+        steady = run_pass(harness)
+        assert (steady.writes_per_ensemble, steady.events_per_ensemble) == (0, 0)
+        assert steady.cpu_ms_per_ensemble > 0
 
 
 def test_each_ensemble_gets_a_status_in_its_store() -> None:

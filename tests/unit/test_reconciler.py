@@ -6,6 +6,7 @@ import copy
 import pytest
 
 from tests.fakes import FakeClock
+from api.v1alpha1.validation import validated
 from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        Resource)
@@ -194,6 +195,35 @@ def test_a_validator_that_decodes_nothing_leaves_decoding_to_the_reconciler(env)
     reconciler.reconcile(Request("ns", "e2"))
     invalid = conditions(api, "e2")["InvalidSpec"]
     assert invalid["status"] == "True" and "spec: could not be read: InvalidObjectError" in invalid["message"]
+
+
+def test_the_status_is_validated_once_per_resource_version_and_a_refused_one_still_makes_it_invalid(env) -> None:
+    """The status (the operator's record, a member's last poll each) is walked again only when
+    the object changed; the spec is walked on every reconcile, to decode it."""
+    api, recorder, poller, clock, _ = env
+    given: list[bool] = []
+
+    def validator(obj: dict) -> tuple:
+        given.append("status" in obj)
+        return validated(obj)
+
+    reconciler = EnsembleReconciler(client=api, caches=fake_caches(api), events=recorder, clock=clock,
+                                    settings=DesiredSettings(), poller=poller, validator=validator)
+    stored = api.put(ENSEMBLES, {**make_ensemble(), "status": {"phase": "Pending"}})
+    stored["metadata"]["resourceVersion"] = "10"
+    reconciler.reconcile(Request("ns", "e1"))
+    stored = stored_ensemble(api)
+    stored["metadata"]["resourceVersion"] = "11"  # our status write, as the API server answers it
+    reconciler.reconcile(Request("ns", "e1"))
+    reconciler.reconcile(Request("ns", "e1"))  # nothing changed: the status is not walked again
+    assert given == [True, True, False]
+
+    stored = stored_ensemble(api)
+    stored["status"]["phase"] = 5  # a status the schema refuses, at a new version
+    stored["metadata"]["resourceVersion"] = "12"
+    reconciler.reconcile(Request("ns", "e1"))
+    assert given[-1] is True
+    assert "status.phase: must be a string, got integer 5" in conditions(api)["InvalidSpec"]["message"]
 
 
 def test_invalid_spec_creates_nothing_reports_once_and_recovers(env) -> None:
