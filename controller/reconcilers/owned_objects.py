@@ -50,6 +50,11 @@ class OwnedObjects:
         self._events = events
         self._expectations = expectations
         self._written = written
+        # Per Ensemble, per owned object: the (resourceVersion, applied hash) at which the cached
+        # object last held everything desired. At one resourceVersion an object cannot change,
+        # and the hash changes with anything desired, so the same pair needs no second look: the
+        # subset walk was a third of a reconcile with nothing to do (bench_reconcile_cpu.py).
+        self._matched: dict[Request, dict[tuple[Resource, str], tuple[str, str]]] = {}
 
     def apply_all(self, ensemble: dict, desired: list[dict]) -> list[str]:
         """``apply`` each of ``desired``; the conflicts. What was created is logged in one
@@ -77,8 +82,8 @@ class OwnedObjects:
         resource = for_object(desired)
         meta = desired["metadata"]
         # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
-        desired = with_applied_hash(desired, applied_hash(
-            _without_size(desired) if resource == MINICLUSTERS else desired))
+        digest = applied_hash(_without_size(desired) if resource == MINICLUSTERS else desired)
+        desired = with_applied_hash(desired, digest)
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
         if cached is None:
             if self._create(ensemble, resource, desired):
@@ -91,7 +96,13 @@ class OwnedObjects:
             return conflict
         if resource == MINICLUSTERS and cached is not None:
             desired = _without_size(desired)
+        version = (cached or {}).get("metadata", {}).get("resourceVersion")
+        matched = self._matched.setdefault(request_of(ensemble), {})
+        if version is not None and matched.get((resource, meta["name"])) == (version, digest):
+            return None
         if not differs(desired, cached):
+            if version is not None:
+                matched[(resource, meta["name"])] = (version, digest)
             return None
         if resource == MINICLUSTERS and cached is not None:
             self._pin_size(cached)
@@ -185,6 +196,7 @@ class OwnedObjects:
     def forget(self, request: Request) -> None:
         """The Ensemble is gone: its objects go with it through their owner references."""
         self._expectations.forget(request)
+        self._matched.pop(request, None)
 
     def _delete(self, ensemble: dict, resource: Resource, obj: dict, why: str) -> None:
         """Delete an object this Ensemble controls, once: one already being deleted, or deleted

@@ -11,6 +11,7 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        Resource)
 from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers import owned_objects
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleReconciler
 from controller.reconcilers.owned_objects import CREATE_ONLY_RESOURCE_VERSION, SIZE_FIELD_MANAGER
 from controller.reconcilers.poller import PollResult
@@ -69,6 +70,40 @@ def test_drift_is_repaired_with_one_write_per_drifted_object(env) -> None:
     reconciler.reconcile(Request("ns", "e1"))
     assert api.kinds_written() == [("Deployment", "e1"), ("ConfigMap", "e1-1")]
     assert api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["replicas"] == 1
+
+
+def test_an_object_found_matching_is_not_compared_again_until_its_version_or_the_desired_object_changes(
+        env, monkeypatch) -> None:
+    api, _, _, _, reconciler = env
+    compared: list[str] = []
+    real_differs = owned_objects.differs
+
+    def counting_differs(desired: dict, cached: dict | None) -> bool:
+        compared.append(desired["metadata"]["name"])
+        return real_differs(desired, cached)
+    monkeypatch.setattr(owned_objects, "differs", counting_differs)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))  # creates: nothing cached to compare
+    reconciler.reconcile(Request("ns", "e1"))  # each object compared once, found matching
+    assert len(compared) == 12
+    compared.clear()
+    reconciler.reconcile(Request("ns", "e1"))
+    assert compared == [] and api.kinds_written()[-1] == ("Ensemble", "e1")
+
+    writes = len(api.writes)
+    deployment = api.objects[(DEPLOYMENTS, "ns", "e1")]
+    deployment["spec"]["replicas"] = 5  # someone's edit: a new resourceVersion
+    deployment["metadata"]["resourceVersion"] = "edited"
+    reconciler.reconcile(Request("ns", "e1"))
+    assert compared == ["e1"]
+    assert api.kinds_written()[writes:] == [("Deployment", "e1")]
+    assert api.objects[(DEPLOYMENTS, "ns", "e1")]["spec"]["replicas"] == 1
+
+    compared.clear()
+    stored_ensemble(api)["spec"]["members"][1]["minicluster"]["spec"]["containers"][0]["image"] = "app:2"
+    reconciler.reconcile(Request("ns", "e1"))  # the desired MiniCluster changed, its cached copy did not
+    assert "e1-1" in compared
+    assert api.objects[(MINICLUSTERS, "ns", "e1-1")]["spec"]["containers"][0]["image"] == "app:2"
 
 
 def test_a_missing_object_is_created_with_one_create_only_apply_and_no_read(env) -> None:
