@@ -60,9 +60,11 @@ class EnsembleReconciler:
         self._settings = settings
         self._validate = validator
         self._warnings = warner
-        # The resourceVersion at which each Ensemble, status included, last passed validation.
-        # The status is the operator's own record and can be long (a member's last poll each):
-        # at that version it is not walked again (the spec is, to decode it).
+        # The resourceVersion at which each Ensemble's status is known valid: it passed validation
+        # at that version, or it is the answer to our status write (the API server checked it
+        # against the CRD's schema as it stored it). The status is the operator's own record and
+        # can be long (a member's last poll each): at that version it is not walked again (the
+        # spec is, to decode it).
         self._checked_versions: dict[Request, str] = {}
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS),
@@ -102,7 +104,10 @@ class EnsembleReconciler:
         status = with_conflicts(valid_status(written, observations, deployment, now), conflicts,
                                 generation, rfc3339(now))
         status = with_spec_warnings(status, guarded("spec", lambda: self._warnings(ensemble)), generation, now)
-        self._write_status(written, status)
+        answer = self._write_status(written, status)
+        answered_version = answer["metadata"].get("resourceVersion") if answer and answer.get("metadata") else None
+        if answered_version:
+            self._checked_versions[request] = answered_version
         self._announce_warnings(written, status)
         waits = [wait for wait in (self.members.next_publish(request),) if wait is not None]
         if typed.spec.status_sidecar and any(_needs_polling(o) for o in observations):
@@ -143,7 +148,7 @@ class EnsembleReconciler:
     def _report_invalid(self, ensemble: dict, errors: list[FieldError]) -> None:
         self.members.forget(request_of(ensemble))
         status = invalid_status(ensemble, errors, self._clock.wall())
-        if self._write_status(ensemble, status):
+        if self._write_status(ensemble, status) is not None:
             self._events.event(ensemble, "Warning", "InvalidSpec", "; ".join(str(e) for e in errors))
 
     def _announce_warnings(self, ensemble: dict, status: dict) -> None:
@@ -152,15 +157,15 @@ class EnsembleReconciler:
         if message is not None and message != spec_warnings_message(ensemble.get("status")):
             self._events.event(ensemble, "Warning", SPEC_WARNINGS, message)
 
-    def _write_status(self, ensemble: dict, status: dict) -> bool:
+    def _write_status(self, ensemble: dict, status: dict) -> dict | None:
+        """Apply ``status`` if it changed; the API server's answer (None: nothing to write)."""
         if not status_changed(status, ensemble.get("status")):
-            return False
+            return None
         meta = ensemble["metadata"]
         body = {"apiVersion": ENSEMBLES.api_version, "kind": ENSEMBLES.kind,
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
                 "status": {key: status[key] for key in OWNED_FIELDS if key in status}}
-        self._client.apply(ENSEMBLES, body, field_manager=FIELD_MANAGER, force=True, subresource="status")
-        return True
+        return self._client.apply(ENSEMBLES, body, field_manager=FIELD_MANAGER, force=True, subresource="status")
 
 
 def _needs_polling(observation: MemberObservation) -> bool:
