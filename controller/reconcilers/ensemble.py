@@ -26,6 +26,7 @@ from controller.reconcilers.clients import FIELD_MANAGER, EnsembleCaches, Poller
 from controller.reconcilers.conflicts import with_conflicts
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.meta import member_name
+from controller.reconcilers.known_valid import KnownValid
 from controller.reconcilers.members import MemberObserver
 from controller.reconcilers.owned_objects import DELETE_EXPECTATION_SECONDS, OwnedObjects
 from controller.reconcilers.poller import PollKey, PollResult
@@ -60,12 +61,7 @@ class EnsembleReconciler:
         self._settings = settings
         self._validate = validator
         self._warnings = warner
-        # The resourceVersion at which each Ensemble's status is known valid: it passed validation
-        # at that version, or it is the answer to our status write (the API server checked it
-        # against the CRD's schema as it stored it). The status is the operator's own record and
-        # can be long (a member's last poll each): at that version it is not walked again (the
-        # spec is, to decode it).
-        self._checked_versions: dict[Request, str] = {}
+        self._known_valid = KnownValid()
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS),
                                   written=written)
@@ -85,7 +81,7 @@ class EnsembleReconciler:
             self.members.forget(request)
             self.algorithm.forget(request)
             self.owned.forget(request)
-            self._checked_versions.pop(request, None)
+            self._known_valid.forget(request)
             return Result()
         errors, typed = self._checked(request, ensemble)
         if typed is None:
@@ -105,9 +101,8 @@ class EnsembleReconciler:
                                 generation, rfc3339(now))
         status = with_spec_warnings(status, guarded("spec", lambda: self._warnings(ensemble)), generation, now)
         answer = self._write_status(written, status)
-        answered_version = answer["metadata"].get("resourceVersion") if answer and answer.get("metadata") else None
-        if answered_version:
-            self._checked_versions[request] = answered_version
+        if answer is not None:
+            self._known_valid.status_written(request, answer)
         self._announce_warnings(written, status)
         waits = [wait for wait in (self.members.next_publish(request),) if wait is not None]
         if typed.spec.status_sidecar and any(_needs_polling(o) for o in observations):
@@ -118,30 +113,31 @@ class EnsembleReconciler:
     def _checked(self, request: Request, ensemble: dict) -> tuple[list[FieldError], Ensemble | None]:
         """The Ensemble's errors, and when there are none the Ensemble decoded (by the same
         walk as the schema check). A tenant's input must end as InvalidSpec, never as a
-        reconcile that raises and is retried. A status that passed at this resourceVersion
-        already is left out of the walk (it cannot have changed; its readers read the object)."""
+        reconcile that raises and is retried. What is known valid already is not walked
+        again (known_valid.py)."""
+        known = self._known_valid.decoded(request, ensemble)
+        if known is not None:
+            return [], known
         decoded: list[Ensemble | None] = [None]
-        version = ensemble["metadata"].get("resourceVersion")
         subject = ensemble
-        if version is not None and self._checked_versions.get(request) == version and "status" in ensemble:
+        if "status" in ensemble and self._known_valid.status_known(request, ensemble):
             subject = {key: value for key, value in ensemble.items() if key != "status"}
 
         def run() -> list[FieldError]:
             errors, decoded[0] = self._validate(subject)
             return errors + algorithm_errors(ensemble)
         errors = guarded("spec", run)
-        if errors:
-            self._checked_versions.pop(request, None)
-            return errors, None
-        if decoded[0] is None:
+        typed = decoded[0]
+        if not errors and typed is None:
             try:
-                decoded[0] = Ensemble.from_dict(subject)
+                typed = Ensemble.from_dict(subject)
             except Exception as err:  # the validator should have said why: say what did
-                self._checked_versions.pop(request, None)
-                return [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")], None
-        if version is not None:
-            self._checked_versions[request] = version
-        return [], decoded[0]
+                errors = [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")]
+        if errors or typed is None:
+            self._known_valid.forget(request)
+            return errors, None
+        self._known_valid.passed(request, ensemble, typed)
+        return [], typed
 
     # -- status ------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from controller.scaling.requests import ScaleRequest
 from controller.scaling.scaler import Outcome
 from tests.unit.fakes.reconciler import (ADDRESS, DONE, EMPTY, KEY, PENDING, Env, FakeApi, FakeCache,
                                          FakeMembers, FakeRecorder, fake_caches, lead_pod, make_ensemble, member,
-                                         stored_ensemble)
+                                         spec_edited, stored_ensemble)
 
 def scale(**options) -> dict:
     return {"name": "scale", "options": {"waitSeconds": "0", **options}}
@@ -493,12 +493,11 @@ def test_a_member_removed_and_added_again_starts_afresh_not_terminated() -> None
     env.reconcile()
     assert (MINICLUSTERS, "ns", "e1-1") not in env.api.objects
     assert [m["phase"] for m in env.status["members"]] == ["Running", "Completed"]
-    ensemble = stored_ensemble(env.api)
-    removed = ensemble["spec"]["members"].pop()
+    removed = spec_edited(env.api)["spec"]["members"].pop()
     del env.api.objects[(PODS, "ns", "e1-1-0-abcde")]
     env.reconcile()
     assert (CONFIGMAPS, "ns", "e1-1") not in env.api.objects
-    ensemble["spec"]["members"].append(removed)
+    spec_edited(env.api)["spec"]["members"].append(removed)
     env.reconcile()
     assert (MINICLUSTERS, "ns", "e1-1") in env.api.objects
     assert [m["phase"] for m in env.status["members"]] == ["Running", "Pending"]

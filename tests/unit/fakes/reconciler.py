@@ -185,6 +185,16 @@ def stored_ensemble(api: FakeApi, name: str = "e1", namespace: str = "ns") -> di
     return api.objects[(ENSEMBLES, namespace, name)]
 
 
+def spec_edited(api: FakeApi, name: str = "e1", namespace: str = "ns") -> dict:
+    """The stored Ensemble with its generation and resourceVersion moved on, as the API server
+    moves them for a spec edit: edit its spec in place next."""
+    ensemble = stored_ensemble(api, name, namespace)
+    meta = ensemble["metadata"]
+    meta["generation"] = (meta.get("generation") or 1) + 1
+    meta["resourceVersion"] = f"{meta.get('resourceVersion', '')}-spec-{meta['generation']}"
+    return ensemble
+
+
 def conditions(api: FakeApi, name: str = "e1") -> dict[str, dict]:
     return {c["type"]: c for c in stored_ensemble(api, name)["status"]["conditions"]}
 
