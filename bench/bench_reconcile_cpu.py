@@ -43,13 +43,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from bench_scale import ENSEMBLE_YAML, OPERATOR_IMAGE, ensemble  # noqa: E402
 
 from controller.clock import RealClock  # noqa: E402
-from controller.informers import CONTROLLER_UID_INDEX, Indexer, index_by_controller_uid  # noqa: E402
-from controller.kube.resources import (CONFIGMAPS, ENSEMBLES, JOBS, MINICLUSTERS, NETWORKPOLICIES, PODS,  # noqa: E402
-                                       Resource, for_object)
+from controller.informers import Indexer  # noqa: E402
+from controller.informers.store import IndexFunc  # noqa: E402
+from controller.kube.resources import ENSEMBLES, JOBS, PODS, Resource, for_object  # noqa: E402
 from controller.logs import configure  # noqa: E402
-from controller.memberpods.leadbroker import MINICLUSTER_INDEX, index_by_minicluster  # noqa: E402
-from controller.reconcilers import OWNED_RESOURCES  # noqa: E402
-from controller.reconcilers.clients import EnsembleCaches  # noqa: E402
+from controller.reconcilers import OWNED_RESOURCES, ensemble_caches  # noqa: E402
+from controller.reconcilers.clients import Cache  # noqa: E402
 from controller.reconcilers.desired import DesiredSettings  # noqa: E402
 from controller.reconcilers.ensemble import EnsembleReconciler  # noqa: E402
 from controller.runtime.cache import ObjectCache  # noqa: E402
@@ -68,6 +67,9 @@ class _Store:
 
     def get_indexer(self) -> Indexer:
         return self.indexer
+
+    def add_indexers(self, indexers: dict[str, IndexFunc]) -> None:
+        self.indexer.add_indexers(indexers)
 
     def has_synced(self) -> bool:
         return True
@@ -130,7 +132,7 @@ class Harness:
     writer: InstantWriter
     recorder: CountingRecorder
     requests: list[Request]
-    ensembles: ObjectCache
+    ensembles: Cache
 
     def stored(self, request: Request) -> dict | None:
         """The Ensemble as its store shows it now."""
@@ -138,19 +140,12 @@ class Harness:
 
 
 def build(count: int, members: int = 1) -> Harness:
-    """The reconciler wired as setup() wires it, over ``count`` new Ensembles of ``members``
+    """The reconciler wired as setup() wires it (its caches from ensemble_caches), over ``count`` new Ensembles of ``members``
     members each (each member with its own ensemble.yaml) in its cache."""
     stores = {res: _Store() for res in (ENSEMBLES, PODS, JOBS, *OWNED_RESOURCES)}
-    for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):
-        stores[res].indexer.add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
-    stores[PODS].indexer.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
     clock = RealClock()
     written = WrittenObjects(clock, wake=lambda request: None)
-    ensembles = ObjectCache(ENSEMBLES, {None: stores[ENSEMBLES]})
-    caches = EnsembleCaches(
-        ensembles=ensembles,
-        pods=ObjectCache(PODS, {None: stores[PODS]}), jobs=ObjectCache(JOBS, {None: stores[JOBS]}),
-        owned={res: written.cache(res, ObjectCache(res, {None: stores[res]})) for res in OWNED_RESOURCES})
+    caches = ensemble_caches(lambda res: ObjectCache(res, {None: stores[res]}), written)
     writer = InstantWriter(stores)
     recorder = CountingRecorder()
     reconciler = EnsembleReconciler(client=writer, caches=caches, events=recorder, clock=clock,
@@ -165,7 +160,7 @@ def build(count: int, members: int = 1) -> Harness:
                                 generation=1, resourceVersion=str(index + 1))
         stores[for_object(body)].indexer.upsert(body)
         requests.append(Request(NAMESPACE, body["metadata"]["name"]))
-    return Harness(reconciler, writer, recorder, requests, ensembles)
+    return Harness(reconciler, writer, recorder, requests, caches.ensembles)
 
 
 def run_pass(harness: Harness, profiler: cProfile.Profile | None = None) -> Pass:

@@ -12,13 +12,14 @@ statusview, cli).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from controller.informers import CONTROLLER_UID_INDEX, index_by_controller_uid
 from controller.memberpods.labels import ENSEMBLE_LABEL, MANAGED_SELECTOR, MEMBER_POD_SELECTOR
 from controller.memberpods.leadbroker import MINICLUSTER_INDEX, index_by_minicluster
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, JOBS, MINICLUSTERS, NETWORKPOLICIES, PODS,
-                                       ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES)
+                                       ROLEBINDINGS, ROLES, SERVICEACCOUNTS, SERVICES, Resource)
 from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.budget_metrics import BudgetCollector
 from controller.reconcilers.desired import DesiredSettings
@@ -69,6 +70,18 @@ def settings_from(args: Any) -> DesiredSettings:
         service_rate_limit_burst=getattr(args, "service_rate_limit_burst", None))
 
 
+def ensemble_caches(cache: Callable[[Resource], Any], written: WrittenObjects) -> EnsembleCaches:
+    """The caches the reconciler reads, from ``cache(resource)`` (the manager's shared ones),
+    with the indexes it reads them by; owned objects read through ``written``."""
+    owned = {res: cache(res) for res in OWNED_RESOURCES}
+    for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):  # deleted when no longer desired
+        owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
+    pods = cache(PODS)
+    pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
+    return EnsembleCaches(ensembles=cache(ENSEMBLES), pods=pods, jobs=cache(JOBS),
+                          owned={res: written.cache(res, owned_cache) for res, owned_cache in owned.items()})
+
+
 def setup(manager: Any, args: Any) -> Controller:
     """Wire the Ensemble controller: owned objects and member pods watched by label only."""
     for res in OWNED_RESOURCES:
@@ -77,15 +90,9 @@ def setup(manager: Any, args: Any) -> Controller:
     # The Flux Operator's Jobs get their pods' labels (it sets no Job labels): cached only for
     # their UIDs, which tell a member's pods from pods that name its Job as their owner.
     manager.select(JOBS, MEMBER_POD_SELECTOR)
-    owned = {res: manager.cache(res) for res in OWNED_RESOURCES}
-    for res in (CONFIGMAPS, MINICLUSTERS, NETWORKPOLICIES):  # deleted when no longer desired
-        owned[res].add_indexers({CONTROLLER_UID_INDEX: index_by_controller_uid})
-    pods = manager.cache(PODS)
-    pods.add_indexers({MINICLUSTER_INDEX: index_by_minicluster})
     # Our writes are read back before their watch events come, and those events wake no reconcile.
     written = WrittenObjects(manager.clock, wake=lambda request: controller.queue.add(request))
-    caches = EnsembleCaches(ensembles=manager.cache(ENSEMBLES), pods=pods, jobs=manager.cache(JOBS),
-                            owned={res: written.cache(res, cache) for res, cache in owned.items()})
+    caches = ensemble_caches(manager.cache, written)
     manager.registry.register(BudgetCollector(manager.cache(ENSEMBLES)))  # the same shared cache
 
     def on_poll(key, result) -> None:
