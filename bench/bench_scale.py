@@ -12,9 +12,10 @@ For each N and worker count, two processes are measured in turn on one API serve
 
 Per row: seconds until every Ensemble has a status (applies come first in both),
 process CPU seconds from the first create until its writes stop, CPU ms per Ensemble,
-API writes per Ensemble, peak RSS and its growth per Ensemble, Events dropped, and CPU
-seconds and requests over an idle window after; under each pair, each process's CPU per
-Ensemble by thread role (workers, reflectors, the Event writer...). Ratios are ours over the floor.
+API writes per Ensemble, peak RSS and its growth per Ensemble, Events dropped, CPU
+seconds and requests over an idle window after and, for ours, reconciles run per Ensemble;
+under each pair, each process's CPU per Ensemble by thread role (workers, reflectors, the
+Event writer...). Ratios are ours over the floor.
 ``--profile N`` runs ours once at N under py-spy (sampling, non-blocking) and prints the
 top frames by own and by total samples. ``--upstream`` also measures upstream's Go operator
 (controller-runtime, one worker; hack/build-upstream-operator.sh builds it) at each N on the
@@ -162,6 +163,12 @@ class DropCounter(logging.Handler):
             self.count += 1
 
 
+def reconciles(registry: Any) -> float:
+    """Reconciles run so far, whatever their result."""
+    return sum(sample.value for metric in registry.collect() if metric.name == "controller_runtime_reconcile"
+               for sample in metric.samples if sample.name == "controller_runtime_reconcile_total")
+
+
 def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str, conn: Connection) -> None:
     """The operator as ``ensemble-operator run`` wires it (JSON logs at info, to a file)."""
     from controller import logs
@@ -184,7 +191,7 @@ def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str,
     conn.send("ready")
     while (command := conn.recv()) != "stop":
         assert command == "counts", command
-        conn.send({**_counts(client), "events_dropped": dropped.count})
+        conn.send({**_counts(client), "events_dropped": dropped.count, "reconciles": reconciles(manager.registry)})
     manager.stop()
     runner.join(30)
     conn.send("stopped")
@@ -317,6 +324,8 @@ class Row:
     idle_requests: int | None
     # CPU ms per Ensemble per thread role (``thread_role``); None: not our process to read.
     cpu_ms_by_thread: dict[str, float] | None = None
+    # Reconciles run per Ensemble (controller_runtime_reconcile_total); None: not ours.
+    reconciles_per_ensemble: float | None = None
 
 
 def create_all(admin: KubeClient, namespace: str, count: int,
@@ -374,7 +383,8 @@ def measure(kind: str, child: Child, count: int, workers: int, create: Callable[
                round((quiet["requests"] - counts_before["requests"]) / count, 2),
                round(peak / 1024, 1), round(max(0, peak - rss_before) / count, 1),
                quiet["events_dropped"], round(idle_cpu, 3), idle_requests,
-               cpu_ms_per_ensemble_by_role(counts_before["threads"], quiet["threads"], count))
+               cpu_ms_per_ensemble_by_role(counts_before["threads"], quiet["threads"], count),
+               None if "reconciles" not in quiet else round((quiet["reconciles"] - counts_before["reconciles"]) / count, 2))
 
 
 def run_ours(cluster: LocalCluster, admin: KubeClient, namespace: str, count: int, workers: int,
@@ -552,7 +562,7 @@ def ratio(ours: float, floor: float) -> float | None:
 def print_table(rows: list[Row]) -> None:
     columns = ("kind", "ensembles", "workers", "converge_s", "cpu_s", "cpu_ms_per_ensemble", "writes_per_ensemble",
                "requests_per_ensemble", "peak_rss_mib", "rss_growth_kib_per_ensemble", "events_dropped",
-               "idle_cpu_s", "idle_requests")
+               "idle_cpu_s", "idle_requests", "reconciles_per_ensemble")
     print("  ".join(f"{c:>10.10}" for c in columns))
     for row in rows:
         print("  ".join(f"{'-' if getattr(row, c) is None else str(getattr(row, c)):>10.10}" for c in columns))

@@ -1,4 +1,4 @@
-"""bench_scale's CPU by thread role: where a measured process's CPU went."""
+"""bench_scale's CPU by thread role (where a measured process's CPU went) and reconcile count."""
 from __future__ import annotations
 
 import sys
@@ -86,3 +86,18 @@ def test_cpu_by_role_is_the_growth_per_ensemble_largest_first_without_idle_roles
 
     assert by_role == {"ensemble-worker": 7.25, "reflector": 1.75, "event-recorder": 0.75}
     assert list(by_role) == ["ensemble-worker", "reflector", "event-recorder"]
+
+
+def test_reconciles_counts_every_result_of_every_controller_and_nothing_else() -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from controller.runtime.metrics import ControllerMetrics
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+    Counter("other_total", "not a reconcile", registry=registry).inc(7)
+    metrics.reconcile_total.labels("ensemble", "success").inc(3)
+    metrics.reconcile_total.labels("ensemble", "error").inc()
+    metrics.reconcile_total.labels("other", "requeue").inc(2)
+    metrics.reconcile_errors_total.labels("ensemble").inc()
+
+    assert bench_scale.reconciles(registry) == 6
