@@ -15,7 +15,8 @@ process CPU seconds from the first create until its writes stop, CPU ms per Ense
 API writes per Ensemble, peak RSS and its growth per Ensemble, Events dropped, CPU
 seconds and requests over an idle window after and, for ours, reconciles run per Ensemble;
 under each pair, each process's CPU per Ensemble by thread role (workers, reflectors, the
-Event writer...). Ratios are ours over the floor.
+Event writer...) and its CPU inside whole requests against the rest (``RequestCpu``, the same
+in both: the floor's rest is little, ours' is its own work). Ratios are ours over the floor.
 ``--profile N`` runs ours once at N under py-spy (sampling, non-blocking) and prints the
 top frames by own and by total samples. ``--upstream`` also measures upstream's Go operator
 (controller-runtime, one worker; hack/build-upstream-operator.sh builds it) at each N on the
@@ -147,8 +148,42 @@ def process_memory_kib(pid: int) -> tuple[int, int]:
 
 # -- child processes ---------------------------------------------------------------------
 
-def _counts(client: KubeClient) -> dict[str, Any]:
-    return {"requests": client.request_count, "writes": client.write_count, "threads": thread_cpu_by_role()}
+class RequestCpu:
+    """Thread CPU spent inside a client's requests, summed over threads. Installed alike in ours
+    and the floor, it splits each one's CPU into what its requests cost (the same HTTP stack)
+    and everything else: for the floor little, for ours its own work (reconciles, watches)."""
+
+    def __init__(self, clock: Callable[[], float] = time.thread_time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._inside = threading.local()
+        self.seconds = 0.0
+
+    def wrap(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """``call`` timed; a call made inside another timed one is part of it, not counted twice."""
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if getattr(self._inside, "active", False):
+                return call(*args, **kwargs)
+            self._inside.active = True
+            started = self._clock()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent = self._clock() - started
+                self._inside.active = False
+                with self._lock:
+                    self.seconds += spent
+        return timed
+
+    def install(self, client: KubeClient) -> None:
+        """Time every request ``client`` answers whole (not its watches, which stream)."""
+        client.request = self.wrap(client.request)  # type: ignore[method-assign]
+        client.list = self.wrap(client.list)  # type: ignore[method-assign]
+
+
+def _counts(client: KubeClient, request_cpu: RequestCpu) -> dict[str, Any]:
+    return {"requests": client.request_count, "writes": client.write_count, "threads": thread_cpu_by_role(),
+            "request_cpu": request_cpu.seconds}
 
 
 class DropCounter(logging.Handler):
@@ -181,6 +216,8 @@ def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str,
     dropped = DropCounter()
     logging.getLogger("controller.runtime.events").addHandler(dropped)
     client = KubeClient.from_kubeconfig(kubeconfig)
+    request_cpu = RequestCpu()
+    request_cpu.install(client)
     manager = Manager(client, namespaces=[namespace], metrics_port=None, health_port=None)
     setup(manager, argparse.Namespace(operator_image=OPERATOR_IMAGE, workers=workers))
     tune_garbage_collector()
@@ -191,7 +228,7 @@ def operator_child(kubeconfig: str, namespace: str, workers: int, log_path: str,
     conn.send("ready")
     while (command := conn.recv()) != "stop":
         assert command == "counts", command
-        conn.send({**_counts(client), "events_dropped": dropped.count, "reconciles": reconciles(manager.registry)})
+        conn.send({**_counts(client, request_cpu), "events_dropped": dropped.count, "reconciles": reconciles(manager.registry)})
     manager.stop()
     runner.join(30)
     conn.send("stopped")
@@ -233,6 +270,8 @@ def floor_child(kubeconfig: str, namespace: str, workers: int, bodies: FloorBodi
                 work: Any, conn: Connection) -> None:
     """Receives (name, uid) per created Ensemble; sends its writes from ``workers`` threads."""
     client = KubeClient.from_kubeconfig(kubeconfig)
+    request_cpu = RequestCpu()
+    request_cpu.install(client)
     params = {"fieldManager": FIELD_MANAGER, "force": True}
     status_path = ENSEMBLES.path(namespace, NAME_MARK, "status")
     events_path = EVENTS.path(namespace)
@@ -268,7 +307,7 @@ def floor_child(kubeconfig: str, namespace: str, workers: int, bodies: FloorBodi
     receiver.start()
     conn.send("ready")
     while conn.recv() != "stop":
-        conn.send({**_counts(client), "done": done[0], "events_dropped": 0, "errors": errors[:3]})
+        conn.send({**_counts(client, request_cpu), "done": done[0], "events_dropped": 0, "errors": errors[:3]})
     work.put(None)
     receiver.join(10)
     pool.shutdown(wait=True)
@@ -326,6 +365,8 @@ class Row:
     cpu_ms_by_thread: dict[str, float] | None = None
     # Reconciles run per Ensemble (controller_runtime_reconcile_total); None: not ours.
     reconciles_per_ensemble: float | None = None
+    # CPU ms per Ensemble inside whole requests (``RequestCpu``); None: not our client.
+    request_cpu_ms_per_ensemble: float | None = None
 
 
 def create_all(admin: KubeClient, namespace: str, count: int,
@@ -384,7 +425,8 @@ def measure(kind: str, child: Child, count: int, workers: int, create: Callable[
                round(peak / 1024, 1), round(max(0, peak - rss_before) / count, 1),
                quiet["events_dropped"], round(idle_cpu, 3), idle_requests,
                cpu_ms_per_ensemble_by_role(counts_before["threads"], quiet["threads"], count),
-               None if "reconciles" not in quiet else round((quiet["reconciles"] - counts_before["reconciles"]) / count, 2))
+               None if "reconciles" not in quiet else round((quiet["reconciles"] - counts_before["reconciles"]) / count, 2),
+               round(1000 * (quiet["request_cpu"] - counts_before["request_cpu"]) / count, 2))
 
 
 def run_ours(cluster: LocalCluster, admin: KubeClient, namespace: str, count: int, workers: int,
@@ -662,6 +704,15 @@ def print_cpu_by_thread(rows: list[Row]) -> None:
             alive = round(sum(row.cpu_ms_by_thread.values()), 2)
             print(f"  {row.kind} CPU by thread, ms per Ensemble ({alive} of {row.cpu_ms_per_ensemble} in threads "
                   f"alive at the end, in 1/{CLOCK_TICKS} s ticks): {roles}")
+        if row.request_cpu_ms_per_ensemble is not None:
+            print(f"  {row.kind} CPU split, ms per Ensemble: {request_split(row)}")
+
+
+def request_split(row: Row) -> str:
+    """What a row's requests cost (in all, and each) and what its CPU beyond them was."""
+    requests = row.request_cpu_ms_per_ensemble or 0.0
+    each = f" ({requests / row.requests_per_ensemble:.3f} each)" if row.requests_per_ensemble else ""
+    return f"in requests {requests}{each}, the rest {round(row.cpu_ms_per_ensemble - requests, 2)}"
 
 
 def print_medians(rows: list[Row]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,74 @@ def test_reconciles_counts_every_result_of_every_controller_and_nothing_else() -
     metrics.reconcile_errors_total.labels("ensemble").inc()
 
     assert bench_scale.reconciles(registry) == 6
+
+
+class SteppingClock:
+    """Thread CPU time that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_request_cpu_counts_a_call_made_inside_a_timed_call_once() -> None:
+    clock = SteppingClock()
+    request_cpu = bench_scale.RequestCpu(clock)
+
+    def inner() -> str:
+        clock.now += 0.002
+        return "answer"
+
+    def outer() -> str:
+        clock.now += 0.001
+        return timed_inner()
+    timed_inner = request_cpu.wrap(inner)
+
+    assert request_cpu.wrap(outer)() == "answer"
+    assert request_cpu.seconds == pytest.approx(0.003)
+    assert timed_inner() == "answer"
+    assert request_cpu.seconds == pytest.approx(0.005)
+
+
+def test_request_cpu_counts_a_call_that_raised_and_times_the_next_one_again() -> None:
+    clock = SteppingClock()
+    request_cpu = bench_scale.RequestCpu(clock)
+
+    def failing() -> None:
+        clock.now += 0.004
+        raise OSError("reset")
+
+    with pytest.raises(OSError):
+        request_cpu.wrap(failing)()
+    request_cpu.wrap(lambda: setattr(clock, "now", clock.now + 0.001))()
+
+    assert request_cpu.seconds == pytest.approx(0.005)
+
+
+def test_request_cpu_sums_the_thread_cpu_of_requests_on_every_thread() -> None:
+    request_cpu = bench_scale.RequestCpu()  # the real per-thread clock
+    own: list[float] = []
+    lock = threading.Lock()
+
+    def busy() -> None:
+        started = time.thread_time()
+        request_cpu.wrap(lambda: sum(i * i for i in range(200_000)))()
+        with lock:
+            own.append(time.thread_time() - started)
+    threads = [threading.Thread(target=busy) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(own) == 3 and min(own) > 0
+    assert request_cpu.seconds == pytest.approx(sum(own), rel=0.2)
+
+
+def test_request_split_gives_the_cost_of_each_request_and_the_cpu_beyond_them() -> None:
+    row = bench_scale.Row("ours", 400, 4, 10.0, 3.2, 8.0, 9.0, 9.0, 90.0, 60.0, 0, 0.0, 0,
+                          request_cpu_ms_per_ensemble=4.5)
+
+    assert bench_scale.request_split(row) == "in requests 4.5 (0.500 each), the rest 3.5"
