@@ -11,6 +11,7 @@ show them (``runtime.expectations``), so a lagging cache costs no second DELETE 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from controller.informers import CONTROLLER_UID_INDEX
 from controller.kube.errors import is_conflict, is_not_found, status_of
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 # leave size out without server-side apply deleting it (see OwnedObjects._pin_size).
 SIZE_FIELD_MANAGER = "ensemble-operator-initial-size"
 # A resourceVersion no stored object has (etcd's revisions count up from 1 and never get
-# near 2**64): an apply carrying it creates or fails (see OwnedObjects._create).
+# near 2**64): an apply carrying it creates or fails (see _Write).
 CREATE_ONLY_RESOURCE_VERSION = str(2**64 - 1)
 # How long after a delete the informer may still show the object without a second DELETE.
 DELETE_EXPECTATION_SECONDS = 60.0
@@ -38,6 +39,28 @@ DELETE_EXPECTATION_SECONDS = 60.0
 MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
 # Owned kinds deleted when no longer desired (indexed by controller UID).
 DELETED_RESOURCES = (*MEMBER_RESOURCES, NETWORKPOLICIES)
+
+
+@dataclass(eq=False)
+class _Write:
+    """One apply to send: ``desired`` (carrying its applied hash ``digest``) over ``before``,
+    the cache's copy (None: absent). A ``create_only`` one fails, writing nothing, if the name
+    is taken: server-side apply with a resourceVersion no stored object can have checks it
+    only against an existing object (409 Conflict) and creates a missing one as any apply
+    would, managed fields included. One request for what is otherwise a read and an apply.
+    (A uid in the body would do the opposite: the API server refuses to create an object
+    whose uid is set.)"""
+
+    resource: Resource
+    desired: dict
+    digest: str
+    before: dict | None
+    create_only: bool
+    body: dict = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.body = self.desired if not self.create_only else {
+            **self.desired, "metadata": {**self.desired["metadata"], "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
 
 
 class OwnedObjects:
@@ -60,10 +83,26 @@ class OwnedObjects:
         """``apply`` each of ``desired``; the conflicts. What was created is logged in one
         line and told in one "Created" Event (a new Ensemble's objects: one record of each
         rather than one per object; the Event is the one the recorder would have made of
-        one per object, joining their notes, at a seventh of its bookkeeping)."""
+        one per object, joining their notes, at a seventh of its bookkeeping).
+
+        Every object is compared and its body built first, then the writes go out one after
+        another, and ``written`` hears of their answers after the last. Code run right after
+        a request was answered runs with caches the API server's work evicted meanwhile:
+        measured in bench_scale at N=400, an applied hash took 75 us there against 20 us run
+        again at once. Doing this work in bursts rather than between requests saves that."""
         created: list[dict] = []
         try:
-            return [conflict for obj in desired if (conflict := self._apply(ensemble, obj, created)) is not None]
+            outcomes = [self._plan(ensemble, obj) for obj in desired]
+            writes = [outcome for outcome in outcomes if isinstance(outcome, _Write)]
+            answers = self._send_all(ensemble, writes, created)
+            refused = {id(write) for write, answer in zip(writes, answers) if write.create_only and answer is None}
+            conflicts = []
+            for outcome in outcomes:
+                if isinstance(outcome, _Write) and id(outcome) in refused:
+                    outcome = self._after_refused_create(ensemble, outcome, created)
+                if isinstance(outcome, str):
+                    conflicts.append(outcome)
+            return conflicts
         finally:
             if created:
                 log.info("created %s", ", ".join(f"{obj['kind']} {obj['metadata']['namespace']}/"
@@ -77,19 +116,23 @@ class OwnedObjects:
         conflicts = self.apply_all(ensemble, [desired])
         return conflicts[0] if conflicts else None
 
-    def _apply(self, ensemble: dict, desired: dict, created: list[dict]) -> str | None:
-        """``apply``, naming what it created in ``created``."""
-        resource = for_object(desired)
-        meta = desired["metadata"]
+    def _plan(self, ensemble: dict, obj: dict) -> _Write | str | None:
+        """What ``obj`` needs: a write, a conflict message, or None (the cache holds it)."""
+        resource = for_object(obj)
         # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
-        digest = applied_hash(_without_size(desired) if resource == MINICLUSTERS else desired)
-        desired = with_applied_hash(desired, digest)
+        digest = applied_hash(_without_size(obj) if resource == MINICLUSTERS else obj)
+        desired = with_applied_hash(obj, digest)
+        meta = desired["metadata"]
         cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
         if cached is None:
-            if self._create(ensemble, resource, desired):
-                created.append(desired)
-                return None
-            cached = self._unseen(resource, meta)
+            return _Write(resource, desired, digest, before=None, create_only=True)
+        return self._plan_over(ensemble, resource, desired, digest, cached)
+
+    def _plan_over(self, ensemble: dict, resource: Resource, desired: dict, digest: str,
+                   cached: dict | None) -> _Write | str | None:
+        """What ``desired`` needs where the live object is ``cached`` (None: gone, so an apply
+        creates it); a name this Ensemble does not control is a conflict, told in an Event."""
+        meta = desired["metadata"]
         if cached is not None and not controlled_by(cached, ensemble):
             conflict = conflict_message(desired["kind"], meta["namespace"], meta["name"])
             self._events.event(ensemble, "Warning", CONFLICT, conflict)
@@ -104,44 +147,60 @@ class OwnedObjects:
             if version is not None:
                 matched[(resource, meta["name"])] = (version, digest)
             return None
-        if resource == MINICLUSTERS and cached is not None:
-            self._pin_size(cached)
         if cached is not None:
             log.info("applying %s %s/%s", desired["kind"], meta["namespace"], meta["name"])
-        self._send(ensemble, resource, desired, cached)
-        if cached is None:
-            created.append(desired)
-        return None
+        return _Write(resource, desired, digest, before=cached, create_only=False)
 
-    def _send(self, ensemble: dict, resource: Resource, body: dict, before: dict | None, *,
-              create_only: bool = False) -> dict | None:
-        """Apply ``body`` (the cache showed ``before``); the answer, or None when a
-        ``create_only`` apply found the name taken. ``written`` hears of it."""
-        meta = body["metadata"]
-        if self._written is not None:
-            self._written.begin(resource, meta["namespace"], meta["name"], ensemble["metadata"]["uid"])
-        answer = None
+    def _send_all(self, ensemble: dict, writes: list[_Write], created: list[dict]) -> list[dict | None]:
+        """Send ``writes`` in order; their answers (None: a create that found the name taken),
+        told to ``written`` once the last is answered or one fails. ``created`` hears of each
+        object made as soon as it is."""
+        answers: list[dict | None] = []
+        begun = 0
         try:
-            answer = self._client.apply(resource, body, field_manager=FIELD_MANAGER, force=True)
-        except Exception as error:
-            if not (create_only and status_of(error) == 409):
-                raise
+            for write in writes:
+                if write.resource == MINICLUSTERS and write.before is not None:
+                    self._pin_size(write.before)
+                self._begin(ensemble, write)
+                begun += 1
+                answer = self._request(write)
+                answers.append(answer)
+                if answer is not None and write.before is None:
+                    created.append(write.desired)
         finally:
-            if self._written is not None:
-                self._written.end(resource, meta["namespace"], meta["name"], before, answer, request_of(ensemble))
-        return answer
+            for index, write in enumerate(writes[:begun]):
+                self._end(ensemble, write, answers[index] if index < len(answers) else None)
+        return answers
 
-    def _create(self, ensemble: dict, resource: Resource, desired: dict) -> bool:
-        """Create ``desired`` if no object holds its name; False (nothing written) if one does.
+    def _after_refused_create(self, ensemble: dict, write: _Write, created: list[dict]) -> str | None:
+        """A create found its name taken: read what holds it (``_unseen``) and go on from there."""
+        meta = write.desired["metadata"]
+        cached = self._unseen(write.resource, meta)
+        outcome = self._plan_over(ensemble, write.resource, write.desired, write.digest, cached)
+        if isinstance(outcome, _Write):
+            self._send_all(ensemble, [outcome], created)
+            return None
+        return outcome
 
-        A server-side apply whose resourceVersion no stored object can have: the API server
-        checks it only against an existing object (409 Conflict, nothing written) and creates
-        a missing one as any apply would, managed fields included (resourceVersion is never
-        owned). One request for what is otherwise a read and an apply. (A uid in the body
-        would do the opposite: the API server refuses to create an object whose uid is set.)
-        """
-        body = {**desired, "metadata": {**desired["metadata"], "resourceVersion": CREATE_ONLY_RESOURCE_VERSION}}
-        return self._send(ensemble, resource, body, None, create_only=True) is not None
+    def _begin(self, ensemble: dict, write: _Write) -> None:
+        if self._written is not None:
+            meta = write.body["metadata"]
+            self._written.begin(write.resource, meta["namespace"], meta["name"], ensemble["metadata"]["uid"])
+
+    def _request(self, write: _Write) -> dict | None:
+        """The apply's answer; None when a create-only apply found the name taken."""
+        try:
+            return self._client.apply(write.resource, write.body, field_manager=FIELD_MANAGER, force=True)
+        except Exception as error:
+            if write.create_only and status_of(error) == 409:
+                return None
+            raise
+
+    def _end(self, ensemble: dict, write: _Write, answer: dict | None) -> None:
+        if self._written is not None:
+            meta = write.body["metadata"]
+            self._written.end(write.resource, meta["namespace"], meta["name"], write.before, answer,
+                              request_of(ensemble))
 
     def _unseen(self, resource: Resource, meta: dict) -> dict | None:
         """The live object behind a cache miss whose create found the name taken (None if it

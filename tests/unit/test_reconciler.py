@@ -483,6 +483,72 @@ def test_written_objects_are_read_back_before_the_informer_shows_them_and_their_
     assert len(written) == 0 and woken == []
 
 
+class WrittenLog(WrittenObjects):
+    """WrittenObjects that logs what it hears into the API's own log of writes."""
+
+    def __init__(self, api: FakeApi) -> None:
+        super().__init__(FakeClock(), wake=lambda owner: None)
+        self.api = api
+
+    def begin(self, resource, namespace, name, owner_uid) -> None:
+        self.api.writes.append(("begin", resource.kind, name))
+        super().begin(resource, namespace, name, owner_uid)
+
+    def end(self, resource, namespace, name, before, answer, owner) -> None:
+        self.api.writes.append(("end", resource.kind, name, None if answer is None else answer["metadata"]["uid"]))
+        super().end(resource, namespace, name, before, answer, owner)
+
+
+def written_log_env(api: FakeApi) -> tuple[EnsembleReconciler, FakeRecorder]:
+    written = WrittenLog(api)
+    caches = fake_caches(api)
+    caches.owned = {res: written.cache(res, cache) for res, cache in caches.owned.items()}
+    recorder = FakeRecorder()
+    return EnsembleReconciler(client=api, caches=caches, events=recorder, clock=FakeClock(),
+                              settings=DesiredSettings(operator_image="op:dev", member_status_port=7000),
+                              poller=FakePoller(), written=written), recorder
+
+
+def test_every_answer_is_told_to_written_objects_once_the_last_owned_object_write_is_answered() -> None:
+    api = FakeApi()
+    reconciler, _ = written_log_env(api)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(REQUEST)
+    owned_writes = [w for w in api.writes if w[1] != "Ensemble"]
+    steps = [w[0] for w in owned_writes]
+    count = steps.count("apply")
+    assert count > 1 and steps == ["begin", "apply"] * count + ["end"] * count
+    applied = [w[1:3] for w in owned_writes if w[0] == "apply"]
+    ended = [w[1:3] for w in owned_writes if w[0] == "end"]
+    assert ended == applied  # each write ended, in the order sent
+    uids = {(key[0].kind, key[2]): obj["metadata"]["uid"] for key, obj in api.objects.items()}
+    assert [w[3] for w in owned_writes if w[0] == "end"] == [uids[kind_name] for kind_name in applied]  # the answers
+
+
+def test_a_failed_owned_object_write_ends_every_write_begun_and_sends_none_after_it() -> None:
+    api = FakeApi()
+    reconciler, recorder = written_log_env(api)
+    api.put(ENSEMBLES, make_ensemble())
+    failing_at = 3
+    real_apply = api.apply
+
+    def apply(res, obj, **kwargs):
+        if len([w for w in api.writes if w[0] == "apply"]) == failing_at - 1:
+            api.writes.append(("apply", res.kind, obj["metadata"]["name"]))
+            raise ApiError(500, "InternalError", "etcd is down")
+        return real_apply(res, obj, **kwargs)
+    api.apply = apply
+
+    with pytest.raises(ApiError):
+        reconciler.reconcile(REQUEST)
+    steps = [w[0] for w in api.writes]
+    assert steps == ["begin", "apply"] * failing_at + ["end"] * failing_at
+    assert [w[3] is None for w in api.writes if w[0] == "end"] == [False, False, True]
+    created = [e for e in recorder.events if e[1] == "Created"]
+    applied = [w[1:3] for w in api.writes if w[0] == "apply"]
+    assert created == [("Normal", "Created", "; ".join(f"Created {kind} {name}" for kind, name in applied[:2]))]
+
+
 REQUEST = Request("ns", "e1")
 
 
