@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -203,13 +204,14 @@ class KubeClient:
     def watch(self, res: Resource, namespace: str | None = None, *, resource_version: str,
               label_selector: str | None = None, field_selector: str | None = None,
               timeout_seconds: int = 300, allow_bookmarks: bool = True,
-              read_timeout: float = 330.0) -> WatchStream:
+              read_timeout: float = 330.0, before_wait: Callable[[], None] | None = None) -> WatchStream:
+        """An open watch; ``before_wait``: see ``WatchStream``."""
         params = {"watch": 1, "resourceVersion": resource_version,
                   "allowWatchBookmarks": allow_bookmarks, "timeoutSeconds": timeout_seconds,
                   "labelSelector": label_selector, "fieldSelector": field_selector}
         path = res.path(namespace)
         response = self._send("GET", path, params, None, None, read_timeout, stream=True)
-        return WatchStream(response, self.url(path, params))
+        return WatchStream(response, self.url(path, params), before_wait)
 
     def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or obj.get("metadata", {}).get("namespace")

@@ -7,7 +7,9 @@ reconnect instead of waiting forever on a zombie watch.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+import select
+import socket
+from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 import urllib3
@@ -83,6 +85,23 @@ def parse_events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         yield msgspec.json.decode(tail)
 
 
+def socket_readable(sock: socket.socket) -> Callable[[], bool]:
+    """Whether a read of ``sock`` would return at once: TLS bytes decrypted and not read yet,
+    or bytes (or the peer's close) arrived. poll, not select: any descriptor number works."""
+    pending = getattr(sock, "pending", None)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+
+    def readable() -> bool:
+        if pending is not None and pending() > 0:
+            return True
+        try:
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True  # closed or broken: the read says how
+    return readable
+
+
 class WatchStream:
     """An open watch: iterate for event dicts; close (or leave the ``with``) to release it.
 
@@ -90,14 +109,30 @@ class WatchStream:
     it raises ``WatchStalled`` on a read timeout and ``WatchBroken`` on a broken connection.
     """
 
-    def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+    def __init__(self, response: urllib3.BaseHTTPResponse, url: str,
+                 before_wait: Callable[[], None] | None = None,
+                 readable: Callable[[], bool] | None = None) -> None:
+        """``before_wait`` runs once the events read so far were all delivered and the next read
+        would wait, nothing more having arrived: there the reflector paces its reads. While
+        data keeps arriving it is read at once, so pacing never caps a busy stream's rate.
+        ``readable()`` says whether something arrived; by default the connection's socket is
+        asked, and where it cannot be (not the raw chunked path), reads are not paced."""
         self._response = response
         self.url = url
         self._closed = False
+        self._before_wait = before_wait
+        self._readable = readable
 
     def _chunks(self) -> Iterator[bytes]:
         source = self._raw_payloads() or self._read1_payloads()
+        readable = self._readable
+        first = True
         while True:
+            if not first and self._before_wait is not None and readable is not None and not readable():
+                self._before_wait()
+                if self._closed:
+                    return
+            first = False
             try:
                 chunk = next(source, b"")
             except Exception as err:  # close() from another thread surfaces as any error
@@ -126,6 +161,9 @@ class WatchStream:
         if (reader is None or not getattr(inner, "chunked", False) or getattr(inner, "chunk_left", 0) is not None
                 or self._response.headers.get("content-encoding") or not hasattr(reader, "read1")):
             return None
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if self._readable is None and sock is not None:
+            self._readable = socket_readable(sock)
         return ChunkedReader(reader.read1, READ_SIZE).payloads()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

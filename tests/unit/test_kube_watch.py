@@ -10,7 +10,8 @@ from controller.kube.chunked import ChunkedReader
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
-from controller.kube.watch import UNDECODABLE, LineParser, WatchBroken, WatchStalled, decode_event, parse_events
+from controller.kube.watch import (UNDECODABLE, LineParser, WatchBroken, WatchStalled, WatchStream, decode_event,
+                                   parse_events)
 from tests.helpers import blocked_in_read, wait_for
 from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
 
@@ -123,3 +124,92 @@ def test_events_after_an_undecodable_one_still_arrive() -> None:
              json.dumps(event("ADDED", obj("b", "2"))).encode() + b"\n"]
     kinds = [e["type"] for e in parse_events(lines)]
     assert kinds == [UNDECODABLE, "ADDED"]
+
+
+class ListedReads:
+    """A response whose ``read1`` returns the next payload (then b""), logging each read."""
+
+    def __init__(self, payloads: list[bytes], log: list[str]) -> None:
+        self.headers: dict[str, str] = {}
+        self._payloads = payloads
+        self._log = log
+
+    def read1(self, size: int) -> bytes:
+        self._log.append("read")
+        return self._payloads.pop(0) if self._payloads else b""
+
+    def shutdown(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+def added(name: str) -> bytes:
+    return json.dumps(event("ADDED", obj(name, "1"))).encode() + b"\n"
+
+
+def names_read(stream: WatchStream) -> list[str]:
+    return [item["object"]["metadata"]["name"] for item in stream]
+
+
+def test_before_wait_runs_when_all_read_was_delivered_and_nothing_more_has_arrived() -> None:
+    log: list[str] = []
+    stream = WatchStream(ListedReads([added("a") + added("b"), added("c")], log), "url",  # type: ignore[arg-type]
+                         before_wait=lambda: log.append("before"), readable=lambda: False)
+    for item in stream:
+        log.append(item["object"]["metadata"]["name"])
+    assert log == ["read", "a", "b", "before", "read", "c", "before", "read"]
+
+
+def test_data_that_has_arrived_is_read_without_before_wait() -> None:
+    log: list[str] = []
+    stream = WatchStream(ListedReads([added("a"), added("b")], log), "url",  # type: ignore[arg-type]
+                         before_wait=lambda: log.append("before"), readable=lambda: True)
+    assert names_read(stream) == ["a", "b"] and "before" not in log
+
+
+def test_a_stream_closed_in_before_wait_ends_without_reading_again() -> None:
+    log: list[str] = []
+    holder: list[WatchStream] = []
+    stream = WatchStream(ListedReads([added("a"), added("b")], log), "url",  # type: ignore[arg-type]
+                         before_wait=lambda: holder[0].close(), readable=lambda: False)
+    holder.append(stream)
+    assert names_read(stream) == ["a"] and log == ["read"]
+
+
+def test_socket_readable_tells_whether_a_read_would_return_at_once() -> None:
+    import socket
+    from controller.kube.watch import socket_readable
+    ours, peer = socket.socketpair()
+    try:
+        readable = socket_readable(ours)
+        assert not readable()
+        peer.sendall(b"x")
+        wait_for(readable, 5, "the byte sent to be readable")
+        assert ours.recv(1) == b"x" and not readable()
+        peer.close()
+        assert readable()  # the peer's close: the read returns at once, with b""
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_a_watch_over_a_real_connection_waits_only_once_caught_up(server: ScriptedApiServer,
+                                                                   client: KubeClient) -> None:
+    events = [event("ADDED", obj("a", "2")), event("MODIFIED", obj("a", "3"))]
+    server.on_watch(PATH, Stream(events, end="silent"))
+    caught_up = threading.Event()
+    stream = client.watch(CONFIGMAPS, "ns", resource_version="1", before_wait=caught_up.set)
+    seen: list[dict] = []
+    reader = threading.Thread(target=lambda: seen.extend(stream), daemon=True)
+    reader.start()
+    try:
+        assert caught_up.wait(5)  # the socket told that nothing more had arrived
+        assert seen == events
+    finally:
+        stream.close()
+        reader.join(5)

@@ -13,6 +13,7 @@ from controller.informers import DeletedFinalStateUnknown, Reflector, ReflectorO
 from controller.kube.client import KubeClient
 from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
+from controller.kube.watch import WatchStream
 from tests.helpers import blocked_in_read, wait_for, wait_for_waiters
 from tests.unit.scripted_apiserver import (
     Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
@@ -118,7 +119,9 @@ class NullStore:
 @contextmanager
 def running_reflector(server: ScriptedApiServer, clock) -> Iterator[Reflector]:
     reflector = Reflector(KubeClient(Endpoint(server.url)), CONFIGMAPS, NullStore(), namespace="ns",
-                          clock=clock, rand=lambda: 0.0, options=ReflectorOptions(initial_backoff=1.0))
+                          clock=clock, rand=lambda: 0.0,
+                          # Reads unpaced: these tests count the fake clock's waits for backoffs only.
+                          options=ReflectorOptions(initial_backoff=1.0, min_read_interval=0))
     thread = threading.Thread(target=reflector.run, daemon=True)
     thread.start()
     try:
@@ -335,3 +338,132 @@ def test_an_object_too_deep_to_decode_is_skipped_listed_or_watched_and_the_infor
         in caplog.text
     assert "skipping watched ConfigMap ns/deeper (resourceVersion 11) that cannot be decoded: RecursionError" \
         in caplog.text
+
+
+class ScriptedReads:
+    """A watch response read through ``read1``: each read takes the next scripted payload once
+    the test releases it (b"": the stream ends); reads are logged."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.headers: dict[str, str] = {}
+        self._payloads = payloads
+        self.reads = 0
+        self._released = threading.Semaphore(0)
+
+    def release(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._released.release()
+
+    def read1(self, size: int) -> bytes:
+        self._released.acquire()
+        self.reads += 1
+        return self._payloads.pop(0) if self._payloads else b""
+
+    def shutdown(self) -> None:
+        self.release(len(self._payloads) + 1)
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+class ScriptedWatchClient:
+    """Lists nothing at resourceVersion 10; its one watch reads ``response``, where data has
+    arrived for the next read or not as ``arrived()`` says (default: never)."""
+
+    def __init__(self, response: ScriptedReads, arrived=lambda: False) -> None:
+        self.response = response
+        self.arrived = arrived
+
+    def list(self, *args, **kwargs) -> dict:
+        return {"items": [], "metadata": {"resourceVersion": "10"}}
+
+    def watch(self, *args, before_wait=None, **kwargs) -> WatchStream:
+        return WatchStream(self.response, "scripted", before_wait, self.arrived)  # type: ignore[arg-type]
+
+
+class RecordingStore(NullStore):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def upsert(self, obj: dict) -> None:
+        self.names.append(obj["metadata"]["name"])
+
+
+def line(name: str, version: str) -> bytes:
+    return json.dumps(event("ADDED", obj(name, version))).encode() + b"\n"
+
+
+def test_a_caught_up_watch_waits_out_the_interval_and_what_came_meanwhile_is_delivered_together(clock) -> None:
+    response = ScriptedReads([line("a", "11"), line("b", "12") + line("c", "13")])
+    store = RecordingStore()
+    reflector = Reflector(ScriptedWatchClient(response), CONFIGMAPS, store, namespace="ns",  # type: ignore[arg-type]
+                          clock=clock, options=ReflectorOptions(min_read_interval=0.05))
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    try:
+        response.release(2)  # both reads may go as soon as the reflector lets them
+        wait_for(lambda: store.names == ["a"], 5, "the first read delivered")
+        wait_for_waiters(clock, 1)  # the second read waits for the interval to pass
+        clock.step(0.049)
+        wait_for_waiters(clock, 1)
+        assert response.reads == 1 and store.names == ["a"]
+        clock.step(0.001)
+        wait_for(lambda: store.names == ["a", "b", "c"], 5, "what came meanwhile")  # in one read
+        assert response.reads == 2
+    finally:
+        reflector.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_read_after_a_quiet_spell_is_not_delayed(clock) -> None:
+    response = ScriptedReads([line("a", "11"), line("b", "12")])
+    store = RecordingStore()
+    reflector = Reflector(ScriptedWatchClient(response), CONFIGMAPS, store, namespace="ns",  # type: ignore[arg-type]
+                          clock=clock, options=ReflectorOptions(min_read_interval=0.05))
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    try:
+        response.release()
+        wait_for(lambda: store.names == ["a"], 5, "the first read delivered")
+        wait_for_waiters(clock, 1)
+        clock.step(1.0)  # quiet: the reflector is now blocked in its read, not pacing
+        wait_for(lambda: clock.waiter_count == 0, 5, "the reflector reading")
+        response.release()
+        wait_for(lambda: store.names == ["a", "b"], 5, "the read after the quiet spell")
+    finally:
+        reflector.stop()
+        thread.join(5)
+
+
+def test_data_already_arrived_is_read_at_once_so_a_busy_watch_is_never_slowed(clock) -> None:
+    payloads = [line(f"o{index}", str(11 + index)) for index in range(5)]
+    response = ScriptedReads(payloads)
+    store = RecordingStore()
+    reflector = Reflector(ScriptedWatchClient(response, arrived=lambda: True), CONFIGMAPS, store,  # type: ignore[arg-type]
+                          namespace="ns", clock=clock, options=ReflectorOptions(min_read_interval=60.0))
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    try:
+        response.release(5)
+        wait_for(lambda: len(store.names) == 5, 5, "every read delivered without the clock moving")
+        assert clock.waiter_count == 0 and response.reads == 5
+    finally:
+        reflector.stop()
+        thread.join(5)
+
+
+def test_stop_ends_a_paced_wait_at_once(clock) -> None:
+    response = ScriptedReads([line("a", "11")])
+    reflector = Reflector(ScriptedWatchClient(response), CONFIGMAPS, NullStore(), namespace="ns",  # type: ignore[arg-type]
+                          clock=clock, options=ReflectorOptions(min_read_interval=60.0))
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    response.release()
+    wait_for_waiters(clock, 1)
+    reflector.stop()
+    thread.join(5)
+    assert not thread.is_alive() and response.reads == 1
