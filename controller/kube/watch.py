@@ -16,6 +16,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
+from controller.kube.answers import SharedAnswers
 from controller.kube.chunked import ChunkedReader
 from controller.kube.errors import KubeError
 from controller.kube.jsonscan import identity
@@ -73,11 +74,32 @@ def decode_event(line: bytes) -> dict[str, Any]:
                 "error": f"{type(err).__name__}: {str(err)[:200]}"}
 
 
-def parse_events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """Watch events from raw chunks; blank lines (keep-alives) are skipped."""
+# How the API server writes an added or modified object's event: the object's bytes follow.
+_SHARED_EVENT_PREFIXES = ((b'{"type":"ADDED","object":', "ADDED"), (b'{"type":"MODIFIED","object":', "MODIFIED"))
+
+
+def shared_event(line: bytes, answers: SharedAnswers) -> dict[str, Any] | None:
+    """The event of ``line`` when its object is exactly the bytes of a kept answer; else None."""
+    if not line.endswith(b"}"):
+        return None
+    for prefix, kind in _SHARED_EVENT_PREFIXES:
+        if line.startswith(prefix):
+            answer = answers.take(line[len(prefix):-1])
+            return None if answer is None else {"type": kind, "object": answer}
+    return None
+
+
+def parse_events(chunks: Iterable[bytes], answers: SharedAnswers | None = None) -> Iterator[dict[str, Any]]:
+    """Watch events from raw chunks; blank lines (keep-alives) are skipped. An object that is
+    exactly a kept answer (``answers``) is that answer, not decoded again."""
     parser = LineParser()
     for chunk in chunks:
         for line in parser.feed(chunk):
+            if answers:
+                shared = shared_event(line, answers)
+                if shared is not None:
+                    yield shared
+                    continue
             if line.strip():
                 yield decode_event(line)
     tail = parser.leftover
@@ -111,17 +133,19 @@ class WatchStream:
 
     def __init__(self, response: urllib3.BaseHTTPResponse, url: str,
                  before_wait: Callable[[], None] | None = None,
-                 readable: Callable[[], bool] | None = None) -> None:
+                 readable: Callable[[], bool] | None = None, *, answers: SharedAnswers | None = None) -> None:
         """``before_wait`` runs once the events read so far were all delivered and the next read
         would wait, nothing more having arrived: there the reflector paces its reads. While
         data keeps arriving it is read at once, so pacing never caps a busy stream's rate.
         ``readable()`` says whether something arrived; by default the connection's socket is
-        asked, and where it cannot be (not the raw chunked path), reads are not paced."""
+        asked, and where it cannot be (not the raw chunked path), reads are not paced.
+        ``answers``: the client's kept apply answers, taken for the events that bring them back."""
         self._response = response
         self.url = url
         self._closed = False
         self._before_wait = before_wait
         self._readable = readable
+        self._answers = answers
 
     def _chunks(self) -> Iterator[bytes]:
         source = self._raw_payloads() or self._read1_payloads()
@@ -168,7 +192,7 @@ class WatchStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
-            yield from parse_events(self._chunks())
+            yield from parse_events(self._chunks(), self._answers)
         except (msgspec.DecodeError, RecursionError) as err:  # only a cut-off last line gets here
             if self._closed:
                 return

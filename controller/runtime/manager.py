@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from controller.clock import Clock, RealClock
 from controller.informers import SharedInformerFactory
+from controller.kube.client import KubeClient
 from controller.kube.resources import Resource
 from controller.runtime.cache import ObjectCache
 from controller.runtime.caches import Caches
@@ -55,6 +56,9 @@ class Manager:
         if namespaces is not None and not namespaces:
             raise ValueError("namespaces: give at least one namespace, or None for all")
         self.client = client
+        if isinstance(client, KubeClient):
+            # Its informers take each object it applies back from the apply's answer (kube/answers.py).
+            client.share_apply_answers()
         self.clock = clock or RealClock()
         self.identity = identity or default_identity()
         self.registry = CollectorRegistry()

@@ -16,7 +16,7 @@ from controller.kube.errors import ApiError, KubeError
 from controller.kube.ratelimit import RequestRateLimiter
 from controller.kube.resources import CONFIGMAPS, NAMESPACES
 from tests.helpers import wait_for_waiters
-from tests.unit.scripted_apiserver import Json, ScriptedApiServer, obj, status_body
+from tests.unit.scripted_apiserver import Json, ScriptedApiServer, Stream, obj, status_body
 
 PATH = "/api/v1/namespaces/ns/configmaps"
 
@@ -45,6 +45,28 @@ def test_apply_is_a_server_side_apply_patch(server, client) -> None:
     assert sent.query == {"fieldManager": "ensemble-operator", "force": "true"}
     assert sent.json["metadata"]["name"] == "a"
     assert client.write_count == 1
+
+
+def echo_of(answer: dict) -> bytes:
+    """The watch line the API server writes for ``answer``'s object, as it encoded the answer."""
+    return b'{"type":"ADDED","object":' + json.dumps(answer).encode() + b"}\n"
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_an_apply_answer_is_what_the_clients_watch_yields_for_its_echo_only_when_shared(
+        server, client, shared: bool) -> None:
+    answer_body, patched = obj("a", "2"), obj("b", "3")
+    server.on("PATCH", f"{PATH}/a", Json(200, answer_body))
+    server.on("PATCH", f"{PATH}/b", Json(200, patched))
+    server.on_watch(PATH, Stream([echo_of(answer_body), echo_of(patched)], end="close"))
+    if shared:
+        client.share_apply_answers()
+    answer = client.apply(CONFIGMAPS, obj("a", "1"), field_manager="m")
+    merged = client.patch(CONFIGMAPS, "b", {"data": {}}, namespace="ns")  # not an apply: never kept
+    with client.watch(CONFIGMAPS, "ns", resource_version="1") as stream:
+        objects = [event["object"] for event in stream]
+    assert objects == [answer_body, patched]
+    assert (objects[0] is answer) is shared and objects[1] is not merged
 
 
 def test_create_patch_replace_delete_use_the_right_verbs(server, client) -> None:
