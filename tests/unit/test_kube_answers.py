@@ -39,6 +39,29 @@ def test_the_oldest_answers_go_first_beyond_the_bound() -> None:
     assert answers.take(compact(kept[1])) is kept[1] and answers.take(compact(kept[2])) is kept[2]
 
 
+def test_kept_bytes_stay_within_their_bound_and_a_larger_answer_is_not_kept() -> None:
+    answers = SharedAnswers(max_bytes=250)
+    small = [config_map(f"o{index}", str(index)) for index in range(3)]
+    sizes = [len(compact(answer)) for answer in small]
+    assert 2 * sizes[0] <= 250 < 3 * sizes[0]
+    for answer in small:
+        answers.keep(compact(answer), answer)
+    assert len(answers) == 2 and answers.bytes == sizes[1] + sizes[2]
+    assert answers.take(compact(small[1])) is small[1] and answers.bytes == sizes[2]
+    large = {**config_map("big", "9"), "data": {"k": "v" * 300}}
+    answers.keep(compact(large), large)
+    assert answers.take(compact(large)) is None and answers.bytes == 0 and len(answers) == 0
+
+
+def test_the_same_bytes_kept_twice_count_once() -> None:
+    answers = SharedAnswers()
+    first, second = config_map("a", "5"), config_map("a", "5")
+    answers.keep(compact(first), first)
+    answers.keep(compact(second), second)
+    assert len(answers) == 1 and answers.bytes == len(compact(first))
+    assert answers.take(compact(first)) is second
+
+
 def test_an_added_or_modified_event_of_a_kept_answer_is_that_answer_and_others_are_decoded() -> None:
     answers = SharedAnswers()
     added, modified, other = config_map("a", "5"), config_map("b", "6"), config_map("c", "7")
