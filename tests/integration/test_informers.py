@@ -83,6 +83,19 @@ def retrying(call: Callable[[], Any], timeout: float = 60) -> Any:
             time.sleep(0.2)
 
 
+def served_list(kube: KubeClient, res: Resource, namespace: str) -> dict | None:
+    """The list, or None while the API server is not back or its storage still initializing
+    (429/503 after a restart of the API server by an earlier test)."""
+    try:
+        return kube.list(res, namespace)
+    except ApiError as err:
+        if err.status in (429, 503):
+            return None
+        raise
+    except KubeError:
+        return None
+
+
 def configmap(namespace: str, name: str, value: str, labels: dict | None = None) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
@@ -229,7 +242,8 @@ def test_a_watch_brings_an_applied_object_back_as_the_apply_answer_itself(
         "widget": (widgets_crd, {"apiVersion": "informertest.example.com/v1", "kind": "Widget",
                                  "metadata": {"name": "shared", "namespace": namespace}, "spec": {"size": 3}}),
     }[kind]
-    version = client.list(res, namespace)["metadata"]["resourceVersion"]
+    listed = wait_for(lambda: served_list(client, res, namespace), 60, f"{res} to be served")
+    version = listed["metadata"]["resourceVersion"]
     for labels, kind_of_event in (({"app": "x"}, "ADDED"), ({"changed": "yes"}, "MODIFIED")):
         body["metadata"]["labels"] = labels
         answer = client.apply(res, body, field_manager="test")
