@@ -94,11 +94,10 @@ class OwnedObjects:
         try:
             outcomes = [self._plan(ensemble, obj) for obj in desired]
             writes = [outcome for outcome in outcomes if isinstance(outcome, _Write)]
-            answers = self._send_all(ensemble, writes, created)
-            refused = {id(write) for write, answer in zip(writes, answers) if write.create_only and answer is None}
+            answers = dict(zip(writes, self._send_all(ensemble, writes, created)))  # _Write: hashed by identity
             conflicts = []
             for outcome in outcomes:
-                if isinstance(outcome, _Write) and id(outcome) in refused:
+                if isinstance(outcome, _Write) and outcome.create_only and answers[outcome] is None:
                     outcome = self._after_refused_create(ensemble, outcome, created)
                 if isinstance(outcome, str):
                     conflicts.append(outcome)

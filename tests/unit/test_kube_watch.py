@@ -13,6 +13,7 @@ from controller.kube.resources import CONFIGMAPS
 from controller.kube.watch import (UNDECODABLE, LineParser, WatchBroken, WatchStalled, WatchStream, decode_event,
                                    parse_events)
 from tests.helpers import blocked_in_read, wait_for
+from tests.unit.fakes.watch import ScriptedReads
 from tests.unit.scripted_apiserver import ScriptedApiServer, Stream, event, obj
 
 PATH = "/api/v1/namespaces/ns/configmaps"
@@ -126,28 +127,6 @@ def test_events_after_an_undecodable_one_still_arrive() -> None:
     assert kinds == [UNDECODABLE, "ADDED"]
 
 
-class ListedReads:
-    """A response whose ``read1`` returns the next payload (then b""), logging each read."""
-
-    def __init__(self, payloads: list[bytes], log: list[str]) -> None:
-        self.headers: dict[str, str] = {}
-        self._payloads = payloads
-        self._log = log
-
-    def read1(self, size: int) -> bytes:
-        self._log.append("read")
-        return self._payloads.pop(0) if self._payloads else b""
-
-    def shutdown(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def release_conn(self) -> None:
-        pass
-
-
 def added(name: str) -> bytes:
     return json.dumps(event("ADDED", obj(name, "1"))).encode() + b"\n"
 
@@ -158,7 +137,7 @@ def names_read(stream: WatchStream) -> list[str]:
 
 def test_before_wait_runs_when_all_read_was_delivered_and_nothing_more_has_arrived() -> None:
     log: list[str] = []
-    stream = WatchStream(ListedReads([added("a") + added("b"), added("c")], log), "url",  # type: ignore[arg-type]
+    stream = WatchStream(ScriptedReads([added("a") + added("b"), added("c")], log=log), "url",  # type: ignore[arg-type]
                          before_wait=lambda: log.append("before"), readable=lambda: False)
     for item in stream:
         log.append(item["object"]["metadata"]["name"])
@@ -167,7 +146,7 @@ def test_before_wait_runs_when_all_read_was_delivered_and_nothing_more_has_arriv
 
 def test_data_that_has_arrived_is_read_without_before_wait() -> None:
     log: list[str] = []
-    stream = WatchStream(ListedReads([added("a"), added("b")], log), "url",  # type: ignore[arg-type]
+    stream = WatchStream(ScriptedReads([added("a"), added("b")], log=log), "url",  # type: ignore[arg-type]
                          before_wait=lambda: log.append("before"), readable=lambda: True)
     assert names_read(stream) == ["a", "b"] and "before" not in log
 
@@ -175,7 +154,7 @@ def test_data_that_has_arrived_is_read_without_before_wait() -> None:
 def test_a_stream_closed_in_before_wait_ends_without_reading_again() -> None:
     log: list[str] = []
     holder: list[WatchStream] = []
-    stream = WatchStream(ListedReads([added("a"), added("b")], log), "url",  # type: ignore[arg-type]
+    stream = WatchStream(ScriptedReads([added("a"), added("b")], log=log), "url",  # type: ignore[arg-type]
                          before_wait=lambda: holder[0].close(), readable=lambda: False)
     holder.append(stream)
     assert names_read(stream) == ["a"] and log == ["read"]

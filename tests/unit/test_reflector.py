@@ -15,6 +15,7 @@ from controller.kube.config import Endpoint
 from controller.kube.resources import CONFIGMAPS
 from controller.kube.watch import WatchStream
 from tests.helpers import blocked_in_read, wait_for, wait_for_waiters
+from tests.unit.fakes.watch import ScriptedReads
 from tests.unit.scripted_apiserver import (
     Json, RecordingHandler, ScriptedApiServer, Stream, bookmark, event, list_of, obj, status_body,
 )
@@ -117,11 +118,8 @@ class NullStore:
 
 
 @contextmanager
-def running_reflector(server: ScriptedApiServer, clock) -> Iterator[Reflector]:
-    reflector = Reflector(KubeClient(Endpoint(server.url)), CONFIGMAPS, NullStore(), namespace="ns",
-                          clock=clock, rand=lambda: 0.0,
-                          # Reads unpaced: these tests count the fake clock's waits for backoffs only.
-                          options=ReflectorOptions(initial_backoff=1.0, min_read_interval=0))
+def running(reflector: Reflector) -> Iterator[Reflector]:
+    """``reflector`` run on a thread of its own, stopped (and its thread joined) at the end."""
     thread = threading.Thread(target=reflector.run, daemon=True)
     thread.start()
     try:
@@ -129,6 +127,14 @@ def running_reflector(server: ScriptedApiServer, clock) -> Iterator[Reflector]:
     finally:
         reflector.stop()
         thread.join(5)
+        assert not thread.is_alive()
+
+
+def running_reflector(server: ScriptedApiServer, clock):
+    return running(Reflector(KubeClient(Endpoint(server.url)), CONFIGMAPS, NullStore(), namespace="ns",
+                             clock=clock, rand=lambda: 0.0,
+                             # Reads unpaced: these tests count the fake clock's waits for backoffs only.
+                             options=ReflectorOptions(initial_backoff=1.0, min_read_interval=0)))
 
 
 def test_gone_right_after_a_list_backs_off_before_relisting(server, clock) -> None:
@@ -340,35 +346,6 @@ def test_an_object_too_deep_to_decode_is_skipped_listed_or_watched_and_the_infor
         in caplog.text
 
 
-class ScriptedReads:
-    """A watch response read through ``read1``: each read takes the next scripted payload once
-    the test releases it (b"": the stream ends); reads are logged."""
-
-    def __init__(self, payloads: list[bytes]) -> None:
-        self.headers: dict[str, str] = {}
-        self._payloads = payloads
-        self.reads = 0
-        self._released = threading.Semaphore(0)
-
-    def release(self, count: int = 1) -> None:
-        for _ in range(count):
-            self._released.release()
-
-    def read1(self, size: int) -> bytes:
-        self._released.acquire()
-        self.reads += 1
-        return self._payloads.pop(0) if self._payloads else b""
-
-    def shutdown(self) -> None:
-        self.release(len(self._payloads) + 1)
-
-    def close(self) -> None:
-        pass
-
-    def release_conn(self) -> None:
-        pass
-
-
 class ScriptedWatchClient:
     """Lists nothing at resourceVersion 10; its one watch reads ``response``, where data has
     arrived for the next read or not as ``arrived()`` says (default: never)."""
@@ -396,14 +373,16 @@ def line(name: str, version: str) -> bytes:
     return json.dumps(event("ADDED", obj(name, version))).encode() + b"\n"
 
 
+def paced_reflector(response: ScriptedReads, store: NullStore, clock, interval: float, *,
+                    arrived=lambda: False) -> Reflector:
+    return Reflector(ScriptedWatchClient(response, arrived), CONFIGMAPS, store, namespace="ns",  # type: ignore[arg-type]
+                     clock=clock, options=ReflectorOptions(min_read_interval=interval))
+
+
 def test_a_caught_up_watch_waits_out_the_interval_and_what_came_meanwhile_is_delivered_together(clock) -> None:
-    response = ScriptedReads([line("a", "11"), line("b", "12") + line("c", "13")])
+    response = ScriptedReads([line("a", "11"), line("b", "12") + line("c", "13")], gated=True)
     store = RecordingStore()
-    reflector = Reflector(ScriptedWatchClient(response), CONFIGMAPS, store, namespace="ns",  # type: ignore[arg-type]
-                          clock=clock, options=ReflectorOptions(min_read_interval=0.05))
-    thread = threading.Thread(target=reflector.run, daemon=True)
-    thread.start()
-    try:
+    with running(paced_reflector(response, store, clock, 0.05)):
         response.release(2)  # both reads may go as soon as the reflector lets them
         wait_for(lambda: store.names == ["a"], 5, "the first read delivered")
         wait_for_waiters(clock, 1)  # the second read waits for the interval to pass
@@ -413,20 +392,12 @@ def test_a_caught_up_watch_waits_out_the_interval_and_what_came_meanwhile_is_del
         clock.step(0.001)
         wait_for(lambda: store.names == ["a", "b", "c"], 5, "what came meanwhile")  # in one read
         assert response.reads == 2
-    finally:
-        reflector.stop()
-        thread.join(5)
-    assert not thread.is_alive()
 
 
 def test_a_read_after_a_quiet_spell_is_not_delayed(clock) -> None:
-    response = ScriptedReads([line("a", "11"), line("b", "12")])
+    response = ScriptedReads([line("a", "11"), line("b", "12")], gated=True)
     store = RecordingStore()
-    reflector = Reflector(ScriptedWatchClient(response), CONFIGMAPS, store, namespace="ns",  # type: ignore[arg-type]
-                          clock=clock, options=ReflectorOptions(min_read_interval=0.05))
-    thread = threading.Thread(target=reflector.run, daemon=True)
-    thread.start()
-    try:
+    with running(paced_reflector(response, store, clock, 0.05)):
         response.release()
         wait_for(lambda: store.names == ["a"], 5, "the first read delivered")
         wait_for_waiters(clock, 1)
@@ -434,36 +405,20 @@ def test_a_read_after_a_quiet_spell_is_not_delayed(clock) -> None:
         wait_for(lambda: clock.waiter_count == 0, 5, "the reflector reading")
         response.release()
         wait_for(lambda: store.names == ["a", "b"], 5, "the read after the quiet spell")
-    finally:
-        reflector.stop()
-        thread.join(5)
 
 
 def test_data_already_arrived_is_read_at_once_so_a_busy_watch_is_never_slowed(clock) -> None:
-    payloads = [line(f"o{index}", str(11 + index)) for index in range(5)]
-    response = ScriptedReads(payloads)
+    response = ScriptedReads([line(f"o{index}", str(11 + index)) for index in range(5)], gated=True)
     store = RecordingStore()
-    reflector = Reflector(ScriptedWatchClient(response, arrived=lambda: True), CONFIGMAPS, store,  # type: ignore[arg-type]
-                          namespace="ns", clock=clock, options=ReflectorOptions(min_read_interval=60.0))
-    thread = threading.Thread(target=reflector.run, daemon=True)
-    thread.start()
-    try:
+    with running(paced_reflector(response, store, clock, 60.0, arrived=lambda: True)):
         response.release(5)
         wait_for(lambda: len(store.names) == 5, 5, "every read delivered without the clock moving")
         assert clock.waiter_count == 0 and response.reads == 5
-    finally:
-        reflector.stop()
-        thread.join(5)
 
 
 def test_stop_ends_a_paced_wait_at_once(clock) -> None:
-    response = ScriptedReads([line("a", "11")])
-    reflector = Reflector(ScriptedWatchClient(response), CONFIGMAPS, NullStore(), namespace="ns",  # type: ignore[arg-type]
-                          clock=clock, options=ReflectorOptions(min_read_interval=60.0))
-    thread = threading.Thread(target=reflector.run, daemon=True)
-    thread.start()
-    response.release()
-    wait_for_waiters(clock, 1)
-    reflector.stop()
-    thread.join(5)
-    assert not thread.is_alive() and response.reads == 1
+    response = ScriptedReads([line("a", "11")], gated=True)
+    with running(paced_reflector(response, NullStore(), clock, 60.0)):
+        response.release()
+        wait_for_waiters(clock, 1)
+    assert response.reads == 1
