@@ -23,11 +23,21 @@ from controller.clock import Clock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.results import result_name
-from controller.proto.limits import insecure_channel
+from controller.proto.limits import message_size_options
 from controller.proto.wire import MINICLUSTER_MEMBER
 from controller.workqueue.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
+
+# Each channel keeps its own subchannels. grpc's default pool shares one subchannel among every
+# channel in the process with the same address and options, so a channel dialled afresh after a
+# member was unreachable would inherit the old subchannel's reconnect backoff and fail at once.
+FRESH_DIAL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+
+
+def poll_channel(address: str) -> grpc.Channel:
+    """A channel to a member: the message size limits, and a dial of its own (``FRESH_DIAL_OPTIONS``)."""
+    return grpc.insecure_channel(address, options=message_size_options() + FRESH_DIAL_OPTIONS)
 
 PollKey = tuple[str, str, str]
 """(namespace, ensemble, member name)."""
@@ -87,7 +97,7 @@ class ChannelCache:
         self,
         clock: Clock,
         idle_seconds: float,
-        factory: Callable[[str], grpc.Channel] = insecure_channel,
+        factory: Callable[[str], grpc.Channel] = poll_channel,
     ) -> None:
         self._clock = clock
         self._idle_seconds = idle_seconds
@@ -217,7 +227,7 @@ class StatusPoller:
         retry_backoff: float = 0.05,
         max_backoff: float = 300.0,
         channel_idle_seconds: float = 300.0,
-        channel_factory: Callable[[str], grpc.Channel] = insecure_channel,
+        channel_factory: Callable[[str], grpc.Channel] = poll_channel,
         schedule: Deadlines[PollKey] | None = None,
     ) -> None:
         """``schedule``: each registered member's next poll, none while one is in flight (a new

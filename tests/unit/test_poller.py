@@ -2,6 +2,8 @@
 ``StatusPoller`` and with the asyncio ``AsyncStatusPoller`` (the ``poller_class`` fixture)."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import queue
 import threading
@@ -11,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc import aio
 from prometheus_client import CollectorRegistry
 
 from localcluster import free_port
@@ -18,7 +21,9 @@ from tests.fakes import FakeClock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.reconcilers.aiopoller import AsyncStatusPoller, aio_insecure_channel
-from controller.reconcilers.poller import ChannelCache, PollKey, PollResult, PollTarget, StatusPoller
+from controller.reconcilers.poller import (
+    ChannelCache, PollKey, PollResult, PollTarget, StatusPoller, poll_channel,
+)
 from controller.workqueue.deadlines import Deadlines
 from tests.helpers import wait_for
 
@@ -330,6 +335,34 @@ class PollChannels:
         """The constructor argument that makes the polls' channels."""
         return {"aio_channel_factory" if self.on_loop else "channel_factory": factory}
 
+    @contextlib.contextmanager
+    def met_down(self, address: str) -> Iterator[None]:
+        """Holds open, for the block, a channel made as the poller makes its own that failed to
+        reach ``address`` (its subchannel in reconnect backoff)."""
+        request = pb.StatusRequest(name="ens")
+        if not self.on_loop:
+            with poll_channel(address) as channel:
+                with pytest.raises(grpc.RpcError):
+                    pb_grpc.EnsembleOperatorStub(channel).RequestStatus(request, timeout=WAIT)
+                yield
+            return
+        async def dial() -> tuple[aio.Channel, grpc.RpcError | None]:
+            channel = aio_insecure_channel(address)
+            try:
+                await pb_grpc.EnsembleOperatorStub(channel).RequestStatus(request, timeout=WAIT)
+            except grpc.RpcError as failure:
+                return channel, failure
+            return channel, None
+
+        loop = asyncio.new_event_loop()
+        channel, failure = loop.run_until_complete(dial())
+        try:
+            assert failure is not None
+            yield
+        finally:
+            loop.run_until_complete(channel.close())
+            loop.close()
+
     def count(self, poller: StatusPoller) -> int:
         return len(poller.aio_channels) if isinstance(poller, AsyncStatusPoller) else len(poller.channels)
 
@@ -390,6 +423,16 @@ def test_an_unavailable_member_is_dialled_afresh(make_poller, serve, poll_channe
     serve(Member(), port)
     assert poller.poll([target])[KEY].ok
     assert len(factory.opened) == 2
+
+
+def test_a_member_come_up_is_polled_despite_another_channels_backoff(make_poller, serve, poll_channels) -> None:
+    """grpc shares a subchannel among channels with the same address and options by default: a poll
+    must not inherit the reconnect backoff of another channel that met the member down."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    with poll_channels.met_down(address):
+        serve(Member(), port)
+        assert make_poller(attempts=1).poll([PollTarget(KEY, address)])[KEY].ok
 
 
 def test_concurrency_is_bounded_by_the_pool(make_poller, serve) -> None:
