@@ -6,6 +6,8 @@ reads caches only and writes only the Ensemble's owned objects and status; each 
 collaborator with one job:
 
 - ``OwnedObjects`` (owned_objects.py): apply what differs, size pinning, conflicts, deletions;
+- ``LastDesired`` (last_desired.py): what the decoded spec desired last, so that desired objects
+  the caches still show as matched are not built again;
 - ``MemberObserver`` (members.py): member pods, lead brokers, poll targets and results;
 - ``AlgorithmStep`` (algorithm_step.py): ``spec.algorithm``'s records and decisions, carried
   out by the ``ActionRunner`` (action_runner.py) off the reconcile workers.
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from api.v1alpha1 import Ensemble, FieldError, spec_warnings
 from api.v1alpha1.validation import guarded, validated
 from controller.clock import Clock
-from controller.kube.resources import DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, for_object
+from controller.kube.resources import DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES
 from controller.reconcilers.action_records import ActionRecords
 from controller.reconcilers.action_runner import ActionRunner
 from controller.reconcilers.algorithm import algorithm_errors
@@ -27,8 +29,9 @@ from controller.reconcilers.conflicts import with_conflicts
 from controller.reconcilers.desired import DesiredSettings, desired_objects
 from controller.reconcilers.desired.meta import member_name
 from controller.reconcilers.known_valid import KnownValid
+from controller.reconcilers.last_desired import LastDesired
 from controller.reconcilers.members import MemberObserver
-from controller.reconcilers.owned_objects import DELETE_EXPECTATION_SECONDS, OwnedObjects
+from controller.reconcilers.owned_objects import DELETE_EXPECTATION_SECONDS, DesiredRef, OwnedObjects, hashed
 from controller.reconcilers.poller import PollKey, PollResult
 from controller.reconcilers.status import (COMPLETED, FAILED, OWNED_FIELDS, SPEC_WARNINGS, MemberObservation,
                                            invalid_status, member_phase, rfc3339, spec_warnings_message,
@@ -62,6 +65,7 @@ class EnsembleReconciler:
         self._validate = validator
         self._warnings = warner
         self._known_valid = KnownValid()
+        self._last_desired = LastDesired()
         self.owned = OwnedObjects(client=client, caches=caches, events=events,
                                   expectations=Expectations(clock, ttl=DELETE_EXPECTATION_SECONDS),
                                   written=written)
@@ -82,6 +86,7 @@ class EnsembleReconciler:
             self.algorithm.forget(request)
             self.owned.forget(request)
             self._known_valid.forget(request)
+            self._last_desired.forget(request)
             return Result()
         errors, typed = self._checked(request, ensemble)
         if typed is None:
@@ -89,9 +94,9 @@ class EnsembleReconciler:
             return Result()
         members = {member_name(ensemble, index) for index in range(len(typed.spec.members))}
         records = self.algorithm.records(ensemble, members)
-        desired = desired_objects(typed.to_dict(), self._settings)
-        conflicts = self.owned.apply_all(ensemble, [obj for obj in desired if not _deleted_by_algorithm(obj, records)])
-        self.owned.delete_undesired(ensemble, len(typed.spec.members), desired)
+        conflicts, refs = self._apply_desired(request, ensemble, typed, records)
+        policies = {ref.name for ref in refs if ref.resource == NETWORKPOLICIES}
+        self.owned.delete_undesired(ensemble, len(typed.spec.members), policies)
         observations = self.members.observe(ensemble, typed, records)
         written, observations = self.algorithm.run(ensemble, typed, observations, records)
         deployment = self._caches.owned[DEPLOYMENTS].get(request.name, request.namespace)
@@ -109,6 +114,21 @@ class EnsembleReconciler:
             waits.append(float(typed.spec.heartbeat))
         # Poll results held back until the Ensemble's publication window opens are written then.
         return Result(requeue_after=max(min(waits), MIN_REQUEUE_SECONDS)) if waits else Result()
+
+    def _apply_desired(self, request: Request, ensemble: dict, typed: Ensemble,
+                       records: dict[str, ActionRecords]) -> tuple[list[str], tuple[DesiredRef, ...]]:
+        """Apply what differs of the desired objects; the conflicts, and every desired object's
+        reference. Those last desired by this same decoded spec are not built again while the
+        caches show each as last matched (last_desired.py)."""
+        refs = self._last_desired.get(request, typed)
+        if refs is not None and self.owned.unchanged(ensemble, [ref for ref in refs
+                                                               if not _deleted_by_algorithm(ref, records)]):
+            return [], refs
+        desired = [hashed(obj) for obj in desired_objects(typed.to_dict(), self._settings)]
+        refs = tuple(item.ref for item in desired)
+        self._last_desired.keep(request, typed, refs)
+        return self.owned.apply_all(ensemble, [item for item in desired
+                                               if not _deleted_by_algorithm(item.ref, records)]), refs
 
     def _checked(self, request: Request, ensemble: dict) -> tuple[list[FieldError], Ensemble | None]:
         """The Ensemble's errors, and when there are none the Ensemble decoded (by the same
@@ -135,6 +155,7 @@ class EnsembleReconciler:
                 errors = [FieldError("spec", f"could not be read: {type(err).__name__}: {str(err)[:200]}")]
         if errors or typed is None:
             self._known_valid.forget(request)
+            self._last_desired.forget(request)
             return errors, None
         self._known_valid.passed(request, ensemble, typed)
         return [], typed
@@ -171,7 +192,7 @@ def _needs_polling(observation: MemberObservation) -> bool:
             and member_phase(observation) not in (COMPLETED, FAILED))
 
 
-def _deleted_by_algorithm(desired: dict, records: dict[str, ActionRecords]) -> bool:
+def _deleted_by_algorithm(desired: DesiredRef, records: dict[str, ActionRecords]) -> bool:
     """A MiniCluster an algorithm deleted stays deleted: its member's work is done."""
-    known = records.get(desired["metadata"]["name"])
-    return for_object(desired) == MINICLUSTERS and known is not None and known.deleted
+    known = records.get(desired.name)
+    return desired.resource == MINICLUSTERS and known is not None and known.deleted

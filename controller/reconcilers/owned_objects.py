@@ -11,6 +11,7 @@ show them (``runtime.expectations``), so a lagging cache costs no second DELETE 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from controller.informers import CONTROLLER_UID_INDEX
@@ -39,6 +40,33 @@ DELETE_EXPECTATION_SECONDS = 60.0
 MEMBER_RESOURCES = (MINICLUSTERS, CONFIGMAPS)
 # Owned kinds deleted when no longer desired (indexed by controller UID).
 DELETED_RESOURCES = (*MEMBER_RESOURCES, NETWORKPOLICIES)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredRef:
+    """Which object is desired, and its applied hash: all an unchanged reconcile compares."""
+
+    resource: Resource
+    namespace: str
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class HashedObject:
+    """A desired object annotated with its applied hash (``ref.digest``)."""
+
+    obj: dict
+    ref: DesiredRef
+
+
+def hashed(obj: dict) -> HashedObject:
+    """``obj`` with its applied hash. A MiniCluster's hash leaves its size out: after creation
+    the size is not ours to apply."""
+    resource = for_object(obj)
+    digest = applied_hash(_without_size(obj) if resource == MINICLUSTERS else obj)
+    meta = obj["metadata"]
+    return HashedObject(with_applied_hash(obj, digest), DesiredRef(resource, meta["namespace"], meta["name"], digest))
 
 
 @dataclass(eq=False)
@@ -79,7 +107,7 @@ class OwnedObjects:
         # subset walk was a third of a reconcile with nothing to do (bench_reconcile_cpu.py).
         self._matched: dict[Request, dict[tuple[Resource, str], tuple[str, str]]] = {}
 
-    def apply_all(self, ensemble: dict, desired: list[dict]) -> list[str]:
+    def apply_all(self, ensemble: dict, desired: list[HashedObject]) -> list[str]:
         """``apply`` each of ``desired``; the conflicts. What was created is logged in one
         line and told in one "Created" Event (a new Ensemble's objects: one record of each
         rather than one per object; the Event is the one the recorder would have made of
@@ -112,20 +140,28 @@ class OwnedObjects:
     def apply(self, ensemble: dict, desired: dict) -> str | None:
         """Create or update ``desired``; an object of that name not controlled by this Ensemble
         is left alone and returned as a conflict message (with a Warning Event naming it)."""
-        conflicts = self.apply_all(ensemble, [desired])
+        conflicts = self.apply_all(ensemble, [hashed(desired)])
         return conflicts[0] if conflicts else None
 
-    def _plan(self, ensemble: dict, obj: dict) -> _Write | str | None:
-        """What ``obj`` needs: a write, a conflict message, or None (the cache holds it)."""
-        resource = for_object(obj)
-        # The hash leaves the MiniCluster's size out: after creation it is not ours to apply.
-        digest = applied_hash(_without_size(obj) if resource == MINICLUSTERS else obj)
-        desired = with_applied_hash(obj, digest)
-        meta = desired["metadata"]
-        cached = self._caches.owned[resource].get(meta["name"], meta["namespace"])
+    def unchanged(self, ensemble: dict, refs: Collection[DesiredRef]) -> bool:
+        """Whether the caches hold each of ``refs`` at the resourceVersion where it last held
+        everything desired under the same applied hash: then ``apply_all`` would send nothing,
+        and the desired objects need not even be built."""
+        matched = self._matched.get(request_of(ensemble), {})
+        for ref in refs:
+            cached = self._caches.owned[ref.resource].get(ref.name, ref.namespace)
+            version = None if cached is None else cached["metadata"].get("resourceVersion")
+            if version is None or matched.get((ref.resource, ref.name)) != (version, ref.digest):
+                return False
+        return True
+
+    def _plan(self, ensemble: dict, desired: HashedObject) -> _Write | str | None:
+        """What ``desired`` needs: a write, a conflict message, or None (the cache holds it)."""
+        ref = desired.ref
+        cached = self._caches.owned[ref.resource].get(ref.name, ref.namespace)
         if cached is None:
-            return _Write(resource, desired, digest, before=None, create_only=True)
-        return self._plan_over(ensemble, resource, desired, digest, cached)
+            return _Write(ref.resource, desired.obj, ref.digest, before=None, create_only=True)
+        return self._plan_over(ensemble, ref.resource, desired.obj, ref.digest, cached)
 
     def _plan_over(self, ensemble: dict, resource: Resource, desired: dict, digest: str,
                    cached: dict | None) -> _Write | str | None:
@@ -232,9 +268,10 @@ class OwnedObjects:
             if not is_conflict(error):
                 raise
 
-    def delete_undesired(self, ensemble: dict, member_count: int, desired: list[dict]) -> None:
+    def delete_undesired(self, ensemble: dict, member_count: int, policy_names: Collection[str]) -> None:
         """Delete the objects of removed members and our NetworkPolicies the Ensemble no longer
-        asks for (``spec.networkPolicy: false``, a removed member), each once."""
+        asks for (not named in ``policy_names``: ``spec.networkPolicy: false``, a removed
+        member), each once."""
         uid = ensemble["metadata"]["uid"]
         cached = {res: self._caches.owned[res].by_index(CONTROLLER_UID_INDEX, uid) for res in DELETED_RESOURCES}
         request = request_of(ensemble)
@@ -245,10 +282,9 @@ class OwnedObjects:
                 index = member_index_of(obj)
                 if index is not None and index >= member_count:
                     self._delete(ensemble, resource, obj, f"member {index} removed from the spec")
-        keep = {obj["metadata"]["name"] for obj in desired if for_object(obj) == NETWORKPOLICIES}
-        why = "spec.networkPolicy is false" if not keep else "no longer desired"
+        why = "spec.networkPolicy is false" if not policy_names else "no longer desired"
         for obj in cached[NETWORKPOLICIES]:
-            if obj["metadata"]["name"] not in keep:
+            if obj["metadata"]["name"] not in policy_names:
                 self._delete(ensemble, NETWORKPOLICIES, obj, why)
 
     def forget(self, request: Request) -> None:

@@ -11,6 +11,7 @@ from controller.kube.errors import ApiError
 from controller.kube.resources import (CONFIGMAPS, DEPLOYMENTS, ENSEMBLES, MINICLUSTERS, NETWORKPOLICIES, PODS,
                                        Resource)
 from controller.reconcilers.desired import DesiredSettings
+from controller.reconcilers import ensemble as ensemble_reconciler
 from controller.reconcilers import owned_objects
 from controller.reconcilers.ensemble import FIELD_MANAGER, EnsembleReconciler
 from controller.reconcilers.owned_objects import CREATE_ONLY_RESOURCE_VERSION, SIZE_FIELD_MANAGER
@@ -104,6 +105,45 @@ def test_an_object_found_matching_is_not_compared_again_until_its_version_or_the
     reconciler.reconcile(Request("ns", "e1"))  # the desired MiniCluster changed, its cached copy did not
     assert "e1-1" in compared
     assert api.objects[(MINICLUSTERS, "ns", "e1-1")]["spec"]["containers"][0]["image"] == "app:2"
+
+
+def test_the_desired_objects_of_an_unchanged_spec_are_built_again_only_once_the_caches_show_a_change(
+        env, monkeypatch) -> None:
+    api, _, _, _, reconciler = env
+    built: list[str] = []
+    real_desired_objects = ensemble_reconciler.desired_objects
+
+    def counting_desired_objects(ensemble: dict, settings: DesiredSettings) -> list[dict]:
+        built.append(ensemble["metadata"]["name"])
+        return real_desired_objects(ensemble, settings)
+    monkeypatch.setattr(ensemble_reconciler, "desired_objects", counting_desired_objects)
+    api.put(ENSEMBLES, make_ensemble())
+    reconciler.reconcile(Request("ns", "e1"))  # creates
+    reconciler.reconcile(Request("ns", "e1"))  # finds each created object matching
+    assert len(built) == 2
+    writes = len(api.writes)
+    for _ in range(3):
+        reconciler.reconcile(Request("ns", "e1"))
+    assert len(built) == 2 and api.kinds_written()[writes:] == []
+
+    del api.objects[(CONFIGMAPS, "ns", "e1-1")]  # someone deleted one
+    reconciler.reconcile(Request("ns", "e1"))
+    assert len(built) == 3 and api.kinds_written()[writes:] == [("ConfigMap", "e1-1")]
+    reconciler.reconcile(Request("ns", "e1"))  # finds the re-created one matching
+    reconciler.reconcile(Request("ns", "e1"))
+    assert len(built) == 4
+
+    # Someone else's change to the Ensemble (a new resourceVersion, not a new generation): it is
+    # decoded again (known_valid.py), and what the new decoding desires is built once.
+    stored_ensemble(api)["metadata"]["labels"] = {"team": "a"}
+    stored_ensemble(api)["metadata"]["resourceVersion"] = "relabelled"
+    reconciler.reconcile(Request("ns", "e1"))
+    reconciler.reconcile(Request("ns", "e1"))
+    assert len(built) == 5
+    spec_edited(api)["spec"]["members"][0]["minicluster"]["spec"]["containers"][0]["image"] = "app:3"
+    reconciler.reconcile(Request("ns", "e1"))
+    assert len(built) == 6
+    assert api.objects[(MINICLUSTERS, "ns", "e1-0")]["spec"]["containers"][0]["image"] == "app:3"
 
 
 def test_a_missing_object_is_created_with_one_create_only_apply_and_no_read(env) -> None:
