@@ -486,6 +486,28 @@ def test_a_hex_uid_that_looks_like_an_exponent_keeps_the_fast_encoder(monkeypatc
     assert canonical_json(obj) == expected
 
 
+def test_text_holding_no_float_is_not_searched_for_exponents(monkeypatch) -> None:
+    """The exponent regex reads only objects that may hold a float; one that does still gets it."""
+    searched: list[bytes] = []
+
+    class Recording:
+        def search(self, data: bytes) -> None:
+            searched.append(data)
+
+    monkeypatch.setattr("controller.reconcilers.desired.compare._EXPONENT", Recording())
+    for obj in desired_objects(make_ensemble(), DesiredSettings()):
+        canonical_json(obj)
+    assert searched == []
+    canonical_json({"nested": [{"deep": [0.5]}]})
+    assert searched == [b'{"nested":[{"deep":[0.5]}]}']
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, 1.5, 1e16, 1e-05, 5e-324, 1.7976931348623157e308])
+def test_a_float_anywhere_is_seen_by_the_float_check(value: float) -> None:
+    for obj in ({"x": value}, {"a": [{"b": [1, "s", value]}]}, [value], {"k": {"l": [None, True, value]}}):
+        assert canonical_json(obj) == json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
 def test_the_applied_hash_of_every_desired_object_is_unchanged_by_the_fast_encoder() -> None:
     for obj in desired_objects(make_ensemble(), DesiredSettings()):
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"))

@@ -71,13 +71,28 @@ def applied_hash(obj: dict) -> str:
 _EXPONENT = re.compile(rb"[:,\[]-?(?:[0-9]+(?:\.[0-9]+)?[eE]|0\.0000)")
 
 
+# msgspec's MessagePack writes every float as a float64, after this marker byte. Text whose
+# MessagePack lacks the byte holds no float, so the regex above need not read it (5.6 against
+# 1.1 us for a desired object); the byte also turns up inside integers, lengths and non-ASCII
+# text, which only costs the regex.
+_FLOAT64_MARKER = b"\xcb"
+
+
+def _may_hold_float(obj: Any) -> bool:
+    try:
+        return _FLOAT64_MARKER in msgspec.msgpack.encode(obj)
+    except (TypeError, msgspec.EncodeError):
+        return True
+
+
 def canonical_json(obj: Any) -> bytes:
     """``json.dumps(obj, sort_keys=True, separators=(",", ":"))`` as bytes, about 10x faster."""
     try:
         data = msgspec.json.encode(obj, order="sorted")
     except (TypeError, msgspec.EncodeError):
         data = b"\x80"  # not encodable by msgspec: json.dumps decides
-    if data[:1] in (b"{", b"[") and data.isascii() and b"\x7f" not in data and not _EXPONENT.search(data):
+    if (data[:1] in (b"{", b"[") and data.isascii() and b"\x7f" not in data
+            and not (_may_hold_float(obj) and _EXPONENT.search(data))):
         return data
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
