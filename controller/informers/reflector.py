@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
 from controller.backoff import Backoff
@@ -187,6 +187,17 @@ class Reflector:
             continue_token = metadata.get("continue") or None
             if not continue_token or self._stopper.stopped:  # a stopped list is never stored
                 return objects, metadata.get("resourceVersion", "")
+
+    @property
+    def min_read_interval(self) -> float:
+        return self._options.min_read_interval
+
+    def set_min_read_interval(self, seconds: float) -> None:
+        """Change ``ReflectorOptions.min_read_interval`` from the next paced read on (a watch
+        begun without pacing, at 0, is paced from the next watch on)."""
+        if not seconds >= 0:
+            raise ValueError(f"min_read_interval: must be a number >= 0, got {seconds!r}")
+        self._options = replace(self._options, min_read_interval=seconds)
 
     # -- watch ----------------------------------------------------------------------
 

@@ -52,13 +52,21 @@ class SharedInformer:
                                    label_selector=label_selector, field_selector=field_selector,
                                    options=reflector_options, clock=self._clock, rand=rand,
                                    on_undecodable=on_undecodable)
+        self._default_read_interval = (reflector_options or ReflectorOptions()).min_read_interval
+        self._read_intervals: list[float] = []
 
     # -- public API -----------------------------------------------------------------
 
-    def add_event_handler(self, handler: ResourceEventHandler,
-                          resync_period: float | None = None) -> ProcessorListener:
+    def add_event_handler(self, handler: ResourceEventHandler, resync_period: float | None = None, *,
+                          read_interval: float | None = None) -> ProcessorListener:
         """Register a handler; if the cache is already filled it first gets an add per object.
-        A handler whose ``inline`` attribute is true runs on the informer's thread (see listener.py)."""
+        A handler whose ``inline`` attribute is true runs on the informer's thread (see listener.py).
+        ``read_interval``: how long into a burst of events this handler may wait for them (the
+        reflector's ``min_read_interval``, None: the one the informer was made with); the
+        reflector waits what its least patient handler allows."""
+        with self._lock:
+            self._read_intervals.append(self._default_read_interval if read_interval is None else read_interval)
+            self.reflector.set_min_read_interval(min(self._read_intervals))
         period = self._resync_period if resync_period is None else resync_period
         if period:
             period = max(period, MIN_RESYNC_PERIOD)

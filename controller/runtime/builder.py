@@ -14,6 +14,14 @@ from controller.runtime.predicates import Predicate
 from controller.runtime.reconcile import Reconciler
 
 
+# How long into a burst the informers of owned objects may wait for its events: they only keep
+# the cache fresh and bring others' changes (the reconciler reads its own writes through
+# WrittenObjects and drops their echoes), so their reflectors read a burst in a few wakes
+# rather than one per 50 ms. bench_scale at N=400 (3 alternating pairs): reflector CPU 1.39-1.59
+# -> 0.83-0.97 request-equivalents per Ensemble, convergence unchanged (1.02-1.13 -> 1.06-1.15x).
+OWNED_READ_INTERVAL = 0.25
+
+
 class ControllerHost(Protocol):
     """What the builder needs from a Manager (a small fake in unit tests)."""
 
@@ -34,6 +42,7 @@ class _Watch:
     predicates: list[Predicate] = field(default_factory=list)
     namespace: str | None = None
     source: str = ""
+    read_interval: float | None = None  # see SharedInformer.add_event_handler
 
 
 class ControllerBuilder:
@@ -91,11 +100,11 @@ class ControllerBuilder:
                                 metrics=self._manager.controller_metrics,
                                 clock=self._manager.clock, object_key=primary.kind.lower())
         owned = [_Watch(resource, controller_owner_mapper(primary), predicates,
-                        source=f"owns {resource}")
+                        source=f"owns {resource}", read_interval=OWNED_READ_INTERVAL)
                  for resource, predicates in self._owns]
         for watch in [self._for, *owned, *self._watches]:
             handler = EnqueueHandler(queue, watch.mapper, watch.predicates, watch.source)
             for informer in self._manager.informers_for(watch.resource, namespace=watch.namespace):
-                informer.add_event_handler(handler)
+                informer.add_event_handler(handler, read_interval=watch.read_interval)
         self._manager.add_controller(controller)
         return controller

@@ -6,7 +6,7 @@ import pytest
 
 from controller.informers import DeletedFinalStateUnknown
 from controller.kube.resources import CONFIGMAPS, ENSEMBLES, MINICLUSTERS, PODS
-from controller.runtime.builder import ControllerBuilder
+from controller.runtime.builder import OWNED_READ_INTERVAL, ControllerBuilder
 from controller.runtime.predicates import PredicateFuncs, generation_changed
 from controller.runtime.reconcile import Request, Result
 from tests.unit.fakes.runtime import FakeManager, drain, obj, owner_ref
@@ -53,6 +53,14 @@ def test_owned_object_events_enqueue_their_controller_owner_of_the_for_type():
     configmaps.delete(DeletedFinalStateUnknown("ns/e-1", obj("ConfigMap", "e-1", ownerReferences=[
         owner_ref("Ensemble", "f", "ensemble.flux-framework.org/v1beta1")])))
     assert drain(manager.queues["ensemble"]) == [Request("ns", "e"), Request("ns", "f")]
+
+
+def test_owned_objects_informers_may_read_a_burst_late_while_for_and_watches_keep_their_pace():
+    manager = FakeManager()
+    build(manager).owns(CONFIGMAPS).watches(PODS, lambda pod: []).complete(NoopReconciler())
+    assert manager.informer(CONFIGMAPS).read_intervals == [OWNED_READ_INTERVAL]
+    assert manager.informer(ENSEMBLES).read_intervals == [None]
+    assert manager.informer(PODS).read_intervals == [None]
 
 
 @pytest.mark.parametrize("refs", [

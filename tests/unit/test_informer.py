@@ -21,8 +21,8 @@ class OfflineInformer(SharedInformer):
     """Never lists or watches (never started): tests call its store API as the reflector would.
     Its handlers are fed as a started informer's are, each on its own thread."""
 
-    def add_event_handler(self, handler, resync_period=None):  # type: ignore[no-untyped-def]
-        listener = super().add_event_handler(handler, resync_period)
+    def add_event_handler(self, handler, resync_period=None, **options):  # type: ignore[no-untyped-def]
+        listener = super().add_event_handler(handler, resync_period, **options)
         listener.start()
         return listener
 
@@ -115,6 +115,18 @@ def test_an_inline_handler_is_called_on_the_informers_thread_in_order_and_not_af
     informer.stop()
     informer.upsert(obj("b", "4"))
     assert len(inline.events) == 3 and late.events == []
+
+
+def test_the_reflector_waits_into_a_burst_what_the_least_patient_handler_allows() -> None:
+    informer = offline_informer(reflector_options=ReflectorOptions(min_read_interval=0.05))
+    assert informer.reflector.min_read_interval == 0.05  # no handler yet: as made
+    informer.add_event_handler(RecordingHandler(), read_interval=0.25)
+    assert informer.reflector.min_read_interval == 0.25
+    informer.add_event_handler(RecordingHandler(), read_interval=1.0)
+    assert informer.reflector.min_read_interval == 0.25
+    informer.add_event_handler(RecordingHandler())  # as patient as the informer was made
+    assert informer.reflector.min_read_interval == 0.05
+    informer.stop()
 
 
 def test_a_failing_handler_keeps_receiving_events() -> None:

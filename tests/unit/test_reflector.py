@@ -394,6 +394,24 @@ def test_a_caught_up_watch_waits_out_the_interval_and_what_came_meanwhile_is_del
         assert response.reads == 2
 
 
+def test_a_changed_interval_paces_the_reads_after_it(clock) -> None:
+    response = ScriptedReads([line("a", "11"), line("b", "12")], gated=True)
+    store = RecordingStore()
+    reflector = paced_reflector(response, store, clock, 60.0)
+    reflector.set_min_read_interval(0.25)
+    with pytest.raises(ValueError, match="min_read_interval"):
+        reflector.set_min_read_interval(-1)
+    with running(reflector):
+        response.release(2)
+        wait_for(lambda: store.names == ["a"], 5, "the first read delivered")
+        wait_for_waiters(clock, 1)
+        clock.step(0.249)
+        wait_for_waiters(clock, 1)
+        assert store.names == ["a"]
+        clock.step(0.001)
+        wait_for(lambda: store.names == ["a", "b"], 5, "the read 0.25 s after the first")
+
+
 def test_a_read_after_a_quiet_spell_is_not_delayed(clock) -> None:
     response = ScriptedReads([line("a", "11"), line("b", "12")], gated=True)
     store = RecordingStore()

@@ -17,9 +17,12 @@ class FakeInformer:
 
     def __init__(self) -> None:
         self.handlers: list[Any] = []
+        self.read_intervals: list[float | None] = []
 
-    def add_event_handler(self, handler: Any, resync_period: float | None = None) -> object:
+    def add_event_handler(self, handler: Any, resync_period: float | None = None, *,
+                          read_interval: float | None = None) -> object:
         self.handlers.append(handler)
+        self.read_intervals.append(read_interval)
         return handler
 
     def add(self, obj: dict) -> None:
