@@ -659,15 +659,26 @@ def main(argv: list[str] | None = None) -> int:
             for name, percent in total:
                 print(f"{percent:6.1f}%  {name}")
             return 0
+        seen: dict[tuple[int, int], tuple[dict, int]] = {}  # per (N, workers): ours' status, Events each
         for repeat in range(args.repeats):
             for count in args.sizes:
                 for workers in args.workers:
                     suffix = f"{count}-w{workers}-r{repeat}"
+                    floor_first = floor_goes_first(repeat, seen.get((count, workers)))
+
+                    def floor_run(status: dict, events_each: int) -> Row:
+                        return run_floor(cluster, admin, f"floor-{suffix}", count, workers, args.idle_seconds,
+                                         args.timeout, status, events_each)
+                    if floor_first is not None:
+                        floor = floor_run(*floor_first)
                     ours, status, events = run_ours(cluster, admin, f"ours-{suffix}", count, workers,
                                                     args.idle_seconds, args.timeout, log_path)
-                    floor = run_floor(cluster, admin, f"floor-{suffix}", count, workers, args.idle_seconds,
-                                      args.timeout, status, round(events / count))
+                    seen[(count, workers)] = (status, round(events / count))
+                    if floor_first is None:
+                        floor = floor_run(*seen[(count, workers)])
                     rows += [ours, floor]
+                    print(f"N={count} workers={workers} repeat {repeat}: "
+                          f"{'the floor ran first' if floor_first is not None else 'ours ran first'}")
                     print_table([ours, floor])
                     print_ratios("ratios ours/floor", ours, floor)
                     print_cpu_by_thread([ours, floor])
@@ -689,6 +700,15 @@ def main(argv: list[str] | None = None) -> int:
             print_ratios(f"N={ours.ensembles} ours ({ours.workers} workers)/upstream", ours, upstream)
     print(json.dumps([asdict(row) for row in every_row]))
     return 0
+
+
+def floor_goes_first(repeat: int, seen: tuple[dict, int] | None) -> tuple[dict, int] | None:
+    """What the floor runs with when it goes first in this repeat (None: ours goes first).
+
+    The floor sends what ours sent, so it needs ours' status and Event count; once a repeat has
+    shown them, odd repeats run the floor first, so that neither side is always the one that
+    meets the API server after the other's burst (its heap grown, its caches full)."""
+    return seen if repeat % 2 == 1 else None
 
 
 def print_ratios(label: str, ours: Row, other: Row) -> None:

@@ -173,3 +173,12 @@ def test_request_split_gives_the_cost_of_each_request_and_the_cpu_beyond_them() 
                           request_cpu_ms_per_ensemble=4.5)
 
     assert bench_scale.request_split(row) == "in requests 4.5 (0.500 each), the rest 3.5"
+
+
+def test_the_floor_goes_first_in_odd_repeats_once_ours_showed_what_to_send() -> None:
+    seen = ({"phase": "Pending"}, 1)
+    assert bench_scale.floor_goes_first(0, None) is None
+    assert bench_scale.floor_goes_first(1, None) is None  # nothing seen yet: ours must go first
+    assert bench_scale.floor_goes_first(1, seen) == seen
+    assert bench_scale.floor_goes_first(2, seen) is None
+    assert bench_scale.floor_goes_first(3, seen) == seen
