@@ -64,9 +64,10 @@ class SharedInformer:
         ``read_interval``: how long into a burst of events this handler may wait for them (the
         reflector's ``min_read_interval``, None: the one the informer was made with); the
         reflector waits what its least patient handler allows."""
+        interval = self._default_read_interval if read_interval is None else read_interval
         with self._lock:
-            self._read_intervals.append(self._default_read_interval if read_interval is None else read_interval)
-            self.reflector.set_min_read_interval(min(self._read_intervals))
+            self.reflector.set_min_read_interval(min([*self._read_intervals, interval]))  # refuses a bad one
+            self._read_intervals.append(interval)
         period = self._resync_period if resync_period is None else resync_period
         if period:
             period = max(period, MIN_RESYNC_PERIOD)

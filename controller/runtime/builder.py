@@ -17,8 +17,8 @@ from controller.runtime.reconcile import Reconciler
 # How long into a burst the informers of owned objects may wait for its events: they only keep
 # the cache fresh and bring others' changes (the reconciler reads its own writes through
 # WrittenObjects and drops their echoes), so their reflectors read a burst in a few wakes
-# rather than one per 50 ms. bench_scale at N=400 (3 alternating pairs): reflector CPU 1.39-1.59
-# -> 0.83-0.97 request-equivalents per Ensemble, convergence unchanged (1.02-1.13 -> 1.06-1.15x).
+# rather than one per 50 ms. bench_scale at N=400 (3 alternating pairs): reflector CPU 1.36-1.59
+# -> 0.85-1.02 request-equivalents per Ensemble, convergence unchanged (0.94-1.12 -> 1.01-1.12x).
 OWNED_READ_INTERVAL = 0.25
 
 

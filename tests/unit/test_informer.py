@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.fakes import FakeClock
 from controller.informers import (
     DeletedFinalStateUnknown, ReflectorOptions, ResourceEventHandlerFuncs, SharedInformer,
@@ -125,6 +127,10 @@ def test_the_reflector_waits_into_a_burst_what_the_least_patient_handler_allows(
     informer.add_event_handler(RecordingHandler(), read_interval=1.0)
     assert informer.reflector.min_read_interval == 0.25
     informer.add_event_handler(RecordingHandler())  # as patient as the informer was made
+    assert informer.reflector.min_read_interval == 0.05
+    with pytest.raises(ValueError, match="min_read_interval"):
+        informer.add_event_handler(RecordingHandler(), read_interval=-1.0)
+    informer.add_event_handler(RecordingHandler(), read_interval=0.5)  # the refused one left no trace
     assert informer.reflector.min_read_interval == 0.05
     informer.stop()
 
