@@ -52,7 +52,7 @@ class SharedInformer:
                                    label_selector=label_selector, field_selector=field_selector,
                                    options=reflector_options, clock=self._clock, rand=rand,
                                    on_undecodable=on_undecodable)
-        self._default_read_interval = (reflector_options or ReflectorOptions()).min_read_interval
+        self._default_read_interval = self.reflector.min_read_interval  # what handlers that ask none get
         self._read_intervals: list[float] = []
 
     # -- public API -----------------------------------------------------------------

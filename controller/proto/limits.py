@@ -8,6 +8,8 @@ A message over the limit fails that call with ``RESOURCE_EXHAUSTED``; the peer s
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
@@ -20,6 +22,7 @@ def message_size_options(max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tup
     return [("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes)]
 
 
-def insecure_channel(target: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> grpc.Channel:
-    """``grpc.insecure_channel`` with the message size limits."""
-    return grpc.insecure_channel(target, options=message_size_options(max_bytes))
+def insecure_channel(target: str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, *,
+                     options: Sequence[tuple[str, int]] = ()) -> grpc.Channel:
+    """``grpc.insecure_channel`` with the message size limits, and ``options`` besides."""
+    return grpc.insecure_channel(target, options=message_size_options(max_bytes) + list(options))

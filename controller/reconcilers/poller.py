@@ -23,7 +23,7 @@ from controller.clock import Clock
 from controller.proto import ensemble_service_pb2 as pb
 from controller.proto import ensemble_service_pb2_grpc as pb_grpc
 from controller.proto.results import result_name
-from controller.proto.limits import message_size_options
+from controller.proto.limits import insecure_channel
 from controller.proto.wire import MINICLUSTER_MEMBER
 from controller.workqueue.deadlines import Deadlines
 
@@ -37,7 +37,8 @@ FRESH_DIAL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 
 def poll_channel(address: str) -> grpc.Channel:
     """A channel to a member: the message size limits, and a dial of its own (``FRESH_DIAL_OPTIONS``)."""
-    return grpc.insecure_channel(address, options=message_size_options() + FRESH_DIAL_OPTIONS)
+    return insecure_channel(address, options=FRESH_DIAL_OPTIONS)
+
 
 PollKey = tuple[str, str, str]
 """(namespace, ensemble, member name)."""
